@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * suture_core.c - the suture companion module: patch registration, enable
+ * and disable
+ *
+ * Patch modules register a struct suture_patch; user space enables and
+ * disables it through sysfs. A patch is switched wholly or not at all, and
+ * every failure undoes exactly what was done before it. This module never
+ * reads a bundle and never resolves symbols itself: patchd links both this
+ * module and the patch modules before they are loaded.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kallsyms.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include "suture_internal.h"
+
+DEFINE_MUTEX(suture_mutex);
+
+/* Registered patches, oldest first; protected by suture_mutex. */
+static LIST_HEAD(suture_patches);
+
+/* Functions start on this boundary; kallsyms sizes include the padding. */
+#define SUTURE_FUNC_ALIGN 16
+
+#define suture_for_each_func(patch, func) \
+	for ((func) = (patch)->funcs; (func)->old_name; (func)++)
+
+/**
+ * suture_symbol_extent() - the symbol containing an address
+ * @addr:	any address
+ * @name:	receives the symbol name
+ * @name_len:	size of @name
+ * @offset:	receives @addr's offset in the symbol
+ * @size:	receives the symbol's size
+ *
+ * Uses sprint_symbol(), which is exported, because kallsyms_lookup_size_offset()
+ * is not.
+ * Return: 0, or -ENOENT when kallsyms knows no symbol at @addr.
+ */
+int suture_symbol_extent(unsigned long addr, char *name, size_t name_len,
+			 unsigned long *offset, unsigned long *size)
+{
+	char buf[KSYM_SYMBOL_LEN];
+	char *plus;
+
+	/* "name+0xoff/0xsize [module]", or a bare hex address when unknown */
+	sprint_symbol(buf, addr);
+	plus = strchr(buf, '+');
+	if (!plus)
+		return -ENOENT;
+	*plus = '\0';
+	if (sscanf(plus + 1, "0x%lx/0x%lx", offset, size) != 2)
+		return -ENOENT;
+	strscpy(name, buf, name_len);
+	return 0;
+}
+
+static unsigned int suture_nr_funcs(struct suture_patch *patch)
+{
+	struct suture_func *func;
+	unsigned int n = 0;
+
+	suture_for_each_func(patch, func)
+		n++;
+	return n;
+}
+
+static struct suture_patch *suture_find_patch(const char *name)
+{
+	struct suture_patch *patch;
+
+	list_for_each_entry(patch, &suture_patches, list)
+		if (!strcmp(patch->name, name))
+			return patch;
+	return NULL;
+}
+
+/* Checks one replacement against the running kernel; changes nothing. */
+static int suture_check_func(struct suture_patch *patch, struct suture_func *func)
+{
+	char name[KSYM_NAME_LEN];
+	unsigned long offset, size;
+	struct suture_func *other;
+	int ret;
+
+	if (!func->old_addr || !func->new_func) {
+		pr_err("%s: %s: old address or new function missing: link the patch module with patchd before loading it\n",
+		       patch->name, func->old_name);
+		return -EINVAL;
+	}
+	if (!within_module_core((unsigned long)func->new_func, patch->mod)) {
+		pr_err("%s: %s: the replacement %px is not in the patch module's core text\n",
+		       patch->name, func->old_name, func->new_func);
+		return -EINVAL;
+	}
+	for (other = patch->funcs; other != func; other++) {
+		if (other->old_addr == func->old_addr) {
+			pr_err("%s: %s is replaced twice in one patch\n",
+			       patch->name, func->old_name);
+			return -EINVAL;
+		}
+	}
+
+	ret = suture_symbol_extent(func->old_addr, name, sizeof(name), &offset, &size);
+	if (ret) {
+		pr_err("%s: %s: no kernel symbol at %px: the patch was linked for another kernel\n",
+		       patch->name, func->old_name, (void *)func->old_addr);
+		return -EINVAL;
+	}
+	if (strcmp(name, func->old_name) || offset) {
+		pr_err("%s: %s: address %px is %s+0x%lx, not the start of %s: the patch was built or linked for another kernel\n",
+		       patch->name, func->old_name, (void *)func->old_addr, name,
+		       offset, func->old_name);
+		return -EINVAL;
+	}
+	/*
+	 * kallsyms measures up to the next symbol, so it includes the padding
+	 * that aligns the next function; the ELF size does not.
+	 */
+	if (size < func->old_size || size - func->old_size >= SUTURE_FUNC_ALIGN) {
+		pr_err("%s: %s is %lu bytes in the running kernel, the patch expects %lu: it was built for another kernel build\n",
+		       patch->name, func->old_name, size, func->old_size);
+		return -EINVAL;
+	}
+
+	ret = suture_redirect_check_site(func->old_addr);
+	if (ret) {
+		pr_err("%s: %s has no ftrace call site (notrace or not instrumented): it cannot be redirected (%d)\n",
+		       patch->name, func->old_name, ret);
+		return ret;
+	}
+
+	ret = suture_symbol_extent((unsigned long)func->new_func, name,
+				   sizeof(name), &offset, &func->new_size);
+	if (ret || offset) {
+		pr_err("%s: %s: the replacement %px is not the start of a function\n",
+		       patch->name, func->old_name, func->new_func);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/**
+ * suture_register_patch() - make a patch known, disabled
+ * @patch: static in the calling patch module; see struct suture_patch
+ *
+ * Checks every function: its address must be the start of a kernel function
+ * with the expected name and size and an ftrace call site. Creates
+ * /sys/kernel/suture/<name>/. Redirects nothing.
+ * Context: process context, typically the patch module's init function.
+ * Return: 0 or a negative errno; on error nothing was registered.
+ */
+int suture_register_patch(struct suture_patch *patch)
+{
+	struct suture_func *func;
+	int ret;
+
+	if (!patch || !patch->mod || !patch->funcs || !patch->funcs[0].old_name)
+		return -EINVAL;
+	if (!patch->name)
+		patch->name = module_name(patch->mod);
+	if (!patch->name[0] || strchr(patch->name, '/') ||
+	    strlen(patch->name) >= MODULE_NAME_LEN) {
+		pr_err("invalid patch name '%s'\n", patch->name);
+		return -EINVAL;
+	}
+
+	mutex_lock(&suture_mutex);
+	if (suture_find_patch(patch->name)) {
+		pr_err("%s: a patch with this name is already registered\n", patch->name);
+		ret = -EEXIST;
+		goto out;
+	}
+	suture_for_each_func(patch, func) {
+		func->active = false;
+		func->fops = NULL;
+		ret = suture_check_func(patch, func);
+		if (ret)
+			goto out;
+	}
+	patch->enabled = false;
+	patch->busy_refusals = 0;
+	patch->last_pause_ns = 0;
+	patch->last_busy[0] = '\0';
+	ret = suture_sysfs_add_patch(patch);
+	if (ret)
+		goto out;
+	list_add_tail(&patch->list, &suture_patches);
+	patch->registered = true;
+	pr_info("%s: registered, %u function(s)\n", patch->name, suture_nr_funcs(patch));
+out:
+	mutex_unlock(&suture_mutex);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(suture_register_patch);
+
+/**
+ * suture_unregister_patch() - forget a disabled patch
+ * @patch: registered with suture_register_patch()
+ *
+ * Context: process context, typically the patch module's exit function,
+ * which cannot run while the patch is enabled (enabling holds a reference
+ * on the patch module).
+ * Return: 0; -EBUSY if the patch is enabled; -EINVAL if it is not registered.
+ */
+int suture_unregister_patch(struct suture_patch *patch)
+{
+	mutex_lock(&suture_mutex);
+	if (!patch->registered) {
+		mutex_unlock(&suture_mutex);
+		return -EINVAL;
+	}
+	if (patch->enabled) {
+		mutex_unlock(&suture_mutex);
+		pr_err("%s: cannot unregister an enabled patch: disable it first\n",
+		       patch->name);
+		return -EBUSY;
+	}
+	list_del(&patch->list);
+	patch->registered = false;
+	mutex_unlock(&suture_mutex);
+
+	/* Outside the mutex: it waits for sysfs writers, which take it. */
+	suture_sysfs_del_patch(patch);
+	pr_info("%s: unregistered\n", patch->name);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(suture_unregister_patch);
+
+/* Undoes suture_redirect_attach() for the first @n funcs; true if any stayed stacked. */
+static bool suture_detach_funcs(struct suture_patch *patch, unsigned int n)
+{
+	struct suture_func *func = patch->funcs;
+	bool stacked = false;
+
+	for (; n; n--, func++) {
+		if (!list_is_singular(&func->fops->func_stack))
+			stacked = true;
+		suture_redirect_detach(func);
+	}
+	return stacked;
+}
+
+/**
+ * suture_enable_patch() - redirect every function of a patch
+ * @patch: registered
+ *
+ * Context: suture_mutex held.
+ * Return: 0 (also when already enabled), -EBUSY when a task is inside a
+ * function being replaced, or another negative errno; on error nothing
+ * changed.
+ */
+int suture_enable_patch(struct suture_patch *patch)
+{
+	unsigned int n = suture_nr_funcs(patch), attached = 0, i = 0;
+	struct suture_range *ranges;
+	struct suture_func *func;
+	int ret;
+
+	lockdep_assert_held(&suture_mutex);
+	if (patch->enabled)
+		return 0;
+	/* Held while enabled: the patch module cannot be removed. */
+	if (!try_module_get(patch->mod))
+		return -ENODEV;
+	ranges = kcalloc(n, sizeof(*ranges), GFP_KERNEL);
+	if (!ranges) {
+		ret = -ENOMEM;
+		goto err_put;
+	}
+
+	suture_for_each_func(patch, func) {
+		ret = suture_redirect_attach(func);
+		if (ret)
+			goto err_detach;
+		attached++;
+	}
+	/* The code a caller runs today is what no task may be inside. */
+	suture_for_each_func(patch, func) {
+		ranges[i].start = suture_redirect_current_target(func, &ranges[i].size);
+		i++;
+	}
+
+	ret = suture_switch(patch, ranges, n, true);
+	if (ret)
+		goto err_detach;
+
+	patch->enabled = true;
+	kfree(ranges);
+	pr_info("%s: enabled (pause %llu ns)\n", patch->name, patch->last_pause_ns);
+	return 0;
+
+err_detach:
+	suture_detach_funcs(patch, attached);
+	kfree(ranges);
+err_put:
+	module_put(patch->mod);
+	return ret;
+}
+
+/**
+ * suture_disable_patch() - stop redirecting the functions of a patch
+ * @patch: registered
+ *
+ * Context: suture_mutex held.
+ * Return: 0 (also when already disabled), -EBUSY when a task is inside one
+ * of the patch's replacements, or another negative errno; on error nothing
+ * changed.
+ */
+int suture_disable_patch(struct suture_patch *patch)
+{
+	unsigned int n = suture_nr_funcs(patch), i = 0;
+	struct suture_range *ranges;
+	struct suture_func *func;
+	int ret;
+
+	lockdep_assert_held(&suture_mutex);
+	if (!patch->enabled)
+		return 0;
+	ranges = kcalloc(n, sizeof(*ranges), GFP_KERNEL);
+	if (!ranges)
+		return -ENOMEM;
+	suture_for_each_func(patch, func) {
+		ranges[i].start = (unsigned long)func->new_func;
+		ranges[i].size = func->new_size;
+		i++;
+	}
+	ret = suture_switch(patch, ranges, n, false);
+	kfree(ranges);
+	if (ret)
+		return ret;
+
+	if (suture_detach_funcs(patch, n)) {
+		/*
+		 * A task preempted in an ftrace trampoline after the handler
+		 * chose one of our replacements has not entered it yet, so the
+		 * stack check cannot see it. Where the ftrace_ops stays
+		 * registered (another patch still replaces the function),
+		 * nobody else waits for such tasks before the patch module
+		 * may go; unregister_ftrace_function() does it otherwise.
+		 */
+		synchronize_rcu_tasks();
+	}
+	patch->enabled = false;
+	module_put(patch->mod);
+	pr_info("%s: disabled (pause %llu ns)\n", patch->name, patch->last_pause_ns);
+	return 0;
+}
+
+static int __init suture_init(void)
+{
+	return suture_sysfs_init();
+}
+
+static void __exit suture_exit(void)
+{
+	/* Patch modules depend on us: none is loaded now, so none is registered. */
+	suture_sysfs_exit();
+}
+
+module_init(suture_init);
+module_exit(suture_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("suture companion module: redirect kernel functions to live patches");
+MODULE_AUTHOR("suture developers");

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * suture_internal.h - shared between the companion module's files
+ */
+#ifndef _SUTURE_INTERNAL_H
+#define _SUTURE_INTERNAL_H
+
+#include <linux/ftrace.h>
+#include <linux/mutex.h>
+#include "include/suture.h"
+
+/*
+ * suture_mutex serialises registration, enable, disable and unregistration,
+ * and protects suture_patches and the fops list. The ftrace handler never
+ * takes it: it walks fops->func_stack under RCU (preemption is disabled by
+ * ftrace_test_recursion_trylock()) and reads func->active with READ_ONCE().
+ */
+extern struct mutex suture_mutex;
+
+/**
+ * struct suture_fops - the ftrace_ops of one replaced function
+ * @ops:	registered with IPMODIFY on exactly one address
+ * @old_addr:	that address
+ * @func_stack:	every suture_func replacing old_addr, newest first; the
+ *		first active one wins
+ * @node:	on the list of all fops
+ */
+struct suture_fops {
+	struct ftrace_ops ops;
+	unsigned long old_addr;
+	struct list_head func_stack;
+	struct list_head node;
+};
+
+/* suture_redirect.c */
+int suture_redirect_attach(struct suture_func *func);
+void suture_redirect_detach(struct suture_func *func);
+int suture_redirect_check_site(unsigned long addr);
+unsigned long suture_redirect_current_target(struct suture_func *func,
+					     unsigned long *size);
+
+/* suture_consistency.c */
+
+/* An address range that no task may be inside while a switch happens. */
+struct suture_range {
+	unsigned long start;
+	unsigned long size;
+};
+
+int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
+		  unsigned int nr_ranges, bool enable);
+
+/* suture_core.c */
+int suture_symbol_extent(unsigned long addr, char *name, size_t name_len,
+			 unsigned long *offset, unsigned long *size);
+
+/* suture_sysfs.c */
+int suture_sysfs_init(void);
+void suture_sysfs_exit(void);
+int suture_sysfs_add_patch(struct suture_patch *patch);
+void suture_sysfs_del_patch(struct suture_patch *patch);
+int suture_enable_patch(struct suture_patch *patch);
+int suture_disable_patch(struct suture_patch *patch);
+
+#endif /* _SUTURE_INTERNAL_H */

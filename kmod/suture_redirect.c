@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * suture_redirect.c - redirect calls to replaced functions with ftrace
+ *
+ * One IPMODIFY ftrace_ops per replaced function, shared by every patch that
+ * replaces it. The handler sends the call to the newest active replacement,
+ * or lets the original run when none is active. It must stay cheap: it runs
+ * on every call of a replaced function.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ftrace.h>
+#include <linux/list.h>
+#include <linux/rculist.h>
+#include <linux/slab.h>
+#include "suture_internal.h"
+
+/* All suture_fops, protected by suture_mutex. */
+static LIST_HEAD(suture_fops_list);
+
+static void notrace suture_ftrace_handler(unsigned long ip,
+					  unsigned long parent_ip,
+					  struct ftrace_ops *ops,
+					  struct ftrace_regs *fregs)
+{
+	struct suture_fops *fops = container_of(ops, struct suture_fops, ops);
+	struct suture_func *func;
+	int bit;
+
+	/*
+	 * Disables preemption, which is what makes the RCU walk below safe:
+	 * detach waits with synchronize_rcu() before a func leaves the stack
+	 * for good.
+	 */
+	bit = ftrace_test_recursion_trylock(ip, parent_ip);
+	if (bit < 0)
+		return;
+
+	list_for_each_entry_rcu(func, &fops->func_stack, stack_node) {
+		/*
+		 * Pairs with the WRITE_ONCE() in suture_switch_cb(), which
+		 * runs while every other CPU spins in stop_machine(), so a
+		 * caller sees either the old or the new set, never a mix.
+		 */
+		if (READ_ONCE(func->active)) {
+			ftrace_instruction_pointer_set(fregs,
+						       (unsigned long)func->new_func);
+			break;
+		}
+	}
+
+	ftrace_test_recursion_unlock(bit);
+}
+
+static struct suture_fops *suture_fops_find(unsigned long old_addr)
+{
+	struct suture_fops *fops;
+
+	list_for_each_entry(fops, &suture_fops_list, node)
+		if (fops->old_addr == old_addr)
+			return fops;
+	return NULL;
+}
+
+/**
+ * suture_redirect_check_site() - check that an address is an ftrace site
+ * @addr: the start of a function
+ *
+ * Sets a filter on a scratch ftrace_ops that is never registered, so nothing
+ * is traced. The ops is freshly allocated each time: ftrace_free_filter()
+ * frees the filter hashes without resetting them, so an ops may be filtered
+ * and freed only once.
+ *
+ * Return: 0, or -EOPNOTSUPP when @addr has no ftrace site (a notrace or
+ * non-instrumented function), or another negative errno.
+ */
+int suture_redirect_check_site(unsigned long addr)
+{
+	struct ftrace_ops *probe;
+	int ret;
+
+	probe = kzalloc(sizeof(*probe), GFP_KERNEL);
+	if (!probe)
+		return -ENOMEM;
+	ret = ftrace_set_filter_ip(probe, addr, 0, 0);
+	ftrace_free_filter(probe);
+	kfree(probe);
+	if (ret == -ENOENT || ret == -EINVAL)
+		return -EOPNOTSUPP;
+	return ret;
+}
+
+/**
+ * suture_redirect_attach() - put a func on the stack of its function
+ * @func: inactive; becomes the newest entry
+ *
+ * Registers the function's ftrace_ops if this is its first func. The handler
+ * ignores inactive funcs, so nothing is redirected until the switch.
+ * Context: suture_mutex held.
+ * Return: 0, -EEXIST when another ftrace user (such as the kernel's own
+ * livepatch) already modifies the instruction pointer of this function, or
+ * another negative errno.
+ */
+int suture_redirect_attach(struct suture_func *func)
+{
+	struct suture_fops *fops;
+	int ret;
+
+	lockdep_assert_held(&suture_mutex);
+
+	fops = suture_fops_find(func->old_addr);
+	if (fops)
+		goto add;
+
+	fops = kzalloc(sizeof(*fops), GFP_KERNEL);
+	if (!fops)
+		return -ENOMEM;
+	fops->old_addr = func->old_addr;
+	INIT_LIST_HEAD(&fops->func_stack);
+	fops->ops.func = suture_ftrace_handler;
+	fops->ops.flags = FTRACE_OPS_FL_DYNAMIC | FTRACE_OPS_FL_IPMODIFY |
+			  FTRACE_OPS_FL_PERMANENT;
+#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+	fops->ops.flags |= FTRACE_OPS_FL_SAVE_REGS;
+#endif
+
+	ret = ftrace_set_filter_ip(&fops->ops, func->old_addr, 0, 0);
+	if (ret) {
+		pr_err("%s: cannot set an ftrace filter on %pS: %d\n",
+		       func->old_name, (void *)func->old_addr, ret);
+		goto err_free;
+	}
+	ret = register_ftrace_function(&fops->ops);
+	if (ret) {
+		pr_err("%s: cannot register an ftrace handler on %pS: %d%s\n",
+		       func->old_name, (void *)func->old_addr, ret,
+		       ret == -EBUSY ? " (another ftrace user, e.g. livepatch, already redirects it)" : "");
+		if (ret == -EBUSY)
+			ret = -EEXIST;
+		goto err_filter;
+	}
+	list_add(&fops->node, &suture_fops_list);
+add:
+	func->fops = fops;
+	func->active = false;
+	list_add_rcu(&func->stack_node, &fops->func_stack);
+	return 0;
+
+err_filter:
+	ftrace_free_filter(&fops->ops);
+err_free:
+	kfree(fops);
+	return ret;
+}
+
+/**
+ * suture_redirect_detach() - take an inactive func off its stack
+ * @func: attached and inactive
+ *
+ * Unregisters the ftrace_ops when it was the last func. On return no CPU is
+ * still looking at @func, so the patch module may go.
+ * Context: suture_mutex held; sleeps.
+ */
+void suture_redirect_detach(struct suture_func *func)
+{
+	struct suture_fops *fops = func->fops;
+
+	lockdep_assert_held(&suture_mutex);
+
+	list_del_rcu(&func->stack_node);
+	func->fops = NULL;
+	if (list_empty(&fops->func_stack)) {
+		/* Waits for handlers and frees the trampoline safely. */
+		unregister_ftrace_function(&fops->ops);
+		ftrace_free_filter(&fops->ops);
+		list_del(&fops->node);
+		kfree(fops);
+	} else {
+		/* Handlers run with preemption disabled. */
+		synchronize_rcu();
+	}
+}
+
+/**
+ * suture_redirect_current_target() - what a call of the function runs now
+ * @func: attached, not yet active
+ * @size: set to the size of the code returned
+ *
+ * Return: the start of the newest active replacement below @func, or of the
+ * original function when there is none.
+ * Context: suture_mutex held.
+ */
+unsigned long suture_redirect_current_target(struct suture_func *func,
+					     unsigned long *size)
+{
+	struct suture_func *cur;
+
+	lockdep_assert_held(&suture_mutex);
+
+	list_for_each_entry(cur, &func->fops->func_stack, stack_node) {
+		if (cur != func && cur->active) {
+			*size = cur->new_size;
+			return (unsigned long)cur->new_func;
+		}
+	}
+	*size = func->old_size;
+	return func->old_addr;
+}

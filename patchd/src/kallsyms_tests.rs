@@ -1,0 +1,285 @@
+//! Unit tables for kallsyms parsing, records and resolution.
+
+use super::*;
+
+/// A kallsyms excerpt with the cases that matter: a unique static, a static
+/// defined in two files of vmlinux and once in a module, an exported function
+/// with its export entries, and module-local symbols.
+const KALLSYMS: &str = "\
+ffffffff81000000 T _text
+ffffffff81234560 t cmdline_proc_show
+ffffffff81100010 t dup_static
+ffffffff81100020 t dup_static
+ffffffff81111110 T stack_trace_save_tsk
+ffffffff81222220 T register_ftrace_function
+ffffffff82222220 r __ksymtab_register_ftrace_function
+ffffffff82222230 r __kstrtab_register_ftrace_function
+ffffffff82222240 A __crc_register_ftrace_function
+ffffffffc0001000 t dup_static\t[ext4]
+ffffffffc0002000 T ext4_helper\t[ext4]
+ffffffffc0003000 d my_counter\t[my_mod]
+";
+
+fn kallsyms() -> Kallsyms {
+    Kallsyms::parse(KALLSYMS).expect("valid kallsyms")
+}
+
+fn record(text: &str) -> SymbolRecord {
+    text.parse().expect("valid record")
+}
+
+#[test]
+fn parses_module_column_and_unique_symbols() {
+    let k = kallsyms();
+    assert!(!k.addresses_hidden());
+    let found = k.resolve("ext4_helper", None).expect("unique");
+    assert_eq!(
+        found,
+        Resolved {
+            name: "ext4_helper".to_owned(),
+            address: 0xffff_ffff_c000_2000,
+            object: "ext4".to_owned(),
+        }
+    );
+    let found = k.resolve("cmdline_proc_show", None).expect("unique");
+    assert_eq!(
+        (found.address, found.object.as_str()),
+        (0xffff_ffff_8123_4560, "vmlinux")
+    );
+}
+
+#[test]
+fn exported_means_a_ksymtab_entry_exists() {
+    let k = kallsyms();
+    assert!(k.is_exported("register_ftrace_function"));
+    assert!(!k.is_exported("stack_trace_save_tsk"));
+    assert!(!k.is_exported("cmdline_proc_show"));
+    assert!(!k.is_exported("no_such_symbol"));
+}
+
+#[test]
+fn export_machinery_symbols_are_never_candidates() {
+    let k = kallsyms();
+    for name in [
+        "__ksymtab_register_ftrace_function",
+        "__kstrtab_register_ftrace_function",
+        "__crc_register_ftrace_function",
+    ] {
+        assert!(
+            matches!(k.resolve(name, None), Err(LinkError::NotFound { .. })),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn duplicates_are_refused_listing_every_candidate() {
+    let error = kallsyms()
+        .resolve("dup_static", None)
+        .expect_err("ambiguous");
+    let LinkError::Ambiguous { name, candidates } = &error else {
+        panic!("unexpected error {error:?}");
+    };
+    assert_eq!(name, "dup_static");
+    let listed: Vec<(char, &str, u32)> = candidates
+        .iter()
+        .map(|c| (c.kind, c.object.as_str(), c.sympos))
+        .collect();
+    assert_eq!(
+        listed,
+        [('t', "vmlinux", 1), ('t', "vmlinux", 2), ('t', "ext4", 1)]
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("dup_static") && message.contains("--symbol"),
+        "{message}"
+    );
+    assert!(message.contains("in ext4 (position 1)"), "{message}");
+}
+
+#[test]
+fn records_select_exactly() {
+    let k = kallsyms();
+    let cases = [
+        ("dup_static=vmlinux,1", 0xffff_ffff_8110_0010, "vmlinux"),
+        ("dup_static=vmlinux,2", 0xffff_ffff_8110_0020, "vmlinux"),
+        ("dup_static=ext4", 0xffff_ffff_c000_1000, "ext4"),
+        ("dup_static=ext4,1", 0xffff_ffff_c000_1000, "ext4"),
+        (
+            "cmdline_proc_show=vmlinux",
+            0xffff_ffff_8123_4560,
+            "vmlinux",
+        ),
+        // Module names are spelled with `_` in kallsyms; `-` is the same name.
+        ("my_counter=my-mod", 0xffff_ffff_c000_3000, "my_mod"),
+    ];
+    for (text, address, object) in cases {
+        let record = record(text);
+        let found = k
+            .resolve(&record.name, Some(&record))
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            (found.address, found.object.as_str()),
+            (address, object),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn records_that_match_nothing_are_errors_naming_them() {
+    let k = kallsyms();
+    let error = k
+        .resolve("dup_static", Some(&record("dup_static=vmlinux,3")))
+        .expect_err("no third");
+    assert!(
+        matches!(error, LinkError::NoSuchPosition { count: 2, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("dup_static=vmlinux,3"));
+
+    let error = k
+        .resolve("dup_static", Some(&record("dup_static=vmlinux")))
+        .expect_err("two in vmlinux");
+    let LinkError::Ambiguous { candidates, .. } = &error else {
+        panic!("unexpected error {error:?}");
+    };
+    assert_eq!(candidates.len(), 2);
+
+    let error = k
+        .resolve("dup_static", Some(&record("dup_static=xfs")))
+        .expect_err("not loaded");
+    assert!(
+        matches!(error, LinkError::ObjectNotLoaded { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("xfs"));
+
+    let error = k
+        .resolve("cmdline_proc_show", Some(&record("cmdline_proc_show=ext4")))
+        .expect_err("not in ext4");
+    assert!(matches!(error, LinkError::NotInObject { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("in vmlinux (position 1)"),
+        "{error}"
+    );
+
+    let zero = SymbolRecord {
+        name: "dup_static".to_owned(),
+        object: "vmlinux".to_owned(),
+        sympos: Some(0),
+    };
+    assert!(matches!(
+        k.resolve("dup_static", Some(&zero)),
+        Err(LinkError::InvalidSympos { .. })
+    ));
+}
+
+#[test]
+fn unknown_symbol_names_it_and_where_it_was_expected() {
+    let message = kallsyms()
+        .resolve("no_such_symbol", None)
+        .expect_err("absent")
+        .to_string();
+    assert!(
+        message.contains("no_such_symbol") && message.contains("vmlinux"),
+        "{message}"
+    );
+}
+
+#[test]
+fn hidden_addresses_are_reported_as_such() {
+    let hidden = "0000000000000000 T _text\n0000000000000000 t foo\t[bar]\n";
+    let k = Kallsyms::parse(hidden).expect("valid");
+    assert!(k.addresses_hidden());
+    assert!(!k.is_exported("foo"));
+    let message = k.resolve("foo", None).expect_err("hidden").to_string();
+    assert!(
+        message.contains("kptr_restrict") && message.contains("root"),
+        "{message}"
+    );
+}
+
+#[test]
+fn malformed_lines_are_errors_with_their_number() {
+    let cases = [
+        "ffffffff81000000 T\n",
+        "ffffffff81000000\n",
+        "zzzzzzzz81000000 T foo\n",
+        "+fffffff81000000 T foo\n",
+        "1ffffffff81000000 T foo\n",
+        "ffffffff81000000 TT foo\n",
+        "ffffffff81000000 T foo bar\n",
+        "ffffffff81000000 T foo\t[]\n",
+        "ffffffff81000000 T foo\t[bar\n",
+        "ffffffff81000000 T foo\t[bar] x\n",
+    ];
+    for case in cases {
+        let text = format!("ffffffff81000000 T _text\n{case}");
+        match Kallsyms::parse(&text) {
+            Err(KallsymsError::Malformed { line: 2, .. }) => {}
+            other => panic!("{case:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(Kallsyms::parse("\n\n"), Err(KallsymsError::Empty)));
+}
+
+#[test]
+fn record_syntax() {
+    assert_eq!(
+        record("cmdline_proc_show=vmlinux,2"),
+        SymbolRecord {
+            name: "cmdline_proc_show".to_owned(),
+            object: "vmlinux".to_owned(),
+            sympos: Some(2),
+        }
+    );
+    assert_eq!(record("foo=ext4").sympos, None);
+    assert_eq!(record("foo=ext4,1").to_string(), "foo=ext4,1");
+    for bad in [
+        "foo",
+        "=vmlinux",
+        "foo=",
+        "foo=vmlinux,",
+        "foo=vmlinux,0",
+        "foo=vmlinux,x",
+        "foo=a=b",
+        "foo=vmlinux,-1",
+    ] {
+        let error = bad.parse::<SymbolRecord>().expect_err(bad);
+        assert!(error.to_string().contains("NAME=OBJECT[,POS]"), "{error}");
+    }
+}
+
+/// Parsing must stay fast on a real kallsyms (about 200,000 lines).
+#[test]
+fn parses_a_large_kallsyms_quickly() {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(200_000 * 48);
+    for i in 0..200_000_u64 {
+        let module = match i % 4 {
+            0 => "\t[ext4]",
+            1 => "\t[xfs]",
+            _ => "",
+        };
+        let _ = writeln!(
+            text,
+            "{:016x} t sym_{}{module}",
+            0xffff_ffff_8100_0000 + i * 16,
+            i % 150_000
+        );
+    }
+    let start = std::time::Instant::now();
+    let k = Kallsyms::parse(&text).expect("valid");
+    let elapsed = start.elapsed();
+    assert!(k.resolve("sym_149999", None).is_ok());
+    assert!(matches!(
+        k.resolve("sym_1", None),
+        Err(LinkError::Ambiguous { .. })
+    ));
+    // Generous for an unoptimized build on a loaded 2-core machine.
+    assert!(
+        elapsed < std::time::Duration::from_secs(5),
+        "parse took {elapsed:?}"
+    );
+}

@@ -1,0 +1,373 @@
+//! The user-space link step: turn a module's references to non-exported
+//! kernel symbols into absolute symbols before the kernel loads it.
+//!
+//! Each undefined `.symtab` entry that the kernel's loader cannot resolve
+//! (not exported: no `__ksymtab_<name>` in kallsyms) is resolved exactly in
+//! `/proc/kallsyms` and rewritten in place to `st_shndx = SHN_ABS`,
+//! `st_value = address`; the loader then applies the relocations against
+//! that value. Nothing else in the file changes, except that a rewrite drops
+//! the appended signature, which the rewrite would invalidate anyway.
+//! Exported symbols are never touched: the kernel resolves and version-checks
+//! them itself.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use object::elf::SHN_ABS;
+use tracing::info;
+
+use crate::elf::{ModuleElf, UndefinedSymbol, ST_SHNDX_OFFSET, ST_VALUE_OFFSET, SYM_SIZE};
+use crate::kallsyms::{Kallsyms, Resolved, SymbolRecord};
+
+/// The marker that ends a signed module.
+const SIGNATURE_MARKER: &[u8] = b"~Module signature appended~\n";
+/// `sizeof(struct module_signature)`: algo, hash, id_type, signer_len,
+/// key_id_len, pad[3], __be32 sig_len.
+const MODULE_SIGNATURE_SIZE: usize = 12;
+
+/// One definition of an ambiguous symbol, with the record that selects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The kallsyms type letter (`t`, `T`, `d`, ...).
+    pub kind: char,
+    /// `vmlinux` or a module name.
+    pub object: String,
+    /// Its 1-based position among same-named symbols of `object`.
+    pub sympos: u32,
+}
+
+impl fmt::Display for Candidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` in {} (position {})",
+            self.kind, self.object, self.sympos
+        )
+    }
+}
+
+fn list(candidates: &[Candidate]) -> String {
+    let items: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+    items.join(", ")
+}
+
+/// Why a module could not be linked.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The file does not start with the ELF magic.
+    #[error("not an ELF file; pass a kernel module (.ko)")]
+    NotElf,
+
+    /// An ELF file of another kind.
+    #[error("unsupported ELF file: {what}; patchd links x86-64 kernel modules (ELF64, little endian, relocatable)")]
+    UnsupportedElf {
+        /// Which property is wrong.
+        what: String,
+    },
+
+    /// An inconsistency found by patchd's own checks.
+    #[error("malformed module: {what}; rebuild the module")]
+    Malformed {
+        /// What is inconsistent.
+        what: &'static str,
+    },
+
+    /// An inconsistency found while `object` read a part of the file.
+    #[error("malformed module: cannot read its {what}; rebuild the module")]
+    Parse {
+        /// The part being read.
+        what: &'static str,
+        /// What `object` found.
+        #[source]
+        source: object::read::Error,
+    },
+
+    /// No `.symtab`.
+    #[error("the module has no symbol table (.symtab); it was stripped: use the unstripped .ko")]
+    NoSymbolTable,
+
+    /// A `~Module signature appended~` trailer whose lengths do not fit.
+    #[error(
+        "malformed module signature trailer: {what}; re-sign the module or remove the trailer"
+    )]
+    SignatureTrailer {
+        /// What does not fit.
+        what: &'static str,
+    },
+
+    /// Every kallsyms address is 0.
+    #[error("every address in /proc/kallsyms is 0: the kernel hides them from this process; run as root with sysctl kernel.kptr_restrict set to 0 or 1 (not 2)")]
+    AddressesHidden,
+
+    /// kallsyms has no export entries, so the export rule cannot be applied.
+    #[error("/proc/kallsyms lists no __ksymtab_ entries, so patchd cannot tell exported symbols from others; use a kernel built with CONFIG_KALLSYMS_ALL=y")]
+    NoExportInformation,
+
+    /// No definition of the name anywhere.
+    #[error("symbol `{name}` is not in /proc/kallsyms: neither the running kernel (vmlinux) nor any loaded module defines it; load the module that defines it first, or check that the module was built for this kernel")]
+    NotFound {
+        /// The symbol.
+        name: String,
+    },
+
+    /// More than one definition and nothing to choose between them.
+    #[error("symbol `{name}` is ambiguous: /proc/kallsyms has {}; pass an explicit record, e.g. --symbol {name}=OBJECT,POS", list(.candidates))]
+    Ambiguous {
+        /// The symbol.
+        name: String,
+        /// Every definition that matched.
+        candidates: Vec<Candidate>,
+    },
+
+    /// A record names an object that kallsyms does not know.
+    #[error("symbol `{name}` is expected in `{object}`, but no module of that name is loaded; load it first or fix the record")]
+    ObjectNotLoaded {
+        /// The symbol.
+        name: String,
+        /// The object the record names.
+        object: String,
+    },
+
+    /// A record names an object that does not define the symbol.
+    #[error("symbol `{name}` is not defined in `{object}` according to /proc/kallsyms (definitions: [{}]); fix the record", list(.candidates))]
+    NotInObject {
+        /// The symbol.
+        name: String,
+        /// The object the record names.
+        object: String,
+        /// The definitions elsewhere.
+        candidates: Vec<Candidate>,
+    },
+
+    /// A record's position is past the definitions in its object.
+    #[error("record {record} names a position that does not exist: `{}` has {count} symbol(s) of that name; fix the record", .record.object)]
+    NoSuchPosition {
+        /// The record.
+        record: SymbolRecord,
+        /// How many definitions the object has.
+        count: usize,
+    },
+
+    /// A record with position 0.
+    #[error("record {record} has position 0; positions start at 1")]
+    InvalidSympos {
+        /// The record.
+        record: SymbolRecord,
+    },
+
+    /// A record for a symbol the module does not leave undefined.
+    #[error("record {record} names a symbol the module does not reference; check its spelling")]
+    UnusedRecord {
+        /// The record.
+        record: SymbolRecord,
+    },
+
+    /// A record for an exported symbol, which the kernel resolves itself.
+    #[error("record {record} names an exported symbol, which the kernel's loader resolves itself; drop the record")]
+    RecordForExported {
+        /// The record.
+        record: SymbolRecord,
+    },
+
+    /// Two records for one symbol.
+    #[error("more than one record for symbol `{name}`; give one")]
+    DuplicateRecord {
+        /// The symbol.
+        name: String,
+    },
+}
+
+/// A module image ready for `init_module`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedModule {
+    /// The image to load: the input unchanged if nothing was rewritten.
+    pub image: Vec<u8>,
+    /// The symbols rewritten to absolute addresses, in `.symtab` order.
+    pub resolved: Vec<Resolved>,
+    /// Whether the input's signature was removed (only when rewriting).
+    pub signature_stripped: bool,
+}
+
+/// Splits off an appended module signature: returns the module without it
+/// and whether there was one. A trailer whose lengths do not fit is an error.
+pub fn strip_signature(image: &[u8]) -> Result<(&[u8], bool), LinkError> {
+    let Some(before_marker) = image.strip_suffix(SIGNATURE_MARKER) else {
+        return Ok((image, false));
+    };
+    let trailer = |what| LinkError::SignatureTrailer { what };
+    let info_start = before_marker
+        .len()
+        .checked_sub(MODULE_SIGNATURE_SIZE)
+        .ok_or(trailer("shorter than struct module_signature"))?;
+    let info: [u8; MODULE_SIGNATURE_SIZE] = before_marker
+        .get(info_start..)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(trailer("shorter than struct module_signature"))?;
+    let [_algo, _hash, _id_type, signer_len, key_id_len, _, _, _, s0, s1, s2, s3] = info;
+    let sig_len = u32::from_be_bytes([s0, s1, s2, s3]);
+    if sig_len == 0 {
+        return Err(trailer("the signature length is 0"));
+    }
+    let signed_len = usize::try_from(sig_len)
+        .ok()
+        .and_then(|len| len.checked_add(usize::from(signer_len)))
+        .and_then(|len| len.checked_add(usize::from(key_id_len)))
+        .ok_or(trailer("the signature length overflows"))?;
+    let module_len = info_start
+        .checked_sub(signed_len)
+        .ok_or(trailer("the signature is longer than the file"))?;
+    if module_len == 0 {
+        return Err(trailer("there is no module before the signature"));
+    }
+    let module = image
+        .get(..module_len)
+        .ok_or(trailer("the signature is longer than the file"))?;
+    Ok((module, true))
+}
+
+/// The names of the module's undefined symbols, in `.symtab` order, each once.
+pub fn undefined_symbols(image: &[u8]) -> Result<Vec<String>, LinkError> {
+    let (module, _) = strip_signature(image)?;
+    let mut seen = HashSet::new();
+    let mut names: Vec<String> = ModuleElf::parse(module)?
+        .undefined_symbols()?
+        .into_iter()
+        .map(|symbol| symbol.name)
+        .collect();
+    names.retain(|name| seen.insert(name.clone()));
+    Ok(names)
+}
+
+/// The undefined symbols the kernel cannot resolve (not exported), which
+/// patchd must link; empty when the module can be loaded unchanged.
+/// Works even when kallsyms addresses are hidden.
+pub fn symbols_to_resolve(image: &[u8], kallsyms: &Kallsyms) -> Result<Vec<String>, LinkError> {
+    let mut names = undefined_symbols(image)?;
+    if !names.is_empty() && !kallsyms.lists_exports() {
+        return Err(LinkError::NoExportInformation);
+    }
+    names.retain(|name| !kallsyms.is_exported(name));
+    Ok(names)
+}
+
+/// The module's name from its `.modinfo` (`name=`), if it has one.
+pub fn module_name(image: &[u8]) -> Result<Option<String>, LinkError> {
+    let (module, _) = strip_signature(image)?;
+    ModuleElf::parse(module)?.module_name()
+}
+
+/// Links `image` against the running kernel's symbols: every undefined,
+/// non-exported symbol is resolved exactly (with its record from `records`,
+/// if any) and rewritten to an absolute symbol. A weak symbol that nothing
+/// defines is left undefined, as the kernel would. If nothing needs
+/// rewriting, the image is returned unchanged, signature included.
+pub fn link_module(
+    image: &[u8],
+    kallsyms: &Kallsyms,
+    records: &[SymbolRecord],
+) -> Result<LinkedModule, LinkError> {
+    let (module, signed) = strip_signature(image)?;
+    let undefined = ModuleElf::parse(module)?.undefined_symbols()?;
+    if !undefined.is_empty() && !kallsyms.lists_exports() {
+        return Err(LinkError::NoExportInformation);
+    }
+    let records = index_records(records, &undefined, kallsyms)?;
+
+    let mut resolved: Vec<Resolved> = Vec::new();
+    let mut rewrites: Vec<(&UndefinedSymbol, u64)> = Vec::new();
+    for symbol in &undefined {
+        if kallsyms.is_exported(&symbol.name) {
+            continue;
+        }
+        let address = match resolved.iter().find(|r| r.name == symbol.name) {
+            Some(done) => done.address,
+            None => {
+                match kallsyms.resolve(&symbol.name, records.get(symbol.name.as_str()).copied()) {
+                    Ok(found) => {
+                        let address = found.address;
+                        resolved.push(found);
+                        address
+                    }
+                    Err(LinkError::NotFound { .. }) if symbol.weak => continue,
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        rewrites.push((symbol, address));
+    }
+    if rewrites.is_empty() {
+        return Ok(LinkedModule {
+            image: image.to_vec(),
+            resolved,
+            signature_stripped: false,
+        });
+    }
+
+    let mut linked = module.to_vec();
+    for (symbol, address) in rewrites {
+        write_absolute(&mut linked, symbol.entry_offset, address)?;
+    }
+    for done in &resolved {
+        info!(
+            symbol = %done.name,
+            address = %format_args!("{:#x}", done.address),
+            object = %done.object,
+            "linked symbol"
+        );
+    }
+    if signed {
+        info!("removed the module signature: the rewrite would invalidate it");
+    }
+    Ok(LinkedModule {
+        image: linked,
+        resolved,
+        signature_stripped: signed,
+    })
+}
+
+/// Checks the records against the module and indexes them by name: each must
+/// name a symbol the module leaves undefined and the kernel does not export.
+fn index_records<'r>(
+    records: &'r [SymbolRecord],
+    undefined: &[UndefinedSymbol],
+    kallsyms: &Kallsyms,
+) -> Result<HashMap<&'r str, &'r SymbolRecord>, LinkError> {
+    let mut by_name = HashMap::new();
+    for record in records {
+        if !undefined.iter().any(|symbol| symbol.name == record.name) {
+            return Err(LinkError::UnusedRecord {
+                record: record.clone(),
+            });
+        }
+        if kallsyms.is_exported(&record.name) {
+            return Err(LinkError::RecordForExported {
+                record: record.clone(),
+            });
+        }
+        if by_name.insert(record.name.as_str(), record).is_some() {
+            return Err(LinkError::DuplicateRecord {
+                name: record.name.clone(),
+            });
+        }
+    }
+    Ok(by_name)
+}
+
+/// Rewrites the `Elf64_Sym` at `entry_offset` to `SHN_ABS` at `address`.
+fn write_absolute(image: &mut [u8], entry_offset: usize, address: u64) -> Result<(), LinkError> {
+    let entry: &mut [u8; SYM_SIZE] = entry_offset
+        .checked_add(SYM_SIZE)
+        .and_then(|end| image.get_mut(entry_offset..end))
+        .and_then(|entry| entry.try_into().ok())
+        .ok_or(LinkError::Malformed {
+            what: "a symbol entry lies outside the file",
+        })?;
+    // Constant ranges inside a 24-byte array: these cannot fail.
+    entry[ST_SHNDX_OFFSET..ST_SHNDX_OFFSET + 2].copy_from_slice(&SHN_ABS.to_le_bytes());
+    entry[ST_VALUE_OFFSET..ST_VALUE_OFFSET + 8].copy_from_slice(&address.to_le_bytes());
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

@@ -1,0 +1,114 @@
+//! The `patchd` binary: offline `link`, and the documented exit codes.
+//! `load-module` is only run on inputs that fail before any syscall: these
+//! tests may run as root on a developer's machine.
+
+use std::process::{Command, Output};
+
+use patchd::{link_module, Kallsyms};
+
+use crate::fixtures::{kallsyms_text, kallsyms_with_duplicate, patch_module, write};
+
+fn patchd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchd"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run patchd")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn link_writes_the_linked_module_and_logs_each_symbol() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let module = write(dir.path(), "linktest.ko", patch_module());
+    let kallsyms = write(dir.path(), "kallsyms", kallsyms_text().as_bytes());
+    let out = dir.path().join("out.ko");
+    let out_arg = out.to_str().expect("UTF-8");
+
+    let output = patchd(&["link", &module, "--kallsyms", &kallsyms, "-o", out_arg]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let want = link_module(
+        patch_module(),
+        &Kallsyms::parse(&kallsyms_text()).expect("valid"),
+        &[],
+    )
+    .expect("links");
+    assert_eq!(std::fs::read(&out).expect("output written"), want.image);
+    let log = stderr(&output);
+    assert!(
+        log.contains("hidden_func") && log.contains("hidden_counter"),
+        "{log}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn ambiguity_fails_with_code_1_until_a_record_is_given() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let module = write(dir.path(), "linktest.ko", patch_module());
+    let kallsyms = write(dir.path(), "kallsyms", kallsyms_with_duplicate().as_bytes());
+    let out = dir.path().join("out.ko");
+    let out_arg = out.to_str().expect("UTF-8");
+
+    let output = patchd(&["link", &module, "--kallsyms", &kallsyms, "-o", out_arg]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("ambiguous") && message.contains("--symbol hidden_func="),
+        "{message}"
+    );
+    assert!(!out.exists());
+
+    let output = patchd(&[
+        "link",
+        &module,
+        "--kallsyms",
+        &kallsyms,
+        "-o",
+        out_arg,
+        "--symbol",
+        "hidden_func=other_mod,1",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(out.exists());
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["link", "x.ko"],
+        &[
+            "link",
+            "x.ko",
+            "--kallsyms",
+            "k",
+            "-o",
+            "o",
+            "--symbol",
+            "nonsense",
+        ],
+        &["load-module", "x.ko", "--symbol", "foo=vmlinux,0"],
+    ] {
+        let output = patchd(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(patchd(&["--help"]).status.code(), Some(0));
+    assert_eq!(patchd(&["load-module", "--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn unreadable_module_fails_before_touching_the_kernel() {
+    let output = patchd(&["load-module", "/nonexistent/suture-test.ko"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("/nonexistent/suture-test.ko"));
+}

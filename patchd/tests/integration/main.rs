@@ -1,0 +1,8 @@
+//! patchd's host-side integration tests: one binary, with shared fixtures
+//! that compile small C objects at test time (needs `cc`, no root, no VM).
+
+mod cli;
+mod fixtures;
+mod link;
+mod load;
+mod malformed;

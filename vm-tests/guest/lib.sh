@@ -1,0 +1,48 @@
+# Helpers for guest checks (sourced; POSIX sh as busybox runs it).
+S=/sys/kernel/suture
+M=/suture/modules
+
+fail() {
+	echo "FAIL: $*"
+	exit 1
+}
+
+# expect ACTUAL EXPECTED WHAT
+expect() {
+	[ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+	echo "ok: $3"
+}
+
+# load NAME [PARAM=VALUE...]: link and load a module with patchd; a patch
+# module an earlier failed check left behind is disabled and removed first.
+load() {
+	name=$1
+	shift
+	if loaded "$name"; then
+		echo "note: $name left loaded by an earlier check; removing it"
+		[ -e "$S/$name/enabled" ] && echo 0 >"$S/$name/enabled"
+		rmmod "$name" || fail "cannot remove the stale $name"
+	fi
+	patchd load-module "$M/$name.ko" "$@" || fail "patchd load-module $name failed"
+}
+
+# loaded NAME: is the module in /proc/modules?
+loaded() {
+	grep -q "^$1 " /proc/modules
+}
+
+# set_enabled PATCH 0|1: write the patch's enabled file, retrying a refusal
+# (-EBUSY) a few times as patchd does; fails on anything else.
+set_enabled() {
+	tries=0
+	until echo "$2" 2>/dev/null >"$S/$1/enabled"; do
+		tries=$((tries + 1))
+		[ "$tries" -lt 20 ] || fail "writing $2 to $S/$1/enabled failed $tries times (last_busy: $(cat "$S/$1/last_busy"))"
+		usleep 10000
+	done
+}
+
+# active_count PATCH: how many of its functions redirect now
+active_count() {
+	awk '$7 == 1 { n++ } END { print n + 0 }' "$S/$1/functions"
+}

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * suture_target.c - kernel functions for the VM tests to patch
+ *
+ * /proc/suture_target        read: "value N" from suture_target_value()
+ * /proc/suture_target_busy   write "hold": a kthread sleeps inside
+ *                            suture_target_sleep() until "release" is written;
+ *                            read: "sleeping" or "idle"
+ * suture_target_notrace()    a function without an ftrace site
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/wait.h>
+#include "targets.h"
+
+noinline int suture_target_value(void)
+{
+	return 1;
+}
+
+static DECLARE_WAIT_QUEUE_HEAD(suture_target_wq);
+static bool suture_target_released;
+static bool suture_target_sleeping;
+
+noinline void suture_target_sleep(void)
+{
+	WRITE_ONCE(suture_target_sleeping, true);
+	wait_event_interruptible(suture_target_wq, READ_ONCE(suture_target_released));
+	WRITE_ONCE(suture_target_sleeping, false);
+}
+
+notrace noinline int suture_target_notrace(void)
+{
+	return 3;
+}
+
+static int suture_target_thread(void *unused)
+{
+	suture_target_sleep();
+	return 0;
+}
+
+static int suture_target_show(struct seq_file *m, void *v)
+{
+	seq_printf(m, "value %d\n", suture_target_value());
+	return 0;
+}
+
+static int suture_target_busy_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, READ_ONCE(suture_target_sleeping) ? "sleeping\n" : "idle\n");
+	return 0;
+}
+
+static int suture_target_busy_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, suture_target_busy_show, NULL);
+}
+
+static ssize_t suture_target_busy_write(struct file *file, const char __user *ubuf,
+					size_t count, loff_t *ppos)
+{
+	char buf[16] = {};
+	struct task_struct *t;
+
+	if (copy_from_user(buf, ubuf, min(count, sizeof(buf) - 1)))
+		return -EFAULT;
+	if (!strncmp(buf, "hold", 4)) {
+		WRITE_ONCE(suture_target_released, false);
+		t = kthread_run(suture_target_thread, NULL, "suture_busy");
+		if (IS_ERR(t))
+			return PTR_ERR(t);
+	} else if (!strncmp(buf, "release", 7)) {
+		WRITE_ONCE(suture_target_released, true);
+		wake_up_all(&suture_target_wq);
+	} else {
+		return -EINVAL;
+	}
+	return count;
+}
+
+static const struct proc_ops suture_target_busy_ops = {
+	.proc_open = suture_target_busy_open,
+	.proc_read = seq_read,
+	.proc_lseek = seq_lseek,
+	.proc_release = single_release,
+	.proc_write = suture_target_busy_write,
+};
+
+static int __init suture_target_init(void)
+{
+	/* Referenced so that it is kept and has a symbol. */
+	pr_debug("notrace function returns %d\n", suture_target_notrace());
+	if (!proc_create_single("suture_target", 0444, NULL, suture_target_show))
+		return -ENOMEM;
+	if (!proc_create("suture_target_busy", 0644, NULL, &suture_target_busy_ops)) {
+		remove_proc_entry("suture_target", NULL);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void __exit suture_target_exit(void)
+{
+	WRITE_ONCE(suture_target_released, true);
+	wake_up_all(&suture_target_wq);
+	remove_proc_entry("suture_target_busy", NULL);
+	remove_proc_entry("suture_target", NULL);
+}
+
+module_init(suture_target_init);
+module_exit(suture_target_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("suture VM tests: functions to patch");

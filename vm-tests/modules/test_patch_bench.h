@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * test_patch_bench.h - a patch of the first BENCH_NR_FUNCS benchmark
+ * functions; the including file defines BENCH_NR_FUNCS.
+ */
+#include <linux/module.h>
+#include "suture.h"
+#include "sizes.h"
+#include "targets.h"
+
+#define BENCH_DECL(n) \
+	static noinline u64 new_suture_bench_fn##n(u64 x) { return x + n + 1; }
+BENCH_FUNCS(BENCH_DECL)
+
+#define BENCH_ENTRY(n) { \
+	.old_name = "suture_bench_fn" #n, \
+	.old_addr = (unsigned long)&suture_bench_fn##n, \
+	.old_size = SIZE_suture_bench_fn##n, \
+	.new_func = new_suture_bench_fn##n, \
+},
+
+static struct suture_func all_funcs[] = { BENCH_FUNCS(BENCH_ENTRY) { } };
+static struct suture_func funcs[BENCH_NR_FUNCS + 1];
+
+static struct suture_patch patch = {
+	.mod = THIS_MODULE,
+	.funcs = funcs,
+};
+
+static int __init test_patch_init(void)
+{
+	memcpy(funcs, all_funcs, sizeof(funcs[0]) * BENCH_NR_FUNCS);
+	return suture_register_patch(&patch);
+}
+
+static void __exit test_patch_exit(void)
+{
+	suture_unregister_patch(&patch);
+}
+
+module_init(test_patch_init);
+module_exit(test_patch_exit);
+MODULE_LICENSE("GPL");

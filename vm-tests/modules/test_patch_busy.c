@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * test_patch_busy.c - replaces suture_target_sleep (where a kthread may be
+ * sleeping) and suture_target_value together: the switch must be refused
+ * for both while the thread sleeps, and succeed for both after it woke.
+ */
+#include <linux/module.h>
+#include "suture.h"
+#include "sizes.h"
+#include "targets.h"
+
+
+static void new_suture_target_sleep(void)
+{
+}
+
+static int new_suture_target_value(void)
+{
+	return 2;
+}
+
+static struct suture_func funcs[] = {
+	{
+		.old_name = "suture_target_value",
+		.old_addr = (unsigned long)&suture_target_value,
+		.old_size = SIZE_suture_target_value,
+		.new_func = new_suture_target_value,
+	}, {
+		.old_name = "suture_target_sleep",
+		.old_addr = (unsigned long)&suture_target_sleep,
+		.old_size = SIZE_suture_target_sleep,
+		.new_func = new_suture_target_sleep,
+	}, { }
+};
+
+static struct suture_patch patch = {
+	.mod = THIS_MODULE,
+	.funcs = funcs,
+};
+
+static int __init test_patch_init(void)
+{
+	return suture_register_patch(&patch);
+}
+
+static void __exit test_patch_exit(void)
+{
+	suture_unregister_patch(&patch);
+}
+
+module_init(test_patch_init);
+module_exit(test_patch_exit);
+MODULE_LICENSE("GPL");

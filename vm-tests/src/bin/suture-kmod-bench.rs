@@ -1,0 +1,117 @@
+//! Benchmark of the companion module in one guest boot of the target kernel
+//! (QEMU TCG, so compare ratios, not absolute figures):
+//! - ns per call of a trivial function: unpatched, redirected by suture,
+//!   redirected by the kernel's own livepatch, with the ratios;
+//! - the stop_machine pause of enabling and disabling a 1-function and a
+//!   20-function patch with 200 extra sleeping tasks.
+//!
+//! Run: `cargo run --release -p vm-tests --bin suture-kmod-bench`
+//! (SUTURE_KERNEL selects another cached target). Prints figures; it is not a
+//! test and asserts no timing.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use vm_tests::{build_modules, run_guest, GuestSpec, Target};
+
+fn values(figures: &[(String, String)], key: &str) -> Vec<f64> {
+    figures
+        .iter()
+        .filter(|(k, _)| k == key)
+        .filter_map(|(_, v)| {
+            let mut it = v.split_whitespace().map(str::parse::<f64>);
+            match (it.next(), it.next()) {
+                // "CALLS NS": ns per call
+                (Some(Ok(calls)), Some(Ok(ns))) if calls > 0.0 => Some(ns / calls),
+                (Some(Ok(x)), None) => Some(x),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("suture-kmod-bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let target = Target::from_env()?;
+    let modules = build_modules(&target).context("building the modules")?;
+    let mut spec = GuestSpec::new("kmod-bench", &["checks/load", "bench/kmod"]);
+    // The kernel's livepatch taints K; that is expected here.
+    spec.allowed_taint = "OEK".to_string();
+    let run = run_guest(&target, &modules, &spec).context("running the guest")?;
+    for name in ["load", "kmod"] {
+        if !run.check(name).is_some_and(|c| c.passed()) {
+            bail!("{}", run.describe(name));
+        }
+    }
+    if !run.problems.is_empty() {
+        bail!("guest kernel problems:\n{}", run.problems.join("\n"));
+    }
+    let f = &run.figures;
+    let med = |key: &str| {
+        median(values(f, key)).with_context(|| format!("no figure {key} in the guest output"))
+    };
+
+    let bare = med("call_unpatched")?;
+    let ours = med("call_suture")?;
+    let klp = med("call_livepatch")?;
+    println!(
+        "suture companion module benchmark: kernel {}, QEMU TCG, 2 vCPUs",
+        target.release
+    );
+    println!();
+    println!("ns per call of suture_bench_fn0 (1,000,000 dependent calls, median of 5):");
+    println!("  unpatched                      {bare:8.1} ns");
+    println!(
+        "  redirected by suture           {ours:8.1} ns   {:.2}x unpatched",
+        ours / bare
+    );
+    println!(
+        "  redirected by kernel livepatch {klp:8.1} ns   {:.2}x unpatched",
+        klp / bare
+    );
+    println!("  suture / livepatch             {:8.2}", ours / klp);
+    println!(
+        "  livepatch enable transition    {:8.0} s",
+        med("klp_enable_s")?
+    );
+    println!();
+    println!(
+        "stop_machine pause (median of 10 switches; {:.0} threads incl. 200 extra sleeping tasks):",
+        med("threads")?
+    );
+    for (label, p) in [
+        ("1-function patch ", "test_patch_bench1"),
+        ("20-function patch", "test_patch_bench20"),
+    ] {
+        let en = med(&format!("pause_enable_{p}"))?;
+        let dis = med(&format!("pause_disable_{p}"))?;
+        println!(
+            "  {label}  enable {:8.1} us   disable {:8.1} us",
+            en / 1000.0,
+            dis / 1000.0
+        );
+    }
+    println!();
+    println!(
+        "guest boot and benchmark took {:.1} s",
+        run.elapsed.as_secs_f64()
+    );
+    Ok(())
+}

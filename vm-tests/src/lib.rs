@@ -1,0 +1,110 @@
+//! The QEMU rig of suture: builds the companion module and the test modules
+//! for a target kernel from the kernel cache (`scripts/setup`), packs them with
+//! busybox, `patchd` and guest scripts into an initramfs, boots the target's
+//! real Debian kernel under QEMU TCG and reads back each guest check's result,
+//! the guest's dmesg and its taint flags.
+//!
+//! Nothing in the kernel path is mocked: what runs in the guest is the real
+//! kernel, the real module loader and our real modules. A check that cannot
+//! run is an error, never a skip.
+
+pub mod initramfs;
+pub mod modules;
+pub mod qemu;
+pub mod report;
+pub mod target;
+
+use std::path::PathBuf;
+
+pub use modules::{build_modules, BuiltModules};
+pub use qemu::{run_guest, GuestSpec};
+pub use report::{CheckResult, GuestRun};
+pub use target::Target;
+
+/// Errors of the rig. Each says what to do when there is something to do.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The kernel cache entry is missing or incomplete.
+    #[error(
+        "kernel cache for {release} not found at {path}: run scripts/setup --kernel {release}"
+    )]
+    NoKernelCache { release: String, path: PathBuf },
+    /// A file the rig needs could not be read or written.
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external command failed.
+    #[error("{command} failed ({status}); its output:\n{output}")]
+    Command {
+        command: String,
+        status: String,
+        output: String,
+    },
+    /// A built object lacks a symbol the tests need.
+    #[error("{path} has no symbol {symbol}")]
+    MissingSymbol { path: PathBuf, symbol: String },
+    /// An object could not be parsed.
+    #[error("cannot parse {path}")]
+    Object {
+        path: PathBuf,
+        #[source]
+        source: object::Error,
+    },
+    /// The guest did not finish in time.
+    #[error("guest '{name}' did not power off within {seconds} s; serial log: {log}")]
+    Timeout {
+        name: String,
+        seconds: u64,
+        log: PathBuf,
+    },
+}
+
+/// Result type of the rig.
+pub type Result<T> = std::result::Result<T, HarnessError>;
+
+/// The workspace root (the directory holding `kernels/` and `kmod/`).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// Where the rig writes builds, initramfs images and logs.
+pub fn work_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join("vm-tests")
+}
+
+pub(crate) fn io_err(
+    what: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> HarnessError {
+    let path = path.into();
+    move |source| HarnessError::Io { what, path, source }
+}
+
+/// Runs a command, returning its combined output, or an error carrying it.
+pub(crate) fn run_command(cmd: &mut std::process::Command) -> Result<String> {
+    let described = format!("{cmd:?}");
+    let out = cmd.output().map_err(|source| HarnessError::Io {
+        what: "cannot run",
+        path: PathBuf::from(cmd.get_program()),
+        source,
+    })?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(HarnessError::Command {
+            command: described,
+            status: out.status.to_string(),
+            output: text,
+        })
+    }
+}

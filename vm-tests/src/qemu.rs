@@ -1,0 +1,167 @@
+//! Boots a target kernel under QEMU TCG with an initramfs of guest checks.
+//!
+//! The guest's `/init` (vm-tests/guest/init) runs every check script in order,
+//! framing each one's output with markers, then prints its taint flags and
+//! dmesg and powers off. The host enforces an overall timeout and keeps the
+//! serial log under `target/vm-tests/<name>/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::initramfs::Initramfs;
+use crate::report::GuestRun;
+use crate::{
+    io_err, run_command, work_dir, workspace_root, BuiltModules, HarnessError, Result, Target,
+};
+
+/// What to run in one guest boot.
+#[derive(Debug, Clone)]
+pub struct GuestSpec {
+    /// Names the run's directory under `target/vm-tests/`.
+    pub name: String,
+    /// Check scripts from `vm-tests/guest/`, run in this order; a check is
+    /// named after its file without `.sh`.
+    pub checks: Vec<String>,
+    /// Overall limit for the boot, all checks and the power-off.
+    pub timeout: Duration,
+    /// Limit for one check inside the guest.
+    pub check_timeout: Duration,
+    /// Taint flags that are not a failure (e.g. "OE": out-of-tree, unsigned).
+    pub allowed_taint: String,
+    /// Number of virtual CPUs.
+    pub cpus: u32,
+}
+
+impl GuestSpec {
+    /// A spec with the defaults: 2 vCPUs, taint O and E allowed.
+    pub fn new(name: &str, checks: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            checks: checks.iter().map(|c| (*c).to_string()).collect(),
+            timeout: Duration::from_secs(600),
+            check_timeout: Duration::from_secs(300),
+            allowed_taint: "OE".to_string(),
+            cpus: 2,
+        }
+    }
+}
+
+/// Builds `patchd` for the guest (the workspace's debug profile).
+pub fn build_patchd() -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let root = workspace_root();
+    run_command(
+        Command::new(cargo)
+            .arg("build")
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .arg("-p")
+            .arg("patchd")
+            .arg("--bin")
+            .arg("patchd"),
+    )?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target_dir.join("debug/patchd"))
+}
+
+fn assemble(
+    spec: &GuestSpec,
+    modules: &BuiltModules,
+    patchd: &Path,
+    out: &Path,
+) -> Result<PathBuf> {
+    let guest = workspace_root().join("vm-tests/guest");
+    let mut fs = Initramfs::new();
+    for d in ["/dev", "/proc", "/sys", "/tmp", "/run", "/root"] {
+        fs.dir(d);
+    }
+    fs.char_dev("/dev/console", 5, 1);
+    fs.char_dev("/dev/null", 1, 3);
+    fs.file("/bin/busybox", Path::new("/bin/busybox"), 0o755)?;
+    fs.file("/init", &guest.join("init"), 0o755)?;
+    fs.file("/suture/lib.sh", &guest.join("lib.sh"), 0o644)?;
+    for (i, check) in spec.checks.iter().enumerate() {
+        let script = guest.join(format!("{check}.sh"));
+        let name = Path::new(check)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(check);
+        fs.file(
+            &format!("/suture/checks/{:02}-{name}.sh", i + 1),
+            &script,
+            0o644,
+        )?;
+    }
+    for (name, ko) in &modules.modules {
+        fs.file(&format!("/suture/modules/{name}.ko"), ko, 0o644)?;
+    }
+    fs.executable_with_libs("/suture/bin/patchd", patchd)?;
+    fs.bytes(
+        "/suture/config",
+        0o644,
+        format!("SUTURE_CHECK_TIMEOUT={}\n", spec.check_timeout.as_secs()).into_bytes(),
+    );
+    fs.write(out)
+}
+
+/// Boots `target` with the checks of `spec` and returns what the guest reported.
+///
+/// An error means the guest could not be run or did not finish; failed
+/// checks and kernel warnings are in the returned [`GuestRun`].
+pub fn run_guest(target: &Target, modules: &BuiltModules, spec: &GuestSpec) -> Result<GuestRun> {
+    let dir = work_dir().join(&spec.name);
+    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+    let patchd = build_patchd()?;
+    let initrd = assemble(spec, modules, &patchd, &dir.join("initramfs.cpio"))?;
+    let log_path = dir.join("serial.log");
+    let log = std::fs::File::create(&log_path).map_err(io_err("cannot create", &log_path))?;
+
+    let started = Instant::now();
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp"])
+        .arg(spec.cpus.to_string())
+        .args(["-nographic", "-no-reboot", "-kernel"])
+        .arg(target.vmlinuz())
+        .arg("-initrd")
+        .arg(&initrd)
+        .arg("-append")
+        .arg("console=ttyS0 panic=-1 loglevel=4")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io_err("cannot open", &log_path))?)
+        .stderr(log)
+        .spawn()
+        .map_err(io_err(
+            "cannot start (install qemu-system-x86: scripts/setup)",
+            "qemu-system-x86_64",
+        ))?;
+
+    loop {
+        match child
+            .try_wait()
+            .map_err(io_err("cannot wait for", "qemu-system-x86_64"))?
+        {
+            Some(_) => break,
+            None if started.elapsed() > spec.timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HarnessError::Timeout {
+                    name: spec.name.clone(),
+                    seconds: spec.timeout.as_secs(),
+                    log: log_path,
+                });
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let elapsed = started.elapsed();
+    let raw = std::fs::read(&log_path).map_err(io_err("cannot read", &log_path))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let run = GuestRun::parse(&spec.name, &text, &spec.allowed_taint, elapsed, dir.clone());
+    std::fs::write(dir.join("dmesg.log"), &run.dmesg)
+        .map_err(io_err("cannot write", dir.join("dmesg.log")))?;
+    Ok(run)
+}

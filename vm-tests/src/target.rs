@@ -1,0 +1,80 @@
+//! A target kernel: one entry of the kernel cache that `scripts/setup` fills.
+
+use std::path::{Path, PathBuf};
+
+use crate::{io_err, workspace_root, HarnessError, Result};
+
+/// A kernel cache entry: vmlinuz, config, kbuild headers and prepared source.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Kernel release, e.g. `6.1.0-50-amd64`.
+    pub release: String,
+    /// The cache entry's directory.
+    pub dir: PathBuf,
+}
+
+impl Target {
+    /// The target named by `SUTURE_KERNEL`, else the pinned default of
+    /// `kernels/default.env`, in `SUTURE_CACHE` (default `~/.cache/suture`).
+    pub fn from_env() -> Result<Self> {
+        let release = match std::env::var("SUTURE_KERNEL") {
+            Ok(r) if !r.is_empty() => r,
+            _ => default_release()?,
+        };
+        Self::open(&release)
+    }
+
+    /// The cache entry of `release`; an error says to run `scripts/setup`.
+    pub fn open(release: &str) -> Result<Self> {
+        let dir = cache_dir().join("kernels").join(release);
+        if !dir.join(".done").is_file() {
+            return Err(HarnessError::NoKernelCache {
+                release: release.to_string(),
+                path: dir,
+            });
+        }
+        Ok(Self {
+            release: release.to_string(),
+            dir,
+        })
+    }
+
+    /// The kernel image to boot.
+    pub fn vmlinuz(&self) -> PathBuf {
+        self.dir.join("vmlinuz")
+    }
+
+    /// kbuild-ready headers for out-of-tree modules.
+    pub fn headers(&self) -> PathBuf {
+        self.dir.join("headers")
+    }
+
+    /// The configured and prepared kernel source.
+    pub fn source(&self) -> PathBuf {
+        self.dir.join("source")
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SUTURE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cache"));
+    base.join("suture")
+}
+
+fn default_release() -> Result<String> {
+    let path = workspace_root().join("kernels/default.env");
+    let text = std::fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("SUTURE_DEFAULT_KERNEL="))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| HarnessError::Io {
+            what: "no SUTURE_DEFAULT_KERNEL= line in",
+            path,
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        })
+}

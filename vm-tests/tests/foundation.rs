@@ -1,0 +1,95 @@
+//! The companion module in a real Debian kernel under QEMU: one guest boot
+//! runs every check below in order, and each test asserts its own check.
+//! Booting once keeps CI lean; a failed check does not stop the next one.
+//!
+//! These tests need the kernel cache (`scripts/setup`). Without it they fail
+//! with the command to run: a VM test is never skipped.
+
+use std::sync::OnceLock;
+
+use vm_tests::{build_modules, run_guest, GuestRun, GuestSpec, Target};
+
+const CHECKS: &[&str] = &[
+    "checks/load",
+    "checks/redirect",
+    "checks/stacking",
+    "checks/busy",
+    "checks/bad_input",
+    "checks/stress",
+];
+
+fn session() -> &'static GuestRun {
+    static SESSION: OnceLock<Result<GuestRun, String>> = OnceLock::new();
+    let run = SESSION.get_or_init(|| {
+        let target = Target::from_env().map_err(|e| e.to_string())?;
+        let modules = build_modules(&target).map_err(|e| format!("building the modules: {e}"))?;
+        let run = run_guest(&target, &modules, &GuestSpec::new("foundation", CHECKS))
+            .map_err(|e| format!("running the guest: {e}"))?;
+        for c in &run.checks {
+            eprintln!(
+                "guest check {}: {}",
+                c.name,
+                if c.passed() { "passed" } else { "FAILED" }
+            );
+        }
+        eprintln!(
+            "guest ran in {:.1} s; logs in {}",
+            run.elapsed.as_secs_f64(),
+            run.dir.display()
+        );
+        Ok(run)
+    });
+    match run {
+        Ok(run) => run,
+        Err(e) => panic!("the VM test guest could not run: {e}"),
+    }
+}
+
+fn assert_check(name: &str) {
+    let run = session();
+    let passed = run.check(name).is_some_and(|c| c.passed());
+    assert!(passed, "{}", run.describe(name));
+    // The load check's output is the proof that loading went through patchd.
+    eprintln!("{}", run.describe(name));
+}
+
+#[test]
+fn vm_companion_and_targets_load_through_the_link_step() {
+    assert_check("load");
+}
+
+#[test]
+fn vm_redirects_two_kernel_functions_and_restores_them() {
+    assert_check("redirect");
+}
+
+#[test]
+fn vm_stacked_patches_newest_wins_and_falls_back() {
+    assert_check("stacking");
+}
+
+#[test]
+fn vm_busy_function_refused_with_ebusy_then_succeeds() {
+    assert_check("busy");
+}
+
+#[test]
+fn vm_bad_registrations_refused_with_nothing_patched() {
+    assert_check("bad_input");
+}
+
+#[test]
+fn vm_stress_200_cycles_under_load_only_old_or_new_output() {
+    assert_check("stress");
+}
+
+#[test]
+fn vm_guest_log_has_no_warning_oops_or_unexpected_taint() {
+    let run = session();
+    assert!(
+        run.problems.is_empty(),
+        "guest kernel problems (serial log {}):\n{}",
+        run.dir.join("serial.log").display(),
+        run.problems.join("\n")
+    );
+}
