@@ -78,6 +78,16 @@ static struct suture_patch *suture_find_patch(const char *name)
 	return NULL;
 }
 
+/* Takes every attached func of a disabled patch off its stack. */
+static void suture_detach_funcs(struct suture_patch *patch)
+{
+	struct suture_func *func;
+
+	suture_for_each_func(patch, func)
+		if (func->fops)
+			suture_redirect_detach(func);
+}
+
 /* Checks one replacement against the running kernel; changes nothing. */
 static int suture_check_func(struct suture_patch *patch, struct suture_func *func)
 {
@@ -219,6 +229,7 @@ int suture_unregister_patch(struct suture_patch *patch)
 		       patch->name);
 		return -EBUSY;
 	}
+	suture_detach_funcs(patch);
 	list_del(&patch->list);
 	patch->registered = false;
 	mutex_unlock(&suture_mutex);
@@ -229,20 +240,6 @@ int suture_unregister_patch(struct suture_patch *patch)
 	return 0;
 }
 EXPORT_SYMBOL_GPL(suture_unregister_patch);
-
-/* Undoes suture_redirect_attach() for the first @n funcs; true if any stayed stacked. */
-static bool suture_detach_funcs(struct suture_patch *patch, unsigned int n)
-{
-	struct suture_func *func = patch->funcs;
-	bool stacked = false;
-
-	for (; n; n--, func++) {
-		if (!list_is_singular(&func->fops->func_stack))
-			stacked = true;
-		suture_redirect_detach(func);
-	}
-	return stacked;
-}
 
 /**
  * suture_enable_patch() - redirect every function of a patch
@@ -255,7 +252,7 @@ static bool suture_detach_funcs(struct suture_patch *patch, unsigned int n)
  */
 int suture_enable_patch(struct suture_patch *patch)
 {
-	unsigned int n = suture_nr_funcs(patch), attached = 0, i = 0;
+	unsigned int n = suture_nr_funcs(patch), i = 0;
 	struct suture_range *ranges;
 	struct suture_func *func;
 	int ret;
@@ -276,7 +273,6 @@ int suture_enable_patch(struct suture_patch *patch)
 		ret = suture_redirect_attach(func);
 		if (ret)
 			goto err_detach;
-		attached++;
 	}
 	/* The code a caller runs today is what no task may be inside. */
 	suture_for_each_func(patch, func) {
@@ -294,7 +290,8 @@ int suture_enable_patch(struct suture_patch *patch)
 	return 0;
 
 err_detach:
-	suture_detach_funcs(patch, attached);
+	/* Back to the state after registration: nothing attached. */
+	suture_detach_funcs(patch);
 	kfree(ranges);
 err_put:
 	module_put(patch->mod);
@@ -333,17 +330,12 @@ int suture_disable_patch(struct suture_patch *patch)
 	if (ret)
 		return ret;
 
-	if (suture_detach_funcs(patch, n)) {
-		/*
-		 * A task preempted in an ftrace trampoline after the handler
-		 * chose one of our replacements has not entered it yet, so the
-		 * stack check cannot see it. Where the ftrace_ops stays
-		 * registered (another patch still replaces the function),
-		 * nobody else waits for such tasks before the patch module
-		 * may go; unregister_ftrace_function() does it otherwise.
-		 */
-		synchronize_rcu_tasks();
-	}
+	/*
+	 * The funcs stay attached (inactive, so the handler passes over
+	 * them): enabling again costs one stop_machine(), not an ftrace
+	 * registration. They leave when the patch is unregistered, before the
+	 * patch module's memory goes.
+	 */
 	patch->enabled = false;
 	module_put(patch->mod);
 	pr_info("%s: disabled (pause %llu ns)\n", patch->name, patch->last_pause_ns);

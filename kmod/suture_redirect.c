@@ -91,12 +91,14 @@ int suture_redirect_check_site(unsigned long addr)
 }
 
 /**
- * suture_redirect_attach() - put a func on the stack of its function
- * @func: inactive; becomes the newest entry
+ * suture_redirect_attach() - put a func on top of the stack of its function
+ * @func: inactive
  *
- * Registers the function's ftrace_ops if this is its first func. The handler
- * ignores inactive funcs, so nothing is redirected until the switch.
- * Context: suture_mutex held.
+ * Registers the function's ftrace_ops if this is its first func; moves @func
+ * to the top if it is attached already (a patch enabled again becomes the
+ * newest). The handler ignores inactive funcs, so nothing is redirected
+ * until the switch.
+ * Context: suture_mutex held; sleeps.
  * Return: 0, -EEXIST when another ftrace user (such as the kernel's own
  * livepatch) already modifies the instruction pointer of this function, or
  * another negative errno.
@@ -107,6 +109,17 @@ int suture_redirect_attach(struct suture_func *func)
 	int ret;
 
 	lockdep_assert_held(&suture_mutex);
+
+	if (func->fops) {
+		if (list_first_entry(&func->fops->func_stack, struct suture_func,
+				     stack_node) == func)
+			return 0;
+		/* No reader may follow @func's old links into its new place. */
+		list_del_rcu(&func->stack_node);
+		synchronize_rcu();
+		list_add_rcu(&func->stack_node, &func->fops->func_stack);
+		return 0;
+	}
 
 	fops = suture_fops_find(func->old_addr);
 	if (fops)
@@ -158,7 +171,8 @@ err_free:
  * @func: attached and inactive
  *
  * Unregisters the ftrace_ops when it was the last func. On return no CPU is
- * still looking at @func, so the patch module may go.
+ * looking at @func and no task can still be sent to its replacement, so the
+ * patch module may go.
  * Context: suture_mutex held; sleeps.
  */
 void suture_redirect_detach(struct suture_func *func)
@@ -170,14 +184,23 @@ void suture_redirect_detach(struct suture_func *func)
 	list_del_rcu(&func->stack_node);
 	func->fops = NULL;
 	if (list_empty(&fops->func_stack)) {
-		/* Waits for handlers and frees the trampoline safely. */
+		/*
+		 * Waits for handlers and for tasks preempted in the trampoline
+		 * (RCU-tasks) before it returns.
+		 */
 		unregister_ftrace_function(&fops->ops);
 		ftrace_free_filter(&fops->ops);
 		list_del(&fops->node);
 		kfree(fops);
 	} else {
-		/* Handlers run with preemption disabled. */
+		/*
+		 * Handlers run with preemption disabled: synchronize_rcu()
+		 * covers them. A task preempted in the ftrace trampoline after
+		 * the handler chose this replacement has not entered it yet,
+		 * so no stack check saw it; RCU-tasks waits for it.
+		 */
 		synchronize_rcu();
+		synchronize_rcu_tasks();
 	}
 }
 
