@@ -194,6 +194,8 @@ int suture_register_patch(struct suture_patch *patch)
 	patch->enabled = false;
 	patch->busy_refusals = 0;
 	patch->last_pause_ns = 0;
+	patch->last_threads = 0;
+	patch->last_walked = 0;
 	patch->last_busy[0] = '\0';
 	ret = suture_sysfs_add_patch(patch);
 	if (ret)
@@ -286,7 +288,9 @@ int suture_enable_patch(struct suture_patch *patch)
 
 	patch->enabled = true;
 	kfree(ranges);
-	pr_info("%s: enabled (pause %llu ns)\n", patch->name, patch->last_pause_ns);
+	pr_info("%s: enabled (pause %llu ns, %u of %u threads walked in the stop)\n",
+		patch->name, patch->last_pause_ns, patch->last_walked,
+		patch->last_threads);
 	return 0;
 
 err_detach:
@@ -338,7 +342,9 @@ int suture_disable_patch(struct suture_patch *patch)
 	 */
 	patch->enabled = false;
 	module_put(patch->mod);
-	pr_info("%s: disabled (pause %llu ns)\n", patch->name, patch->last_pause_ns);
+	pr_info("%s: disabled (pause %llu ns, %u of %u threads walked in the stop)\n",
+		patch->name, patch->last_pause_ns, patch->last_walked,
+		patch->last_threads);
 	return 0;
 }
 

@@ -7,6 +7,9 @@
  *                       old_name old_addr old_size new_name new_addr new_size active
  *   module          r   the patch module
  *   last_pause_ns   r   time inside stop_machine() of the last switch attempt
+ *   last_threads    r   threads checked by the last switch attempt
+ *   last_walked     r   of those, threads whose stacks were walked inside the
+ *                       stop (the others had not run since the survey)
  *   busy_refusals   r   number of switches refused because a task was inside
  *   last_busy       r   the task and address that blocked the last refusal
  *
@@ -88,6 +91,18 @@ static ssize_t last_pause_ns_show(struct kobject *kobj,
 	return sysfs_emit(buf, "%llu\n", READ_ONCE(to_patch(kobj)->last_pause_ns));
 }
 
+static ssize_t last_threads_show(struct kobject *kobj,
+				 struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(to_patch(kobj)->last_threads));
+}
+
+static ssize_t last_walked_show(struct kobject *kobj,
+				struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(to_patch(kobj)->last_walked));
+}
+
 static ssize_t busy_refusals_show(struct kobject *kobj,
 				  struct kobj_attribute *attr, char *buf)
 {
@@ -110,6 +125,8 @@ static struct kobj_attribute enabled_attr = __ATTR_RW(enabled);
 static struct kobj_attribute functions_attr = __ATTR(functions, 0400, functions_show, NULL);
 static struct kobj_attribute module_attr = __ATTR_RO(module);
 static struct kobj_attribute last_pause_ns_attr = __ATTR_RO(last_pause_ns);
+static struct kobj_attribute last_threads_attr = __ATTR_RO(last_threads);
+static struct kobj_attribute last_walked_attr = __ATTR_RO(last_walked);
 static struct kobj_attribute busy_refusals_attr = __ATTR_RO(busy_refusals);
 static struct kobj_attribute last_busy_attr = __ATTR_RO(last_busy);
 
@@ -118,6 +135,8 @@ static struct attribute *suture_patch_attrs[] = {
 	&functions_attr.attr,
 	&module_attr.attr,
 	&last_pause_ns_attr.attr,
+	&last_threads_attr.attr,
+	&last_walked_attr.attr,
 	&busy_refusals_attr.attr,
 	&last_busy_attr.attr,
 	NULL,

@@ -70,6 +70,8 @@ struct suture_patch {
 	bool registered;
 	bool enabled;
 	u64 last_pause_ns;		/* of the last successful or refused switch */
+	unsigned int last_threads;	/* threads checked by it */
+	unsigned int last_walked;	/* of which walked inside the stop */
 	unsigned long busy_refusals;
 	char last_busy[128];		/* what blocked the last refused switch */
 };

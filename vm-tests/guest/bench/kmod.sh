@@ -32,7 +32,11 @@ load test_patch_bench1
 set_enabled test_patch_bench1 1
 run_calls call_suture
 set_enabled test_patch_bench1 0
+# (b') loaded but disabled: our ftrace_ops stays registered, the handler
+# finds no active replacement
+run_calls call_suture_disabled
 rmmod test_patch_bench1 || fail "rmmod test_patch_bench1"
+run_calls call_unpatched_after
 
 # (c) redirected by the kernel's own livepatch
 t0=$(date +%s)
@@ -61,13 +65,18 @@ threads=$(ls /proc/*/task | grep -c '^[0-9]')
 figure threads "$threads"
 for p in test_patch_bench1 test_patch_bench20; do
 	load $p
-	i=0
-	while [ $i -lt $CYCLES ]; do
-		set_enabled $p 1
-		figure "pause_enable_$p" "$(cat $S/$p/last_pause_ns)"
-		set_enabled $p 0
-		figure "pause_disable_$p" "$(cat $S/$p/last_pause_ns)"
-		i=$((i + 1))
+	# survey=0 (every stack walked inside the stop) is the baseline
+	for survey in 0 1; do
+		echo $survey >/sys/module/suture/parameters/survey
+		i=0
+		while [ $i -lt $CYCLES ]; do
+			set_enabled $p 1
+			figure "pause_enable_${p}_survey$survey" "$(cat $S/$p/last_pause_ns)"
+			figure "walked_enable_${p}_survey$survey" "$(cat $S/$p/last_walked)"
+			set_enabled $p 0
+			figure "pause_disable_${p}_survey$survey" "$(cat $S/$p/last_pause_ns)"
+			i=$((i + 1))
+		done
 	done
 	rmmod $p || fail "rmmod $p"
 done

@@ -71,6 +71,8 @@ fn run() -> anyhow::Result<()> {
     let bare = med("call_unpatched")?;
     let ours = med("call_suture")?;
     let klp = med("call_livepatch")?;
+    let disabled = med("call_suture_disabled")?;
+    let bare_after = med("call_unpatched_after")?;
     println!(
         "suture companion module benchmark: kernel {}, QEMU TCG, 2 vCPUs",
         target.release
@@ -86,6 +88,14 @@ fn run() -> anyhow::Result<()> {
         "  redirected by kernel livepatch {klp:8.1} ns   {:.2}x unpatched",
         klp / bare
     );
+    println!(
+        "  suture patch loaded, disabled  {disabled:8.1} ns   {:.2}x unpatched",
+        disabled / bare
+    );
+    println!(
+        "  unpatched after rmmod          {bare_after:8.1} ns   {:.2}x unpatched",
+        bare_after / bare
+    );
     println!("  suture / livepatch             {:8.2}", ours / klp);
     println!(
         "  livepatch enable transition    {:8.0} s",
@@ -100,13 +110,22 @@ fn run() -> anyhow::Result<()> {
         ("1-function patch ", "test_patch_bench1"),
         ("20-function patch", "test_patch_bench20"),
     ] {
-        let en = med(&format!("pause_enable_{p}"))?;
-        let dis = med(&format!("pause_disable_{p}"))?;
-        println!(
-            "  {label}  enable {:8.1} us   disable {:8.1} us",
-            en / 1000.0,
-            dis / 1000.0
-        );
+        for (how, survey) in [
+            ("every stack walked in the stop", "survey0"),
+            ("survey, re-walk threads that ran", "survey1"),
+        ] {
+            let en = med(&format!("pause_enable_{p}_{survey}"))?;
+            let dis = med(&format!("pause_disable_{p}_{survey}"))?;
+            let walked = med(&format!("walked_enable_{p}_{survey}"))?;
+            println!(
+                "  {label} {how:34} enable {:7.1} us  disable {:7.1} us  ({walked:.0} stacks walked in the stop)",
+                en / 1000.0,
+                dis / 1000.0
+            );
+        }
+        let base = med(&format!("pause_enable_{p}_survey0"))?;
+        let surveyed = med(&format!("pause_enable_{p}_survey1"))?;
+        println!("  {label} survey / baseline pause: {:.2}", surveyed / base);
     }
     println!();
     println!(
