@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * klp_bench.c - the kernel's own livepatch replacing suture_bench_fn0, in the
+ * klp_bench.c - the kernel's own livepatch replacing suture_bench_fn1, in the
  * style of samples/livepatch, as the benchmark's baseline.
  */
 #include <linux/livepatch.h>
 #include <linux/module.h>
 
-static noinline u64 livepatch_suture_bench_fn0(u64 x)
+static noinline u64 livepatch_suture_bench_fn1(u64 x)
 {
-	return x + 1;
+	return x + 2;
 }
 
 static struct klp_func funcs[] = {
 	{
-		.old_name = "suture_bench_fn0",
-		.new_func = livepatch_suture_bench_fn0,
+		.old_name = "suture_bench_fn1",
+		.new_func = livepatch_suture_bench_fn1,
 	}, { }
 };
 

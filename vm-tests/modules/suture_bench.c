@@ -2,9 +2,11 @@
 /*
  * suture_bench.c - functions whose call cost the benchmark measures
  *
- * write N to /proc/suture_bench: N dependent calls of suture_bench_fn0(),
- * timed; read: "calls N ns T" of the last run. suture_bench_fn1..19 exist to
- * be patched together with fn0 (the 20-function patch).
+ * write "N K" to /proc/suture_bench: N dependent calls of suture_bench_fnK()
+ * (K is 0, 1 or 2), timed; read: "calls N ns T" of the last run. The
+ * benchmark redirects fn0 with suture and fn1 with the kernel's livepatch and
+ * leaves fn2 alone, so the three are measured in turns in one boot;
+ * fn3..19 are patched with the others by the 20-function patch.
  */
 #include <linux/ktime.h>
 #include <linux/module.h>
@@ -34,14 +36,26 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 				  size_t count, loff_t *ppos)
 {
 	u64 n, i, x = 0, start;
-	int ret;
+	char buf[32] = {};
+	unsigned int k;
 
-	ret = kstrtou64_from_user(ubuf, count, 10, &n);
-	if (ret)
-		return ret;
+	if (count >= sizeof(buf) || copy_from_user(buf, ubuf, count))
+		return -EINVAL;
+	if (sscanf(buf, "%llu %u", &n, &k) != 2)
+		return -EINVAL;
+	if (k > 2)
+		return -EINVAL;
+	/* Direct calls: an indirect one would add a retpoline to every figure. */
 	start = ktime_get_ns();
-	for (i = 0; i < n; i++)
-		x = suture_bench_fn0(x);
+	if (k == 0)
+		for (i = 0; i < n; i++)
+			x = suture_bench_fn0(x);
+	else if (k == 1)
+		for (i = 0; i < n; i++)
+			x = suture_bench_fn1(x);
+	else
+		for (i = 0; i < n; i++)
+			x = suture_bench_fn2(x);
 	bench_ns = ktime_get_ns() - start;
 	bench_calls = n;
 	bench_sink = x;

@@ -2,11 +2,12 @@
 # computes and prints the table: vm-tests/src/bin/suture-kmod-bench.rs).
 # Needs checks/load first.
 CALLS=1000000
-REPS=5
+ROUNDS=7
 CYCLES=10
 
+# calls_ns K: ns for CALLS dependent calls of suture_bench_fnK
 calls_ns() {
-	echo $CALLS >/proc/suture_bench
+	echo "$CALLS $1" >/proc/suture_bench
 	set -- $(cat /proc/suture_bench)
 	echo "$4"
 }
@@ -15,30 +16,12 @@ figure() {
 	echo "@@SUTURE-FIGURE $1 $2"
 }
 
-run_calls() {
-	i=0
-	while [ $i -lt $REPS ]; do
-		figure "$1" "$CALLS $(calls_ns)"
-		i=$((i + 1))
-	done
-}
-
-# (a) unpatched
-calls_ns >/dev/null
-run_calls call_unpatched
-
-# (b) redirected by suture
+# Call cost: fn0 redirected by suture, fn1 by the kernel's livepatch, fn2
+# unpatched; measured in turns so that drift hits all three alike.
+calls_ns 2 >/dev/null
+figure call_before "$CALLS $(calls_ns 0)"
 load test_patch_bench1
 set_enabled test_patch_bench1 1
-run_calls call_suture
-set_enabled test_patch_bench1 0
-# (b') loaded but disabled: our ftrace_ops stays registered, the handler
-# finds no active replacement
-run_calls call_suture_disabled
-rmmod test_patch_bench1 || fail "rmmod test_patch_bench1"
-run_calls call_unpatched_after
-
-# (c) redirected by the kernel's own livepatch
 t0=$(date +%s)
 load klp_bench
 i=0
@@ -46,13 +29,28 @@ until [ "$(cat /sys/kernel/livepatch/klp_bench/transition)" = 0 ]; do
 	i=$((i + 1)); [ $i -lt 600 ] || fail "livepatch transition did not finish"; usleep 100000
 done
 figure klp_enable_s "$(($(date +%s) - t0))"
-run_calls call_livepatch
+r=0
+while [ $r -lt $ROUNDS ]; do
+	figure call_unpatched "$CALLS $(calls_ns 2)"
+	figure call_suture "$CALLS $(calls_ns 0)"
+	figure call_livepatch "$CALLS $(calls_ns 1)"
+	r=$((r + 1))
+done
+# Loaded but disabled: our ftrace_ops stays registered, the handler finds no
+# active replacement.
+set_enabled test_patch_bench1 0
+r=0
+while [ $r -lt $ROUNDS ]; do
+	figure call_suture_disabled "$CALLS $(calls_ns 0)"
+	r=$((r + 1))
+done
+rmmod test_patch_bench1 || fail "rmmod test_patch_bench1"
+figure call_after_rmmod "$CALLS $(calls_ns 0)"
 echo 0 >/sys/kernel/livepatch/klp_bench/enabled
 i=0
-while [ -e /sys/kernel/livepatch/klp_bench ] && [ "$(cat /sys/kernel/livepatch/klp_bench/transition)" != 0 ]; do
+while [ -e /sys/kernel/livepatch/klp_bench ]; do
 	i=$((i + 1)); [ $i -lt 600 ] || fail "livepatch disable did not finish"; usleep 100000
 done
-usleep 500000
 rmmod klp_bench || fail "rmmod klp_bench"
 
 # stop_machine pause with 200 extra sleeping tasks
@@ -80,5 +78,6 @@ for p in test_patch_bench1 test_patch_bench20; do
 	done
 	rmmod $p || fail "rmmod $p"
 done
+echo 1 >/sys/module/suture/parameters/survey
 kill $(jobs -p) 2>/dev/null
 echo "ok: benchmark done"
