@@ -16,6 +16,8 @@ const CHECKS: &[&str] = &[
     "checks/busy",
     "checks/bad_input",
     "checks/stress",
+    // Last: lockdown cannot be lowered again in this boot.
+    "checks/lockdown",
 ];
 
 fn session() -> &'static GuestRun {
@@ -81,6 +83,11 @@ fn vm_bad_registrations_refused_with_nothing_patched() {
 #[test]
 fn vm_stress_200_cycles_under_load_only_old_or_new_output() {
     assert_check("stress");
+}
+
+#[test]
+fn vm_lockdown_refusals_are_reported_before_and_by_the_kernel() {
+    assert_check("lockdown");
 }
 
 #[test]
