@@ -1,0 +1,233 @@
+//! Comparison by meaning: two versions of a function (or data object) are
+//! the same when their bytes match outside relocated fields and their
+//! relocations match in offset, type and target identity. A target's
+//! identity is the correlated symbol, the contents of a string literal, or
+//! a named symbol inside the referenced section, never a section offset or
+//! a symbol index.
+
+use crate::diff::correlate::{normalize, Correlation};
+use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
+
+/// Which of the two objects a symbol belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The original build.
+    Orig,
+    /// The fixed build.
+    Fixed,
+}
+
+/// What a relocation points at, comparable across the two objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A defined symbol of the original object (fixed symbols map through
+    /// the correlation), plus an offset from it.
+    Symbol(usize, i64),
+    /// A defined symbol of the fixed object with no original counterpart.
+    New(usize, i64),
+    /// An undefined (external) symbol, by name.
+    External(String, i64),
+    /// A string literal, by contents (and the offset into it).
+    String(Vec<u8>, i64),
+    /// Anything else: a section by normalized name, at an offset.
+    Section(String, i64),
+}
+
+/// The offset a relocation's addend designates inside its target, undoing
+/// the bias of PC-relative fields (the addend is relative to the field's end).
+pub fn target_offset(r: &Reloc) -> i64 {
+    if is_pc_relative(r.r_type) {
+        r.addend.saturating_add(i64::from(r.size))
+    } else {
+        r.addend
+    }
+}
+
+/// The defined, named symbol of `section` that covers `offset`.
+pub fn symbol_at(obj: &ObjectFile, section: usize, offset: i64) -> Option<&Symbol> {
+    let off = u64::try_from(offset).ok()?;
+    obj.symbols_in(section)
+        .filter(|s| {
+            matches!(
+                s.kind,
+                SymbolKind::Func | SymbolKind::Object | SymbolKind::Other
+            ) && !s.name.is_empty()
+        })
+        .find(|s| s.value == off || (s.value <= off && off < s.value.saturating_add(s.size)))
+}
+
+fn c_string_at(data: &[u8], offset: i64) -> Option<Vec<u8>> {
+    let start = usize::try_from(offset).ok()?;
+    let rest = data.get(start..)?;
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    rest.get(..end).map(<[u8]>::to_vec)
+}
+
+/// The identity of a relocation's target.
+pub fn identity(obj: &ObjectFile, side: Side, corr: &Correlation, r: &Reloc) -> Identity {
+    let Some(sym) = obj.symbols.get(r.symbol) else {
+        return Identity::Section(String::new(), r.addend);
+    };
+    symbol_identity(obj, side, corr, sym, r)
+}
+
+fn symbol_identity(
+    obj: &ObjectFile,
+    side: Side,
+    corr: &Correlation,
+    sym: &Symbol,
+    r: &Reloc,
+) -> Identity {
+    let Some(section) = sym.section else {
+        return Identity::External(sym.name.clone(), r.addend);
+    };
+    if sym.kind == SymbolKind::Section {
+        let Some(sec) = obj.sections.get(section) else {
+            return Identity::Section(String::new(), r.addend);
+        };
+        let off = target_offset(r);
+        if sec.is_strings() {
+            if let Some(s) = c_string_at(&sec.data, off) {
+                return Identity::String(s, r.addend.saturating_sub(off));
+            }
+        }
+        if let Some(named) = symbol_at(obj, section, off) {
+            let delta = r
+                .addend
+                .saturating_sub(i64::try_from(named.value).unwrap_or(i64::MAX));
+            return defined(side, corr, named.index, delta);
+        }
+        return Identity::Section(normalize(&sec.name), r.addend);
+    }
+    defined(side, corr, sym.index, r.addend)
+}
+
+fn defined(side: Side, corr: &Correlation, index: usize, delta: i64) -> Identity {
+    match side {
+        Side::Orig => Identity::Symbol(index, delta),
+        Side::Fixed => match corr.to_orig.get(&index) {
+            Some(&o) => Identity::Symbol(o, delta),
+            None => Identity::New(index, delta),
+        },
+    }
+}
+
+/// A byte range of one object: a function or a data object.
+#[derive(Debug, Clone, Copy)]
+pub struct Extent {
+    /// Section index.
+    pub section: usize,
+    /// Start offset.
+    pub start: u64,
+    /// Length.
+    pub len: u64,
+}
+
+impl Extent {
+    /// The extent of a defined symbol.
+    pub fn of(sym: &Symbol) -> Option<Self> {
+        Some(Self {
+            section: sym.section?,
+            start: sym.value,
+            len: sym.size,
+        })
+    }
+
+    fn relocs<'a>(&self, obj: &'a ObjectFile) -> impl Iterator<Item = &'a Reloc> {
+        let (start, end) = (self.start, self.start.saturating_add(self.len));
+        obj.sections
+            .get(self.section)
+            .map(|s| s.relocs.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(move |r| r.offset >= start && r.offset < end)
+    }
+}
+
+/// Compares two extents by meaning. `None` when they are the same, else a
+/// short description of the first difference.
+pub fn compare(
+    orig: &ObjectFile,
+    o: Extent,
+    fixed: &ObjectFile,
+    f: Extent,
+    corr: &Correlation,
+) -> Option<String> {
+    if o.len != f.len {
+        return Some(format!("size {} -> {}", o.len, f.len));
+    }
+    let nobits = |obj: &ObjectFile, e: Extent| {
+        obj.sections
+            .get(e.section)
+            .is_some_and(|s| s.data.is_empty())
+    };
+    let ob = if nobits(orig, o) {
+        Some(&[][..])
+    } else {
+        orig.bytes(o.section, o.start, o.len)
+    };
+    let fb = if nobits(fixed, f) {
+        Some(&[][..])
+    } else {
+        fixed.bytes(f.section, f.start, f.len)
+    };
+    let (Some(ob), Some(fb)) = (ob, fb) else {
+        return Some("extent outside its section".to_string());
+    };
+    let (mut ob, mut fb) = (ob.to_vec(), fb.to_vec());
+    let orel: Vec<&Reloc> = o.relocs(orig).collect();
+    let frel: Vec<&Reloc> = f.relocs(fixed).collect();
+    for (bytes, rels, base) in [(&mut ob, &orel, o.start), (&mut fb, &frel, f.start)] {
+        for r in rels.iter() {
+            let at = r.offset.saturating_sub(base);
+            for i in 0..u64::from(r.size) {
+                if let Some(b) = usize::try_from(at.saturating_add(i))
+                    .ok()
+                    .and_then(|i| bytes.get_mut(i))
+                {
+                    *b = 0;
+                }
+            }
+        }
+    }
+    if ob != fb {
+        let at = ob.iter().zip(&fb).position(|(a, b)| a != b).unwrap_or(0);
+        return Some(format!("code or data differs at +{at:#x}"));
+    }
+    if orel.len() != frel.len() {
+        return Some(format!("{} -> {} relocations", orel.len(), frel.len()));
+    }
+    for (a, b) in orel.iter().zip(&frel) {
+        if a.offset - o.start != b.offset - f.start || a.r_type != b.r_type {
+            return Some(format!("relocation at +{:#x} differs", a.offset - o.start));
+        }
+        let ia = identity(orig, Side::Orig, corr, a);
+        let ib = identity(fixed, Side::Fixed, corr, b);
+        if ia != ib {
+            return Some(format!(
+                "relocation at +{:#x} targets {} -> {}",
+                a.offset - o.start,
+                describe(orig, &ia, orig),
+                describe(fixed, &ib, orig)
+            ));
+        }
+    }
+    None
+}
+
+/// A short human name for an identity.
+pub fn describe(obj: &ObjectFile, id: &Identity, orig: &ObjectFile) -> String {
+    match id {
+        Identity::Symbol(i, d) => {
+            format!("{}{:+}", orig.symbols.get(*i).map_or("?", |s| &s.name), d)
+        }
+        Identity::New(i, d) => format!(
+            "new {}{:+}",
+            obj.symbols.get(*i).map_or("?", |s| &s.name),
+            d
+        ),
+        Identity::External(n, d) => format!("{n}{d:+}"),
+        Identity::String(s, _) => format!("\"{}\"", String::from_utf8_lossy(s).escape_debug()),
+        Identity::Section(n, d) => format!("{n}{d:+}"),
+    }
+}

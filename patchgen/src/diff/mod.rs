@@ -1,0 +1,244 @@
+//! The object differ: correlate -> compare -> select -> emit.
+//!
+//! Given the original and the fixed build of one kernel object, finds the
+//! functions whose code changed and the new ones, refuses what cannot be
+//! live-patched safely (with the section or symbol and the reason), and
+//! emits an object holding exactly what must be replaced.
+
+pub mod compare;
+pub mod correlate;
+pub mod emit;
+pub mod report;
+pub mod special;
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::elf::{ObjectFile, SymbolKind};
+use compare::{compare, Extent};
+use correlate::{correlate, never_correlated, parent_name};
+pub use report::{Refusal, Report};
+pub use special::EntrySizes;
+
+/// Options of one diff.
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// Entry sizes of special sections (defaults for Debian 6.1 x86-64,
+    /// overridable per section).
+    pub entry_sizes: EntrySizes,
+}
+
+/// What a diff found.
+#[derive(Debug)]
+pub struct Diff {
+    /// The report (also the JSON of `--report`).
+    pub report: Report,
+    /// The output object, when something changed and nothing was refused.
+    pub object: Option<Vec<u8>>,
+}
+
+/// A function chosen for the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Included {
+    /// Symbol index in the fixed object.
+    pub symbol: usize,
+    /// Whether calls to the original are redirected to it (changed
+    /// functions); `false` for new functions and for `.cold`/`.part` parts
+    /// that only the included code calls.
+    pub redirect: bool,
+}
+
+fn is_init_section(name: &str) -> bool {
+    name.starts_with(".init.")
+        || name == ".init"
+        || name.starts_with(".head.text")
+        || name.starts_with(".ref.text")
+}
+
+fn is_exit_section(name: &str) -> bool {
+    name.starts_with(".exit.")
+}
+
+fn section_name(obj: &ObjectFile, sym: usize) -> &str {
+    obj.symbols
+        .get(sym)
+        .and_then(|s| s.section)
+        .and_then(|i| obj.sections.get(i))
+        .map_or("", |s| s.name.as_str())
+}
+
+/// Diffs two objects.
+pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
+    let corr = correlate(orig, fixed);
+    let mut report = Report::new(orig, fixed);
+    let ftrace_sites = special::ftrace_sites(orig);
+
+    // Compare every correlated function and data object.
+    let mut changed: BTreeSet<usize> = BTreeSet::new(); // fixed indices
+    for (&o, &f) in &corr.to_fixed {
+        let (os, fs) = (&orig.symbols[o], &fixed.symbols[f]);
+        let (Some(oe), Some(fe)) = (Extent::of(os), Extent::of(fs)) else {
+            continue;
+        };
+        let Some(why) = compare(orig, oe, fixed, fe, &corr) else {
+            continue;
+        };
+        let sec = section_name(fixed, f).to_string();
+        match os.kind {
+            SymbolKind::Func if is_init_section(&sec) => report.refuse(Refusal::init_changed(&fs.name, &sec, &why)),
+            SymbolKind::Func if is_exit_section(&sec) => report.ignore(&fs.name, "exit code changed: it never runs in a built-in object or a loaded module's lifetime"),
+            SymbolKind::Func => {
+                changed.insert(f);
+                report.note_change(&fs.name, &sec, &why);
+            }
+            _ if special::is_special(&sec) || sec.is_empty() => {}
+            _ => report.refuse(Refusal::data_changed(&fs.name, &sec, &why)),
+        }
+    }
+
+    // A changed split part marks its parent.
+    let by_name = |name: &str| {
+        fixed
+            .symbols
+            .iter()
+            .find(|s| s.name == name && s.kind == SymbolKind::Func && s.section.is_some())
+            .map(|s| s.index)
+    };
+    for f in changed.clone() {
+        if let Some(parent) = parent_name(&fixed.symbols[f].name).and_then(by_name) {
+            if changed.insert(parent) {
+                report.note_change(
+                    &fixed.symbols[parent].name,
+                    section_name(fixed, parent),
+                    "a .cold or .part child changed",
+                );
+            }
+        }
+    }
+
+    // New functions.
+    let mut included: BTreeSet<Included> = BTreeSet::new();
+    for s in fixed
+        .symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Func && s.section.is_some())
+    {
+        if corr.to_orig.contains_key(&s.index) || never_correlated(fixed, s) {
+            continue;
+        }
+        let sec = section_name(fixed, s.index);
+        if is_init_section(sec) {
+            report.refuse(Refusal::init_changed(&s.name, sec, "new init function"));
+            continue;
+        }
+        if is_exit_section(sec) {
+            report.ignore(&s.name, "new exit function: never runs for a live patch");
+            continue;
+        }
+        report.new_functions.push(s.name.clone());
+        included.insert(Included {
+            symbol: s.index,
+            redirect: false,
+        });
+    }
+    for s in orig
+        .symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Func && s.section.is_some())
+    {
+        if !corr.to_fixed.contains_key(&s.index) && !never_correlated(orig, s) {
+            report.ignore(
+                &s.name,
+                "function removed in the fixed object: nothing changed calls it any more",
+            );
+        }
+    }
+
+    // Changed functions are redirected; they need an ftrace site.
+    for &f in &changed {
+        let name = &fixed.symbols[f].name;
+        let is_cold = name.ends_with(".cold");
+        let orig_sym = corr.to_orig.get(&f).map(|&o| &orig.symbols[o]);
+        // The call to __fentry__ is the first instruction, or follows an
+        // ENDBR (4 bytes) on IBT kernels.
+        let has_site = orig_sym.is_some_and(|o| {
+            o.section.is_some_and(|sec| {
+                (0..8).any(|d| ftrace_sites.contains(&(sec, o.value.saturating_add(d))))
+            })
+        });
+        if is_cold {
+            included.insert(Included {
+                symbol: f,
+                redirect: false,
+            });
+        } else if ftrace_sites.is_empty() {
+            report.refuse(Refusal::no_mcount(&orig.path));
+        } else if !has_site {
+            report.refuse(Refusal::no_ftrace_site(name, section_name(fixed, f)));
+        } else {
+            included.insert(Included {
+                symbol: f,
+                redirect: true,
+            });
+        }
+    }
+
+    // Parts of included functions come along (the new code calls them).
+    let names: HashSet<String> = included
+        .iter()
+        .map(|i| fixed.symbols[i.symbol].name.clone())
+        .collect();
+    for s in fixed
+        .symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Func && s.section.is_some())
+    {
+        if parent_name(&s.name).is_some_and(|p| names.contains(p))
+            && !included.iter().any(|i| i.symbol == s.index)
+        {
+            report.children.push(s.name.clone());
+            included.insert(Included {
+                symbol: s.index,
+                redirect: false,
+            });
+        }
+    }
+
+    if report.refusals.is_empty() && included.is_empty() {
+        report.result = report::Outcome::NothingChanged;
+        return Diff {
+            report,
+            object: None,
+        };
+    }
+    if !report.refusals.is_empty() {
+        report.result = report::Outcome::Refused;
+        return Diff {
+            report,
+            object: None,
+        };
+    }
+    match emit::emit(orig, fixed, &corr, &included, opts, &mut report) {
+        Ok(bytes) if report.refusals.is_empty() => {
+            report.result = report::Outcome::Changed;
+            Diff {
+                report,
+                object: Some(bytes),
+            }
+        }
+        Ok(_) => {
+            report.result = report::Outcome::Refused;
+            Diff {
+                report,
+                object: None,
+            }
+        }
+        Err(e) => {
+            report.refuse(Refusal::emit_failed(&e.to_string()));
+            report.result = report::Outcome::Refused;
+            Diff {
+                report,
+                object: None,
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! The differ's report: what changed, what is new, what was ignored and why,
+//! and, for a refusal, the offending section or symbol with what the patch
+//! author can do. Serialized as the JSON of `patchgen diff --report`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::elf::ObjectFile;
+
+/// The overall result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Something must be replaced: an object was written.
+    Changed,
+    /// The two objects mean the same: nothing to patch.
+    NothingChanged,
+    /// The change cannot be live-patched safely.
+    Refused,
+}
+
+/// A changed function.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangedFunction {
+    /// Symbol name in the fixed object.
+    pub name: String,
+    /// Its section.
+    pub section: String,
+    /// The first difference found.
+    pub reason: String,
+}
+
+/// Something that differs but needs no patching.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ignored {
+    /// The symbol or section.
+    pub symbol: String,
+    /// Why it needs no patching.
+    pub reason: String,
+}
+
+/// A reason the change cannot be live-patched.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    /// The offending section, if any.
+    pub section: Option<String>,
+    /// The offending symbol, if any.
+    pub symbol: Option<String>,
+    /// Why it cannot be live-patched.
+    pub reason: String,
+    /// What the patch author can do.
+    pub hint: String,
+}
+
+impl Refusal {
+    fn new(symbol: Option<&str>, section: Option<&str>, reason: String, hint: &str) -> Self {
+        Self {
+            section: section.map(str::to_string),
+            symbol: symbol.map(str::to_string),
+            reason,
+            hint: hint.to_string(),
+        }
+    }
+
+    /// An existing data object's contents changed.
+    pub fn data_changed(symbol: &str, section: &str, why: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            Some(section),
+            format!("the data object {symbol} in {section} changed ({why}); a live patch replaces code, the running kernel keeps its data"),
+            "leave existing data as it is: move new constants into new objects or into the code, or keep new state in a new variable",
+        )
+    }
+
+    /// Init code changed.
+    pub fn init_changed(symbol: &str, section: &str, why: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            Some(section),
+            format!("{symbol} in {section} changed ({why}); init code has already run and been freed in the running kernel"),
+            "if the fix must take effect at run time, make it in code that runs after boot; a fix to init code needs a reboot",
+        )
+    }
+
+    /// A changed function has no ftrace call site.
+    pub fn no_ftrace_site(symbol: &str, section: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            Some(section),
+            format!("{symbol} changed but has no ftrace call site (notrace, noinstr or not instrumented), so calls to it cannot be redirected"),
+            "change its callers instead, or move the fix into a traceable function",
+        )
+    }
+
+    /// The object has no `__mcount_loc` at all.
+    pub fn no_mcount(path: &Path) -> Self {
+        Self::new(
+            None,
+            Some("__mcount_loc"),
+            format!("{} has no __mcount_loc section: it was not built with ftrace (-pg -mrecord-mcount), so no function in it can be redirected", path.display()),
+            "build the objects with the kernel's own build and a config with CONFIG_FTRACE_MCOUNT_RECORD",
+        )
+    }
+
+    /// A section group (COMDAT) changed.
+    pub fn group_changed(section: &str) -> Self {
+        Self::new(
+            None,
+            Some(section),
+            format!("the section group {section} changed"),
+            "section groups are not expected in kernel objects: check the build flags",
+        )
+    }
+
+    /// An included function lives in a section shared with other functions.
+    pub fn not_function_sections(symbol: &str, section: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            Some(section),
+            format!("{symbol} shares section {section} with other code"),
+            "build both objects with -ffunction-sections -fdata-sections (KCFLAGS)",
+        )
+    }
+
+    /// A reference to something that cannot be named for the running kernel.
+    pub fn anonymous_reference(from: &str, section: &str, offset: i64) -> Self {
+        Self::new(
+            Some(from),
+            Some(section),
+            format!("{from} refers to {section}{offset:+}, which has no symbol the running kernel could be searched for"),
+            "build with -fdata-sections so that every object has its own section and symbol",
+        )
+    }
+
+    /// Writing the output failed.
+    pub fn emit_failed(why: &str) -> Self {
+        Self::new(
+            None,
+            None,
+            format!("cannot write the output object: {why}"),
+            "report this as a patchgen bug with the two objects",
+        )
+    }
+}
+
+/// A symbol the output leaves undefined, with what identifies it in the
+/// running kernel.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UndefinedSymbol {
+    /// Symbol name.
+    pub name: String,
+    /// Whether it is local to the object (`static`): then it must be found
+    /// among the kernel's local symbols of this object file.
+    pub local: bool,
+    /// Whether it is a function.
+    pub function: bool,
+    /// The object file it is defined in (for locals) or `null` (globals,
+    /// and externals of the object).
+    pub object: Option<String>,
+}
+
+/// New data the output defines.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewData {
+    /// Symbol or section name.
+    pub name: String,
+    /// Its section.
+    pub section: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Why it is a new copy.
+    pub why: String,
+}
+
+/// Everything the differ found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The original object.
+    pub orig: String,
+    /// The fixed object.
+    pub fixed: String,
+    /// The overall result.
+    pub result: Outcome,
+    /// Existing functions whose code changed (redirected in the kernel).
+    pub changed_functions: Vec<ChangedFunction>,
+    /// Functions that exist only in the fixed object.
+    pub new_functions: Vec<String>,
+    /// `.cold`/`.part` parts carried along with an included function.
+    pub children: Vec<String>,
+    /// New data the output defines.
+    pub new_data: Vec<NewData>,
+    /// Differences that need no patching.
+    pub ignored: Vec<Ignored>,
+    /// Why the change cannot be live-patched (empty unless refused).
+    pub refusals: Vec<Refusal>,
+    /// What the output leaves undefined, to be resolved in the running kernel.
+    pub undefined: Vec<UndefinedSymbol>,
+}
+
+impl Report {
+    /// An empty report for two objects.
+    pub fn new(orig: &ObjectFile, fixed: &ObjectFile) -> Self {
+        Self {
+            orig: orig.path.display().to_string(),
+            fixed: fixed.path.display().to_string(),
+            result: Outcome::NothingChanged,
+            changed_functions: Vec::new(),
+            new_functions: Vec::new(),
+            children: Vec::new(),
+            new_data: Vec::new(),
+            ignored: Vec::new(),
+            refusals: Vec::new(),
+            undefined: Vec::new(),
+        }
+    }
+
+    /// Records a changed function.
+    pub fn note_change(&mut self, name: &str, section: &str, why: &str) {
+        self.changed_functions.push(ChangedFunction {
+            name: name.to_string(),
+            section: section.to_string(),
+            reason: why.to_string(),
+        });
+        self.changed_functions.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    /// Records an ignored difference.
+    pub fn ignore(&mut self, symbol: &str, reason: &str) {
+        self.ignored.push(Ignored {
+            symbol: symbol.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Records a refusal.
+    pub fn refuse(&mut self, refusal: Refusal) {
+        self.refusals.push(refusal);
+    }
+
+    /// A short human summary (stderr of the CLI).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let names = |v: &mut dyn Iterator<Item = &str>| v.collect::<Vec<_>>().join(", ");
+        match self.result {
+            Outcome::NothingChanged => {
+                out.push_str("nothing changed: the two objects mean the same\n")
+            }
+            Outcome::Refused => {
+                out.push_str("refused: this change cannot be live-patched safely\n");
+                for r in &self.refusals {
+                    out.push_str(&format!("  - {}\n    what to do: {}\n", r.reason, r.hint));
+                }
+            }
+            Outcome::Changed => {
+                out.push_str(&format!(
+                    "changed: {}\n",
+                    names(&mut self.changed_functions.iter().map(|c| c.name.as_str()))
+                ));
+                if !self.new_functions.is_empty() {
+                    out.push_str(&format!("new: {}\n", self.new_functions.join(", ")));
+                }
+                if !self.new_data.is_empty() {
+                    out.push_str(&format!(
+                        "new data: {}\n",
+                        names(&mut self.new_data.iter().map(|d| d.name.as_str()))
+                    ));
+                }
+            }
+        }
+        for i in &self.ignored {
+            out.push_str(&format!("ignored {}: {}\n", i.symbol, i.reason));
+        }
+        out
+    }
+}

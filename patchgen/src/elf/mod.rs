@@ -1,0 +1,399 @@
+//! Reading a kernel object: sections, symbols and relocations, checked and
+//! copied into a small model the differ works on.
+//!
+//! Only x86-64 relocatable ELF objects are accepted. Every table comes
+//! through the `object` crate, which checks offsets and sizes; anything it
+//! cannot read is an error naming the file, never a panic.
+
+use std::path::{Path, PathBuf};
+
+use object::elf;
+use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
+
+/// Largest input accepted (the largest 6.1 kernel objects are a few MiB;
+/// `vmlinux.o` is not an input).
+pub const MAX_OBJECT_SIZE: u64 = 256 << 20;
+
+/// Why an object could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_OBJECT_SIZE`].
+    #[error("{path} is larger than {MAX_OBJECT_SIZE} bytes: not a kernel object")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Not an ELF object `object` can parse, or a corrupt one.
+    #[error("{path} is not a valid ELF object")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser found.
+        #[source]
+        source: object::Error,
+    },
+    /// A valid ELF file of the wrong kind.
+    #[error(
+        "{path} is {what}: patchgen needs x86-64 relocatable objects (.o) from a kernel build"
+    )]
+    WrongKind {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
+}
+
+/// A symbol's type, as the differ needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolKind {
+    /// `STT_FUNC`
+    Func,
+    /// `STT_OBJECT` (and TLS, common)
+    Object,
+    /// `STT_SECTION`
+    Section,
+    /// `STT_FILE`
+    File,
+    /// `STT_NOTYPE` and anything else
+    Other,
+}
+
+/// A symbol's binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binding {
+    /// `STB_LOCAL`: visible only in its object (a `static`)
+    Local,
+    /// `STB_GLOBAL`
+    Global,
+    /// `STB_WEAK`
+    Weak,
+}
+
+/// One symbol-table entry.
+#[derive(Debug, Clone)]
+pub struct Symbol {
+    /// Index in the symbol table.
+    pub index: usize,
+    /// Name (empty for section symbols, which take their section's name here).
+    pub name: String,
+    /// Type.
+    pub kind: SymbolKind,
+    /// Binding.
+    pub binding: Binding,
+    /// Defining section (index into [`ObjectFile::sections`]); `None` when
+    /// undefined, absolute or common.
+    pub section: Option<usize>,
+    /// Offset in its section.
+    pub value: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One relocation (always RELA on x86-64).
+#[derive(Debug, Clone)]
+pub struct Reloc {
+    /// Offset in the section it applies to.
+    pub offset: u64,
+    /// `R_X86_64_*` type.
+    pub r_type: u32,
+    /// Size of the field it writes, in bytes.
+    pub size: u8,
+    /// Target symbol (index into [`ObjectFile::symbols`]).
+    pub symbol: usize,
+    /// Addend.
+    pub addend: i64,
+}
+
+/// One section with its relocations.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// Index in the section header table.
+    pub index: usize,
+    /// Name.
+    pub name: String,
+    /// `sh_type`.
+    pub sh_type: u32,
+    /// `sh_flags`.
+    pub sh_flags: u64,
+    /// `sh_addralign`.
+    pub align: u64,
+    /// `sh_entsize`.
+    pub entsize: u64,
+    /// Size (also for `SHT_NOBITS`, whose `data` is empty).
+    pub size: u64,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Relocations applied to this section, sorted by offset.
+    pub relocs: Vec<Reloc>,
+}
+
+impl Section {
+    /// Whether the section holds code.
+    pub fn is_text(&self) -> bool {
+        self.sh_flags & u64::from(elf::SHF_EXECINSTR) != 0
+    }
+
+    /// Whether the section is loaded at run time.
+    pub fn is_alloc(&self) -> bool {
+        self.sh_flags & u64::from(elf::SHF_ALLOC) != 0
+    }
+
+    /// Whether the section holds NUL-terminated strings to be merged.
+    pub fn is_strings(&self) -> bool {
+        self.sh_flags & u64::from(elf::SHF_STRINGS) != 0
+    }
+}
+
+/// A kernel object, read.
+#[derive(Debug, Clone)]
+pub struct ObjectFile {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Sections by header index (index 0 is the null section).
+    pub sections: Vec<Section>,
+    /// Symbols by symbol-table index.
+    pub symbols: Vec<Symbol>,
+}
+
+fn bits_to_bytes(bits: u8) -> u8 {
+    bits.div_ceil(8)
+}
+
+impl ObjectFile {
+    /// Reads and parses `path`.
+    pub fn read(path: &Path) -> Result<Self, ReadError> {
+        let io = |source| ReadError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_OBJECT_SIZE {
+            return Err(ReadError::TooLarge {
+                path: path.to_owned(),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Parses an object held in memory; `path` only names it in errors.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ReadError> {
+        let perr = |source| ReadError::Parse {
+            path: path.to_owned(),
+            source,
+        };
+        let wrong = |what: &str| ReadError::WrongKind {
+            path: path.to_owned(),
+            what: what.to_string(),
+        };
+        match object::FileKind::parse(bytes).map_err(perr)? {
+            object::FileKind::Elf64 => {}
+            object::FileKind::Elf32 => return Err(wrong("a 32-bit ELF file")),
+            other => return Err(wrong(&format!("not ELF ({other:?})"))),
+        }
+        let file = ElfFile64::<object::Endianness>::parse(bytes).map_err(perr)?;
+        let header = file.elf_header();
+        let endian = file.endian();
+        if header.e_machine(endian) != elf::EM_X86_64 {
+            return Err(wrong(&format!("for machine {}", header.e_machine(endian))));
+        }
+        if header.e_type(endian) != elf::ET_REL {
+            return Err(wrong("not relocatable (an executable or shared object)"));
+        }
+        if !file.is_little_endian() {
+            return Err(wrong("big-endian"));
+        }
+
+        let mut sections = Vec::new();
+        for section in file.sections() {
+            let raw = section.elf_section_header();
+            let index = section.index().0;
+            // Keep indices aligned with the header table (index 0 is null).
+            while sections.len() < index {
+                sections.push(null_section(sections.len()));
+            }
+            let sh_type = raw.sh_type(endian);
+            let align = raw.sh_addralign(endian);
+            if align > 1 && !align.is_power_of_two() {
+                return Err(wrong(&format!(
+                    "corrupt: section {index} has alignment {align}"
+                )));
+            }
+            let data = if sh_type == elf::SHT_NOBITS {
+                Vec::new()
+            } else {
+                section.data().map_err(perr)?.to_vec()
+            };
+            let mut relocs = Vec::new();
+            for (offset, reloc) in section.relocations() {
+                let RelocationTarget::Symbol(sym) = reloc.target() else {
+                    return Err(wrong("using relocations without a symbol"));
+                };
+                let RelocationFlags::Elf { r_type } = reloc.flags() else {
+                    return Err(wrong("using non-ELF relocations"));
+                };
+                relocs.push(Reloc {
+                    offset,
+                    r_type,
+                    size: bits_to_bytes(reloc.size()),
+                    symbol: sym.0,
+                    addend: reloc.addend(),
+                });
+            }
+            relocs.sort_by_key(|r| r.offset);
+            sections.push(Section {
+                index,
+                name: section.name().map_err(perr)?.to_string(),
+                sh_type,
+                sh_flags: raw.sh_flags(endian),
+                align,
+                entsize: raw.sh_entsize(endian),
+                size: raw.sh_size(endian),
+                data,
+                relocs,
+            });
+        }
+
+        let mut symbols = Vec::new();
+        for symbol in file.symbols() {
+            let index = symbol.index().0;
+            while symbols.len() < index {
+                symbols.push(null_symbol(symbols.len()));
+            }
+            let section = match symbol.section() {
+                object::SymbolSection::Section(i) => Some(i.0),
+                _ => None,
+            };
+            let kind = match symbol.kind() {
+                object::SymbolKind::Text => SymbolKind::Func,
+                object::SymbolKind::Data | object::SymbolKind::Tls => SymbolKind::Object,
+                object::SymbolKind::Section => SymbolKind::Section,
+                object::SymbolKind::File => SymbolKind::File,
+                _ => SymbolKind::Other,
+            };
+            let binding = if symbol.is_weak() {
+                Binding::Weak
+            } else if symbol.is_global() {
+                Binding::Global
+            } else {
+                Binding::Local
+            };
+            let mut name = symbol.name().map_err(perr)?.to_string();
+            if kind == SymbolKind::Section {
+                if let Some(s) = section.and_then(|i| sections.get(i)) {
+                    name.clone_from(&s.name);
+                }
+            }
+            symbols.push(Symbol {
+                index,
+                name,
+                kind,
+                binding,
+                section,
+                value: symbol.address(),
+                size: symbol.size(),
+            });
+        }
+        if let Some(s) = symbols
+            .iter()
+            .find(|s| s.section.is_some_and(|i| i >= sections.len()))
+        {
+            return Err(wrong(&format!(
+                "corrupt: symbol {} names section {:?} of {}",
+                s.index,
+                s.section,
+                sections.len()
+            )));
+        }
+        for section in &sections {
+            if let Some(r) = section.relocs.iter().find(|r| r.symbol >= symbols.len()) {
+                return Err(wrong(&format!(
+                    "corrupt: a relocation in {} names symbol {} of {}",
+                    section.name,
+                    r.symbol,
+                    symbols.len()
+                )));
+            }
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            sections,
+            symbols,
+        })
+    }
+
+    /// The defined symbols of a section, by offset.
+    pub fn symbols_in(&self, section: usize) -> impl Iterator<Item = &Symbol> {
+        self.symbols
+            .iter()
+            .filter(move |s| s.section == Some(section) && s.kind != SymbolKind::Section)
+    }
+
+    /// The section named `name`.
+    pub fn section_by_name(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Bytes `[offset, offset + len)` of a section, if in range.
+    pub fn bytes(&self, section: usize, offset: u64, len: u64) -> Option<&[u8]> {
+        let s = self.sections.get(section)?;
+        let start = usize::try_from(offset).ok()?;
+        let end = usize::try_from(offset.checked_add(len)?).ok()?;
+        s.data.get(start..end)
+    }
+}
+
+fn null_section(index: usize) -> Section {
+    Section {
+        index,
+        name: String::new(),
+        sh_type: elf::SHT_NULL,
+        sh_flags: 0,
+        align: 0,
+        entsize: 0,
+        size: 0,
+        data: Vec::new(),
+        relocs: Vec::new(),
+    }
+}
+
+fn null_symbol(index: usize) -> Symbol {
+    Symbol {
+        index,
+        name: String::new(),
+        kind: SymbolKind::Other,
+        binding: Binding::Local,
+        section: None,
+        value: 0,
+        size: 0,
+    }
+}
+
+/// Whether the section header type is one the differ may copy.
+pub fn is_progbits_like(sh_type: u32) -> bool {
+    matches!(
+        sh_type,
+        elf::SHT_PROGBITS | elf::SHT_NOBITS | elf::SHT_INIT_ARRAY | elf::SHT_FINI_ARRAY
+    )
+}
+
+/// Whether `r_type` is PC-relative (its addend is biased by the field's end).
+pub fn is_pc_relative(r_type: u32) -> bool {
+    matches!(
+        r_type,
+        elf::R_X86_64_PC32 | elf::R_X86_64_PLT32 | elf::R_X86_64_PC64 | elf::R_X86_64_GOTPCREL
+    )
+}

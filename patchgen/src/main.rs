@@ -1,0 +1,121 @@
+//! `patchgen`: the command line over the patchgen library.
+//!
+//! Exit codes of `patchgen diff`: 0 changed (output written), 3 nothing
+//! changed (no output), 4 refused (the change cannot be live-patched; the
+//! report says why), 1 error (bad input, I/O), 2 usage.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use patchgen::diff::report::Outcome;
+use patchgen::{DiffOptions, ObjectFile};
+
+#[derive(Parser)]
+#[command(name = "patchgen", version, about = "suture's patch generator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Diff the original and fixed builds of one kernel object.
+    ///
+    /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
+    /// 1 error, 2 usage.
+    Diff {
+        /// The original object (built with -ffunction-sections -fdata-sections).
+        orig: PathBuf,
+        /// The fixed object, built the same way.
+        fixed: PathBuf,
+        /// Where to write the object with the changed and new functions.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Entry size of a special section, e.g. __bug_table=12 (overrides
+        /// the Debian 6.1 x86-64 default; repeatable).
+        #[arg(long = "entry-size", value_name = "SECTION=BYTES")]
+        entry_sizes: Vec<String>,
+    },
+}
+
+const EXIT_NOTHING_CHANGED: u8 = 3;
+const EXIT_REFUSED: u8 = 4;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("patchgen: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Diff {
+            orig,
+            fixed,
+            output,
+            report,
+            entry_sizes,
+        } => {
+            let mut opts = DiffOptions::default();
+            for spec in &entry_sizes {
+                let Some((name, size)) = spec.split_once('=') else {
+                    bail!("--entry-size takes SECTION=BYTES, not '{spec}'");
+                };
+                let size: u64 = size
+                    .parse()
+                    .with_context(|| format!("--entry-size {spec}: BYTES is not a number"))?;
+                if size == 0 {
+                    bail!("--entry-size {spec}: an entry cannot be 0 bytes");
+                }
+                opts.entry_sizes.set(name, size);
+            }
+            let o = ObjectFile::read(&orig)?;
+            let f = ObjectFile::read(&fixed)?;
+            let result = patchgen::diff(&o, &f, &opts);
+            if let Some(path) = &report {
+                let json = serde_json::to_string_pretty(&result.report)?;
+                std::fs::write(path, json + "\n")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            eprint!("{}", result.report.summary());
+            match (result.report.result, result.object) {
+                (Outcome::Changed, Some(bytes)) => {
+                    std::fs::write(&output, bytes)
+                        .with_context(|| format!("cannot write {}", output.display()))?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                (Outcome::NothingChanged, _) => Ok(ExitCode::from(EXIT_NOTHING_CHANGED)),
+                _ => Ok(ExitCode::from(EXIT_REFUSED)),
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Golden cases of the differ: each directory of tests/golden/ holds a small
+//! C file in two versions and the expected result. Both are compiled at test
+//! time with the kernel's x86-64 code-generation flags (CFLAGS below), so
+//! the objects look like kernel objects: function and data sections,
+//! `call __fentry__` recorded in `__mcount_loc`, kernel code model.
+//!
+//! `expect` lines:
+//!   result: changed | nothing-changed | refused
+//!   changed: NAME...            exact set of changed functions
+//!   changed-normalized: NAME... same, compared after dropping clone numbers
+//!   new: NAME...                exact set of new functions
+//!   refuse: TEXT                a refusal names TEXT (symbol or reason)
+//!   undefined-local: NAME       the output refers to this static (normalized) as undefined local
+//!   no-new-data: NAME           the output does not copy this (normalized) data
+//!   section-entries: SECTION N  the output's SECTION holds N entries
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use patchgen::diff::correlate::normalize;
+use patchgen::diff::report::Outcome;
+use patchgen::diff::EntrySizes;
+use patchgen::elf::SymbolKind;
+use patchgen::{diff, DiffOptions, ObjectFile};
+
+/// The kernel's x86-64 code generation (Debian 6.1 flags that shape objects).
+const CFLAGS: &[&str] = &[
+    "-O2",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-pg",
+    "-mfentry",
+    "-mrecord-mcount",
+    "-mcmodel=kernel",
+    "-fno-pic",
+    "-fno-PIE",
+    "-mno-red-zone",
+    "-mno-sse",
+    "-fno-asynchronous-unwind-tables",
+    "-fno-jump-tables",
+    "-fno-stack-protector",
+    "-fno-strict-aliasing",
+    "-fno-common",
+    "-mindirect-branch=thunk-extern",
+    "-mindirect-branch-register",
+    "-mfunction-return=thunk-extern",
+    "-falign-jumps=1",
+    "-falign-loops=1",
+    "-fno-delete-null-pointer-checks",
+    "-nostdinc",
+];
+
+fn compiler() -> &'static str {
+    if Command::new("gcc-12").arg("--version").output().is_ok() {
+        "gcc-12"
+    } else {
+        "cc"
+    }
+}
+
+fn compile(src: &Path, out: &Path) {
+    let status = Command::new(compiler())
+        .args(CFLAGS)
+        .arg("-c")
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success(), "compiling {} failed", src.display());
+}
+
+fn names(s: &str) -> BTreeSet<String> {
+    s.split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn run_case(dir: &Path) -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (o, f) = (tmp.path().join("orig.o"), tmp.path().join("fixed.o"));
+    compile(&dir.join("orig.c"), &o);
+    compile(&dir.join("fixed.c"), &f);
+    let orig = ObjectFile::read(&o).map_err(|e| e.to_string())?;
+    let fixed = ObjectFile::read(&f).map_err(|e| e.to_string())?;
+    let result = diff(&orig, &fixed, &DiffOptions::default());
+    let r = &result.report;
+    let json = serde_json::to_string_pretty(r).unwrap_or_default();
+    let expect = std::fs::read_to_string(dir.join("expect")).map_err(|e| e.to_string())?;
+    let out = match &result.object {
+        Some(bytes) => Some(
+            ObjectFile::parse(Path::new("out.o"), bytes)
+                .map_err(|e| format!("output does not parse: {e}"))?,
+        ),
+        None => None,
+    };
+    let fail = |what: String| Err(format!("{what}\nreport: {json}"));
+
+    for line in expect.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line
+            .split_once(':')
+            .ok_or(format!("bad expect line {line}"))?;
+        let value = value.trim();
+        match key {
+            "result" => {
+                let want = match value {
+                    "changed" => Outcome::Changed,
+                    "nothing-changed" => Outcome::NothingChanged,
+                    "refused" => Outcome::Refused,
+                    other => return Err(format!("bad result {other}")),
+                };
+                if r.result != want {
+                    return fail(format!("result {:?}, expected {want:?}", r.result));
+                }
+            }
+            "changed" => {
+                let got: BTreeSet<String> =
+                    r.changed_functions.iter().map(|c| c.name.clone()).collect();
+                if got != names(value) {
+                    return fail(format!("changed {got:?}, expected {:?}", names(value)));
+                }
+            }
+            "changed-normalized" => {
+                let got: BTreeSet<String> = r
+                    .changed_functions
+                    .iter()
+                    .map(|c| normalize(&c.name))
+                    .collect();
+                if got != names(value) {
+                    return fail(format!(
+                        "changed (normalized) {got:?}, expected {:?}",
+                        names(value)
+                    ));
+                }
+            }
+            "new" => {
+                let got: BTreeSet<String> = r.new_functions.iter().cloned().collect();
+                if got != names(value) {
+                    return fail(format!("new {got:?}, expected {:?}", names(value)));
+                }
+            }
+            "refuse" => {
+                let hit = r
+                    .refusals
+                    .iter()
+                    .any(|x| x.symbol.as_deref() == Some(value) || x.reason.contains(value));
+                if !hit {
+                    return fail(format!("no refusal names {value}"));
+                }
+            }
+            "undefined-local" => {
+                if !r
+                    .undefined
+                    .iter()
+                    .any(|u| u.local && normalize(&u.name) == value)
+                {
+                    return fail(format!("{value} is not an undefined local reference"));
+                }
+            }
+            "no-new-data" => {
+                if r.new_data.iter().any(|d| normalize(&d.name) == value) {
+                    return fail(format!("{value} was copied as new data"));
+                }
+            }
+            "section-entries" => {
+                let (sec, n) = value.split_once(' ').ok_or("section-entries SECTION N")?;
+                let n: u64 = n.parse().map_err(|_| "bad count")?;
+                let size = EntrySizes::default().get(sec).ok_or("unknown section")?;
+                let got = out
+                    .as_ref()
+                    .and_then(|o| o.section_by_name(sec))
+                    .map_or(0, |s| s.size / size);
+                if got != n {
+                    return fail(format!(
+                        "{sec} has {got} entries in the output, expected {n}"
+                    ));
+                }
+            }
+            other => return Err(format!("unknown expect key {other}")),
+        }
+    }
+
+    // Every changed output is a well-formed kernel object: each redirected
+    // function defined, with an ftrace site recorded.
+    if let Some(out) = &out {
+        for c in &r.changed_functions {
+            let defined = out
+                .symbols
+                .iter()
+                .any(|s| s.name == c.name && s.kind == SymbolKind::Func && s.section.is_some());
+            if !defined {
+                return fail(format!("{} is not defined in the output", c.name));
+            }
+        }
+        let redirected = r
+            .changed_functions
+            .iter()
+            .filter(|c| !c.name.ends_with(".cold"))
+            .count()
+            + r.new_functions.len();
+        let sites = out
+            .section_by_name("__mcount_loc")
+            .map_or(0, |s| s.size / 8);
+        if usize::try_from(sites).unwrap_or(0) != redirected {
+            return fail(format!(
+                "__mcount_loc has {sites} entries for {redirected} changed/new functions"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn golden_cases() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/golden")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 10, "golden cases missing");
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_string();
+        match run_case(dir) {
+            Ok(()) => eprintln!("golden {name}: ok"),
+            Err(e) => failures.push(format!("golden {name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -1,0 +1,1 @@
+int calc(int x) { return x + 1; }

@@ -1,0 +1,2 @@
+__attribute__((no_instrument_function)) int quiet(int x) { return x ^ 1; }
+int loud(int x) { return x + 1; }

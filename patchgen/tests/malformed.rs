@@ -1,0 +1,138 @@
+//! Malformed and wrong inputs give errors, never panics; and the CLI's exit
+//! codes say changed (0), nothing changed (3), refused (4), error (1).
+
+use std::path::Path;
+use std::process::Command;
+
+use patchgen::ObjectFile;
+
+fn sample_object(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, body).expect("write source");
+    let out = src.with_extension("o");
+    let ok = Command::new("cc")
+        .args([
+            "-c",
+            "-O2",
+            "-ffunction-sections",
+            "-fdata-sections",
+            "-pg",
+            "-mfentry",
+            "-mrecord-mcount",
+            "-fno-pic",
+            "-mcmodel=kernel",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("cc")
+        .success();
+    assert!(ok);
+    out
+}
+
+#[test]
+fn truncated_and_corrupted_objects_are_errors_not_panics() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let obj = sample_object(
+        tmp.path(),
+        "s",
+        "int f(int x) { return x + 1; }\nconst char *s(void) { return \"str\"; }\n",
+    );
+    let bytes = std::fs::read(&obj).expect("read");
+    assert!(ObjectFile::parse(&obj, &bytes).is_ok());
+    for len in 0..bytes.len() {
+        let _ = ObjectFile::parse(&obj, &bytes[..len]);
+    }
+    // Flip every byte of the header and section headers, one at a time.
+    let shoff = usize::try_from(u64::from_le_bytes(
+        bytes[0x28..0x30].try_into().expect("8 bytes"),
+    ))
+    .expect("shoff");
+    for i in (0..64).chain(shoff..bytes.len()) {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0xff;
+        let _ = ObjectFile::parse(&obj, &bad);
+    }
+    // A pseudo-random walk over the whole file.
+    let mut x: u32 = 0x1234_5678;
+    for _ in 0..2000 {
+        let mut bad = bytes.clone();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let at = usize::try_from(x).unwrap_or(0) % bad.len();
+            bad[at] = bad[at].wrapping_add(u8::try_from(x >> 24).unwrap_or(1));
+        }
+        if let Ok(o) = ObjectFile::parse(&obj, &bad) {
+            let _ = patchgen::diff(&o, &o, &patchgen::DiffOptions::default());
+        }
+    }
+}
+
+#[test]
+fn wrong_kinds_are_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let obj = sample_object(tmp.path(), "w", "int f(int x) { return x; }\n");
+    let mut bytes = std::fs::read(&obj).expect("read");
+    bytes[0x12] = 0x3e + 1; // e_machine
+    let err = ObjectFile::parse(&obj, &bytes)
+        .expect_err("wrong machine")
+        .to_string();
+    assert!(err.contains("x86-64 relocatable"), "{err}");
+    let err = ObjectFile::parse(&obj, b"#!/bin/sh\necho not elf\n")
+        .expect_err("text")
+        .to_string();
+    assert!(
+        err.contains("not a valid ELF") || err.contains("not ELF"),
+        "{err}"
+    );
+    let exe = Path::new("/bin/true");
+    if exe.exists() {
+        let err = ObjectFile::read(exe).expect_err("executable").to_string();
+        assert!(err.contains("not relocatable"), "{err}");
+    }
+}
+
+#[test]
+fn cli_exit_codes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = sample_object(tmp.path(), "a", "int f(int x) { return x + 1; }\n");
+    let b = sample_object(tmp.path(), "b", "int f(int x) { return x + 22; }\n");
+    let d = sample_object(
+        tmp.path(),
+        "d",
+        "int table[2] = { 1, 2 };\nint f(int x) { return table[x & 1]; }\n",
+    );
+    let e = sample_object(
+        tmp.path(),
+        "e",
+        "int table[2] = { 1, 3 };\nint f(int x) { return table[x & 1]; }\n",
+    );
+    let out = tmp.path().join("out.o");
+    let run = |o: &Path, f: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_patchgen"))
+            .args(["diff"])
+            .arg(o)
+            .arg(f)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("run patchgen")
+    };
+    assert_eq!(run(&a, &b).status.code(), Some(0));
+    assert!(out.exists());
+    std::fs::remove_file(&out).expect("rm");
+    let same = run(&a, &a);
+    assert_eq!(same.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&same.stderr).contains("nothing changed"));
+    assert!(!out.exists(), "nothing changed must not write an object");
+    let refused = run(&d, &e);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("data object table"));
+    let missing = run(&tmp.path().join("nope.o"), &a);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.o"));
+}
