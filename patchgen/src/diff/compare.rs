@@ -5,7 +5,7 @@
 //! a named symbol inside the referenced section, never a section offset or
 //! a symbol index.
 
-use crate::diff::correlate::{normalize, Correlation};
+use crate::diff::correlate::{never_correlated, normalize, Correlation};
 use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 
 /// Which of the two objects a symbol belongs to.
@@ -29,6 +29,9 @@ pub enum Identity {
     External(String, i64),
     /// A string literal, by contents (and the offset into it).
     String(Vec<u8>, i64),
+    /// A per-site static that is never correlated (`__key`, `__func__`,
+    /// `__already_done`, ...): the same when the normalized names match.
+    PerSite(String, i64),
     /// Anything else: a section by normalized name, at an offset.
     Section(String, i64),
 }
@@ -56,6 +59,27 @@ pub fn symbol_at(obj: &ObjectFile, section: usize, offset: i64) -> Option<&Symbo
         .find(|s| s.value == off || (s.value <= off && off < s.value.saturating_add(s.size)))
 }
 
+/// The named symbol a section-relative relocation points at. For
+/// PC-relative fields an immediate of 0, 1, 2 or 4 bytes may follow the
+/// field (the addend is relative to the instruction's end), so a symbol
+/// starting exactly at one of those offsets wins, then one covering the
+/// plain offset.
+pub fn symbol_at_reloc<'a>(obj: &'a ObjectFile, section: usize, r: &Reloc) -> Option<&'a Symbol> {
+    let base = target_offset(r);
+    if is_pc_relative(r.r_type) {
+        for imm in [0i64, 1, 2, 4] {
+            let off = base.saturating_add(imm);
+            let exact = obj
+                .symbols_in(section)
+                .find(|s| !s.name.is_empty() && u64::try_from(off).is_ok_and(|o| s.value == o));
+            if exact.is_some() {
+                return exact;
+            }
+        }
+    }
+    symbol_at(obj, section, base)
+}
+
 fn c_string_at(data: &[u8], offset: i64) -> Option<Vec<u8>> {
     let start = usize::try_from(offset).ok()?;
     let rest = data.get(start..)?;
@@ -81,6 +105,20 @@ fn symbol_identity(
     let Some(section) = sym.section else {
         return Identity::External(sym.name.clone(), r.addend);
     };
+    if sym.kind != SymbolKind::Section {
+        if let Some(sec) = obj.sections.get(section).filter(|s| s.is_strings()) {
+            // A named string literal (.LC label): by contents.
+            let start = i64::try_from(sym.value)
+                .unwrap_or(i64::MAX)
+                .saturating_add(target_offset(r));
+            if let Some(s) = c_string_at(&sec.data, start) {
+                return Identity::String(s, r.addend.saturating_sub(target_offset(r)));
+            }
+        }
+        if never_correlated(obj, sym) {
+            return Identity::PerSite(normalize(&sym.name), r.addend);
+        }
+    }
     if sym.kind == SymbolKind::Section {
         let Some(sec) = obj.sections.get(section) else {
             return Identity::Section(String::new(), r.addend);
@@ -91,10 +129,13 @@ fn symbol_identity(
                 return Identity::String(s, r.addend.saturating_sub(off));
             }
         }
-        if let Some(named) = symbol_at(obj, section, off) {
+        if let Some(named) = symbol_at_reloc(obj, section, r) {
             let delta = r
                 .addend
                 .saturating_sub(i64::try_from(named.value).unwrap_or(i64::MAX));
+            if never_correlated(obj, named) {
+                return Identity::PerSite(normalize(&named.name), delta);
+            }
             return defined(side, corr, named.index, delta);
         }
         return Identity::Section(normalize(&sec.name), r.addend);
@@ -228,6 +269,7 @@ pub fn describe(obj: &ObjectFile, id: &Identity, orig: &ObjectFile) -> String {
         ),
         Identity::External(n, d) => format!("{n}{d:+}"),
         Identity::String(s, _) => format!("\"{}\"", String::from_utf8_lossy(s).escape_debug()),
+        Identity::PerSite(n, d) => format!("per-site {n}{d:+}"),
         Identity::Section(n, d) => format!("{n}{d:+}"),
     }
 }

@@ -30,8 +30,6 @@ const NEVER_CORRELATED: &[&str] = &[
     "_entry",
     "_entry_ptr",
     "__UNIQUE_ID_ddebug",
-    "__tpstrtab",
-    "__bpf_trace_tp_map",
 ];
 
 /// Sections whose contents are per call site and never correlated.

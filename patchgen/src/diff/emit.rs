@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use object::write::{self, SectionId, SymbolId};
 use object::{elf, SectionFlags, SectionKind, SymbolFlags, SymbolScope};
 
-use super::compare::{symbol_at, target_offset};
+use super::compare::{symbol_at_reloc, target_offset};
 use super::correlate::{never_correlated, Correlation};
 use super::report::{NewData, Refusal, Report, UndefinedSymbol};
 use super::special::is_dropped;
@@ -88,6 +88,14 @@ pub fn emit(
     e.out.write()
 }
 
+/// Sections of code shared by every function of an object: the
+/// replacement instructions of alternatives and the aux code of
+/// `static_cpu_has()`. They are copied whole; only the parts reached from
+/// the included functions ever run.
+fn is_shared_code(name: &str) -> bool {
+    name == ".altinstr_replacement" || name == ".altinstr_aux"
+}
+
 fn section_kind(s: &Section) -> SectionKind {
     if s.sh_type == elf::SHT_NOBITS {
         SectionKind::UninitializedData
@@ -142,7 +150,7 @@ impl Emitter<'_> {
             kind: match s.kind {
                 SymbolKind::Func => object::SymbolKind::Text,
                 SymbolKind::Object => object::SymbolKind::Data,
-                _ => object::SymbolKind::Unknown,
+                _ => object::SymbolKind::Label,
             },
             scope: if s.binding == Binding::Local {
                 SymbolScope::Compilation
@@ -204,7 +212,12 @@ impl Emitter<'_> {
             if let Some(&id) = self.sections.get(&sec) {
                 return Some((self.out.section_symbol(id), r.addend));
             }
-            if s.is_strings() || s.name == ".altinstr_replacement" {
+            if self.resolving_shared_code() && s.is_text() {
+                // Replacement code of other functions' alternatives is dead
+                // in the output: leave its jumps back unresolved.
+                return None;
+            }
+            if s.is_strings() || is_shared_code(&s.name) {
                 let name = s.name.clone();
                 let id = self.copy_section(sec);
                 self.note_new_data(
@@ -215,7 +228,7 @@ impl Emitter<'_> {
                 return Some((self.out.section_symbol(id), r.addend));
             }
             let off = target_offset(r);
-            if let Some(named) = symbol_at(self.fixed, sec, off).cloned() {
+            if let Some(named) = symbol_at_reloc(self.fixed, sec, r).cloned() {
                 let delta = r
                     .addend
                     .saturating_sub(i64::try_from(named.value).unwrap_or(i64::MAX));
@@ -238,6 +251,19 @@ impl Emitter<'_> {
         }
         let s = self.fixed.symbols[index].clone();
         let sec = s.section?;
+        if self.resolving_shared_code()
+            && self.fixed.sections[sec].is_text()
+            && !self.sections.contains_key(&sec)
+        {
+            return None;
+        }
+        if self.fixed.sections[sec].is_strings() {
+            // A named string literal (.LC label): the strings come along.
+            let id = self.copy_section(sec);
+            let name = self.fixed.sections[sec].name.clone();
+            self.note_new_data(&name, sec, "string literals used by the new code");
+            return Some((self.define(index, id), addend));
+        }
         if self.is_new(index) && s.kind != SymbolKind::Func {
             let why = if never_correlated(self.fixed, &s) {
                 "per-site static: a fresh copy for the new code"
@@ -254,6 +280,12 @@ impl Emitter<'_> {
             return Some((self.define(index, id), addend));
         }
         Some((self.undefined(index, report), addend))
+    }
+
+    /// Whether the relocations being resolved belong to code shared by all
+    /// functions of the object (alternatives' replacement and aux code).
+    fn resolving_shared_code(&self) -> bool {
+        is_shared_code(&self.from)
     }
 
     fn note_new_data(&mut self, name: &str, sec: usize, why: &str) {
@@ -350,18 +382,23 @@ impl Emitter<'_> {
             let size = opts.entry_sizes.get(".orc_unwind").unwrap_or(6);
             self.write_entries(&s, size, &kept, report)?;
         }
+        // A table the differ does not know, with entries for the included
+        // code, would be lost: refuse rather than drop it silently.
         for s in &self.fixed.sections {
-            let known =
-                opts.entry_sizes.get(&s.name).is_some() || s.name == ".altinstr_replacement";
-            if !known
-                && !is_dropped(&s.name)
-                && s.is_alloc()
-                && !self.sections.contains_key(&s.index)
-                && !s.is_text()
-                && s.relocs.is_empty()
-                && s.name.starts_with("__")
+            let known = opts.entry_sizes.get(&s.name).is_some()
+                || is_shared_code(&s.name)
+                || is_dropped(&s.name);
+            let has_symbols = self.fixed.symbols_in(s.index).any(|x| !x.name.is_empty());
+            if known
+                || has_symbols
+                || s.is_text()
+                || !s.is_alloc()
+                || self.sections.contains_key(&s.index)
             {
-                report.ignore(&s.name, "special section without a known entry size: not carried (give --entry-size if the kernel needs it)");
+                continue;
+            }
+            if s.relocs.iter().any(|r| self.targets_copied_text(r)) {
+                report.refuse(Refusal::unknown_table(&s.name));
             }
         }
         Ok(())

@@ -133,6 +133,16 @@ impl Refusal {
         )
     }
 
+    /// A section without symbols that has entries for the included code.
+    pub fn unknown_table(section: &str) -> Self {
+        Self::new(
+            None,
+            Some(section),
+            format!("{section} looks like a kernel table (no symbols) and has entries for the changed code, but patchgen does not know its entry size"),
+            "give its entry size with --entry-size SECTION=BYTES (from the kernel's headers) so that the entries can be carried",
+        )
+    }
+
     /// Writing the output failed.
     pub fn emit_failed(why: &str) -> Self {
         Self::new(
