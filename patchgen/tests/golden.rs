@@ -9,6 +9,7 @@
 //!   changed: NAME...            exact set of changed functions
 //!   changed-normalized: NAME... same, compared after dropping clone numbers
 //!   new: NAME...                exact set of new functions
+//!   carried: NAME...            changed statics without ftrace site, carried with callers
 //!   refuse: TEXT                a refusal names TEXT (symbol or reason)
 //!   undefined-local: NAME       the output refers to this static (normalized) as undefined local
 //!   no-new-data: NAME           the output does not copy this (normalized) data
@@ -150,6 +151,12 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     return fail(format!("no refusal names {value}"));
                 }
             }
+            "carried" => {
+                let got: BTreeSet<String> = r.carried.iter().cloned().collect();
+                if got != names(value) {
+                    return fail(format!("carried {got:?}, expected {:?}", names(value)));
+                }
+            }
             "undefined-local" => {
                 if !r
                     .undefined
@@ -197,7 +204,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
         let redirected = r
             .changed_functions
             .iter()
-            .filter(|c| !c.name.ends_with(".cold"))
+            .filter(|c| !c.name.ends_with(".cold") && !r.carried.contains(&c.name))
             .count()
             + r.new_functions.len();
         let sites = out

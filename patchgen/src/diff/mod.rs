@@ -13,7 +13,7 @@ pub mod special;
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::elf::{ObjectFile, SymbolKind};
+use crate::elf::{Binding, ObjectFile, SymbolKind};
 use compare::{compare, Extent};
 use correlate::{correlate, never_correlated, parent_name};
 pub use report::{Refusal, Report};
@@ -153,10 +153,16 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
         }
     }
 
-    // Changed functions are redirected; they need an ftrace site.
-    for &f in &changed {
-        let name = &fixed.symbols[f].name;
-        let is_cold = name.ends_with(".cold");
+    // Changed functions are redirected; they need an ftrace site. A
+    // changed static function without one (the kernel's `inline` implies
+    // notrace) is carried as a new copy and its callers become changed
+    // instead, up to functions that can be redirected.
+    let mut work: Vec<usize> = changed.iter().copied().collect();
+    let mut seen: HashSet<usize> = changed.iter().copied().collect();
+    let mut refused_mcount = false;
+    while let Some(f) = work.pop() {
+        let sym = &fixed.symbols[f];
+        let name = sym.name.clone();
         let orig_sym = corr.to_orig.get(&f).map(|&o| &orig.symbols[o]);
         // The call to __fentry__ is the first instruction, or follows an
         // ENDBR (4 bytes) on IBT kernels.
@@ -165,20 +171,44 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
                 (0..8).any(|d| ftrace_sites.contains(&(sec, o.value.saturating_add(d))))
             })
         });
-        if is_cold {
+        if name.ends_with(".cold") {
             included.insert(Included {
                 symbol: f,
                 redirect: false,
             });
         } else if ftrace_sites.is_empty() {
-            report.refuse(Refusal::no_mcount(&orig.path));
-        } else if !has_site {
-            report.refuse(Refusal::no_ftrace_site(name, section_name(fixed, f)));
-        } else {
+            if !refused_mcount {
+                report.refuse(Refusal::no_mcount(&orig.path));
+                refused_mcount = true;
+            }
+        } else if has_site {
             included.insert(Included {
                 symbol: f,
                 redirect: true,
             });
+        } else if sym.binding == Binding::Local && !address_taken_by_data(fixed, f) {
+            included.insert(Included {
+                symbol: f,
+                redirect: false,
+            });
+            report.carried.push(name.clone());
+            let callers = callers_of(fixed, f);
+            if callers.is_empty() {
+                report.refuse(Refusal::no_ftrace_site(&name, section_name(fixed, f)));
+            }
+            for caller in callers {
+                if seen.insert(caller) {
+                    let why = format!("calls {name}, a changed function without an ftrace site");
+                    report.note_change(
+                        &fixed.symbols[caller].name,
+                        section_name(fixed, caller),
+                        &why,
+                    );
+                    work.push(caller);
+                }
+            }
+        } else {
+            report.refuse(Refusal::no_ftrace_site(&name, section_name(fixed, f)));
         }
     }
 
@@ -241,4 +271,50 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
             }
         }
     }
+}
+
+/// The symbol `f` or its section referenced by a relocation of `section`.
+fn refers_to(obj: &ObjectFile, r: &crate::elf::Reloc, f: usize) -> bool {
+    let Some(target) = obj.symbols.get(r.symbol) else {
+        return false;
+    };
+    if target.index == f {
+        return true;
+    }
+    let sym = &obj.symbols[f];
+    target.kind == SymbolKind::Section
+        && target.section == sym.section
+        && compare::target_offset(r) == i64::try_from(sym.value).unwrap_or(-1)
+}
+
+/// The functions whose code refers to function `f`.
+fn callers_of(obj: &ObjectFile, f: usize) -> Vec<usize> {
+    let mut callers = BTreeSet::new();
+    for caller in obj
+        .symbols
+        .iter()
+        .filter(|s| s.kind == SymbolKind::Func && s.index != f)
+    {
+        let Some(sec) = caller.section else { continue };
+        let (lo, hi) = (caller.value, caller.value.saturating_add(caller.size));
+        let calls = obj.sections[sec]
+            .relocs
+            .iter()
+            .filter(|r| r.offset >= lo && r.offset < hi)
+            .any(|r| refers_to(obj, r, f));
+        if calls {
+            callers.insert(caller.index);
+        }
+    }
+    callers.into_iter().collect()
+}
+
+/// Whether data (other than the kernel's tables) holds the address of
+/// function `f`: then it is called through pointers, which only
+/// redirection could reach.
+fn address_taken_by_data(obj: &ObjectFile, f: usize) -> bool {
+    obj.sections
+        .iter()
+        .filter(|s| s.is_alloc() && !s.is_text() && !special::is_special(&s.name))
+        .any(|s| s.relocs.iter().any(|r| refers_to(obj, r, f)))
 }

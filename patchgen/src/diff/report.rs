@@ -89,7 +89,7 @@ impl Refusal {
             Some(symbol),
             Some(section),
             format!("{symbol} changed but has no ftrace call site (notrace, noinstr or not instrumented), so calls to it cannot be redirected"),
-            "change its callers instead, or move the fix into a traceable function",
+            "a static one is carried with its callers automatically; this one is global or its address is stored in data: move the fix into a traceable function",
         )
     }
 
@@ -198,6 +198,9 @@ pub struct Report {
     pub new_functions: Vec<String>,
     /// `.cold`/`.part` parts carried along with an included function.
     pub children: Vec<String>,
+    /// Changed static functions without an ftrace site, carried as new
+    /// copies called by their (changed, redirected) callers.
+    pub carried: Vec<String>,
     /// New data the output defines.
     pub new_data: Vec<NewData>,
     /// Differences that need no patching.
@@ -218,6 +221,7 @@ impl Report {
             changed_functions: Vec::new(),
             new_functions: Vec::new(),
             children: Vec::new(),
+            carried: Vec::new(),
             new_data: Vec::new(),
             ignored: Vec::new(),
             refusals: Vec::new(),
