@@ -7,7 +7,7 @@
 //! exists in the running kernel stays undefined, by name, to be resolved
 //! there. A reference that has no name cannot be resolved and is refused.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use object::write::{self, SectionId, SymbolId};
 use object::{elf, SectionFlags, SectionKind, SymbolFlags, SymbolScope};
@@ -20,6 +20,10 @@ use super::{DiffOptions, Included};
 use crate::elf::{Binding, ObjectFile, Reloc, Section, SymbolKind};
 
 struct Emitter<'a> {
+    /// `DiffOptions::symbol_prefix`.
+    prefix: Option<String>,
+    /// Fixed-object indices of the redirected functions.
+    redirect: HashSet<usize>,
     fixed: &'a ObjectFile,
     corr: &'a Correlation,
     out: write::Object<'static>,
@@ -43,6 +47,12 @@ pub fn emit(
     report: &mut Report,
 ) -> object::write::Result<Vec<u8>> {
     let mut e = Emitter {
+        prefix: opts.symbol_prefix.clone(),
+        redirect: included
+            .iter()
+            .filter(|i| i.redirect)
+            .map(|i| i.symbol)
+            .collect(),
         fixed,
         corr,
         out: write::Object::new(
@@ -86,6 +96,15 @@ pub fn emit(
     report.undefined.sort();
     report.undefined.dedup();
     e.out.write()
+}
+
+/// The name a defined symbol gets in the output with `prefix`
+/// (`DiffOptions::symbol_prefix`).
+pub fn output_name(prefix: Option<&str>, s: &crate::elf::Symbol) -> String {
+    match prefix {
+        Some(p) if s.kind == SymbolKind::Func => format!("{p}new__{}", s.name),
+        _ => s.name.clone(),
+    }
 }
 
 /// Sections of code shared by every function of an object: the
@@ -143,8 +162,11 @@ impl Emitter<'_> {
             return id;
         }
         let s = &self.fixed.symbols[index];
+        let renamed = self.prefix.is_some() && s.kind == SymbolKind::Func;
+        let global = s.binding != Binding::Local || (renamed && self.redirect.contains(&index));
+        let name = output_name(self.prefix.as_deref(), s);
         let id = self.out.add_symbol(write::Symbol {
-            name: s.name.as_bytes().to_vec(),
+            name: name.into_bytes(),
             value: s.value,
             size: s.size,
             kind: match s.kind {
@@ -152,10 +174,10 @@ impl Emitter<'_> {
                 SymbolKind::Object => object::SymbolKind::Data,
                 _ => object::SymbolKind::Label,
             },
-            scope: if s.binding == Binding::Local {
-                SymbolScope::Compilation
-            } else {
+            scope: if global {
                 SymbolScope::Dynamic
+            } else {
+                SymbolScope::Compilation
             },
             weak: s.binding == Binding::Weak,
             section: write::SymbolSection::Section(section),
@@ -168,17 +190,23 @@ impl Emitter<'_> {
     fn undefined(&mut self, index: usize, report: &mut Report) -> SymbolId {
         let s = &self.fixed.symbols[index];
         let local = s.binding == Binding::Local && s.section.is_some();
+        let symbol = match &self.prefix {
+            Some(p) if local => format!("{p}old__{}", s.name),
+            _ => s.name.clone(),
+        };
         report.undefined.push(UndefinedSymbol {
+            symbol: symbol.clone(),
             name: s.name.clone(),
             local,
             function: s.kind == SymbolKind::Func,
             object: local.then(|| self.fixed.path.display().to_string()),
+            size: local.then_some(s.size),
         });
-        if let Some(&id) = self.undefined.get(&s.name) {
+        if let Some(&id) = self.undefined.get(&symbol) {
             return id;
         }
         let id = self.out.add_symbol(write::Symbol {
-            name: s.name.as_bytes().to_vec(),
+            name: symbol.clone().into_bytes(),
             value: 0,
             size: 0,
             kind: match s.kind {
@@ -191,7 +219,7 @@ impl Emitter<'_> {
             section: write::SymbolSection::Undefined,
             flags: SymbolFlags::None,
         });
-        self.undefined.insert(s.name.clone(), id);
+        self.undefined.insert(symbol, id);
         id
     }
 

@@ -25,6 +25,12 @@ pub struct DiffOptions {
     /// Entry sizes of special sections (defaults for Debian 6.1 x86-64,
     /// overridable per section).
     pub entry_sizes: EntrySizes,
+    /// When set, functions defined in the output are named
+    /// `{prefix}new__{name}` (redirect targets global), and references to
+    /// the kernel's static symbols `{prefix}old__{name}`, so that a patch
+    /// module can hold several objects' code and refer to an old function
+    /// and its replacement at once. The report maps each back.
+    pub symbol_prefix: Option<String>,
 }
 
 /// What a diff found.
@@ -247,7 +253,9 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
             object: None,
         };
     }
-    match emit::emit(orig, fixed, &corr, &included, opts, &mut report) {
+    let result = emit::emit(orig, fixed, &corr, &included, opts, &mut report);
+    describe_included(orig, fixed, &corr, &included, opts, &mut report);
+    match result {
         Ok(bytes) if report.refusals.is_empty() => {
             report.result = report::Outcome::Changed;
             Diff {
@@ -317,4 +325,30 @@ fn address_taken_by_data(obj: &ObjectFile, f: usize) -> bool {
         .iter()
         .filter(|s| s.is_alloc() && !s.is_text() && !special::is_special(&s.name))
         .any(|s| s.relocs.iter().any(|r| refers_to(obj, r, f)))
+}
+
+/// Fills in, for each changed function, what a patch module needs: its
+/// symbol in the output, whether it is redirected, its binding and the
+/// size of the original.
+fn describe_included(
+    orig: &ObjectFile,
+    fixed: &ObjectFile,
+    corr: &correlate::Correlation,
+    included: &BTreeSet<Included>,
+    opts: &DiffOptions,
+    report: &mut Report,
+) {
+    for c in &mut report.changed_functions {
+        let Some(inc) = included
+            .iter()
+            .find(|i| fixed.symbols[i.symbol].name == c.name)
+        else {
+            continue;
+        };
+        let f = &fixed.symbols[inc.symbol];
+        c.redirect = inc.redirect;
+        c.local = f.binding == Binding::Local;
+        c.new_symbol = Some(emit::output_name(opts.symbol_prefix.as_deref(), f));
+        c.old_size = corr.to_orig.get(&inc.symbol).map(|&o| orig.symbols[o].size);
+    }
 }

@@ -29,6 +29,15 @@ pub struct ChangedFunction {
     pub section: String,
     /// The first difference found.
     pub reason: String,
+    /// Whether calls to the original are redirected to the new version
+    /// (false for `.cold` parts and carried notrace statics).
+    pub redirect: bool,
+    /// Whether the original is local to its object (`static`).
+    pub local: bool,
+    /// The replacement's symbol in the output object.
+    pub new_symbol: Option<String>,
+    /// ELF size of the original function.
+    pub old_size: Option<u64>,
 }
 
 /// Something that differs but needs no patching.
@@ -158,7 +167,10 @@ impl Refusal {
 /// running kernel.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UndefinedSymbol {
-    /// Symbol name.
+    /// The symbol's name in the output object (differs from `name` when a
+    /// symbol prefix is used for the kernel's statics).
+    pub symbol: String,
+    /// Symbol name in the running kernel.
     pub name: String,
     /// Whether it is local to the object (`static`): then it must be found
     /// among the kernel's local symbols of this object file.
@@ -168,6 +180,9 @@ pub struct UndefinedSymbol {
     /// The object file it is defined in (for locals) or `null` (globals,
     /// and externals of the object).
     pub object: Option<String>,
+    /// Its ELF size in the original build (for locals), to tell same-named
+    /// statics apart in kallsyms.
+    pub size: Option<u64>,
 }
 
 /// New data the output defines.
@@ -235,6 +250,10 @@ impl Report {
             name: name.to_string(),
             section: section.to_string(),
             reason: why.to_string(),
+            redirect: false,
+            local: false,
+            new_symbol: None,
+            old_size: None,
         });
         self.changed_functions.sort_by(|a, b| a.name.cmp(&b.name));
     }
