@@ -13,6 +13,10 @@ use crate::link::{Candidate, LinkError};
 /// The object name kallsyms implies for lines without a `[module]` column.
 pub const VMLINUX: &str = "vmlinux";
 
+/// Alignment padding kallsyms sizes may include beyond the ELF size (the
+/// companion module allows the same).
+const SIZE_SLACK: u64 = 16;
+
 /// Prefixes of the symbols the export machinery generates; they are never
 /// candidates for a module's undefined symbol.
 const EXPORT_PREFIXES: [&str; 4] = ["__ksymtab_", "__kstrtab_", "__kstrtabns_", "__crc_"];
@@ -21,18 +25,79 @@ const EXPORT_PREFIXES: [&str; 4] = ["__ksymtab_", "__kstrtab_", "__kstrtabns_", 
 /// given on the command line as `NAME=OBJECT[,POS]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SymbolRecord {
-    /// The symbol name.
+    /// The symbol name in the module.
     pub name: String,
-    /// `vmlinux` or the name of a loaded module.
-    pub object: String,
+    /// `vmlinux` or the name of a loaded module; `None`: anywhere (globals).
+    pub object: Option<String>,
     /// 1-based position among the symbols of that name in that object, in
     /// kallsyms order; `None` when the name is unique in the object.
     pub sympos: Option<u32>,
+    /// The name in kallsyms when it differs from the module's (patchgen
+    /// names references to the kernel's statics `suture0_old__NAME`).
+    pub kernel_name: Option<String>,
+    /// Whether the symbol is local (`static`, lowercase kallsyms type) or
+    /// global (uppercase); `None`: either.
+    pub local: Option<bool>,
+    /// The symbol's ELF size in the build the module was made from. When
+    /// several candidates remain, only those whose kallsyms size (distance
+    /// to the next symbol) is this size plus alignment padding (< 16 bytes)
+    /// are kept.
+    pub size: Option<u64>,
+}
+
+impl SymbolRecord {
+    /// A record selecting `object` (and `sympos`) for `name`.
+    pub fn new(name: &str, object: &str, sympos: Option<u32>) -> Self {
+        Self {
+            name: name.to_owned(),
+            object: Some(object.to_owned()),
+            sympos,
+            kernel_name: None,
+            local: None,
+            size: None,
+        }
+    }
+
+    /// The name to look up in kallsyms.
+    pub fn kernel_name(&self) -> &str {
+        self.kernel_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// One record of patchgen's `NAME.records.json` (and of a bundle manifest).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRecordFile {
+    /// Symbol in the module.
+    pub symbol: String,
+    /// Name in kallsyms.
+    pub name: String,
+    /// Local (static) or global.
+    pub local: bool,
+    /// `vmlinux` or a module, for statics.
+    pub object: Option<String>,
+    /// The object file (informational).
+    pub file: Option<String>,
+    /// ELF size in the target build.
+    pub size: Option<u64>,
+}
+
+impl From<LinkRecordFile> for SymbolRecord {
+    fn from(r: LinkRecordFile) -> Self {
+        Self {
+            kernel_name: (r.name != r.symbol).then_some(r.name),
+            name: r.symbol,
+            object: r.object,
+            sympos: None,
+            local: Some(r.local),
+            size: r.size,
+        }
+    }
 }
 
 impl fmt::Display for SymbolRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.name, self.object)?;
+        write!(f, "{}={}", self.name, self.object.as_deref().unwrap_or("*"))?;
         if let Some(sympos) = self.sympos {
             write!(f, ",{sympos}")?;
         }
@@ -78,11 +143,7 @@ impl FromStr for SymbolRecord {
         if bad(object) || object.contains('=') {
             return Err(error("empty or malformed object name"));
         }
-        Ok(Self {
-            name: name.to_owned(),
-            object: object.to_owned(),
-            sympos,
-        })
+        Ok(Self::new(name, object, sympos))
     }
 }
 
@@ -130,6 +191,8 @@ pub struct Kallsyms {
     by_name: HashMap<Box<str>, Vec<Entry>>,
     /// Object names; `objects[0]` is `vmlinux`.
     objects: Vec<String>,
+    /// Sorted, distinct addresses per object, for kallsyms sizes.
+    addresses: Vec<Vec<u64>>,
     addresses_hidden: bool,
     lists_exports: bool,
 }
@@ -180,8 +243,19 @@ impl Kallsyms {
         if by_name.is_empty() {
             return Err(KallsymsError::Empty);
         }
+        let mut addresses: Vec<Vec<u64>> = vec![Vec::new(); objects.len()];
+        for entry in by_name.values().flatten() {
+            if let Some(list) = addresses.get_mut(entry.object) {
+                list.push(entry.address);
+            }
+        }
+        for list in &mut addresses {
+            list.sort_unstable();
+            list.dedup();
+        }
         Ok(Self {
             by_name,
+            addresses,
             objects,
             addresses_hidden: !any_address,
             lists_exports,
@@ -217,10 +291,11 @@ impl Kallsyms {
         if self.addresses_hidden {
             return Err(LinkError::AddressesHidden);
         }
-        let entries: &[Entry] = if EXPORT_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        let lookup = record.map_or(name, SymbolRecord::kernel_name);
+        let entries: &[Entry] = if EXPORT_PREFIXES.iter().any(|p| lookup.starts_with(p)) {
             &[]
         } else {
-            self.by_name.get(name).map_or(&[], Vec::as_slice)
+            self.by_name.get(lookup).map_or(&[], Vec::as_slice)
         };
         let found = |entry: &Entry| Resolved {
             name: name.to_owned(),
@@ -249,37 +324,75 @@ impl Kallsyms {
                 record: record.clone(),
             });
         }
-        let wanted = normalize_object(&record.object);
-        let Some(object) = self.objects.iter().position(|o| *o == wanted) else {
-            return Err(LinkError::ObjectNotLoaded {
-                name: name.to_owned(),
-                object: record.object.clone(),
-            });
+        let object = match &record.object {
+            None => None,
+            Some(wanted) => {
+                let wanted = normalize_object(wanted);
+                let Some(id) = self.objects.iter().position(|o| *o == wanted) else {
+                    return Err(LinkError::ObjectNotLoaded {
+                        name: name.to_owned(),
+                        object: wanted,
+                    });
+                };
+                Some(id)
+            }
         };
-        let in_object: Vec<&Entry> = entries.iter().filter(|e| e.object == object).collect();
+        let in_object: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| object.map_or(true, |o| e.object == o))
+            .collect();
         let not_in_object = || LinkError::NotInObject {
             name: name.to_owned(),
-            object: record.object.clone(),
+            object: record
+                .object
+                .clone()
+                .unwrap_or_else(|| "any object".to_owned()),
             candidates: self.candidates(entries, None),
         };
-        match (record.sympos, in_object.as_slice()) {
-            (_, []) => Err(not_in_object()),
-            (Some(sympos), many) => {
-                let index = usize::try_from(sympos).ok().and_then(|p| p.checked_sub(1));
-                match index.and_then(|i| many.get(i)) {
-                    Some(entry) => Ok(found(entry)),
-                    None => Err(LinkError::NoSuchPosition {
-                        record: record.clone(),
-                        count: many.len(),
-                    }),
-                }
+        if let Some(sympos) = record.sympos {
+            let index = usize::try_from(sympos).ok().and_then(|p| p.checked_sub(1));
+            return match (in_object.as_slice(), index.and_then(|i| in_object.get(i))) {
+                ([], _) => Err(not_in_object()),
+                (_, Some(entry)) => Ok(found(entry)),
+                (many, None) => Err(LinkError::NoSuchPosition {
+                    record: record.clone(),
+                    count: many.len(),
+                }),
+            };
+        }
+        // Binding, then size, narrow what is left; never a guess.
+        let mut left: Vec<&Entry> = in_object
+            .into_iter()
+            .filter(|e| {
+                record
+                    .local
+                    .map_or(true, |local| e.kind.is_ascii_lowercase() == local)
+            })
+            .collect();
+        if left.len() > 1 {
+            if let Some(size) = record.size {
+                left.retain(|e| {
+                    self.size_of(e)
+                        .is_some_and(|ks| ks >= size && ks - size < SIZE_SLACK)
+                });
             }
-            (None, [entry]) => Ok(found(entry)),
-            (None, _) => Err(LinkError::Ambiguous {
+        }
+        match left.as_slice() {
+            [] => Err(not_in_object()),
+            [entry] => Ok(found(entry)),
+            _ => Err(LinkError::Ambiguous {
                 name: name.to_owned(),
-                candidates: self.candidates(entries, Some(object)),
+                candidates: self.candidates(entries, object),
             }),
         }
+    }
+
+    /// The kallsyms size of an entry: the distance to the next higher
+    /// address in the same object, as the kernel computes it.
+    fn size_of(&self, entry: &Entry) -> Option<u64> {
+        let addrs = self.addresses.get(entry.object)?;
+        let at = addrs.partition_point(|&a| a <= entry.address);
+        addrs.get(at).map(|next| next - entry.address)
     }
 
     fn object_name(&self, id: usize) -> &str {

@@ -164,11 +164,7 @@ fn records_that_match_nothing_are_errors_naming_them() {
         "{error}"
     );
 
-    let zero = SymbolRecord {
-        name: "dup_static".to_owned(),
-        object: "vmlinux".to_owned(),
-        sympos: Some(0),
-    };
+    let zero = SymbolRecord::new("dup_static", "vmlinux", Some(0));
     assert!(matches!(
         k.resolve("dup_static", Some(&zero)),
         Err(LinkError::InvalidSympos { .. })
@@ -228,11 +224,7 @@ fn malformed_lines_are_errors_with_their_number() {
 fn record_syntax() {
     assert_eq!(
         record("cmdline_proc_show=vmlinux,2"),
-        SymbolRecord {
-            name: "cmdline_proc_show".to_owned(),
-            object: "vmlinux".to_owned(),
-            sympos: Some(2),
-        }
+        SymbolRecord::new("cmdline_proc_show", "vmlinux", Some(2))
     );
     assert_eq!(record("foo=ext4").sympos, None);
     assert_eq!(record("foo=ext4,1").to_string(), "foo=ext4,1");
@@ -282,4 +274,74 @@ fn parses_a_large_kallsyms_quickly() {
         elapsed < std::time::Duration::from_secs(5),
         "parse took {elapsed:?}"
     );
+}
+
+/// Records as patchgen writes them: the module's name for a kernel static
+/// differs from the kernel's, binding and size pick among same-named ones.
+#[test]
+fn patchgen_records_resolve_by_alias_binding_and_size() {
+    let text = "\
+ffffffff81000000 T _text
+ffffffff81100000 t helper
+ffffffff81100030 t next_one
+ffffffff81100100 t helper
+ffffffff81100180 t after
+ffffffff81200000 T helper_global
+ffffffff81200040 T helper
+ffffffff81200080 T tail
+";
+    let k = Kallsyms::parse(text).expect("valid");
+    let rec = |local, size| SymbolRecord {
+        name: "suture0_old__helper".to_owned(),
+        object: Some("vmlinux".to_owned()),
+        sympos: None,
+        kernel_name: Some("helper".to_owned()),
+        local: Some(local),
+        size,
+    };
+    // Two statics named helper: sizes 0x30 and 0x80. ELF size 0x2a fits the
+    // first with padding, 0x80 the second exactly.
+    let first = k
+        .resolve("suture0_old__helper", Some(&rec(true, Some(0x2a))))
+        .expect("first");
+    assert_eq!(
+        (first.name.as_str(), first.address),
+        ("suture0_old__helper", 0xffff_ffff_8110_0000)
+    );
+    let second = k
+        .resolve("suture0_old__helper", Some(&rec(true, Some(0x80))))
+        .expect("second");
+    assert_eq!(second.address, 0xffff_ffff_8110_0100);
+    // Without a size the two statics are ambiguous: refused, never guessed.
+    assert!(matches!(
+        k.resolve("suture0_old__helper", Some(&rec(true, None))),
+        Err(LinkError::Ambiguous { .. })
+    ));
+    // A size matching neither: not found in vmlinux.
+    assert!(matches!(
+        k.resolve("suture0_old__helper", Some(&rec(true, Some(0x200)))),
+        Err(LinkError::NotInObject { .. })
+    ));
+    // The global helper is the only uppercase one.
+    let global = k
+        .resolve("suture0_old__helper", Some(&rec(false, None)))
+        .expect("global");
+    assert_eq!(global.address, 0xffff_ffff_8120_0040);
+}
+
+#[test]
+fn records_file_maps_to_symbol_records() {
+    let json = r#"[{"symbol":"suture0_old__f","name":"f","local":true,"object":"vmlinux","file":"fs/x.o","size":42},
+                   {"symbol":"g","name":"g","local":false,"object":null,"file":null,"size":null}]"#;
+    let records: Vec<LinkRecordFile> = serde_json::from_str(json).expect("parse");
+    let records: Vec<SymbolRecord> = records.into_iter().map(SymbolRecord::from).collect();
+    assert_eq!(records[0].kernel_name(), "f");
+    assert_eq!(records[0].name, "suture0_old__f");
+    assert_eq!(records[0].size, Some(42));
+    assert_eq!(records[1].kernel_name, None);
+    assert_eq!(records[1].object, None);
+    assert!(serde_json::from_str::<Vec<LinkRecordFile>>(
+        r#"[{"symbol":"a","name":"a","local":true,"bogus":1}]"#
+    )
+    .is_err());
 }

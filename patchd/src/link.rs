@@ -140,7 +140,7 @@ pub enum LinkError {
     },
 
     /// A record's position is past the definitions in its object.
-    #[error("record {record} names a position that does not exist: `{}` has {count} symbol(s) of that name; fix the record", .record.object)]
+    #[error("record {record} names a position that does not exist: `{}` has {count} symbol(s) of that name; fix the record", .record.object.as_deref().unwrap_or("any object"))]
     NoSuchPosition {
         /// The record.
         record: SymbolRecord,

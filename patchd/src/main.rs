@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
+use patchd::kallsyms::LinkRecordFile;
 use patchd::{link_module, load, Kallsyms, RealKernel, SymbolRecord};
 
 /// Exit code for an operation that failed.
@@ -46,6 +47,9 @@ enum Command {
         /// Which definition a symbol links against, when kallsyms has several.
         #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]")]
         symbols: Vec<SymbolRecord>,
+        /// Link records written by `patchgen build` (NAME.records.json).
+        #[arg(long, value_name = "FILE")]
+        records: Option<PathBuf>,
     },
     /// Link a module offline against a saved kallsyms and write the result.
     Link {
@@ -61,6 +65,9 @@ enum Command {
         /// Which definition a symbol links against, when kallsyms has several.
         #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]")]
         symbols: Vec<SymbolRecord>,
+        /// Link records written by `patchgen build` (NAME.records.json).
+        #[arg(long, value_name = "FILE")]
+        records: Option<PathBuf>,
     },
 }
 
@@ -101,7 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             module,
             params,
             symbols,
+            records,
         } => {
+            let symbols = with_records(symbols, records.as_deref())?;
             let image = load::read_module(&module)?;
             let report = load::load_module(&RealKernel::new(), &image, &params.join(" "), &symbols)
                 .with_context(|| format!("cannot load {}", module.display()))?;
@@ -117,7 +126,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             kallsyms,
             output,
             symbols,
+            records,
         } => {
+            let symbols = with_records(symbols, records.as_deref())?;
             let image = load::read_module(&module)?;
             let text = std::fs::read_to_string(&kallsyms)
                 .with_context(|| format!("cannot read {}", kallsyms.display()))?;
@@ -145,4 +156,20 @@ fn file_stem(path: &std::path::Path) -> String {
         || path.display().to_string(),
         |stem| stem.to_string_lossy().into_owned(),
     )
+}
+
+/// The `--symbol` records plus those of a `--records` file.
+fn with_records(
+    mut symbols: Vec<SymbolRecord>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<SymbolRecord>> {
+    let Some(file) = file else {
+        return Ok(symbols);
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let records: Vec<LinkRecordFile> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
+    symbols.extend(records.into_iter().map(SymbolRecord::from));
+    Ok(symbols)
 }

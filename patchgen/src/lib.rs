@@ -5,6 +5,7 @@
 //! meaning, refuses what cannot be live-patched safely, and writes an object
 //! with exactly what must be replaced in the running kernel.
 
+pub mod build;
 pub mod diff;
 pub mod elf;
 

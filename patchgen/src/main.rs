@@ -20,8 +20,12 @@ struct Cli {
     command: Command,
 }
 
+mod cli_build;
+
 #[derive(Subcommand)]
 enum Command {
+    /// Build a patch module for one target kernel from a source fix.
+    Build(cli_build::BuildArgs),
     /// Diff the original and fixed builds of one kernel object.
     ///
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
@@ -78,6 +82,18 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Build(args) => {
+            let (out, ko) = cli_build::run(&args)?;
+            for r in &out.module.replacements {
+                eprintln!("patchgen: replaces {} ({})", r.old_name, r.object_file);
+            }
+            let records = serde_json::to_string_pretty(&out.module.records)?;
+            let path = ko.with_extension("records.json");
+            std::fs::write(&path, records + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("patchgen: wrote {} and {}", ko.display(), path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff {
             orig,
             fixed,

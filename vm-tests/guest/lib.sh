@@ -23,6 +23,9 @@ load() {
 		[ -e "$S/$name/enabled" ] && echo 0 >"$S/$name/enabled"
 		rmmod "$name" || fail "cannot remove the stale $name"
 	fi
+	if [ -f "$M/$name.records.json" ]; then
+		set -- --records "$M/$name.records.json" "$@"
+	fi
 	patchd load-module "$M/$name.ko" "$@" || fail "patchd load-module $name failed"
 }
 

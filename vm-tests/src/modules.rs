@@ -41,6 +41,51 @@ const PATCH_MODULES: &[&str] = &[
 pub struct BuiltModules {
     /// Module name -> path of the `.ko`.
     pub modules: BTreeMap<String, PathBuf>,
+    /// Module name -> patchgen's link records (JSON), for modules built
+    /// from a fix by `patchgen build`.
+    pub records: BTreeMap<String, String>,
+}
+
+/// Builds every fix of `vm-tests/fixes/` (`NAME.patch`) with `patchgen
+/// build` into a patch module `NAME`, as a kernel engineer would.
+fn build_fixes(target: &Target, root: &Path) -> Result<Vec<(String, PathBuf, String)>> {
+    let dir = workspace_root().join("vm-tests/fixes");
+    let mut fixes: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io_err("cannot read", &dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+        .collect();
+    fixes.sort();
+    let failed = |command: String, e: &dyn std::fmt::Display| HarnessError::Command {
+        command,
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
+        .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
+    let mut built = Vec::new();
+    for fix in fixes {
+        let name = fix
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("fix")
+            .to_string();
+        let work = root.join("fixes").join(&name);
+        let _ = std::fs::remove_dir_all(&work);
+        let req = patchgen::build::BuildRequest {
+            target: kernel.clone(),
+            patches: vec![fix.clone()],
+            name: name.clone(),
+            kmod: workspace_root().join("kmod"),
+            work,
+        };
+        let out = patchgen::build::build(&req, &mut |_| {})
+            .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
+        let records = serde_json::to_string_pretty(&out.module.records)
+            .map_err(|e| failed("serializing link records".to_string(), &e))?;
+        built.push((name, out.module.ko, records));
+    }
+    Ok(built)
 }
 
 /// Builds everything under `target/vm-tests/build/<release>/`.
@@ -84,7 +129,12 @@ pub fn build_modules(target: &Target) -> Result<BuiltModules> {
     for name in PATCH_MODULES {
         modules.insert((*name).to_string(), patches.join(format!("{name}.ko")));
     }
-    Ok(BuiltModules { modules })
+    let mut records = BTreeMap::new();
+    for (name, ko, recs) in build_fixes(target, &root)? {
+        modules.insert(name.clone(), ko);
+        records.insert(name, recs);
+    }
+    Ok(BuiltModules { modules, records })
 }
 
 impl BuiltModules {

@@ -99,6 +99,13 @@ fn assemble(
     for (name, ko) in &modules.modules {
         fs.file(&format!("/suture/modules/{name}.ko"), ko, 0o644)?;
     }
+    for (name, records) in &modules.records {
+        fs.bytes(
+            &format!("/suture/modules/{name}.records.json"),
+            0o644,
+            records.clone().into_bytes(),
+        );
+    }
     fs.executable_with_libs("/suture/bin/patchd", patchd)?;
     fs.bytes(
         "/suture/config",

@@ -16,6 +16,7 @@ const CHECKS: &[&str] = &[
     "checks/busy",
     "checks/bad_input",
     "checks/stress",
+    "checks/patchgen_cmdline",
     // Last: lockdown cannot be lowered again in this boot.
     "checks/lockdown",
 ];
@@ -83,6 +84,11 @@ fn vm_bad_registrations_refused_with_nothing_patched() {
 #[test]
 fn vm_stress_200_cycles_under_load_only_old_or_new_output() {
     assert_check("stress");
+}
+
+#[test]
+fn vm_patchgen_built_cmdline_fix_links_loads_and_switches() {
+    assert_check("patchgen_cmdline");
 }
 
 #[test]

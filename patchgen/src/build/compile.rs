@@ -1,0 +1,198 @@
+//! Compiling one object of the target build, exactly as kbuild does, with
+//! function and data sections added and the fix's copies of the sources read
+//! first. The command comes from kbuild's own record of it (`.<obj>.cmd`),
+//! so flags, defines and objtool's options are the target's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{BuildError, KernelTarget};
+
+/// kbuild's recorded commands for one object.
+#[derive(Debug, Clone)]
+pub struct ObjectCommand {
+    /// The object, relative to the tree (`fs/proc/cmdline.o`).
+    pub object: PathBuf,
+    /// The source it is built from, relative to the tree.
+    pub source: PathBuf,
+    /// The compiler invocation.
+    pub compile: String,
+    /// objtool's invocation, when kbuild runs it per object.
+    pub objtool: Option<String>,
+    /// Whether the object is part of a module (`-DMODULE`), and which.
+    pub module: Option<String>,
+}
+
+/// Reads (creating it if needed, by building the object once in the tree)
+/// kbuild's command for `object`.
+pub fn object_command(
+    target: &KernelTarget,
+    object: &Path,
+    source: &Path,
+) -> Result<ObjectCommand, BuildError> {
+    let dir = object.parent().unwrap_or(Path::new(""));
+    let name = object
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cmd_file = target.source.join(dir).join(format!(".{name}.cmd"));
+    if !cmd_file.is_file() {
+        let out = Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&target.source)
+            .arg(format!("CC={}", target.cc))
+            .arg(object)
+            .output()
+            .map_err(|e| BuildError::Io {
+                what: "cannot run make in",
+                path: target.source.clone(),
+                source: e,
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            if stderr.contains("No rule to make target") {
+                return Err(BuildError::OutsideBuild {
+                    file: source.to_path_buf(),
+                    release: target.release.clone(),
+                });
+            }
+            return Err(BuildError::CompileFailed {
+                object: object.to_path_buf(),
+                which: "original",
+                output: stderr,
+            });
+        }
+    }
+    let text = std::fs::read_to_string(&cmd_file).map_err(|e| BuildError::Io {
+        what: "cannot read kbuild's command file",
+        path: cmd_file.clone(),
+        source: e,
+    })?;
+    let key = format!("cmd_{} := ", object.display());
+    let full = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .ok_or_else(|| BuildError::OutsideBuild {
+            file: source.to_path_buf(),
+            release: target.release.clone(),
+        })?;
+    let mut parts = full.split(';').map(str::trim);
+    let compile = parts.next().unwrap_or("").to_string();
+    let objtool = parts
+        .find(|p| p.contains("objtool/objtool"))
+        .map(str::to_string);
+    let tail = format!(" -c -o {} {}", object.display(), source.display());
+    if !compile.ends_with(&tail) {
+        return Err(BuildError::UnexpectedCommand {
+            object: object.to_path_buf(),
+            command: compile,
+        });
+    }
+    let module = compile
+        .contains(" -DMODULE ")
+        .then(|| {
+            compile
+                .split("-DKBUILD_MODNAME=")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .map(|s| s.trim_matches(|c| c == '\'' || c == '"').to_string())
+        })
+        .flatten();
+    Ok(ObjectCommand {
+        object: object.to_path_buf(),
+        source: source.to_path_buf(),
+        compile,
+        objtool,
+        module,
+    })
+}
+
+/// Compiles `cmd`'s object from `src` (a pristine or a fixed copy) into
+/// `out`. `overlay` is the fix's copy root: its include directories are
+/// searched before the tree's, so fixed headers win.
+pub fn compile(
+    target: &KernelTarget,
+    cmd: &ObjectCommand,
+    src: &Path,
+    out: &Path,
+    overlay: Option<&Path>,
+    which: &'static str,
+) -> Result<(), BuildError> {
+    let tail = format!(" -c -o {} {}", cmd.object.display(), cmd.source.display());
+    let head = cmd.compile.strip_suffix(&tail).unwrap_or(&cmd.compile);
+    // No dependency file: this is not kbuild's build.
+    let head: String = head
+        .split(' ')
+        .filter(|w| !w.starts_with("-Wp,-MMD,"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The fix's copies of headers are found before the tree's: for every
+    // include directory of the command that the overlay also has, its
+    // overlay twin goes first, right after the compiler.
+    let mut overlay_includes = String::new();
+    if let Some(root) = overlay {
+        for dir in head.split(' ').filter_map(|w| w.strip_prefix("-I")) {
+            let over = root.join(dir.trim_start_matches("./"));
+            if over.is_dir() {
+                overlay_includes.push_str(&format!(" -I{}", over.display()));
+            }
+        }
+    }
+    let (cc, rest) = head.split_once(' ').unwrap_or((head.as_str(), ""));
+    let src_dir = target
+        .source
+        .join(cmd.source.parent().unwrap_or(Path::new("")));
+    let line = format!(
+        "{cc}{overlay_includes} {rest} -ffunction-sections -fdata-sections -iquote {} -c -o {} {}",
+        src_dir.display(),
+        out.display(),
+        src.display()
+    );
+    run_shell(target, &line, &cmd.object, which)?;
+    if let Some(tool) = &cmd.objtool {
+        let tool = tool.replace(
+            &format!(" {}", cmd.object.display()),
+            &format!(" {}", out.display()),
+        );
+        run_shell(target, &tool, &cmd.object, which)?;
+    }
+    Ok(())
+}
+
+fn run_shell(
+    target: &KernelTarget,
+    line: &str,
+    object: &Path,
+    which: &'static str,
+) -> Result<(), BuildError> {
+    tracing::debug!(command = line, "running");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .current_dir(&target.source)
+        .output()
+        .map_err(|e| BuildError::Io {
+            what: "cannot run sh in",
+            path: target.source.clone(),
+            source: e,
+        })?;
+    if !out.status.success() {
+        return Err(BuildError::CompileFailed {
+            object: object.to_path_buf(),
+            which,
+            output: String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
+        });
+    }
+    Ok(())
+}
+
+/// Where the build keeps an object's two versions.
+pub fn object_paths(work: &Path, object: &Path) -> (PathBuf, PathBuf) {
+    let flat = object.to_string_lossy().replace('/', "__");
+    (
+        work.join(format!("{flat}.orig.o")),
+        work.join(format!("{flat}.fixed.o")),
+    )
+}

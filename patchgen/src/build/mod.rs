@@ -1,0 +1,293 @@
+//! `patchgen build`: from a kernel source fix to a patch module for one
+//! target kernel.
+//!
+//! apply the fix to private copies -> find the affected objects -> compile
+//! each twice with the target's own commands -> diff -> build the module
+//! with kbuild against the target's headers -> records for patchd's link
+//! step. Nothing in the kernel cache is modified; all work happens in a
+//! work directory that is removed unless kept.
+
+pub mod compile;
+pub mod module;
+pub mod source;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use module::{BuiltModule, LinkRecord, ObjectPart, Replacement};
+pub use target::KernelTarget;
+
+use crate::diff::report::Outcome;
+use crate::{diff, DiffOptions, ObjectFile};
+
+/// Why a build failed. Each says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The kernel cache entry is missing.
+    #[error("no kernel cache for {release} in {dir}: run scripts/setup --kernel {release}")]
+    NoKernelCache {
+        /// The release asked for.
+        release: String,
+        /// Where it was looked for.
+        dir: PathBuf,
+    },
+    /// The target's identity is incomplete or wrong.
+    #[error("the target kernel is not usable: {what}")]
+    BadIdentity {
+        /// What is wrong.
+        what: String,
+    },
+    /// The compiler differs from the one the kernel was built with.
+    #[error("the target kernel was built with \"{expected}\" but this machine has \"{found}\": install that compiler (scripts/setup installs gcc-12) so that the patch's code matches the kernel's")]
+    CompilerMismatch {
+        /// From the target's config.
+        expected: String,
+        /// On this machine.
+        found: String,
+    },
+    /// A file could not be read or written.
+    #[error("{what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The patch file is not a usable unified diff.
+    #[error("{patch} is not a usable fix: {why}")]
+    BadPatch {
+        /// The patch file.
+        patch: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The fix does not apply to the target's source.
+    #[error("{patch} does not apply to the source of {release}; rebase the fix onto that kernel's source (patch(1) said:\n{output})")]
+    PatchDoesNotApply {
+        /// The patch file.
+        patch: PathBuf,
+        /// The target.
+        release: String,
+        /// patch(1)'s output.
+        output: String,
+    },
+    /// The fix touches something that is not kernel code.
+    #[error("the fix changes {file}, which is not C code (build configuration, scripts, ...): a live patch can only replace functions; leave it out of the fix")]
+    NotCode {
+        /// The file.
+        file: PathBuf,
+    },
+    /// A source file the fix changes is not built for the target.
+    #[error("{file} is not part of the {release} build (its object is not built with this configuration): nothing to patch")]
+    OutsideBuild {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        release: String,
+    },
+    /// A header change needs the build's dependency data.
+    #[error("the fix changes the header {header}; finding the objects that include it needs the dependency data of a full build of the target, which is not there yet: run `{command}` once (it takes long) and build again")]
+    NoDependencyData {
+        /// The header.
+        header: PathBuf,
+        /// The command that creates the data.
+        command: String,
+    },
+    /// kbuild's command for an object has an unexpected form.
+    #[error("kbuild's command for {object} has an unexpected form: {command}")]
+    UnexpectedCommand {
+        /// The object.
+        object: PathBuf,
+        /// The command.
+        command: String,
+    },
+    /// A compile failed.
+    #[error("compiling the {which} {object} failed:\n{output}")]
+    CompileFailed {
+        /// The object.
+        object: PathBuf,
+        /// "original" or "fixed".
+        which: &'static str,
+        /// The compiler's own messages.
+        output: String,
+    },
+    /// An object could not be read.
+    #[error("cannot read a compiled object")]
+    Read(#[from] crate::elf::ReadError),
+    /// The differ refused a change.
+    #[error("{object}: this change cannot be live-patched:\n{summary}")]
+    Refused {
+        /// The object.
+        object: PathBuf,
+        /// The differ's explanation.
+        summary: String,
+    },
+    /// No object changed.
+    #[error("the fix changes no function of the {release} build (only comments, or code not built with this configuration): nothing to patch")]
+    NothingChanged {
+        /// The target.
+        release: String,
+    },
+    /// Every change was in code that is not redirected.
+    #[error("the fix changes no function that can be redirected")]
+    NothingToRedirect,
+    /// kbuild failed to build the module.
+    #[error("building the patch module in {dir} failed:\n{output}")]
+    ModuleBuildFailed {
+        /// The module directory.
+        dir: PathBuf,
+        /// kbuild's output.
+        output: String,
+    },
+}
+
+/// Inputs of a build.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The target kernel.
+    pub target: KernelTarget,
+    /// The fixes, applied in order.
+    pub patches: Vec<PathBuf>,
+    /// The patch's name (module name and bundle id).
+    pub name: String,
+    /// The companion module's source (for its header and exports).
+    pub kmod: PathBuf,
+    /// The work directory (created; the caller removes it).
+    pub work: PathBuf,
+}
+
+/// What a build produced.
+#[derive(Debug)]
+pub struct BuildOutput {
+    /// The patch module.
+    pub module: BuiltModule,
+    /// Per object: what the differ found.
+    pub reports: Vec<(PathBuf, crate::Report)>,
+    /// Seconds spent per step, for progress and the benchmark.
+    pub timings: Vec<(String, f64)>,
+}
+
+/// Runs a build; `progress` receives one line per step.
+pub fn build(
+    req: &BuildRequest,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuildOutput, BuildError> {
+    let mut timings = Vec::new();
+    let mut step = |name: &str, start: Instant, progress: &mut dyn FnMut(&str)| {
+        let secs = start.elapsed().as_secs_f64();
+        progress(&format!("{name} ({secs:.1} s)"));
+        timings.push((name.to_string(), secs));
+    };
+    std::fs::create_dir_all(&req.work).map_err(|source| BuildError::Io {
+        what: "cannot create the work directory",
+        path: req.work.clone(),
+        source,
+    })?;
+
+    let t = Instant::now();
+    let fix = source::apply(&req.target, &req.patches, &req.work)?;
+    let mut objects = Vec::new();
+    for touched in source::classify(&fix.files)? {
+        match touched {
+            source::Touched::Source(src) => objects.push((src.with_extension("o"), src)),
+            source::Touched::Header(h) => {
+                for obj in source::objects_including(&req.target, &h)? {
+                    let src = obj.with_extension("c");
+                    objects.push((obj, src));
+                }
+            }
+            source::Touched::Ignored(f) => progress(&format!(
+                "ignoring {} (not part of the kernel image)",
+                f.display()
+            )),
+        }
+    }
+    objects.sort();
+    objects.dedup();
+    step("applied the fix", t, progress);
+
+    let mut parts = Vec::new();
+    let mut reports = Vec::new();
+    for (obj, src) in &objects {
+        let t = Instant::now();
+        let cmd = compile::object_command(&req.target, obj, src)?;
+        let (orig_o, fixed_o) = compile::object_paths(&req.work, obj);
+        let fixed_src = fix.root.join(src);
+        let fixed_src = if fixed_src.is_file() {
+            fixed_src
+        } else {
+            req.target.source.join(src)
+        };
+        compile::compile(
+            &req.target,
+            &cmd,
+            &req.target.source.join(src),
+            &orig_o,
+            None,
+            "original",
+        )?;
+        compile::compile(
+            &req.target,
+            &cmd,
+            &fixed_src,
+            &fixed_o,
+            Some(&fix.root),
+            "fixed",
+        )?;
+        step(&format!("compiled {} twice", obj.display()), t, progress);
+
+        let t = Instant::now();
+        let orig = ObjectFile::read(&orig_o)?;
+        let fixed = ObjectFile::read(&fixed_o)?;
+        let opts = DiffOptions {
+            symbol_prefix: Some(format!("suture{}_", parts.len())),
+            ..DiffOptions::default()
+        };
+        let result = diff(&orig, &fixed, &opts);
+        step(&format!("diffed {}", obj.display()), t, progress);
+        match (result.report.result, result.object) {
+            (Outcome::Refused, _) => {
+                return Err(BuildError::Refused {
+                    object: obj.clone(),
+                    summary: result.report.summary(),
+                })
+            }
+            (Outcome::Changed, Some(bytes)) => {
+                reports.push((obj.clone(), result.report.clone()));
+                parts.push(ObjectPart {
+                    object: obj.clone(),
+                    kernel_object: cmd.module.clone().unwrap_or_else(|| "vmlinux".to_string()),
+                    report: result.report,
+                    bytes,
+                });
+            }
+            _ => {
+                progress(&format!("{}: nothing changed", obj.display()));
+                reports.push((obj.clone(), result.report));
+            }
+        }
+    }
+    if parts.is_empty() {
+        return Err(BuildError::NothingChanged {
+            release: req.target.release.clone(),
+        });
+    }
+
+    let t = Instant::now();
+    let module = module::build_module(&req.target, &req.kmod, &req.name, &parts, &req.work)?;
+    step("built the patch module", t, progress);
+    Ok(BuildOutput {
+        module,
+        reports,
+        timings,
+    })
+}
+
+/// The companion module's source shipped with this patchgen.
+pub fn default_kmod_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../kmod")
+}
