@@ -193,7 +193,23 @@ pub fn build(
     let mut objects = Vec::new();
     for touched in source::classify(&fix.files)? {
         match touched {
-            source::Touched::Source(src) => objects.push((src.with_extension("o"), src)),
+            source::Touched::Source(src) => {
+                let obj = src.with_extension("o");
+                match source::membership(&req.target, &obj) {
+                    source::Membership::NotBuilt => {
+                        return Err(BuildError::OutsideBuild {
+                            file: src,
+                            release: req.target.release.clone(),
+                        })
+                    }
+                    source::Membership::Unknown => progress(&format!(
+                        "the makefiles do not say plainly whether {} is built; compiling it",
+                        obj.display()
+                    )),
+                    source::Membership::Built => {}
+                }
+                objects.push((obj, src));
+            }
             source::Touched::Header(h) => {
                 for obj in source::objects_including(&req.target, &h)? {
                     let src = obj.with_extension("c");

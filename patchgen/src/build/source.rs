@@ -208,3 +208,178 @@ pub fn objects_including(target: &KernelTarget, header: &Path) -> Result<Vec<Pat
     }
     Ok(found.into_iter().collect())
 }
+
+/// Whether an object is part of the target build, from the kbuild
+/// makefiles and the target's `.config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Built, into vmlinux (`y`) or a module (`m`).
+    Built,
+    /// Not built with this configuration.
+    NotBuilt,
+    /// The makefiles say it in a way this reader does not evaluate.
+    Unknown,
+}
+
+/// Reads the kbuild makefiles as far as needed to tell whether `object`
+/// (relative to the tree) is built with the target's configuration: the
+/// object must be listed in its directory's `obj-`/`lib-` lines (directly
+/// or as part of a composite object) under a condition that holds, and
+/// every directory above it must be descended into the same way.
+pub fn membership(target: &KernelTarget, object: &Path) -> Membership {
+    let config = std::fs::read_to_string(target.source.join(".config")).unwrap_or_default();
+    let eval = |cond: &str| -> Option<bool> {
+        match cond {
+            "y" | "m" => Some(true),
+            c => {
+                let inner = c.strip_prefix("$(")?.strip_suffix(')')?;
+                let name = inner.split(':').next()?;
+                if !name.starts_with("CONFIG_") {
+                    return None;
+                }
+                let on = config
+                    .lines()
+                    .any(|l| l == format!("{name}=y") || l == format!("{name}=m"));
+                Some(on)
+            }
+        }
+    };
+    let dir = object.parent().unwrap_or(Path::new(""));
+    let name = object
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match listed(target, dir, &name, &eval, 0) {
+        Membership::Built => reachable(target, dir, &eval),
+        other => other,
+    }
+}
+
+type Eval<'a> = dyn Fn(&str) -> Option<bool> + 'a;
+
+/// The assignments of a directory's kbuild file: (variable, values).
+fn assignments(target: &KernelTarget, dir: &Path) -> Vec<(String, Vec<String>)> {
+    let text = ["Kbuild", "Makefile"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(target.source.join(dir).join(f)).ok())
+        .unwrap_or_default();
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or("");
+            let (lhs, rhs) = ["+=", ":=", "?=", "="]
+                .iter()
+                .find_map(|op| line.split_once(op))?;
+            let lhs = lhs.trim();
+            if lhs.is_empty() || lhs.contains(' ') {
+                return None;
+            }
+            Some((
+                lhs.to_string(),
+                rhs.split_whitespace().map(str::to_string).collect(),
+            ))
+        })
+        .collect()
+}
+
+fn listed(
+    target: &KernelTarget,
+    dir: &Path,
+    name: &str,
+    eval: &Eval<'_>,
+    depth: u32,
+) -> Membership {
+    if depth > 4 {
+        return Membership::Unknown;
+    }
+    let mut result = Membership::NotBuilt;
+    for (lhs, values) in assignments(target, dir) {
+        if !values.iter().any(|v| v == name) {
+            continue;
+        }
+        let (var, cond) = match lhs.strip_suffix("-objs") {
+            Some(comp) => (comp.to_string(), "y".to_string()),
+            None => match lhs.split_once('-') {
+                Some((v, c)) => (v.to_string(), c.to_string()),
+                None => continue,
+            },
+        };
+        if matches!(
+            var.as_str(),
+            "ccflags" | "CFLAGS" | "subdir" | "always" | "targets" | "extra" | "hostprogs"
+        ) {
+            continue;
+        }
+        let verdict = match eval(&cond) {
+            Some(false) => Membership::NotBuilt,
+            None => Membership::Unknown,
+            Some(true)
+                if var == "obj"
+                    || var == "lib"
+                    || var == "core"
+                    || var == "drivers"
+                    || var == "libs" =>
+            {
+                Membership::Built
+            }
+            // Part of a composite object (`var.o`) or of a list used as
+            // `$(var-y)`: that must be built.
+            Some(true) => match listed(target, dir, &format!("{var}.o"), eval, depth + 1) {
+                Membership::NotBuilt => {
+                    listed(target, dir, &format!("$({var}-y)"), eval, depth + 1)
+                }
+                other => other,
+            },
+        };
+        match verdict {
+            Membership::Built => return Membership::Built,
+            Membership::Unknown => result = Membership::Unknown,
+            Membership::NotBuilt => {}
+        }
+    }
+    result
+}
+
+/// Whether kbuild descends into `dir`: listed as `sub/` in its parent's
+/// kbuild file (or the top-level Kbuild and the arch Makefile).
+fn reachable(target: &KernelTarget, dir: &Path, eval: &Eval<'_>) -> Membership {
+    let mut cur = dir.to_path_buf();
+    while let (Some(parent), Some(leaf)) = (cur.parent().map(Path::to_path_buf), cur.file_name()) {
+        let entry = format!("{}/", leaf.to_string_lossy());
+        let full = format!("{}/", cur.display());
+        let in_parent = listed(target, &parent, &entry, eval, 0);
+        let verdict = if parent.as_os_str().is_empty() {
+            // Top level: the tree's Kbuild (obj-y += fs/ ...); arch/x86 is
+            // listed as arch/$(SRCARCH)/.
+            if cur == Path::new("arch") {
+                Membership::Built
+            } else {
+                in_parent
+            }
+        } else if in_parent == Membership::NotBuilt {
+            // Arch makefiles list their directories by full path.
+            match listed(target, Path::new("arch/x86"), &full, eval, 0) {
+                Membership::NotBuilt
+                    if cur.starts_with("arch/x86") && parent == Path::new("arch") =>
+                {
+                    Membership::Built
+                }
+                other => other,
+            }
+        } else {
+            in_parent
+        };
+        match verdict {
+            Membership::Built => {}
+            other => {
+                if cur.starts_with("arch") && !cur.starts_with("arch/x86") {
+                    return Membership::NotBuilt;
+                }
+                return other;
+            }
+        }
+        cur = parent;
+    }
+    Membership::Built
+}

@@ -1,0 +1,227 @@
+//! `patchgen build` against the pinned target kernel's cache (scripts/setup):
+//! a real fix builds into a module with link records; every bad input gets
+//! an error that names the cause and leaves the cached tree as it was.
+//! Without the kernel cache these tests fail with the command to run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use patchgen::build::{self, BuildError, BuildRequest, KernelTarget};
+
+fn default_release() -> String {
+    let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/default.env");
+    let text = std::fs::read_to_string(env).expect("kernels/default.env");
+    text.lines()
+        .find_map(|l| l.strip_prefix("SUTURE_DEFAULT_KERNEL="))
+        .expect("SUTURE_DEFAULT_KERNEL")
+        .trim()
+        .to_string()
+}
+
+fn target() -> KernelTarget {
+    let release = std::env::var("SUTURE_KERNEL").unwrap_or_else(|_| default_release());
+    KernelTarget::from_cache(&release).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A -p1 unified diff of `rel` in the target's tree with `edit` applied.
+fn make_patch(t: &KernelTarget, dir: &Path, rel: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let orig = std::fs::read_to_string(t.source.join(rel)).expect("read source");
+    let fixed = edit(&orig);
+    assert_ne!(orig, fixed, "the edit changed nothing in {rel}");
+    let (a, b) = (dir.join("a").join(rel), dir.join("b").join(rel));
+    for (p, text) in [(&a, &orig), (&b, &fixed)] {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    let out = Command::new("diff")
+        .arg("-u")
+        .arg(format!("a/{rel}"))
+        .arg(format!("b/{rel}"))
+        .current_dir(dir)
+        .output()
+        .expect("diff");
+    let patch = dir.join(format!("{}.patch", rel.replace('/', "_")));
+    std::fs::write(&patch, &out.stdout).expect("write patch");
+    patch
+}
+
+fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
+    BuildRequest {
+        target: t.clone(),
+        patches: vec![patch.to_path_buf()],
+        name: "test_fix".to_string(),
+        kmod: build::default_kmod_dir(),
+        work: work.to_path_buf(),
+    }
+}
+
+fn mtime(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+#[test]
+fn cmdline_fix_builds_a_module_with_link_records() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    let before = mtime(&t.source.join("fs/proc/cmdline.c"));
+    let out =
+        build::build(&request(&t, &patch, &tmp.path().join("work")), &mut |_| {}).expect("build");
+    assert!(out.module.ko.is_file());
+    let names: Vec<&str> = out
+        .module
+        .replacements
+        .iter()
+        .map(|r| r.old_name.as_str())
+        .collect();
+    assert_eq!(names, ["cmdline_proc_show"]);
+    let rec = out
+        .module
+        .records
+        .iter()
+        .find(|r| r.name == "cmdline_proc_show")
+        .expect("a record for the replaced static");
+    assert!(rec.local && rec.size.is_some() && rec.object.as_deref() == Some("vmlinux"));
+    assert!(
+        rec.symbol != rec.name,
+        "the old function is referenced under an alias"
+    );
+    assert_eq!(
+        before,
+        mtime(&t.source.join("fs/proc/cmdline.c")),
+        "the cached source was touched"
+    );
+    assert!(!t.source.join("fs/proc/cmdline.c.orig").exists());
+}
+
+fn build_err(t: &KernelTarget, patch: &Path, tmp: &Path) -> BuildError {
+    build::build(&request(t, patch, &tmp.join("work")), &mut |_| {}).expect_err("must fail")
+}
+
+#[test]
+fn fix_that_does_not_apply_names_the_patch() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc", "seq_putc_x")
+    });
+    // Make the context lines wrong.
+    let text = std::fs::read_to_string(&patch)
+        .expect("read")
+        .replace("saved_command_line", "other_line");
+    std::fs::write(&patch, text).expect("write");
+    let e = build_err(&t, &patch, tmp.path());
+    assert!(matches!(e, BuildError::PatchDoesNotApply { .. }), "{e}");
+    assert!(e.to_string().contains("does not apply"), "{e}");
+}
+
+#[test]
+fn file_outside_the_build_is_named() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "arch/arm64/kernel/setup.c", |s| {
+        s.replacen("{", "{ ", 1)
+    });
+    let e = build_err(&t, &patch, tmp.path());
+    assert!(matches!(e, BuildError::OutsideBuild { .. }), "{e}");
+    assert!(e.to_string().contains("arch/arm64/kernel/setup.c"), "{e}");
+}
+
+#[test]
+fn build_configuration_changes_are_refused() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/Makefile", |s| {
+        format!("{s}\n# touched\n")
+    });
+    let e = build_err(&t, &patch, tmp.path());
+    assert!(matches!(e, BuildError::NotCode { .. }), "{e}");
+}
+
+#[test]
+fn header_change_without_dependency_data_says_how_to_create_it() {
+    let t = target();
+    if t.source.join("vmlinux.o").exists() {
+        return; // a fully built tree has the data; covered elsewhere
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "include/linux/seq_file.h", |s| {
+        format!("{s}\n/* touched */\n")
+    });
+    let e = build_err(&t, &patch, tmp.path());
+    assert!(matches!(e, BuildError::NoDependencyData { .. }), "{e}");
+    assert!(e.to_string().contains("make -C"), "{e}");
+}
+
+#[test]
+fn unpatchable_change_is_refused_with_the_differs_reason() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    // proc_cmdline_init is __init: it has run and been freed.
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace(
+            "proc_create_single(\"cmdline\", 0,",
+            "proc_create_single(\"cmdline\", 0444,",
+        )
+    });
+    let e = build_err(&t, &patch, tmp.path());
+    assert!(matches!(e, BuildError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains("init code"), "{e}");
+}
+
+#[test]
+fn missing_kernel_cache_says_to_run_setup() {
+    let e = KernelTarget::from_cache("6.1.0-999-amd64").expect_err("no such cache");
+    assert!(
+        e.to_string()
+            .contains("scripts/setup --kernel 6.1.0-999-amd64"),
+        "{e}"
+    );
+}
+
+#[test]
+fn compiler_mismatch_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for d in ["src", "hdr"] {
+        std::fs::create_dir_all(tmp.path().join(d)).expect("mkdir");
+        std::fs::write(tmp.path().join(d).join("Makefile"), "").expect("write");
+    }
+    std::fs::write(
+        tmp.path().join("src/.config"),
+        "CONFIG_CC_VERSION_TEXT=\"gcc-12 (Debian 12.2.0-14) 12.1.0-not-this-one\"\n",
+    )
+    .expect("write");
+    let e = KernelTarget::explicit(
+        "6.1.0-50-amd64",
+        None,
+        "06f8bde30046985060c60820f7a11515a33afb06",
+        &tmp.path().join("src"),
+        &tmp.path().join("hdr"),
+    )
+    .expect_err("mismatch");
+    assert!(matches!(e, BuildError::CompilerMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("12.1.0-not-this-one"), "{e}");
+}
+
+#[test]
+fn membership_follows_the_makefiles_and_config() {
+    use patchgen::build::source::{membership, Membership};
+    let t = target();
+    for (obj, want) in [
+        ("fs/proc/cmdline.o", Membership::Built),
+        ("kernel/fork.o", Membership::Built),
+        ("mm/memory.o", Membership::Built),
+        ("net/ipv4/tcp.o", Membership::Built),
+        ("kernel/sched/core.o", Membership::Built),
+        ("arch/x86/kernel/setup.o", Membership::Built),
+        ("fs/ext4/inode.o", Membership::Built),
+        ("arch/arm64/kernel/setup.o", Membership::NotBuilt),
+        ("drivers/gpu/drm/nouveau/nouveau_drm.o", Membership::Built),
+    ] {
+        assert_eq!(membership(&t, Path::new(obj)), want, "{obj}");
+    }
+}
