@@ -339,7 +339,7 @@ impl Kallsyms {
         };
         let in_object: Vec<&Entry> = entries
             .iter()
-            .filter(|e| object.map_or(true, |o| e.object == o))
+            .filter(|e| object.is_none_or(|o| e.object == o))
             .collect();
         let not_in_object = || LinkError::NotInObject {
             name: name.to_owned(),
@@ -366,7 +366,7 @@ impl Kallsyms {
             .filter(|e| {
                 record
                     .local
-                    .map_or(true, |local| e.kind.is_ascii_lowercase() == local)
+                    .is_none_or(|local| e.kind.is_ascii_lowercase() == local)
             })
             .collect();
         if left.len() > 1 {
@@ -407,7 +407,7 @@ impl Kallsyms {
         for entry in entries {
             let pos = positions.entry(entry.object).or_insert(0);
             *pos = pos.saturating_add(1);
-            if only_object.map_or(true, |o| o == entry.object) {
+            if only_object.is_none_or(|o| o == entry.object) {
                 candidates.push(Candidate {
                     kind: entry.kind,
                     object: self.object_name(entry.object).to_owned(),

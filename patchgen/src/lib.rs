@@ -8,6 +8,7 @@
 pub mod build;
 pub mod diff;
 pub mod elf;
+pub mod keys;
 
 pub use diff::{diff, Diff, DiffOptions, Report};
 pub use elf::{ObjectFile, ReadError};

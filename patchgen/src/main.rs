@@ -3,6 +3,13 @@
 //! Exit codes of `patchgen diff`: 0 changed (output written), 3 nothing
 //! changed (no output), 4 refused (the change cannot be live-patched; the
 //! report says why), 1 error (bad input, I/O), 2 usage.
+//!
+//! Exit codes of `patchgen keygen`, `sign`, `inspect` and `verify`: 0 done
+//! (for `verify`, and `inspect --key`: signed by one of the given keys),
+//! 5 bundle rejected (malformed, damaged, a digest or the signature does
+//! not match, or signed by none of the given keys), 1 error (a file or key
+//! that cannot be read or written, an exposed secret key, a key file that
+//! exists already), 2 usage.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,11 +28,23 @@ struct Cli {
 }
 
 mod cli_build;
+mod cli_keys;
 
 #[derive(Subcommand)]
 enum Command {
     /// Build a patch module for one target kernel from a source fix.
     Build(cli_build::BuildArgs),
+    /// Generate a signing key pair: NAME.key and NAME.pub; prints the key id.
+    Keygen(cli_keys::KeygenArgs),
+    /// Re-sign a bundle with another key (manifest and module unchanged).
+    Sign(cli_keys::SignArgs),
+    /// Show what a bundle holds (checks format and digests; the signature
+    /// only with --key).
+    Inspect(cli_keys::InspectArgs),
+    /// Check that a bundle is signed by one of the given public keys.
+    ///
+    /// Exit status: 0 signed by one of them, 5 rejected, 1 error, 2 usage.
+    Verify(cli_keys::VerifyArgs),
     /// Diff the original and fixed builds of one kernel object.
     ///
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
@@ -75,7 +94,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("patchgen: error: {e:#}");
-            ExitCode::FAILURE
+            e.downcast_ref::<patchgen::keys::BundleCommandError>()
+                .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }
     }
 }
@@ -94,6 +114,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("patchgen: wrote {} and {}", ko.display(), path.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keygen(args) => cli_keys::keygen(&args),
+        Command::Sign(args) => cli_keys::sign(&args),
+        Command::Inspect(args) => cli_keys::inspect(&args),
+        Command::Verify(args) => cli_keys::verify(&args),
         Command::Diff {
             orig,
             fixed,

@@ -1,0 +1,240 @@
+//! What a bundle holds, for people and scripts: [`Inspection`] serializes as
+//! JSON (`patchgen inspect --json`) and renders as a stable text dump
+//! (`patchgen inspect`, golden tests). The text's line formats are part of
+//! the interface: change them only with the golden files.
+//!
+//! Every string in a manifest is validated to a safe character set except
+//! the description, whose control characters are refused; nothing printed
+//! here can carry a terminal escape sequence.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::hex;
+use crate::layout::FORMAT_VERSION;
+use crate::manifest::Manifest;
+use crate::read::{Unverified, Verified};
+
+/// A bundle's layout, digests, signer and manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inspection {
+    /// The bundle format version.
+    pub format_version: u32,
+    /// The bundle's size in bytes.
+    pub size: u64,
+    /// The sha256 of the whole bundle, hex.
+    pub sha256: String,
+    /// The key id of the signer the bundle names.
+    pub signer_key_id: String,
+    /// Whether the signature was checked against a trusted key. When false
+    /// nothing here is authenticated: only the digests are checked.
+    pub signature_verified: bool,
+    /// The manifest's size in bytes.
+    pub manifest_size: u64,
+    /// The manifest's sha256, hex.
+    pub manifest_sha256: String,
+    /// The payload parts in table order.
+    pub parts: Vec<PartSummary>,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// One payload part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartSummary {
+    /// The part's kind (`module`).
+    pub kind: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256, hex.
+    pub sha256: String,
+}
+
+impl Unverified<'_> {
+    /// The inspection of this bundle, marked as not verified.
+    pub fn inspection(&self) -> Inspection {
+        Inspection {
+            format_version: FORMAT_VERSION,
+            size: as_u64(self.bytes.len()),
+            sha256: hex::encode(&Sha256::digest(self.bytes)),
+            signer_key_id: self.signer_key_id(),
+            signature_verified: false,
+            manifest_size: as_u64(self.manifest_len),
+            manifest_sha256: hex::encode(&self.manifest_sha256),
+            parts: self
+                .parts
+                .iter()
+                .map(|p| PartSummary {
+                    kind: p.kind.as_str().to_owned(),
+                    size: as_u64(p.bytes.len()),
+                    sha256: hex::encode(&p.sha256),
+                })
+                .collect(),
+            manifest: self.manifest.clone(),
+        }
+    }
+}
+
+impl Verified<'_> {
+    /// The inspection of this bundle, marked as verified.
+    pub fn inspection(&self) -> Inspection {
+        Inspection {
+            signature_verified: true,
+            ..self.bundle.inspection()
+        }
+    }
+}
+
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl fmt::Display for Inspection {
+    /// The stable text dump.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.manifest;
+        writeln!(f, "suture bundle, format version {}", self.format_version)?;
+        writeln!(f, "size: {} bytes, sha256 {}", self.size, self.sha256)?;
+        if self.signature_verified {
+            writeln!(
+                f,
+                "signature: verified, by trusted key {}",
+                self.signer_key_id
+            )?;
+        } else {
+            writeln!(
+                f,
+                "signature: NOT VERIFIED (names key {}; no trusted key was given)",
+                self.signer_key_id
+            )?;
+        }
+        writeln!(
+            f,
+            "manifest: {} bytes, sha256 {}",
+            self.manifest_size, self.manifest_sha256
+        )?;
+        for part in &self.parts {
+            writeln!(
+                f,
+                "part {}: {} bytes, sha256 {}",
+                part.kind, part.size, part.sha256
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(f, "id: {}", m.id)?;
+        if m.description.is_empty() {
+            writeln!(f, "description: none")?;
+        } else {
+            writeln!(f, "description:")?;
+            for line in m.description.lines() {
+                writeln!(f, "  {line}")?;
+            }
+        }
+        writeln!(f, "cves: {}", list_or_none(&m.cves))?;
+        writeln!(f, "target kernel: {}", m.target.kernel_release)?;
+        writeln!(f, "target build-id: {}", m.target.build_id)?;
+        writeln!(
+            f,
+            "target package: {}",
+            m.target.package_version.as_deref().unwrap_or("none")
+        )?;
+        writeln!(f, "created: {} ({})", m.created, utc_timestamp(m.created))?;
+        writeln!(f, "patchgen version: {}", m.patchgen_version)?;
+        writeln!(f, "kmod interface: {}", m.kmod_interface)?;
+        writeln!(f, "dependencies: {}", list_or_none(&m.dependencies))?;
+        writeln!(f, "replaced functions: {}", m.replaced_functions.len())?;
+        for r in &m.replaced_functions {
+            writeln!(
+                f,
+                "  {} ({} bytes, {}) -> {}",
+                r.old_name, r.old_size, r.object_file, r.new_name
+            )?;
+        }
+        writeln!(f, "new functions: {}", m.new_functions.len())?;
+        for n in &m.new_functions {
+            writeln!(f, "  {} ({})", n.name, n.object_file)?;
+        }
+        writeln!(f, "symbols: {}", m.symbols.len())?;
+        for s in &m.symbols {
+            let mut line = format!("  {}", s.symbol);
+            if s.name != s.symbol {
+                let _ = write!(line, " = {}", s.name);
+            }
+            let kind = s.kind.map_or("unknown kind", |k| k.as_str());
+            let _ = write!(
+                line,
+                ": {kind} {}, in {}",
+                s.binding.as_str(),
+                s.object.as_deref().unwrap_or("any object")
+            );
+            if let Some(object_file) = &s.object_file {
+                let _ = write!(line, " ({object_file})");
+            }
+            match s.sympos {
+                Some(pos) => {
+                    let _ = write!(line, ", sympos {pos}");
+                }
+                None => line.push_str(", unique"),
+            }
+            if let Some(size) = s.size {
+                let _ = write!(line, ", {size} bytes");
+            }
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(" ")
+    }
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian;
+/// Howard Hinnant's days-to-civil). `secs` is at most
+/// [`crate::manifest::MAX_CREATED`] in a valid manifest; larger values print
+/// as a number only.
+pub(crate) fn utc_timestamp(secs: u64) -> String {
+    if secs > crate::manifest::MAX_CREATED {
+        return "out of range".to_owned();
+    }
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Shift the epoch to 0000-03-01 so leap days fall at the end of a year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_timestamp;
+
+    #[test]
+    fn utc_timestamps() {
+        for (secs, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_700_000_000, "2023-11-14T22:13:20Z"),
+            (1_709_251_199, "2024-02-29T23:59:59Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(utc_timestamp(secs), text, "{secs}");
+        }
+        assert_eq!(utc_timestamp(253_402_300_800), "out of range");
+    }
+}

@@ -1,0 +1,580 @@
+//! The manifest: what a bundle says about its patch, as JSON with a fixed
+//! field order.
+//!
+//! Every field is validated whenever a manifest is written or read
+//! ([`Manifest::validate`]): lengths, the character set of every name, and
+//! counts, so that nothing downstream (patchd's link step, sysfs names, a
+//! terminal printing `inspect`) ever sees a name it was not written for.
+//! Unknown fields are rejected: a field this version does not know could
+//! change what the patch means.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest patch id; it becomes the patch module's name (`MODULE_NAME_LEN`
+/// is 56 with its NUL, and patchgen may add a prefix). Ids have no `-`: the
+/// kernel turns `-` into `_` in module names, so `a-b` and `a_b` would be
+/// one patch in the kernel and two to patchd.
+pub const MAX_ID_LEN: usize = 48;
+/// Longest description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 4096;
+/// Longest kernel symbol name (`KSYM_NAME_LEN` in 6.1 is 512 with its NUL).
+pub const MAX_SYMBOL_NAME_LEN: usize = 511;
+/// Longest object file path (`fs/proc/cmdline.o`).
+pub const MAX_OBJECT_FILE_LEN: usize = 255;
+/// Most CVE ids in one manifest.
+pub const MAX_CVES: usize = 256;
+/// Most replaced functions, and most new functions, in one manifest.
+pub const MAX_FUNCTIONS: usize = 4096;
+/// Most symbol records in one manifest.
+pub const MAX_SYMBOLS: usize = 16384;
+/// Most dependencies in one manifest.
+pub const MAX_DEPENDENCIES: usize = 64;
+/// Latest creation time accepted: 9999-12-31T23:59:59Z.
+pub const MAX_CREATED: u64 = 253_402_300_799;
+
+/// What a bundle says about its patch. Field order is the JSON order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The patch id, `[a-z0-9_]{1,48}`: the patch module's and the patch's
+    /// name in the running kernel.
+    pub id: String,
+    /// What the patch fixes, for people (printable text, newlines allowed).
+    pub description: String,
+    /// The CVE ids the patch fixes (`CVE-YYYY-NNNN…`).
+    pub cves: Vec<String>,
+    /// The one kernel build the patch module was built for.
+    pub target: Target,
+    /// Functions of the running kernel the patch redirects.
+    pub replaced_functions: Vec<ReplacedFunction>,
+    /// Functions the patch module adds that replace nothing (new helpers,
+    /// copies of changed callees).
+    pub new_functions: Vec<NewFunction>,
+    /// Symbols of the running kernel the patch module needs that the kernel
+    /// does not export: what patchd resolves in `/proc/kallsyms`.
+    pub symbols: Vec<SymbolRecord>,
+    /// Ids of bundles that must be applied before this one.
+    pub dependencies: Vec<String>,
+    /// Creation time, unix seconds (`SOURCE_DATE_EPOCH` when the builder
+    /// had one, so rebuilds are byte-identical).
+    pub created: u64,
+    /// Version of the patchgen that built the bundle.
+    pub patchgen_version: String,
+    /// Version of the companion module's interface the patch module uses.
+    pub kmod_interface: u32,
+}
+
+/// The kernel build a bundle is for; patchd compares it with the running
+/// kernel before it loads anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// `uname -r`, e.g. `6.1.0-50-amd64`.
+    pub kernel_release: String,
+    /// GNU build-id of the target vmlinux, lowercase hex (the note in
+    /// `/sys/kernel/notes` of the running kernel).
+    pub build_id: String,
+    /// Debian package version of the kernel image, e.g. `6.1.176-1`;
+    /// `None` for a kernel that does not come from a Debian package.
+    pub package_version: Option<String>,
+}
+
+/// One function the patch redirects to its replacement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplacedFunction {
+    /// The function in the running kernel.
+    pub old_name: String,
+    /// Its ELF size in the target build (the companion module compares it
+    /// with kallsyms).
+    pub old_size: u64,
+    /// The replacement's symbol in the patch module.
+    pub new_name: String,
+    /// The object file both come from, e.g. `fs/proc/cmdline.o`.
+    pub object_file: String,
+}
+
+/// A function the patch module adds without replacing one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFunction {
+    /// The symbol in the patch module.
+    pub name: String,
+    /// The object file it was taken from.
+    pub object_file: String,
+}
+
+/// A symbol of the running kernel the patch module refers to that the
+/// kernel does not export, with what patchd needs to find exactly that one
+/// in `/proc/kallsyms` and write its address into the module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolRecord {
+    /// The undefined symbol in the patch module that patchd rewrites (it
+    /// differs from `name` when patchgen prefixed the kernel's statics).
+    pub symbol: String,
+    /// The symbol's name in the running kernel's kallsyms.
+    pub name: String,
+    /// Function or data; `None` when patchgen does not know (then patchd
+    /// does not check the kallsyms type letter).
+    pub kind: Option<SymbolKind>,
+    /// Local (`static`: a lowercase kallsyms type), global or weak.
+    pub binding: SymbolBinding,
+    /// `vmlinux`, or the module that defines the symbol (the object column
+    /// of kallsyms); `None` for a global, found wherever it is.
+    pub object: Option<String>,
+    /// The object file that defines it, e.g. `fs/proc/cmdline.o`, when known.
+    pub object_file: Option<String>,
+    /// 1-based position among the symbols of this name in `object`, in
+    /// kallsyms order; `None` when the name is unique there.
+    pub sympos: Option<u32>,
+    /// The symbol's ELF size in the target build, when known.
+    pub size: Option<u64>,
+}
+
+/// A symbol's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolKind {
+    /// Code (`STT_FUNC`; `t`/`T` in kallsyms).
+    Func,
+    /// Data (`STT_OBJECT`; `d`/`D`/`b`/`B`/`r`/`R` in kallsyms).
+    Object,
+}
+
+/// A symbol's binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolBinding {
+    /// `STB_LOCAL`: a `static`, lowercase type letter in kallsyms.
+    Local,
+    /// `STB_GLOBAL`.
+    Global,
+    /// `STB_WEAK`.
+    Weak,
+}
+
+impl SymbolKind {
+    /// The name used in JSON and in the text dump.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SymbolKind::Func => "func",
+            SymbolKind::Object => "object",
+        }
+    }
+}
+
+impl SymbolBinding {
+    /// The name used in JSON and in the text dump.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SymbolBinding::Local => "local",
+            SymbolBinding::Global => "global",
+            SymbolBinding::Weak => "weak",
+        }
+    }
+}
+
+/// Why a manifest is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// A field's value is outside what the format allows.
+    #[error("manifest field {field} is {value}, which is not {expected}")]
+    Invalid {
+        /// The field, e.g. `replaced_functions[2].old_name`.
+        field: String,
+        /// The value, quoted and shortened for display.
+        value: String,
+        /// What the field must be.
+        expected: &'static str,
+    },
+    /// A list is longer than its cap.
+    #[error("manifest field {field} has {count} entries, more than the limit of {max}")]
+    TooMany {
+        /// The list.
+        field: &'static str,
+        /// Its length.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// A list names the same thing twice.
+    #[error("manifest field {field} lists {value} twice: remove the duplicate")]
+    Duplicate {
+        /// The list.
+        field: &'static str,
+        /// The repeated value, quoted and shortened for display.
+        value: String,
+    },
+    /// The patch replaces nothing, so applying it would change nothing.
+    #[error("the manifest replaces no function: a bundle must replace at least one")]
+    NothingReplaced,
+    /// The patch lists itself among its dependencies.
+    #[error("manifest field dependencies lists the patch's own id {id}")]
+    DependsOnItself {
+        /// The id, quoted.
+        id: String,
+    },
+}
+
+impl Manifest {
+    /// Checks every field; see the constants of this module for the caps.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        check(
+            "id",
+            &self.id,
+            is_patch_id,
+            "a patch id ([a-z0-9_], 1 to 48 bytes)",
+        )?;
+        check(
+            "description",
+            &self.description,
+            is_description,
+            "printable text of at most 4096 bytes (newlines and tabs allowed)",
+        )?;
+        cap("cves", self.cves.len(), MAX_CVES)?;
+        for (i, cve) in self.cves.iter().enumerate() {
+            check(
+                &format!("cves[{i}]"),
+                cve,
+                is_cve_id,
+                "a CVE id (CVE-YYYY-NNNN, 4 to 19 digits after the year)",
+            )?;
+        }
+        unique("cves", self.cves.iter().map(String::as_str))?;
+        self.target.validate()?;
+
+        if self.replaced_functions.is_empty() {
+            return Err(ManifestError::NothingReplaced);
+        }
+        cap(
+            "replaced_functions",
+            self.replaced_functions.len(),
+            MAX_FUNCTIONS,
+        )?;
+        for (i, f) in self.replaced_functions.iter().enumerate() {
+            let field = |name: &str| format!("replaced_functions[{i}].{name}");
+            check_symbol(&field("old_name"), &f.old_name)?;
+            if f.old_size == 0 {
+                return Err(invalid(&field("old_size"), "0", "a size of at least 1"));
+            }
+            check_symbol(&field("new_name"), &f.new_name)?;
+            check_object_file(&field("object_file"), &f.object_file)?;
+        }
+        unique(
+            "replaced_functions",
+            self.replaced_functions
+                .iter()
+                .map(|f| format!("{} ({})", f.old_name, f.object_file)),
+        )?;
+
+        cap("new_functions", self.new_functions.len(), MAX_FUNCTIONS)?;
+        for (i, f) in self.new_functions.iter().enumerate() {
+            check_symbol(&format!("new_functions[{i}].name"), &f.name)?;
+            check_object_file(&format!("new_functions[{i}].object_file"), &f.object_file)?;
+        }
+        unique(
+            "new_functions",
+            self.new_functions
+                .iter()
+                .map(|f| format!("{} ({})", f.name, f.object_file)),
+        )?;
+
+        cap("symbols", self.symbols.len(), MAX_SYMBOLS)?;
+        for (i, s) in self.symbols.iter().enumerate() {
+            s.validate(i)?;
+        }
+        // One record per undefined symbol of the module: two would let
+        // patchd pick.
+        unique("symbols", self.symbols.iter().map(|s| s.symbol.as_str()))?;
+
+        cap("dependencies", self.dependencies.len(), MAX_DEPENDENCIES)?;
+        for (i, dep) in self.dependencies.iter().enumerate() {
+            check(
+                &format!("dependencies[{i}]"),
+                dep,
+                is_patch_id,
+                "a patch id ([a-z0-9_], 1 to 48 bytes)",
+            )?;
+            if *dep == self.id {
+                return Err(ManifestError::DependsOnItself { id: shown(dep) });
+            }
+        }
+        unique("dependencies", self.dependencies.iter().map(String::as_str))?;
+
+        if self.created > MAX_CREATED {
+            return Err(invalid(
+                "created",
+                &self.created.to_string(),
+                "a unix time before the year 10000",
+            ));
+        }
+        check(
+            "patchgen_version",
+            &self.patchgen_version,
+            is_version,
+            "a version ([A-Za-z0-9.+-], 1 to 64 bytes)",
+        )?;
+        if self.kmod_interface == 0 {
+            return Err(invalid(
+                "kmod_interface",
+                "0",
+                "an interface version of at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Manifest {
+    /// A valid manifest for tests and examples: the `/proc/cmdline` fix for
+    /// the pinned Debian kernel. Its build-id is made up.
+    pub fn example() -> Manifest {
+        Manifest {
+            id: "cmdline_fix".to_owned(),
+            description: "Show a marker in /proc/cmdline.\nA demonstration patch.".to_owned(),
+            cves: vec!["CVE-2024-0001".to_owned()],
+            target: Target {
+                kernel_release: "6.1.0-50-amd64".to_owned(),
+                build_id: "0123456789abcdef0123456789abcdef01234567".to_owned(),
+                package_version: Some("6.1.176-1".to_owned()),
+            },
+            replaced_functions: vec![ReplacedFunction {
+                old_name: "cmdline_proc_show".to_owned(),
+                old_size: 37,
+                new_name: "suture_new_cmdline_proc_show".to_owned(),
+                object_file: "fs/proc/cmdline.o".to_owned(),
+            }],
+            new_functions: vec![],
+            symbols: vec![SymbolRecord {
+                symbol: "suture_old_cmdline_proc_show".to_owned(),
+                name: "cmdline_proc_show".to_owned(),
+                kind: Some(SymbolKind::Func),
+                binding: SymbolBinding::Local,
+                object: Some("vmlinux".to_owned()),
+                object_file: Some("fs/proc/cmdline.o".to_owned()),
+                sympos: Some(1),
+                size: Some(37),
+            }],
+            dependencies: vec![],
+            created: 1_700_000_000,
+            patchgen_version: "0.1.0".to_owned(),
+            kmod_interface: 1,
+        }
+    }
+}
+
+impl Target {
+    fn validate(&self) -> Result<(), ManifestError> {
+        check(
+            "target.kernel_release",
+            &self.kernel_release,
+            is_kernel_release,
+            "a kernel release ([A-Za-z0-9._+~-], 1 to 64 bytes)",
+        )?;
+        check(
+            "target.build_id",
+            &self.build_id,
+            is_build_id,
+            "a GNU build-id (lowercase hex, 4 to 64 bytes)",
+        )?;
+        if let Some(version) = &self.package_version {
+            check(
+                "target.package_version",
+                version,
+                is_debian_version,
+                "a Debian version (starts with a digit; [A-Za-z0-9.+~:-], 1 to 128 bytes)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl SymbolRecord {
+    fn validate(&self, i: usize) -> Result<(), ManifestError> {
+        let field = |name: &str| format!("symbols[{i}].{name}");
+        check_symbol(&field("symbol"), &self.symbol)?;
+        check_symbol(&field("name"), &self.name)?;
+        if let Some(object) = &self.object {
+            check(
+                &field("object"),
+                object,
+                is_module_name,
+                "vmlinux or a module name ([A-Za-z0-9_-], 1 to 55 bytes)",
+            )?;
+        }
+        if let Some(object_file) = &self.object_file {
+            check_object_file(&field("object_file"), object_file)?;
+        }
+        if self.sympos == Some(0) {
+            return Err(invalid(
+                &field("sympos"),
+                "0",
+                "a position of at least 1 (positions start at 1)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, value: &str, expected: &'static str) -> ManifestError {
+    ManifestError::Invalid {
+        field: field.to_owned(),
+        value: shown(value),
+        expected,
+    }
+}
+
+fn check(
+    field: &str,
+    value: &str,
+    valid: fn(&str) -> bool,
+    expected: &'static str,
+) -> Result<(), ManifestError> {
+    if valid(value) {
+        Ok(())
+    } else {
+        Err(invalid(field, value, expected))
+    }
+}
+
+fn check_symbol(field: &str, value: &str) -> Result<(), ManifestError> {
+    check(
+        field,
+        value,
+        is_symbol_name,
+        "a kernel symbol name ([A-Za-z0-9_.$], 1 to 511 bytes)",
+    )
+}
+
+fn check_object_file(field: &str, value: &str) -> Result<(), ManifestError> {
+    check(
+        field,
+        value,
+        is_object_file,
+        "a relative object path like fs/proc/cmdline.o ([A-Za-z0-9_.+-] between slashes, no . or .., 1 to 255 bytes)",
+    )
+}
+
+fn cap(field: &'static str, count: usize, max: usize) -> Result<(), ManifestError> {
+    if count > max {
+        Err(ManifestError::TooMany { field, count, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn unique<S: AsRef<str>>(
+    field: &'static str,
+    values: impl Iterator<Item = S>,
+) -> Result<(), ManifestError> {
+    let mut seen = BTreeSet::new();
+    for value in values {
+        if !seen.insert(value.as_ref().to_owned()) {
+            return Err(ManifestError::Duplicate {
+                field,
+                value: shown(value.as_ref()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A value for an error message: quoted, escaped (no terminal control
+/// sequences from a hostile manifest) and at most about 80 characters.
+pub(crate) fn shown(value: &str) -> String {
+    const MAX_CHARS: usize = 80;
+    let mut out = String::from("`");
+    for (i, c) in value.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    out.push('`');
+    out
+}
+
+fn bounded(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max
+}
+
+fn is_patch_id(s: &str) -> bool {
+    bounded(s, MAX_ID_LEN)
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn is_description(s: &str) -> bool {
+    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+}
+
+fn is_cve_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("CVE-") else {
+        return false;
+    };
+    let Some((year, number)) = rest.split_once('-') else {
+        return false;
+    };
+    year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && (4..=19).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_kernel_release(s: &str) -> bool {
+    bounded(s, 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+}
+
+fn is_build_id(s: &str) -> bool {
+    (8..=128).contains(&s.len())
+        && s.len() % 2 == 0
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn is_debian_version(s: &str) -> bool {
+    bounded(s, 128)
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~:-".contains(&b))
+}
+
+fn is_symbol_name(s: &str) -> bool {
+    bounded(s, MAX_SYMBOL_NAME_LEN)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+}
+
+fn is_module_name(s: &str) -> bool {
+    bounded(s, 55)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn is_object_file(s: &str) -> bool {
+    bounded(s, MAX_OBJECT_FILE_LEN)
+        && s.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+        })
+}
+
+fn is_version(s: &str) -> bool {
+    bounded(s, 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
+}
+
+#[cfg(test)]
+#[path = "manifest_tests.rs"]
+mod tests;

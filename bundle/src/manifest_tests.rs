@@ -1,0 +1,276 @@
+//! Manifest validation: one valid example, and each rule broken once.
+
+use super::*;
+
+type Edit = fn(&mut Manifest);
+
+fn expect_error(edit: Edit) -> String {
+    let mut m = Manifest::example();
+    edit(&mut m);
+    match m.validate() {
+        Ok(()) => panic!("{m:?} validated"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn example_is_valid() {
+    Manifest::example().validate().expect("example validates");
+}
+
+#[test]
+fn valid_edge_cases() {
+    let edits: &[(&str, Edit)] = &[
+        ("id of 48 bytes", |m| m.id = "a".repeat(48)),
+        ("id with every allowed kind of byte", |m| {
+            m.id = "abc_xyz_019".to_owned()
+        }),
+        ("empty description", |m| m.description.clear()),
+        ("description with tab and unicode", |m| {
+            m.description = "fix\tthe bug in “cmdline” — café".to_owned()
+        }),
+        ("no CVEs", |m| m.cves.clear()),
+        ("CVE with 7 digits", |m| {
+            m.cves = vec!["CVE-2021-1234567".to_owned()]
+        }),
+        ("no package version", |m| m.target.package_version = None),
+        ("Debian version with epoch and tilde", |m| {
+            m.target.package_version = Some("1:6.1.176-1~bpo11+1".to_owned())
+        }),
+        ("clone-suffixed symbol names", |m| {
+            m.replaced_functions[0].old_name = "foo.isra.0".to_owned();
+            m.symbols[0].name = "foo.constprop.0".to_owned();
+        }),
+        ("symbol in a module, unique, nothing else known", |m| {
+            m.symbols[0].object = Some("ext4".to_owned());
+            m.symbols[0].kind = None;
+            m.symbols[0].object_file = None;
+            m.symbols[0].sympos = None;
+            m.symbols[0].size = None;
+        }),
+        ("a global found anywhere", |m| {
+            m.symbols[0].binding = SymbolBinding::Global;
+            m.symbols[0].object = None;
+        }),
+        ("same kernel name for two module symbols", |m| {
+            let mut other = m.symbols[0].clone();
+            other.symbol = "suture_old_cmdline_proc_show_2".to_owned();
+            other.object = Some("nf_tables".to_owned());
+            m.symbols.push(other);
+        }),
+        ("dependencies", |m| {
+            m.dependencies = vec!["base_fix".to_owned(), "other".to_owned()]
+        }),
+        ("created at the cap", |m| m.created = MAX_CREATED),
+        ("created 0", |m| m.created = 0),
+    ];
+    for (what, edit) in edits {
+        let mut m = Manifest::example();
+        edit(&mut m);
+        if let Err(e) = m.validate() {
+            panic!("{what}: {e}");
+        }
+    }
+}
+
+#[test]
+fn invalid_fields_are_named() {
+    let cases: &[(&str, Edit)] = &[
+        ("field id", |m| m.id.clear()),
+        ("field id", |m| m.id = "a".repeat(49)),
+        ("field id", |m| m.id = "Cmdline".to_owned()),
+        ("field id", |m| m.id = "cmd.line".to_owned()),
+        ("field id", |m| m.id = "cmdline-fix".to_owned()),
+        ("field id", |m| m.id = "../etc".to_owned()),
+        ("field description", |m| {
+            m.description = "a\x1b[31mred".to_owned()
+        }),
+        ("field description", |m| m.description = "x".repeat(4097)),
+        ("field cves[0]", |m| m.cves = vec!["CVE-24-0001".to_owned()]),
+        ("field cves[0]", |m| {
+            m.cves = vec!["CVE-2024-001".to_owned()]
+        }),
+        ("field cves[0]", |m| {
+            m.cves = vec!["cve-2024-0001".to_owned()]
+        }),
+        ("field cves[0]", |m| {
+            m.cves = vec!["CVE-2024-0001 ".to_owned()]
+        }),
+        ("field cves[0]", |m| m.cves = vec!["CVE-2024-".to_owned()]),
+        ("field cves[0]", |m| {
+            m.cves = vec![format!("CVE-2024-{}", "1".repeat(20))]
+        }),
+        ("field cves lists", |m| {
+            m.cves = vec!["CVE-2024-0001".to_owned(), "CVE-2024-0001".to_owned()]
+        }),
+        ("field cves has 257", |m| {
+            m.cves = (0..257).map(|i| format!("CVE-2024-{i:05}")).collect()
+        }),
+        ("field target.kernel_release", |m| {
+            m.target.kernel_release.clear()
+        }),
+        ("field target.kernel_release", |m| {
+            m.target.kernel_release = "6.1.0 50".to_owned()
+        }),
+        ("field target.kernel_release", |m| {
+            m.target.kernel_release = "6".repeat(65)
+        }),
+        ("field target.build_id", |m| {
+            m.target.build_id = "0123456789ABCDEF0123456789abcdef01234567".to_owned()
+        }),
+        ("field target.build_id", |m| {
+            m.target.build_id = "abc".to_owned()
+        }),
+        ("field target.build_id", |m| {
+            m.target.build_id = "0123456".to_owned()
+        }),
+        ("field target.build_id", |m| {
+            m.target.build_id = "a".repeat(130)
+        }),
+        ("field target.package_version", |m| {
+            m.target.package_version = Some("v6.1".to_owned())
+        }),
+        ("field target.package_version", |m| {
+            m.target.package_version = Some(String::new())
+        }),
+        ("replaces no function", |m| m.replaced_functions.clear()),
+        ("field replaced_functions[0].old_name", |m| {
+            m.replaced_functions[0].old_name = "cmdline proc".to_owned()
+        }),
+        ("field replaced_functions[0].old_name", |m| {
+            m.replaced_functions[0].old_name = "f".repeat(512)
+        }),
+        ("field replaced_functions[0].old_size", |m| {
+            m.replaced_functions[0].old_size = 0
+        }),
+        ("field replaced_functions[0].new_name", |m| {
+            m.replaced_functions[0].new_name.clear()
+        }),
+        ("field replaced_functions[0].object_file", |m| {
+            m.replaced_functions[0].object_file = "/fs/proc/cmdline.o".to_owned()
+        }),
+        ("field replaced_functions[0].object_file", |m| {
+            m.replaced_functions[0].object_file = "fs/../cmdline.o".to_owned()
+        }),
+        ("field replaced_functions[0].object_file", |m| {
+            m.replaced_functions[0].object_file = "fs//cmdline.o".to_owned()
+        }),
+        ("field replaced_functions lists", |m| {
+            let again = m.replaced_functions[0].clone();
+            m.replaced_functions.push(again);
+        }),
+        ("field new_functions[0].name", |m| {
+            m.new_functions.push(NewFunction {
+                name: "a-b".to_owned(),
+                object_file: "a.o".to_owned(),
+            })
+        }),
+        ("field symbols[0].symbol", |m| m.symbols[0].symbol.clear()),
+        ("field symbols[0].name", |m| {
+            m.symbols[0].name = "a b".to_owned()
+        }),
+        ("field symbols[0].object", |m| {
+            m.symbols[0].object = Some("a/b".to_owned())
+        }),
+        ("field symbols[0].object", |m| {
+            m.symbols[0].object = Some("m".repeat(56))
+        }),
+        ("field symbols[0].object_file", |m| {
+            m.symbols[0].object_file = Some("..".to_owned())
+        }),
+        ("field symbols[0].sympos", |m| m.symbols[0].sympos = Some(0)),
+        ("field symbols lists", |m| {
+            let again = m.symbols[0].clone();
+            m.symbols.push(again);
+        }),
+        ("field dependencies[0]", |m| {
+            m.dependencies = vec!["A".to_owned()]
+        }),
+        ("own id", |m| m.dependencies = vec![m.id.clone()]),
+        ("field dependencies lists", |m| {
+            m.dependencies = vec!["a".to_owned(), "a".to_owned()]
+        }),
+        ("field dependencies has 65", |m| {
+            m.dependencies = (0..65).map(|i| format!("d{i}")).collect()
+        }),
+        ("field created", |m| m.created = MAX_CREATED + 1),
+        ("field patchgen_version", |m| m.patchgen_version.clear()),
+        ("field patchgen_version", |m| {
+            m.patchgen_version = "0.1.0 (git)".to_owned()
+        }),
+        ("field kmod_interface", |m| m.kmod_interface = 0),
+    ];
+    for (want, edit) in cases {
+        let message = expect_error(*edit);
+        assert!(message.contains(want), "`{message}` does not name `{want}`");
+    }
+}
+
+#[test]
+fn counts_are_capped() {
+    let message = expect_error(|m| {
+        let f = m.replaced_functions[0].clone();
+        m.replaced_functions = (0..=MAX_FUNCTIONS)
+            .map(|i| ReplacedFunction {
+                old_name: format!("f{i}"),
+                ..f.clone()
+            })
+            .collect();
+    });
+    assert!(message.contains("replaced_functions has 4097"), "{message}");
+    let message = expect_error(|m| {
+        let s = m.symbols[0].clone();
+        m.symbols = (0..=MAX_SYMBOLS)
+            .map(|i| SymbolRecord {
+                symbol: format!("s{i}"),
+                ..s.clone()
+            })
+            .collect();
+    });
+    assert!(message.contains("symbols has 16385"), "{message}");
+}
+
+#[test]
+fn error_values_are_escaped_and_shortened() {
+    let message = expect_error(|m| m.id = format!("\x1b[2J{}", "x".repeat(200)));
+    assert!(!message.contains('\x1b'), "{message:?}");
+    assert!(message.contains("\\u{1b}[2J"), "{message}");
+    assert!(message.len() < 250, "{message}");
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    let mut json = serde_json::to_value(Manifest::example()).expect("to json");
+    json["target"]["arch"] = "x86_64".into();
+    let err = serde_json::from_value::<Manifest>(json).expect_err("unknown field accepted");
+    assert!(err.to_string().contains("unknown field `arch`"), "{err}");
+    let mut json = serde_json::to_value(Manifest::example()).expect("to json");
+    json["symbols"][0]["kind"] = "tls".into();
+    assert!(serde_json::from_value::<Manifest>(json).is_err());
+}
+
+#[test]
+fn json_field_order_is_fixed() {
+    let json = serde_json::to_string(&Manifest::example()).expect("to json");
+    let order = [
+        "\"id\"",
+        "\"description\"",
+        "\"cves\"",
+        "\"target\"",
+        "\"kernel_release\"",
+        "\"build_id\"",
+        "\"package_version\"",
+        "\"replaced_functions\"",
+        "\"new_functions\"",
+        "\"symbols\"",
+        "\"dependencies\"",
+        "\"created\"",
+        "\"patchgen_version\"",
+        "\"kmod_interface\"",
+    ];
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+}
