@@ -23,6 +23,12 @@
 #include <linux/completion.h>
 #include <linux/types.h>
 
+/*
+ * The interface version of this header; a bundle records the version its
+ * patch module was built against (patchgen's KMOD_INTERFACE).
+ */
+#define SUTURE_INTERFACE_VERSION 1
+
 struct suture_fops;
 
 /**

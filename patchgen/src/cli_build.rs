@@ -2,9 +2,10 @@
 //! output files); the pipeline itself is `patchgen::build`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
+use patchgen::build::package::{self, PatchInfo};
 use patchgen::build::{self, BuildRequest, KernelTarget};
 
 /// Arguments of `patchgen build`.
@@ -19,9 +20,25 @@ pub struct BuildArgs {
     /// Name of the patch (module name): [a-z0-9_]{1,48}; default from -o.
     #[arg(long)]
     pub name: Option<String>,
-    /// Output file.
+    /// The signed bundle to write (NAME.bundle).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Secret key to sign the bundle with (make one with `patchgen keygen`).
+    #[arg(long, value_name = "NAME.key")]
+    pub key: PathBuf,
+    /// What the fix does (for operators and the audit trail).
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// A CVE the fix closes (repeatable).
+    #[arg(long = "cve", value_name = "CVE-YYYY-NNNN")]
+    pub cves: Vec<String>,
+    /// Id of a bundle that must be applied before this one (repeatable).
+    #[arg(long = "depends", value_name = "ID")]
+    pub dependencies: Vec<String>,
+    /// Also write the patch module and its link records next to the bundle
+    /// (NAME.ko, NAME.records.json), for inspection.
+    #[arg(long)]
+    pub emit_module: bool,
     /// The companion module's source (default: the one shipped with patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
@@ -56,16 +73,23 @@ fn patch_name(args: &BuildArgs) -> anyhow::Result<String> {
     Ok(name)
 }
 
-/// Runs the build and writes the module next to the output.
-pub fn run(args: &BuildArgs) -> anyhow::Result<(build::BuildOutput, PathBuf)> {
+/// Runs the build and writes the signed bundle (and, if asked, the module).
+pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
     let name = patch_name(args)?;
+    // A bad key should fail before minutes of work, not after.
+    let key = suture_bundle::read_signing_key(&args.key).with_context(|| {
+        format!(
+            "a bundle must be signed: give a secret key with --key (make one with `patchgen keygen -o NAME`); {} is not usable",
+            args.key.display()
+        )
+    })?;
     let target = KernelTarget::from_cache(&args.kernel)?;
     let work = tempfile::Builder::new()
         .prefix("patchgen-build-")
         .tempdir()
         .context("cannot create a work directory")?;
     let req = BuildRequest {
-        target,
+        target: target.clone(),
         patches: args.patches.clone(),
         name,
         kmod: args.kmod.clone().unwrap_or_else(build::default_kmod_dir),
@@ -80,15 +104,35 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<(build::BuildOutput, PathBuf)> {
         }
     };
     let out = build::build(&req, &mut progress)?;
-    let ko = with_extension(&args.output, "ko");
-    std::fs::copy(&out.module.ko, &ko).with_context(|| format!("cannot write {}", ko.display()))?;
+    let info = PatchInfo {
+        description: args.description.clone(),
+        cves: args.cves.clone(),
+        dependencies: args.dependencies.clone(),
+    };
+    let bundle = package::package(&out, &target, &info, &key)?;
+    suture_bundle::write_file(&args.output, &bundle)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    for r in &out.module.replacements {
+        progress(&format!("replaces {} ({})", r.old_name, r.object_file));
+    }
+    progress(&format!(
+        "wrote {} ({} bytes)",
+        args.output.display(),
+        bundle.len()
+    ));
+    if args.emit_module {
+        let ko = args.output.with_extension("ko");
+        std::fs::copy(&out.module.ko, &ko)
+            .with_context(|| format!("cannot write {}", ko.display()))?;
+        let records = args.output.with_extension("records.json");
+        let json = serde_json::to_string_pretty(&out.module.records)? + "\n";
+        std::fs::write(&records, json)
+            .with_context(|| format!("cannot write {}", records.display()))?;
+        progress(&format!("wrote {} and {}", ko.display(), records.display()));
+    }
     if args.keep_work {
         let kept = work.keep();
-        eprintln!("patchgen: work directory kept in {}", kept.display());
+        progress(&format!("work directory kept in {}", kept.display()));
     }
-    Ok((out, ko))
-}
-
-fn with_extension(path: &Path, ext: &str) -> PathBuf {
-    path.with_extension(ext)
+    Ok(out)
 }

@@ -71,14 +71,6 @@ const EXIT_NOTHING_CHANGED: u8 = 3;
 const EXIT_REFUSED: u8 = 4;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -90,6 +82,17 @@ fn main() -> ExitCode {
             };
         }
     };
+    // -v on build: every command run and its output (tracing debug).
+    let verbose = matches!(&cli.command, Command::Build(a) if a.verbose);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if verbose { "debug" } else { "info" })
+            }),
+        )
+        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -103,15 +106,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => {
-            let (out, ko) = cli_build::run(&args)?;
-            for r in &out.module.replacements {
-                eprintln!("patchgen: replaces {} ({})", r.old_name, r.object_file);
-            }
-            let records = serde_json::to_string_pretty(&out.module.records)?;
-            let path = ko.with_extension("records.json");
-            std::fs::write(&path, records + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("patchgen: wrote {} and {}", ko.display(), path.display());
+            cli_build::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen(args) => cli_keys::keygen(&args),

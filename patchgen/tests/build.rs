@@ -225,3 +225,55 @@ fn membership_follows_the_makefiles_and_config() {
         assert_eq!(membership(&t, Path::new(obj)), want, "{obj}");
     }
 }
+
+#[test]
+fn same_inputs_give_a_byte_identical_signed_bundle() {
+    use patchgen::build::package::{package, PatchInfo};
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" again\\n\");")
+    });
+    let key = suture_bundle::generate_signing_key().expect("key");
+    std::env::set_var("SOURCE_DATE_EPOCH", "1763800000");
+    let info = PatchInfo {
+        description: "reproducibility".to_string(),
+        cves: vec!["CVE-2024-0001".to_string()],
+        dependencies: vec![],
+    };
+    let bundles: Vec<Vec<u8>> = (0..2)
+        .map(|i| {
+            let work = tmp.path().join(format!("work{i}"));
+            let out = build::build(&request(&t, &patch, &work), &mut |_| {}).expect("build");
+            package(&out, &t, &info, &key).expect("package")
+        })
+        .collect();
+    assert!(bundles[0] == bundles[1], "two builds of the same fix differ");
+    let parsed = suture_bundle::parse(&bundles[0]).expect("parse");
+    let verified = parsed.verify(&[key.verifying_key()]).expect("verify");
+    assert_eq!(verified.manifest().target.build_id, t.build_id);
+    assert_eq!(verified.manifest().replaced_functions[0].old_name, "cmdline_proc_show");
+}
+
+#[test]
+fn unusable_key_fails_before_building() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let key = tmp.path().join("k");
+    suture_bundle::write_keypair(&key).expect("keypair");
+    let run = |key_arg: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_patchgen"))
+            .args(["build", "--kernel", "6.1.0-50-amd64", "x.patch", "-o"])
+            .arg(tmp.path().join("out.bundle"))
+            .arg("--key")
+            .arg(key_arg)
+            .output()
+            .expect("run patchgen")
+    };
+    for bad in [key.with_extension("pub"), tmp.path().join("missing.key")] {
+        let out = run(&bad);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--key") && stderr.contains("patchgen keygen"), "{stderr}");
+        assert!(!stderr.contains("applied the fix"), "built before checking the key: {stderr}");
+    }
+}

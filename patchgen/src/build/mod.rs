@@ -9,6 +9,7 @@
 
 pub mod compile;
 pub mod module;
+pub mod package;
 pub mod source;
 pub mod target;
 

@@ -47,6 +47,8 @@ pub struct LinkRecord {
     pub file: Option<String>,
     /// Its ELF size in the target build (for statics).
     pub size: Option<u64>,
+    /// Whether it is a function (`None`: not known).
+    pub function: Option<bool>,
 }
 
 /// One object's contribution to the module.
@@ -140,6 +142,7 @@ fn kbuild(target: &KernelTarget, dir: &Path, extra: &[String]) -> Result<String,
         .map_err(io("cannot run make for", dir))?;
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    tracing::debug!(dir = %dir.display(), "kbuild:\n{text}");
     if !out.status.success() {
         return Err(BuildError::ModuleBuildFailed {
             dir: dir.to_path_buf(),
@@ -263,13 +266,19 @@ pub fn build_module(
     let kbuild_text = format!(
         "obj-m := {name}.o\n{name}-y := suture_glue.o {}\nccflags-y := -I{}\n",
         objs.join(" "),
-        kmod.join("include").display()
+        kmod.join("include").display(),
     );
     std::fs::write(dir.join("Kbuild"), kbuild_text).map_err(io("cannot write", &dir))?;
     kbuild(
         target,
         &dir,
-        &[format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display())],
+        &[
+            format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()),
+            // The work directory's random name must not reach the module
+            // (debug info of the glue and the .mod.c): the same inputs give
+            // the same bytes.
+            format!("KCFLAGS=-ffile-prefix-map={}=.", dir.display()),
+        ],
     )?;
     let ko = dir.join(format!("{name}.ko"));
 
@@ -294,6 +303,7 @@ pub fn build_module(
                 object: u.local.then(|| kernel_object.clone()),
                 file: u.object.clone(),
                 size: u.size,
+                function: Some(u.function),
             },
             None => LinkRecord {
                 symbol: sym_name.to_string(),
@@ -302,6 +312,7 @@ pub fn build_module(
                 object: None,
                 file: None,
                 size: None,
+                function: None,
             },
         };
         records.insert(record);

@@ -1,0 +1,127 @@
+//! Packaging a built patch module as a signed bundle: the manifest says what
+//! it replaces, for which kernel, and how patchd links it.
+
+use suture_bundle::manifest::{
+    Manifest, NewFunction, ReplacedFunction, SymbolBinding, SymbolKind, SymbolRecord, Target,
+};
+use suture_bundle::SigningKey;
+
+use super::{BuildOutput, KernelTarget};
+
+/// Version of the interface between patch modules and the companion module
+/// (`SUTURE_INTERFACE_VERSION` in kmod/include/suture.h).
+pub const KMOD_INTERFACE: u32 = 1;
+
+/// What the engineer says about the patch.
+#[derive(Debug, Clone, Default)]
+pub struct PatchInfo {
+    /// Free text: what the fix does.
+    pub description: String,
+    /// CVE ids it fixes.
+    pub cves: Vec<String>,
+    /// Ids of bundles that must be applied first.
+    pub dependencies: Vec<String>,
+}
+
+/// Why packaging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The built module could not be read.
+    #[error("cannot read the built module {path}")]
+    Module {
+        /// Its path.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest or bundle is invalid (a CVE id, the description, ...).
+    #[error("cannot make the bundle")]
+    Bundle(#[source] suture_bundle::BuildError),
+}
+
+/// The manifest of a build.
+pub fn manifest(
+    out: &BuildOutput,
+    target: &KernelTarget,
+    info: &PatchInfo,
+    created: u64,
+) -> Manifest {
+    let module = &out.module;
+    let new_functions = out
+        .reports
+        .iter()
+        .flat_map(|(obj, r)| {
+            r.new_functions.iter().map(move |n| NewFunction {
+                name: n.clone(),
+                object_file: obj.display().to_string(),
+            })
+        })
+        .collect();
+    Manifest {
+        id: module.name.clone(),
+        description: info.description.clone(),
+        cves: info.cves.clone(),
+        target: Target {
+            kernel_release: target.release.clone(),
+            build_id: target.build_id.clone(),
+            package_version: target.package_version.clone(),
+        },
+        replaced_functions: module
+            .replacements
+            .iter()
+            .map(|r| ReplacedFunction {
+                old_name: r.old_name.clone(),
+                old_size: r.old_size,
+                new_name: r.new_symbol.clone(),
+                object_file: r.object_file.clone(),
+            })
+            .collect(),
+        new_functions,
+        symbols: module
+            .records
+            .iter()
+            .map(|r| SymbolRecord {
+                symbol: r.symbol.clone(),
+                name: r.name.clone(),
+                kind: r.function.map(|f| {
+                    if f {
+                        SymbolKind::Func
+                    } else {
+                        SymbolKind::Object
+                    }
+                }),
+                binding: if r.local {
+                    SymbolBinding::Local
+                } else {
+                    SymbolBinding::Global
+                },
+                object: r.object.clone(),
+                object_file: r.file.clone(),
+                sympos: None,
+                size: r.size,
+            })
+            .collect(),
+        dependencies: info.dependencies.clone(),
+        created,
+        patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
+        kmod_interface: KMOD_INTERFACE,
+    }
+}
+
+/// The signed bundle of a build. The creation time is `SOURCE_DATE_EPOCH`
+/// when set, so that the same inputs give the same bytes.
+pub fn package(
+    out: &BuildOutput,
+    target: &KernelTarget,
+    info: &PatchInfo,
+    key: &SigningKey,
+) -> Result<Vec<u8>, PackageError> {
+    let module = std::fs::read(&out.module.ko).map_err(|source| PackageError::Module {
+        path: out.module.ko.clone(),
+        source,
+    })?;
+    let created = suture_bundle::creation_time().map_err(PackageError::Bundle)?;
+    let manifest = manifest(out, target, info, created);
+    suture_bundle::build(&manifest, &module, key).map_err(PackageError::Bundle)
+}
