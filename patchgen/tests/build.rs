@@ -248,11 +248,17 @@ fn same_inputs_give_a_byte_identical_signed_bundle() {
             package(&out, &t, &info, &key).expect("package")
         })
         .collect();
-    assert!(bundles[0] == bundles[1], "two builds of the same fix differ");
+    assert!(
+        bundles[0] == bundles[1],
+        "two builds of the same fix differ"
+    );
     let parsed = suture_bundle::parse(&bundles[0]).expect("parse");
     let verified = parsed.verify(&[key.verifying_key()]).expect("verify");
     assert_eq!(verified.manifest().target.build_id, t.build_id);
-    assert_eq!(verified.manifest().replaced_functions[0].old_name, "cmdline_proc_show");
+    assert_eq!(
+        verified.manifest().replaced_functions[0].old_name,
+        "cmdline_proc_show"
+    );
 }
 
 #[test]
@@ -273,7 +279,13 @@ fn unusable_key_fails_before_building() {
         let out = run(&bad);
         assert_eq!(out.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("--key") && stderr.contains("patchgen keygen"), "{stderr}");
-        assert!(!stderr.contains("applied the fix"), "built before checking the key: {stderr}");
+        assert!(
+            stderr.contains("--key") && stderr.contains("patchgen keygen"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("applied the fix"),
+            "built before checking the key: {stderr}"
+        );
     }
 }

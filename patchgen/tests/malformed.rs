@@ -136,3 +136,24 @@ fn cli_exit_codes() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.o"));
 }
+
+/// Found by the fuzzer (patchgen/fuzz): a section alignment of 2^52, and a
+/// NOBITS section of petabytes, made the output writer try to allocate them.
+/// Both are refused as corrupt when read.
+#[test]
+fn regression_fuzz_huge_alignment_or_nobits_size_is_refused_not_allocated() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    for entry in std::fs::read_dir(&dir).expect("regressions") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        match ObjectFile::parse(&path, &bytes) {
+            Ok(o) => {
+                let _ = patchgen::diff(&o, &o, &patchgen::DiffOptions::default());
+            }
+            Err(e) => assert!(
+                e.to_string().contains("x86-64") || e.to_string().contains("ELF"),
+                "{e}"
+            ),
+        }
+    }
+}

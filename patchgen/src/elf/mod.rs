@@ -15,6 +15,9 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTar
 /// `vmlinux.o` is not an input).
 pub const MAX_OBJECT_SIZE: u64 = 256 << 20;
 
+/// Largest section alignment accepted (2 MiB).
+pub const MAX_ALIGN: u64 = 2 << 20;
+
 /// Why an object could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -227,9 +230,19 @@ impl ObjectFile {
             }
             let sh_type = raw.sh_type(endian);
             let align = raw.sh_addralign(endian);
-            if align > 1 && !align.is_power_of_two() {
+            // Kernel objects align to pages at most (PMD-sized at the very
+            // most); larger is corruption, and would make the writer pad
+            // the output by that much.
+            if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
                 return Err(wrong(&format!(
                     "corrupt: section {index} has alignment {align}"
+                )));
+            }
+            // A NOBITS size is not backed by the file: cap it like a file.
+            if raw.sh_size(endian) > MAX_OBJECT_SIZE {
+                return Err(wrong(&format!(
+                    "corrupt: section {index} claims {} bytes",
+                    raw.sh_size(endian)
                 )));
             }
             let data = if sh_type == elf::SHT_NOBITS {
