@@ -6,7 +6,7 @@
  */
 #include <linux/module.h>
 #include <linux/seq_file.h>
-#include "suture.h"
+#include "test_patch.h"
 #include "sizes.h"
 #include "targets.h"
 
@@ -35,12 +35,7 @@ static struct suture_func funcs[] = {
 	}, { }, { }
 };
 
-static struct suture_patch patch = {
-	.mod = THIS_MODULE,
-	.funcs = funcs,
-};
-
-static int __init test_patch_init(void)
+static int bad_prepare(void)
 {
 	if (!strcmp(mode, "name")) {
 		funcs[0].old_name = "version_proc_show";
@@ -56,14 +51,8 @@ static int __init test_patch_init(void)
 	} else if (strcmp(mode, "ok")) {
 		return -EINVAL;
 	}
-	return suture_register_patch(&patch);
+	return 0;
 }
 
-static void __exit test_patch_exit(void)
-{
-	suture_unregister_patch(&patch);
-}
+SUTURE_TEST_PATCH(bad_prepare());
 
-module_init(test_patch_init);
-module_exit(test_patch_exit);
-MODULE_LICENSE("GPL");

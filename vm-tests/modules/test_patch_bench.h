@@ -4,7 +4,7 @@
  * functions; the including file defines BENCH_NR_FUNCS.
  */
 #include <linux/module.h>
-#include "suture.h"
+#include "test_patch.h"
 #include "sizes.h"
 #include "targets.h"
 
@@ -22,22 +22,10 @@ BENCH_FUNCS(BENCH_DECL)
 static struct suture_func all_funcs[] = { BENCH_FUNCS(BENCH_ENTRY) { } };
 static struct suture_func funcs[BENCH_NR_FUNCS + 1];
 
-static struct suture_patch patch = {
-	.mod = THIS_MODULE,
-	.funcs = funcs,
-};
-
-static int __init test_patch_init(void)
+static int bench_prepare(void)
 {
 	memcpy(funcs, all_funcs, sizeof(funcs[0]) * BENCH_NR_FUNCS);
-	return suture_register_patch(&patch);
+	return 0;
 }
 
-static void __exit test_patch_exit(void)
-{
-	suture_unregister_patch(&patch);
-}
-
-module_init(test_patch_init);
-module_exit(test_patch_exit);
-MODULE_LICENSE("GPL");
+SUTURE_TEST_PATCH(bench_prepare());

@@ -5,7 +5,7 @@
  * for both while the thread sleeps, and succeed for both after it woke.
  */
 #include <linux/module.h>
-#include "suture.h"
+#include "test_patch.h"
 #include "sizes.h"
 #include "targets.h"
 
@@ -33,21 +33,4 @@ static struct suture_func funcs[] = {
 	}, { }
 };
 
-static struct suture_patch patch = {
-	.mod = THIS_MODULE,
-	.funcs = funcs,
-};
-
-static int __init test_patch_init(void)
-{
-	return suture_register_patch(&patch);
-}
-
-static void __exit test_patch_exit(void)
-{
-	suture_unregister_patch(&patch);
-}
-
-module_init(test_patch_init);
-module_exit(test_patch_exit);
-MODULE_LICENSE("GPL");
+SUTURE_TEST_PATCH(0);

@@ -5,7 +5,7 @@
  */
 #include <linux/module.h>
 #include <linux/seq_file.h>
-#include "suture.h"
+#include "test_patch.h"
 #include "sizes.h"
 
 int cmdline_proc_show(struct seq_file *m, void *v);
@@ -25,21 +25,4 @@ static struct suture_func funcs[] = {
 	}, { }
 };
 
-static struct suture_patch patch = {
-	.mod = THIS_MODULE,
-	.funcs = funcs,
-};
-
-static int __init test_patch_init(void)
-{
-	return suture_register_patch(&patch);
-}
-
-static void __exit test_patch_exit(void)
-{
-	suture_unregister_patch(&patch);
-}
-
-module_init(test_patch_init);
-module_exit(test_patch_exit);
-MODULE_LICENSE("GPL");
+SUTURE_TEST_PATCH(0);

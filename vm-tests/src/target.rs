@@ -1,6 +1,6 @@
 //! A target kernel: one entry of the kernel cache that `scripts/setup` fills.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::{io_err, workspace_root, HarnessError, Result};
 
@@ -55,15 +55,9 @@ impl Target {
     }
 }
 
+/// The kernel cache, where scripts/setup and patchgen put it.
 fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SUTURE_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/root/.cache"));
-    base.join("suture")
+    patchgen::build::target::cache_dir()
 }
 
 fn default_release() -> Result<String> {
