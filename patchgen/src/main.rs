@@ -60,8 +60,13 @@ enum Command {
         /// Also write the report as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Take the special sections' entry sizes from this target
+        /// kernel's headers (a kernel cache entry) instead of the Debian 6.1
+        /// x86-64 defaults.
+        #[arg(long, value_name = "RELEASE")]
+        kernel: Option<String>,
         /// Entry size of a special section, e.g. __bug_table=12 (overrides
-        /// the Debian 6.1 x86-64 default; repeatable).
+        /// the defaults and --kernel; repeatable).
         #[arg(long = "entry-size", value_name = "SECTION=BYTES")]
         entry_sizes: Vec<String>,
     },
@@ -118,9 +123,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fixed,
             output,
             report,
+            kernel,
             entry_sizes,
         } => {
             let mut opts = DiffOptions::default();
+            if let Some(release) = &kernel {
+                let target = patchgen::build::KernelTarget::from_cache(release)?;
+                let work = tempfile::tempdir().context("cannot create a work directory")?;
+                opts.entry_sizes =
+                    patchgen::build::entry_sizes::from_headers(&target, work.path())?;
+            }
             for spec in &entry_sizes {
                 let Some((name, size)) = spec.split_once('=') else {
                     bail!("--entry-size takes SECTION=BYTES, not '{spec}'");

@@ -289,3 +289,25 @@ fn unusable_key_fails_before_building() {
         );
     }
 }
+
+/// The special-section entry sizes come from the target's own headers; for
+/// Debian 6.1 x86-64 they are the structures' known sizes.
+#[test]
+fn entry_sizes_are_measured_in_the_target_headers() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sizes = patchgen::build::entry_sizes::from_headers(&t, tmp.path()).expect("measure");
+    for (section, want) in [
+        ("__bug_table", 12),
+        ("__ex_table", 12),
+        ("__jump_table", 16),
+        (".altinstructions", 12),
+        (".static_call_sites", 8),
+        (".parainstructions", 16),
+        (".orc_unwind", 6),
+        ("__mcount_loc", 8),
+        (".return_sites", 4),
+    ] {
+        assert_eq!(sizes.get(section), Some(want), "{section}");
+    }
+}

@@ -8,6 +8,7 @@
 //! work directory that is removed unless kept.
 
 pub mod compile;
+pub mod entry_sizes;
 pub mod module;
 pub mod package;
 pub mod source;
@@ -227,6 +228,14 @@ pub fn build(
     objects.dedup();
     step("applied the fix", t, progress);
 
+    let t = Instant::now();
+    let entry_sizes = entry_sizes::from_headers(&req.target, &req.work)?;
+    step(
+        "read the special-section layouts of the target",
+        t,
+        progress,
+    );
+
     let mut parts = Vec::new();
     let mut reports = Vec::new();
     for (obj, src) in &objects {
@@ -262,7 +271,7 @@ pub fn build(
         let fixed = ObjectFile::read(&fixed_o)?;
         let opts = DiffOptions {
             symbol_prefix: Some(format!("suture{}_", parts.len())),
-            ..DiffOptions::default()
+            entry_sizes: entry_sizes.clone(),
         };
         let result = diff(&orig, &fixed, &opts);
         step(&format!("diffed {}", obj.display()), t, progress);
