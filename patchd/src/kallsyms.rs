@@ -80,6 +80,10 @@ pub struct LinkRecordFile {
     pub file: Option<String>,
     /// ELF size in the target build.
     pub size: Option<u64>,
+    /// Whether it is a function (informational; `None`: not known).
+    /// Written by patchgen since it records symbol kinds for bundles.
+    #[serde(default)]
+    pub function: Option<bool>,
 }
 
 impl From<LinkRecordFile> for SymbolRecord {
@@ -90,6 +94,26 @@ impl From<LinkRecordFile> for SymbolRecord {
             object: r.object,
             sympos: None,
             local: Some(r.local),
+            size: r.size,
+        }
+    }
+}
+
+/// A bundle manifest's record: `symbol` is the module's name for it, `name`
+/// the kernel's; a weak symbol may be local or global.
+impl From<&suture_bundle::manifest::SymbolRecord> for SymbolRecord {
+    fn from(r: &suture_bundle::manifest::SymbolRecord) -> Self {
+        use suture_bundle::manifest::SymbolBinding;
+        Self {
+            name: r.symbol.clone(),
+            kernel_name: (r.name != r.symbol).then(|| r.name.clone()),
+            object: r.object.clone(),
+            sympos: r.sympos,
+            local: match r.binding {
+                SymbolBinding::Local => Some(true),
+                SymbolBinding::Global => Some(false),
+                SymbolBinding::Weak => None,
+            },
             size: r.size,
         }
     }

@@ -345,3 +345,53 @@ fn records_file_maps_to_symbol_records() {
     )
     .is_err());
 }
+
+/// patchgen's records gained `function` (symbol kinds for bundle
+/// manifests); `patchd load-module --records` refused them as an unknown
+/// field, which broke the VM check of the patchgen-built fix.
+#[test]
+fn records_file_with_function_field_is_accepted() {
+    let json = r#"[{"symbol":"suture0_old__f","name":"f","local":true,"object":"vmlinux","file":"fs/x.o","size":42,"function":true},
+                   {"symbol":"d","name":"d","local":false,"object":null,"file":null,"size":null,"function":null}]"#;
+    let records: Vec<LinkRecordFile> = serde_json::from_str(json).expect("parse");
+    assert_eq!(records[0].function, Some(true));
+    assert_eq!(records[1].function, None);
+    let record = SymbolRecord::from(records[0].clone());
+    assert_eq!(record.kernel_name(), "f");
+}
+
+#[test]
+fn manifest_records_map_binding_to_local() {
+    use suture_bundle::manifest::{SymbolBinding, SymbolRecord as ManifestRecord};
+    let record = |binding| ManifestRecord {
+        symbol: "suture0_old__f".to_owned(),
+        name: "f".to_owned(),
+        kind: None,
+        binding,
+        object: Some("vmlinux".to_owned()),
+        object_file: None,
+        sympos: Some(2),
+        size: Some(42),
+    };
+    let local = SymbolRecord::from(&record(SymbolBinding::Local));
+    assert_eq!(
+        (
+            local.name.as_str(),
+            local.kernel_name(),
+            local.local,
+            local.sympos,
+            local.size
+        ),
+        ("suture0_old__f", "f", Some(true), Some(2), Some(42))
+    );
+    assert_eq!(
+        SymbolRecord::from(&record(SymbolBinding::Global)).local,
+        Some(false)
+    );
+    assert_eq!(SymbolRecord::from(&record(SymbolBinding::Weak)).local, None);
+    let same_name = ManifestRecord {
+        symbol: "f".to_owned(),
+        ..record(SymbolBinding::Global)
+    };
+    assert_eq!(SymbolRecord::from(&same_name).kernel_name, None);
+}

@@ -12,7 +12,9 @@ use tracing::{debug, warn};
 
 use crate::kallsyms::{Kallsyms, KallsymsError, Resolved, SymbolRecord};
 use crate::kernel::{Kernel, KernelError};
-use crate::link::{link_module, module_name, symbols_to_resolve, undefined_symbols, LinkError};
+use crate::link::{
+    link_module, module_name, strip_signature, symbols_to_resolve, undefined_symbols, LinkError,
+};
 
 /// Cap on a module file. Modules with full debug information reach tens of
 /// MiB; a larger file is not a module patchd should load.
@@ -74,6 +76,13 @@ pub enum LoadError {
         symbols: Vec<String>,
     },
 
+    /// Lockdown refuses a module that carries no signature at all.
+    #[error("kernel lockdown is `{mode}`, which refuses modules not signed by a key the kernel trusts, and this module is not signed: live patching with suture needs a kernel booted without lockdown (no Secure Boot lockdown, no lockdown= on the command line)")]
+    LockdownUnsigned {
+        /// The active lockdown mode.
+        mode: String,
+    },
+
     /// `init_module` failed.
     #[error("the kernel did not load the module")]
     Load(#[source] KernelError),
@@ -127,15 +136,11 @@ pub fn load_module(
     }
 
     if !to_resolve.is_empty() {
-        match kernel.lockdown().map_err(LoadError::KernelState)? {
-            Some(mode) if mode != "none" => {
-                return Err(LoadError::Lockdown {
-                    mode,
-                    symbols: to_resolve,
-                })
-            }
-            Some(_) => {}
-            None => debug!("no lockdown file (securityfs not mounted?); assuming no lockdown"),
+        if let Some(mode) = active_lockdown(kernel)? {
+            return Err(LoadError::Lockdown {
+                mode,
+                symbols: to_resolve,
+            });
         }
     }
 
@@ -152,6 +157,57 @@ pub fn load_module(
         resolved: linked.resolved,
         signature_stripped: linked.signature_stripped,
     })
+}
+
+/// Refuses, before anything is loaded, a module that kernel lockdown would
+/// refuse: under `integrity` or `confidentiality` the kernel loads only
+/// modules signed by a key it trusts, so a module that must be linked
+/// (linking strips the signature) or that has no signature cannot load.
+/// `records` are the link records that come with the module.
+pub fn check_lockdown(
+    kernel: &dyn Kernel,
+    image: &[u8],
+    records: &[SymbolRecord],
+) -> Result<(), LoadError> {
+    let Some(mode) = active_lockdown(kernel)? else {
+        return Ok(());
+    };
+    let mut symbols: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+    if undefined_symbols(image)
+        .map_err(LoadError::Link)?
+        .is_empty()
+    {
+        debug!("the module has no undefined symbols");
+    } else {
+        let kallsyms = kernel.kallsyms().map_err(LoadError::KernelState)?;
+        let kallsyms = Kallsyms::parse(&kallsyms).map_err(LoadError::Kallsyms)?;
+        for name in symbols_to_resolve(image, &kallsyms).map_err(LoadError::Link)? {
+            if !symbols.contains(&name) {
+                symbols.push(name);
+            }
+        }
+    }
+    if !symbols.is_empty() {
+        return Err(LoadError::Lockdown { mode, symbols });
+    }
+    let (_, signed) = strip_signature(image).map_err(LoadError::Link)?;
+    if signed {
+        Ok(())
+    } else {
+        Err(LoadError::LockdownUnsigned { mode })
+    }
+}
+
+/// The lockdown mode if it is one that restricts module loading.
+fn active_lockdown(kernel: &dyn Kernel) -> Result<Option<String>, LoadError> {
+    match kernel.lockdown().map_err(LoadError::KernelState)? {
+        Some(mode) if mode != "none" => Ok(Some(mode)),
+        Some(_) => Ok(None),
+        None => {
+            debug!("no lockdown file (securityfs not mounted?); assuming no lockdown");
+            Ok(None)
+        }
+    }
 }
 
 fn load_unchanged(

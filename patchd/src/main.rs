@@ -1,40 +1,158 @@
 //! The `patchd` command line: a thin layer over the `patchd` library.
 //!
-//! Exit codes: 0 success, 1 an operation failed (the message says why),
-//! 2 the command line was wrong. Logs go to stderr; `RUST_LOG` sets the
-//! level (default `info`).
+//! Exit codes:
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | success |
+//! | 1 | the operation failed (the message says why and what to do); the kernel and the state are as before unless the message says otherwise |
+//! | 2 | the command line was wrong |
+//! | 3 | busy: the companion module kept refusing a switch with EBUSY (a task was inside a function being switched); nothing changed, try again later |
+//! | 4 | the bundle is for another kernel (release or build-id) |
+//! | 5 | the bundle is rejected: malformed, truncated, damaged, or not signed by a trusted key |
+//! | 6 | `audit verify`: the audit log was edited, or lines were inserted or removed |
+//!
+//! Results go to stdout; logs go to stderr, `RUST_LOG` sets their level
+//! (default `info`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use patchd::kallsyms::LinkRecordFile;
-use patchd::{link_module, load, Kallsyms, RealKernel, SymbolRecord};
+use patchd::kernel::running_identity;
+use patchd::ownership::default_owners;
+use patchd::session::DEFAULT_KMOD;
+use patchd::state::{StateDir, DEFAULT_STATE_DIR};
+use patchd::trust::{TrustStore, DEFAULT_KEYS_DIR};
+use patchd::{
+    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, RealKernel,
+    RetryPolicy, RevertTarget, Session, SymbolRecord, SystemClock,
+};
 
 /// Exit code for an operation that failed.
 const EXIT_FAILURE: u8 = 1;
 /// Exit code for a command line that could not be parsed.
 const EXIT_USAGE: u8 = 2;
+/// Exit code for a switch refused with EBUSY until the retries ran out.
+const EXIT_BUSY: u8 = 3;
+/// Exit code for a bundle made for another kernel.
+const EXIT_WRONG_KERNEL: u8 = 4;
+/// Exit code for a bad bundle (same as `patchgen verify`).
+const EXIT_REJECTED: u8 = 5;
+/// Exit code for an audit log that fails verification.
+const EXIT_TAMPERED: u8 = 6;
 
-/// suture's server side: links and loads live-patch modules.
+/// suture's server side: verifies, applies and reverts live patches.
 #[derive(Debug, Parser)]
 #[command(
     name = "patchd",
     version,
-    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error. Logs go to stderr; RUST_LOG sets the level (default info)."
+    after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 busy (EBUSY retries ran out; nothing changed), 4 bundle for another kernel, 5 bundle rejected (malformed, damaged, untrusted), 6 audit log tampered with. Results go to stdout, logs to stderr; RUST_LOG sets the level (default info)."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Where the state is.
+#[derive(Debug, Args)]
+struct StateArgs {
+    /// patchd's state directory (state.json, audit.log, applied bundles).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+}
+
+/// How to retry switches the companion module refuses with EBUSY.
+#[derive(Debug, Args)]
+struct RetryArgs {
+    /// Attempts to enable or disable a patch before giving up.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    switch_attempts: u32,
+    /// Wait after the first refusal, doubled after each further one (at most 1 s).
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    switch_backoff_ms: u64,
+}
+
+impl RetryArgs {
+    fn policy(&self) -> RetryPolicy {
+        let initial = Duration::from_millis(self.switch_backoff_ms);
+        RetryPolicy {
+            attempts: self.switch_attempts,
+            initial_backoff: initial,
+            max_backoff: RetryPolicy::default().max_backoff.max(initial),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check bundles without applying them: format, digests, signature by a
+    /// trusted key, made for the running kernel, loadable under lockdown.
+    Verify {
+        /// The bundles.
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+        /// The trust store: a root-owned directory of NAME.pub files.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+        keys: PathBuf,
+        /// Read /proc and /sys under DIR instead of / (for tests).
+        #[arg(long, value_name = "DIR", hide = true)]
+        kernel_root: Option<PathBuf>,
+    },
+    /// Apply bundles, all or nothing: verify all, load the companion module
+    /// if needed, then link, load and enable each one.
+    Apply {
+        /// The bundles, applied in this order.
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+        /// The trust store: a root-owned directory of NAME.pub files.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
+        keys: PathBuf,
+        /// The companion module, loaded through the link step if absent.
+        #[arg(long, value_name = "PATH", default_value = DEFAULT_KMOD)]
+        kmod: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        retry: RetryArgs,
+    },
+    /// Disable and unload applied bundles, newest first.
+    Revert {
+        /// The bundle ids (see patchd status).
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        ids: Vec<String>,
+        /// Revert every bundle patchd applied.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        retry: RetryArgs,
+    },
+    /// Show the running kernel and every applied bundle.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Link a module's non-exported symbols against the running kernel
     /// (/proc/kallsyms) and load it with init_module.
     LoadModule {
@@ -71,6 +189,16 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first edited, inserted or
+    /// removed line (exit 6).
+    Verify {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -87,7 +215,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("patchd: error: {error:#}");
-            ExitCode::from(EXIT_FAILURE)
+            let kind = error
+                .chain()
+                .map(failure_kind)
+                .find(|kind| *kind != FailureKind::Other)
+                .unwrap_or(FailureKind::Other);
+            ExitCode::from(match kind {
+                FailureKind::Busy => EXIT_BUSY,
+                FailureKind::WrongKernel => EXIT_WRONG_KERNEL,
+                FailureKind::Rejected => EXIT_REJECTED,
+                FailureKind::Tampered => EXIT_TAMPERED,
+                FailureKind::Other => EXIT_FAILURE,
+            })
         }
     }
 }
@@ -97,13 +236,106 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        // NO_COLOR (https://no-color.org): consoles that keep escapes, such
+        // as a serial log, stay readable.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .without_time()
         .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Verify {
+            bundles,
+            keys,
+            kernel_root,
+        } => {
+            let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+            verify(&kernel, &bundles, &keys)?;
+        }
+        Command::Apply {
+            bundles,
+            keys,
+            kmod,
+            state,
+            retry,
+        } => {
+            let config = Config {
+                state_dir: state.state_dir,
+                keys_dir: keys,
+                kmod,
+                retry: retry.policy(),
+                trusted_owners: default_owners(),
+            };
+            let kernel = RealKernel::new();
+            let mut session = open_session(&kernel, config)?;
+            let report = patchd::apply(&mut session, &bundles)?;
+            if report.companion_loaded {
+                println!("loaded the companion module");
+            }
+            for id in &report.unchanged {
+                println!("{id}: applied already");
+            }
+            for bundle in &report.applied {
+                println!(
+                    "{}: applied ({}; sha256 {})",
+                    bundle.id,
+                    bundle.functions.join(", "),
+                    bundle.sha256
+                );
+            }
+        }
+        Command::Revert {
+            ids,
+            all,
+            state,
+            retry,
+        } => {
+            let config = Config {
+                state_dir: state.state_dir,
+                retry: retry.policy(),
+                ..Config::default()
+            };
+            let kernel = RealKernel::new();
+            let mut session = open_session(&kernel, config)?;
+            let target = if all {
+                RevertTarget::All
+            } else {
+                RevertTarget::Ids(ids)
+            };
+            let report = patchd::revert(&mut session, &target)?;
+            if report.reverted.is_empty() {
+                println!("nothing to revert");
+            }
+            for id in &report.reverted {
+                println!("{id}: reverted");
+            }
+        }
+        Command::Status { json, state } => {
+            let config = Config {
+                state_dir: state.state_dir,
+                ..Config::default()
+            };
+            let kernel = RealKernel::new();
+            let session = open_session(&kernel, config)?;
+            let status = patchd::status(&session).context("cannot read the kernel's state")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{status}");
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { state },
+        } => {
+            let dir = StateDir::open(&state.state_dir, &default_owners())?;
+            let log = AuditLog::new(dir.path());
+            let lines = log.verify()??;
+            println!(
+                "audit log {}: {lines} line(s), the hash chain is intact",
+                log.path().display()
+            );
+        }
         Command::LoadModule {
             module,
             params,
@@ -145,6 +377,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 output.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Opens a session (locks and reconciles the state) with the system clock,
+/// reporting what reconciling changed.
+fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'_>> {
+    static CLOCK: SystemClock = SystemClock;
+    let session = Session::open(kernel, &CLOCK, config)?;
+    for change in &session.reconciled().changes {
+        eprintln!("patchd: reconciled {}: {}", change.id, change.what);
+    }
+    Ok(session)
+}
+
+/// `patchd verify`: every bundle, one line each on stdout.
+fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<()> {
+    let trust = TrustStore::open(keys, &default_owners())?;
+    let running = running_identity(kernel).context("cannot identify the running kernel")?;
+    for path in bundles {
+        let bundle = patchd::verify_bundle(kernel, &trust.verifying_keys(), &running, path)?;
+        let manifest = &bundle.manifest;
+        let functions: Vec<&str> = manifest
+            .replaced_functions
+            .iter()
+            .map(|f| f.old_name.as_str())
+            .collect();
+        let cves = if manifest.cves.is_empty() {
+            "none".to_owned()
+        } else {
+            manifest.cves.join(", ")
+        };
+        println!(
+            "{}: ok: {} for {} (build-id {}), signed by {}, sha256 {}; replaces {}; fixes {}",
+            path.display(),
+            manifest.id,
+            running.release,
+            running.build_id,
+            bundle.signer_key_id,
+            bundle.sha256,
+            functions.join(", "),
+            cves
+        );
     }
     Ok(())
 }

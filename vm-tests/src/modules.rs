@@ -44,11 +44,94 @@ pub struct BuiltModules {
     /// Module name -> patchgen's link records (JSON), for modules built
     /// from a fix by `patchgen build`.
     pub records: BTreeMap<String, String>,
+    /// Bundle file name -> path: for each fix `NAME.bundle`, signed with
+    /// the test key, and two bundles patchd must refuse:
+    /// `NAME.flipped.bundle` (one byte of the module flipped) and
+    /// `NAME.otherbuild.bundle` (validly signed, for another build-id).
+    pub bundles: BTreeMap<String, PathBuf>,
+    /// The public half of the test key, which the guest trusts.
+    pub trusted_key: Option<PathBuf>,
+}
+
+/// A fix built by `patchgen build`: its module, link records and bundles.
+struct BuiltFix {
+    name: String,
+    ko: PathBuf,
+    records: String,
+    bundles: Vec<(String, PathBuf)>,
+}
+
+/// The key that signs the test bundles: generated once per build
+/// directory (`keys/test.key`, `keys/test.pub`), as a release engineer
+/// would with `patchgen keygen`.
+fn test_key(root: &Path) -> Result<(suture_bundle::SigningKey, PathBuf)> {
+    let dir = root.join("keys");
+    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+    let secret = dir.join("test.key");
+    let public = dir.join("test.pub");
+    let failed = |e: &dyn std::fmt::Display| HarnessError::Command {
+        command: format!("generating the test key in {}", dir.display()),
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    if !secret.exists() || !public.exists() {
+        let _ = std::fs::remove_file(&secret);
+        let _ = std::fs::remove_file(&public);
+        suture_bundle::write_keypair(&dir.join("test")).map_err(|e| failed(&e))?;
+    }
+    let key = suture_bundle::read_signing_key(&secret).map_err(|e| failed(&e))?;
+    Ok((key, public))
+}
+
+/// Writes the bundles of one built fix into `dir`: the real one, one with
+/// a flipped byte, one for another build-id.
+fn write_bundles(
+    out: &patchgen::build::BuildOutput,
+    kernel: &patchgen::build::KernelTarget,
+    key: &suture_bundle::SigningKey,
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    use patchgen::build::package;
+    let name = &out.module.name;
+    let failed = |what: &str, e: &dyn std::fmt::Display| HarnessError::Command {
+        command: format!("{what} for {name}"),
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    let info = package::PatchInfo {
+        description: format!("vm-tests: the {name} fix"),
+        cves: vec!["CVE-2099-0001".to_string()],
+        dependencies: Vec::new(),
+    };
+    let bundle = package::package(out, kernel, &info, key)
+        .map_err(|e| failed("packaging the bundle", &e))?;
+    let mut flipped = bundle.clone();
+    if let Some(last) = flipped.last_mut() {
+        *last ^= 0x01;
+    }
+    let module = std::fs::read(&out.module.ko).map_err(io_err("cannot read", &out.module.ko))?;
+    let created = suture_bundle::creation_time().map_err(|e| failed("the creation time", &e))?;
+    let mut manifest = package::manifest(out, kernel, &info, created);
+    manifest.target.build_id = kernel.build_id.chars().rev().collect();
+    let other = suture_bundle::build(&manifest, &module, key)
+        .map_err(|e| failed("packaging the other-build bundle", &e))?;
+    let mut written = Vec::new();
+    for (file, bytes) in [
+        (format!("{name}.bundle"), bundle),
+        (format!("{name}.flipped.bundle"), flipped),
+        (format!("{name}.otherbuild.bundle"), other),
+    ] {
+        let path = dir.join(&file);
+        std::fs::write(&path, bytes).map_err(io_err("cannot write", &path))?;
+        written.push((file, path));
+    }
+    Ok(written)
 }
 
 /// Builds every fix of `vm-tests/fixes/` (`NAME.patch`) with `patchgen
-/// build` into a patch module `NAME`, as a kernel engineer would.
-fn build_fixes(target: &Target, root: &Path) -> Result<Vec<(String, PathBuf, String)>> {
+/// build` into a patch module `NAME` and signed bundles, as a kernel
+/// engineer would.
+fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
     let dir = workspace_root().join("vm-tests/fixes");
     let mut fixes: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map_err(io_err("cannot read", &dir))?
@@ -63,6 +146,7 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<(String, PathBuf, Str
     };
     let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
         .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
+    let (key, _) = test_key(root)?;
     let mut built = Vec::new();
     for fix in fixes {
         let name = fix
@@ -83,7 +167,13 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<(String, PathBuf, Str
             .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
         let records = serde_json::to_string_pretty(&out.module.records)
             .map_err(|e| failed("serializing link records".to_string(), &e))?;
-        built.push((name, out.module.ko, records));
+        let bundles = write_bundles(&out, &kernel, &key, &root.join("fixes"))?;
+        built.push(BuiltFix {
+            name,
+            ko: out.module.ko,
+            records,
+            bundles,
+        });
     }
     Ok(built)
 }
@@ -130,11 +220,19 @@ pub fn build_modules(target: &Target) -> Result<BuiltModules> {
         modules.insert((*name).to_string(), patches.join(format!("{name}.ko")));
     }
     let mut records = BTreeMap::new();
-    for (name, ko, recs) in build_fixes(target, &root)? {
-        modules.insert(name.clone(), ko);
-        records.insert(name, recs);
+    let mut bundles = BTreeMap::new();
+    for fix in build_fixes(target, &root)? {
+        modules.insert(fix.name.clone(), fix.ko);
+        records.insert(fix.name, fix.records);
+        bundles.extend(fix.bundles);
     }
-    Ok(BuiltModules { modules, records })
+    let (_, trusted_key) = test_key(&root)?;
+    Ok(BuiltModules {
+        modules,
+        records,
+        bundles,
+        trusted_key: Some(trusted_key),
+    })
 }
 
 impl BuiltModules {

@@ -106,6 +106,15 @@ fn assemble(
             records.clone().into_bytes(),
         );
     }
+    for (file, bundle) in &modules.bundles {
+        fs.file(&format!("/suture/bundles/{file}"), bundle, 0o644)?;
+    }
+    // patchd's trust store: root-owned, mode 0644 in a 0755 directory (every
+    // directory of the archive is root-owned 0755).
+    if let Some(key) = &modules.trusted_key {
+        fs.dir("/etc/suture/keys");
+        fs.file("/etc/suture/keys/test.pub", key, 0o644)?;
+    }
     fs.executable_with_libs("/suture/bin/patchd", patchd)?;
     fs.bytes(
         "/suture/config",

@@ -17,6 +17,7 @@ const CHECKS: &[&str] = &[
     "checks/bad_input",
     "checks/stress",
     "checks/patchgen_cmdline",
+    "checks/patchd_apply",
     // Last: lockdown cannot be lowered again in this boot.
     "checks/lockdown",
 ];
@@ -89,6 +90,11 @@ fn vm_stress_200_cycles_under_load_only_old_or_new_output() {
 #[test]
 fn vm_patchgen_built_cmdline_fix_links_loads_and_switches() {
     assert_check("patchgen_cmdline");
+}
+
+#[test]
+fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
+    assert_check("patchd_apply");
 }
 
 #[test]

@@ -1,14 +1,40 @@
 //! A recording [`Kernel`] for tests: serves canned `/proc` and `/sys` text,
-//! records every call in order, and never touches the running kernel.
+//! simulates the module list and the companion module's sysfs, records every
+//! call in order, and never touches the running kernel.
+//!
+//! The simulation follows docs/kmod-interface.md: loading `suture` creates
+//! `/sys/kernel/suture/` and adds its exports to kallsyms; a module loaded
+//! while the companion is present registers a patch of its own name
+//! (disabled); a patch module that needs the companion's exports does not
+//! load without it; writing `enabled` switches or is refused (`EBUSY` a set
+//! number of times, or another errno); `delete_module` of an enabled patch,
+//! or of the companion while patches remain, fails with `EBUSY`.
 //!
 //! It is public (not `cfg(test)`) so integration tests and other crates'
 //! tests can drive patchd's logic without root.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
 
-use super::{Kernel, KernelError};
+use super::notes::notes_with_build_id;
+use super::{Kernel, KernelError, PatchAttribute, COMPANION_MODULE};
+use crate::link::{module_name, undefined_symbols};
+
+/// The release a [`FakeKernel`] runs unless told otherwise.
+pub const FAKE_RELEASE: &str = "6.1.0-50-amd64";
+/// The build-id a [`FakeKernel`] runs unless told otherwise.
+pub const FAKE_BUILD_ID: &str = "06f8bde30046985060c60820f7a11515a33afb06";
+/// The `last_busy` text of a simulated `EBUSY` refusal.
+pub const FAKE_LAST_BUSY: &str =
+    "pid 4242 comm suture_busy at suture_target_sleep+0x94/0xd0 [suture_target]";
+
+/// What the companion module adds to kallsyms once loaded: its exports.
+const COMPANION_KALLSYMS: &str = "ffffffffc0100000 T suture_register_patch\t[suture]\n\
+     ffffffffc0100100 T suture_unregister_patch\t[suture]\n\
+     ffffffffc0102000 r __ksymtab_suture_register_patch\t[suture]\n\
+     ffffffffc0102010 r __ksymtab_suture_unregister_patch\t[suture]\n";
 
 /// One call made through the [`Kernel`] trait, as [`FakeKernel`] saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,25 +52,108 @@ pub enum KernelCall {
     },
     /// [`Kernel::loaded_modules`].
     LoadedModules,
+    /// [`Kernel::os_release`].
+    OsRelease,
+    /// [`Kernel::kernel_notes`].
+    KernelNotes,
+    /// [`Kernel::delete_module`].
+    DeleteModule {
+        /// The module.
+        name: String,
+    },
+    /// [`Kernel::suture_patches`].
+    SuturePatches,
+    /// [`Kernel::read_patch_attribute`].
+    ReadPatchAttribute {
+        /// The patch.
+        patch: String,
+        /// The file.
+        attribute: PatchAttribute,
+    },
+    /// [`Kernel::write_patch_enabled`].
+    WritePatchEnabled {
+        /// The patch.
+        patch: String,
+        /// The value written.
+        enabled: bool,
+    },
+}
+
+impl KernelCall {
+    /// Whether the call changes the kernel (load, unload, switch).
+    pub fn changes_kernel(&self) -> bool {
+        matches!(
+            self,
+            Self::LoadModule { .. } | Self::DeleteModule { .. } | Self::WritePatchEnabled { .. }
+        )
+    }
+}
+
+/// A registered patch as the companion module shows it in sysfs.
+#[derive(Debug, Clone, Default)]
+struct FakePatch {
+    enabled: bool,
+    busy_refusals: u64,
+    last_busy: String,
+}
+
+/// What the simulated kernel holds and what it was told to refuse.
+#[derive(Debug, Default)]
+struct Simulation {
+    /// `/proc/modules`, in load order.
+    modules: Vec<String>,
+    /// `/sys/kernel/suture/<patch>/`.
+    patches: BTreeMap<String, FakePatch>,
+    /// Remaining `EBUSY` refusals per patch, for enabling and disabling.
+    busy_enable: HashMap<String, u32>,
+    busy_disable: HashMap<String, u32>,
+    /// Switches refused with another errno, per patch and direction.
+    switch_errno: HashMap<(String, bool), Errno>,
+    /// `init_module` failures per module name.
+    load_errno_of: HashMap<String, Errno>,
+    /// `delete_module` failures per module name.
+    delete_errno_of: HashMap<String, Errno>,
+    /// Modules that load but do not register a patch.
+    unregistered: BTreeSet<String>,
+}
+
+impl Simulation {
+    fn companion_loaded(&self) -> bool {
+        self.modules.iter().any(|m| m == COMPANION_MODULE)
+    }
 }
 
 /// A kernel made of canned answers that records what was asked of it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeKernel {
     kallsyms: String,
     lockdown: Option<String>,
-    modules: Vec<String>,
+    release: String,
+    notes: Vec<u8>,
     load_errno: Option<Errno>,
     calls: Mutex<Vec<KernelCall>>,
+    simulation: Mutex<Simulation>,
+}
+
+impl Default for FakeKernel {
+    fn default() -> Self {
+        Self::new("")
+    }
 }
 
 impl FakeKernel {
-    /// A kernel whose `/proc/kallsyms` is `kallsyms`, with no lockdown file,
-    /// no loaded modules, and loads that succeed.
+    /// A kernel whose `/proc/kallsyms` is `kallsyms`, running
+    /// [`FAKE_RELEASE`] with [`FAKE_BUILD_ID`], with no lockdown file, no
+    /// loaded modules, and loads that succeed.
     pub fn new(kallsyms: impl Into<String>) -> Self {
         Self {
             kallsyms: kallsyms.into(),
-            ..Self::default()
+            lockdown: None,
+            release: FAKE_RELEASE.to_owned(),
+            notes: notes_with_build_id(FAKE_BUILD_ID),
+            load_errno: None,
+            calls: Mutex::default(),
+            simulation: Mutex::default(),
         }
     }
 
@@ -56,14 +165,46 @@ impl FakeKernel {
         self
     }
 
-    /// Sets the names `/proc/modules` lists.
+    /// Sets the running kernel's release and build-id (hex).
+    #[must_use]
+    pub fn with_identity(mut self, release: &str, build_id: &str) -> Self {
+        self.release = release.to_owned();
+        self.notes = notes_with_build_id(build_id);
+        self
+    }
+
+    /// Sets the raw bytes of `/sys/kernel/notes`.
+    #[must_use]
+    pub fn with_notes(mut self, notes: Vec<u8>) -> Self {
+        self.notes = notes;
+        self
+    }
+
+    /// Sets the names `/proc/modules` lists. Listing `suture` makes the
+    /// companion module present (an empty `/sys/kernel/suture/`).
     #[must_use]
     pub fn with_loaded_modules<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.modules = names.into_iter().map(Into::into).collect();
+        self.sim_mut().modules = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds a loaded patch module `name` registered with the companion
+    /// module (which must be listed too), enabled or not.
+    #[must_use]
+    pub fn with_patch(mut self, name: &str, enabled: bool) -> Self {
+        let sim = self.sim_mut();
+        sim.modules.push(name.to_owned());
+        sim.patches.insert(
+            name.to_owned(),
+            FakePatch {
+                enabled,
+                ..FakePatch::default()
+            },
+        );
         self
     }
 
@@ -75,9 +216,65 @@ impl FakeKernel {
         self
     }
 
+    /// Makes loading the module named `name` fail with `errno`.
+    #[must_use]
+    pub fn failing_load_of(mut self, name: &str, errno: Errno) -> Self {
+        self.sim_mut().load_errno_of.insert(name.to_owned(), errno);
+        self
+    }
+
+    /// Makes `delete_module(name)` fail with `errno`.
+    #[must_use]
+    pub fn failing_delete_of(mut self, name: &str, errno: Errno) -> Self {
+        self.sim_mut()
+            .delete_errno_of
+            .insert(name.to_owned(), errno);
+        self
+    }
+
+    /// Makes the next `times` attempts to enable `patch` fail with `EBUSY`,
+    /// each counted in `busy_refusals` and named in `last_busy`.
+    #[must_use]
+    pub fn busy_on_enable(mut self, patch: &str, times: u32) -> Self {
+        self.sim_mut().busy_enable.insert(patch.to_owned(), times);
+        self
+    }
+
+    /// Makes the next `times` attempts to disable `patch` fail with `EBUSY`.
+    #[must_use]
+    pub fn busy_on_disable(mut self, patch: &str, times: u32) -> Self {
+        self.sim_mut().busy_disable.insert(patch.to_owned(), times);
+        self
+    }
+
+    /// Makes every attempt to switch `patch` to `enabled` fail with `errno`.
+    #[must_use]
+    pub fn failing_switch_of(mut self, patch: &str, enabled: bool, errno: Errno) -> Self {
+        self.sim_mut()
+            .switch_errno
+            .insert((patch.to_owned(), enabled), errno);
+        self
+    }
+
+    /// Makes the module `name` load without registering a patch.
+    #[must_use]
+    pub fn without_registration(mut self, name: &str) -> Self {
+        self.sim_mut().unregistered.insert(name.to_owned());
+        self
+    }
+
     /// Every call made so far, in order.
     pub fn calls(&self) -> Vec<KernelCall> {
         self.lock().clone()
+    }
+
+    /// The calls so far that changed the kernel, in order.
+    pub fn changes(&self) -> Vec<KernelCall> {
+        self.lock()
+            .iter()
+            .filter(|call| call.changes_kernel())
+            .cloned()
+            .collect()
     }
 
     /// The images passed to [`Kernel::load_module`] so far, in order.
@@ -91,10 +288,37 @@ impl FakeKernel {
             .collect()
     }
 
+    /// The modules loaded now, in load order.
+    pub fn modules_now(&self) -> Vec<String> {
+        self.sim().modules.clone()
+    }
+
+    /// Whether `patch` is registered now, and if so whether it is enabled.
+    pub fn patch_enabled(&self, patch: &str) -> Option<bool> {
+        self.sim().patches.get(patch).map(|p| p.enabled)
+    }
+
+    /// Forgets the recorded calls (the simulated state stays).
+    pub fn clear_calls(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> MutexGuard<'_, Vec<KernelCall>> {
         // A test that panicked while holding the lock already failed; the
         // record itself is still consistent, so keep serving it.
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sim(&self) -> MutexGuard<'_, Simulation> {
+        self.simulation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sim_mut(&mut self) -> &mut Simulation {
+        self.simulation
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn record(&self, call: KernelCall) {
@@ -105,7 +329,11 @@ impl FakeKernel {
 impl Kernel for FakeKernel {
     fn kallsyms(&self) -> Result<String, KernelError> {
         self.record(KernelCall::Kallsyms);
-        Ok(self.kallsyms.clone())
+        let mut text = self.kallsyms.clone();
+        if self.sim().companion_loaded() {
+            text.push_str(COMPANION_KALLSYMS);
+        }
+        Ok(text)
     }
 
     fn lockdown(&self) -> Result<Option<String>, KernelError> {
@@ -121,56 +349,148 @@ impl Kernel for FakeKernel {
         if params.contains('\0') {
             return Err(KernelError::ParamsContainNul);
         }
-        match self.load_errno {
-            Some(errno) => Err(KernelError::from_load_errno(errno)),
-            None => Ok(()),
+        if let Some(errno) = self.load_errno {
+            return Err(KernelError::from_load_errno(errno));
         }
+        // Images that are not modules (unit tests of the load path) are
+        // loaded without a name, as before this simulation existed.
+        let Some(name) = module_name(image).ok().flatten() else {
+            return Ok(());
+        };
+        let mut sim = self.sim();
+        if let Some(&errno) = sim.load_errno_of.get(&name) {
+            return Err(KernelError::from_load_errno(errno));
+        }
+        if sim.modules.contains(&name) {
+            return Err(KernelError::ModuleExists);
+        }
+        let needs_companion = undefined_symbols(image)
+            .unwrap_or_default()
+            .iter()
+            .any(|symbol| symbol.starts_with("suture_register_patch"));
+        let companion = sim.companion_loaded();
+        if needs_companion && !companion {
+            return Err(KernelError::UnknownSymbol);
+        }
+        sim.modules.push(name.clone());
+        if companion && name != COMPANION_MODULE && !sim.unregistered.contains(&name) {
+            sim.patches.insert(name, FakePatch::default());
+        }
+        Ok(())
     }
 
     fn loaded_modules(&self) -> Result<Vec<String>, KernelError> {
         self.record(KernelCall::LoadedModules);
-        Ok(self.modules.clone())
+        Ok(self.sim().modules.clone())
+    }
+
+    fn os_release(&self) -> Result<String, KernelError> {
+        self.record(KernelCall::OsRelease);
+        Ok(self.release.clone())
+    }
+
+    fn kernel_notes(&self) -> Result<Vec<u8>, KernelError> {
+        self.record(KernelCall::KernelNotes);
+        Ok(self.notes.clone())
+    }
+
+    fn delete_module(&self, name: &str) -> Result<(), KernelError> {
+        self.record(KernelCall::DeleteModule {
+            name: name.to_owned(),
+        });
+        super::check_module_name(name)?;
+        let mut sim = self.sim();
+        if let Some(&errno) = sim.delete_errno_of.get(name) {
+            return Err(KernelError::from_unload_errno(name, errno));
+        }
+        let Some(index) = sim.modules.iter().position(|m| m == name) else {
+            return Err(KernelError::from_unload_errno(name, Errno::ENOENT));
+        };
+        let in_use = if name == COMPANION_MODULE {
+            !sim.patches.is_empty()
+        } else {
+            sim.patches.get(name).is_some_and(|p| p.enabled)
+        };
+        if in_use {
+            return Err(KernelError::from_unload_errno(name, Errno::EBUSY));
+        }
+        sim.modules.remove(index);
+        sim.patches.remove(name);
+        Ok(())
+    }
+
+    fn suture_patches(&self) -> Result<Option<Vec<String>>, KernelError> {
+        self.record(KernelCall::SuturePatches);
+        let sim = self.sim();
+        Ok(sim
+            .companion_loaded()
+            .then(|| sim.patches.keys().cloned().collect()))
+    }
+
+    fn read_patch_attribute(
+        &self,
+        patch: &str,
+        attribute: PatchAttribute,
+    ) -> Result<Option<String>, KernelError> {
+        self.record(KernelCall::ReadPatchAttribute {
+            patch: patch.to_owned(),
+            attribute,
+        });
+        super::check_module_name(patch)?;
+        let sim = self.sim();
+        Ok(sim.patches.get(patch).map(|p| match attribute {
+            PatchAttribute::Enabled => u8::from(p.enabled).to_string(),
+            PatchAttribute::LastBusy => p.last_busy.clone(),
+            PatchAttribute::BusyRefusals => p.busy_refusals.to_string(),
+        }))
+    }
+
+    fn write_patch_enabled(&self, patch: &str, enabled: bool) -> Result<(), KernelError> {
+        self.record(KernelCall::WritePatchEnabled {
+            patch: patch.to_owned(),
+            enabled,
+        });
+        super::check_module_name(patch)?;
+        let mut sim = self.sim();
+        let Some(current) = sim.patches.get(patch).map(|p| p.enabled) else {
+            return Err(KernelError::PatchNotRegistered {
+                patch: patch.to_owned(),
+            });
+        };
+        // Writing the current state is a no-op, as in the companion module.
+        if current == enabled {
+            return Ok(());
+        }
+        if let Some(&errno) = sim.switch_errno.get(&(patch.to_owned(), enabled)) {
+            return Err(KernelError::from_switch_errno(patch, enabled, errno));
+        }
+        let busy = if enabled {
+            &mut sim.busy_enable
+        } else {
+            &mut sim.busy_disable
+        };
+        let refused = match busy.get_mut(patch) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        let Some(state) = sim.patches.get_mut(patch) else {
+            return Err(KernelError::PatchNotRegistered {
+                patch: patch.to_owned(),
+            });
+        };
+        if refused {
+            state.busy_refusals = state.busy_refusals.saturating_add(1);
+            FAKE_LAST_BUSY.clone_into(&mut state.last_busy);
+            return Err(KernelError::from_switch_errno(patch, enabled, Errno::EBUSY));
+        }
+        state.enabled = enabled;
+        Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_every_call_in_order() {
-        let kernel = FakeKernel::new("ffffffff81000000 T _text\n")
-            .with_lockdown(Some("none"))
-            .with_loaded_modules(["suture"]);
-        assert_eq!(
-            kernel.lockdown().expect("lockdown").as_deref(),
-            Some("none")
-        );
-        assert!(kernel.kallsyms().expect("kallsyms").contains("_text"));
-        assert_eq!(kernel.loaded_modules().expect("modules"), ["suture"]);
-        kernel.load_module(b"\x7fELF", "a=1").expect("load");
-        assert_eq!(
-            kernel.calls(),
-            [
-                KernelCall::Lockdown,
-                KernelCall::Kallsyms,
-                KernelCall::LoadedModules,
-                KernelCall::LoadModule {
-                    image: b"\x7fELF".to_vec(),
-                    params: "a=1".to_owned(),
-                },
-            ]
-        );
-        assert_eq!(kernel.loaded_images(), [b"\x7fELF".to_vec()]);
-    }
-
-    #[test]
-    fn failing_load_maps_the_errno_and_still_records() {
-        let kernel = FakeKernel::new("").failing_load_with(Errno::EKEYREJECTED);
-        assert!(matches!(
-            kernel.load_module(b"x", ""),
-            Err(KernelError::SignatureRejected)
-        ));
-        assert_eq!(kernel.loaded_images().len(), 1);
-    }
-}
+#[path = "fake_tests.rs"]
+mod tests;

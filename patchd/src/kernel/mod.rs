@@ -1,24 +1,63 @@
 //! The one door between patchd and the running kernel.
 //!
 //! Every read of `/proc` or `/sys` and every syscall that changes the kernel
-//! goes through [`Kernel`], so the logic above it (linking, loading, later
-//! enabling and reverting) is tested without root against [`FakeKernel`].
-//! Nothing outside this module may touch the kernel directly.
+//! goes through [`Kernel`], so the logic above it (linking, loading,
+//! enabling, reverting, reconciling) is tested without root against
+//! [`FakeKernel`]. Nothing outside this module may touch the kernel directly.
 
 mod fake;
+mod notes;
 mod real;
 
+use std::fmt;
 use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-pub use fake::{FakeKernel, KernelCall};
+pub use fake::{FakeKernel, KernelCall, FAKE_BUILD_ID, FAKE_LAST_BUSY, FAKE_RELEASE};
+pub use notes::{gnu_build_id, running_identity, KernelIdentity};
 pub use real::RealKernel;
+
+/// The companion module's name, as `/proc/modules` lists it.
+pub const COMPANION_MODULE: &str = "suture";
+
+/// Longest module name the kernel accepts (`MODULE_NAME_LEN - 1`).
+const MAX_MODULE_NAME: usize = 55;
+
+/// A file of a patch's directory `/sys/kernel/suture/<patch>/` that patchd
+/// reads (docs/kmod-interface.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchAttribute {
+    /// `enabled`: `0` or `1`.
+    Enabled,
+    /// `last_busy`: the task and function that blocked the last refusal.
+    LastBusy,
+    /// `busy_refusals`: switches refused with `EBUSY` since registration.
+    BusyRefusals,
+}
+
+impl PatchAttribute {
+    /// The file's name in the patch's sysfs directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Enabled => "enabled",
+            Self::LastBusy => "last_busy",
+            Self::BusyRefusals => "busy_refusals",
+        }
+    }
+}
+
+impl fmt::Display for PatchAttribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.file_name())
+    }
+}
 
 /// What patchd needs from the running kernel.
 ///
-/// Reads are side-effect free; [`Kernel::load_module`] is the only call that
-/// changes the kernel, so callers do every check before it.
+/// Reads are side-effect free. Three calls change the kernel:
+/// [`Kernel::load_module`], [`Kernel::delete_module`] and
+/// [`Kernel::write_patch_enabled`]; callers do every check before them.
 pub trait Kernel {
     /// The text of `/proc/kallsyms`.
     fn kallsyms(&self) -> Result<String, KernelError>;
@@ -33,6 +72,42 @@ pub trait Kernel {
 
     /// The names of the loaded modules, from `/proc/modules`.
     fn loaded_modules(&self) -> Result<Vec<String>, KernelError>;
+
+    /// Whether a module of this name is in `/proc/modules`.
+    fn module_loaded(&self, name: &str) -> Result<bool, KernelError> {
+        Ok(self.loaded_modules()?.iter().any(|loaded| loaded == name))
+    }
+
+    /// The running kernel's release (`uname -r`), from
+    /// `/proc/sys/kernel/osrelease`.
+    fn os_release(&self) -> Result<String, KernelError>;
+
+    /// The raw ELF notes of the running kernel, `/sys/kernel/notes`; parse
+    /// them with [`gnu_build_id`].
+    fn kernel_notes(&self) -> Result<Vec<u8>, KernelError>;
+
+    /// Unloads a module with `delete_module(2)` (`O_NONBLOCK`, as `rmmod`
+    /// does): fails at once if the module is in use.
+    fn delete_module(&self, name: &str) -> Result<(), KernelError>;
+
+    /// The patches registered with the companion module (the directories
+    /// of `/sys/kernel/suture/`), or `None` when the companion module is not
+    /// loaded (no such directory).
+    fn suture_patches(&self) -> Result<Option<Vec<String>>, KernelError>;
+
+    /// One file of `/sys/kernel/suture/<patch>/`, without its trailing
+    /// newline; `None` when the patch is not registered.
+    fn read_patch_attribute(
+        &self,
+        patch: &str,
+        attribute: PatchAttribute,
+    ) -> Result<Option<String>, KernelError>;
+
+    /// Writes `1` or `0` to `/sys/kernel/suture/<patch>/enabled`: the
+    /// companion module switches every function of the patch at once, or
+    /// refuses ([`KernelError::Busy`] when a task is inside one of them) and
+    /// changes nothing.
+    fn write_patch_enabled(&self, patch: &str, enabled: bool) -> Result<(), KernelError>;
 }
 
 /// Failures while reading kernel state or loading a module.
@@ -100,6 +175,112 @@ pub enum KernelError {
         #[source]
         errno: Errno,
     },
+
+    /// `/sys/kernel/notes` is not a sequence of ELF notes.
+    #[error("malformed ELF notes in {path}: {reason}")]
+    Notes {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// The running kernel has no GNU build-id note.
+    #[error("{path} has no GNU build-id note, so the running kernel cannot be identified; suture needs a kernel linked with --build-id (Debian's are)")]
+    NoBuildId {
+        /// The notes file.
+        path: PathBuf,
+    },
+
+    /// A module or patch name that cannot name a module.
+    #[error(
+        "`{name}` is not a module name (1 to {MAX_MODULE_NAME} bytes of A-Z, a-z, 0-9, _ and -)"
+    )]
+    InvalidName {
+        /// The name, escaped.
+        name: String,
+    },
+
+    /// `delete_module` found no such module.
+    #[error("module {name} is not loaded (ENOENT)")]
+    ModuleNotLoaded {
+        /// The module.
+        name: String,
+    },
+
+    /// `delete_module` found the module in use.
+    #[error("module {name} is in use (EBUSY): disable its patch first, or unload the modules that use it")]
+    ModuleInUse {
+        /// The module.
+        name: String,
+    },
+
+    /// `delete_module` failed with another errno.
+    #[error("delete_module({name}) failed; check dmesg for the kernel's reason")]
+    Unload {
+        /// The module.
+        name: String,
+        /// The errno the syscall returned.
+        #[source]
+        errno: Errno,
+    },
+
+    /// The patch has no directory under `/sys/kernel/suture/`.
+    #[error("patch {patch} is not registered with the companion module (no /sys/kernel/suture/{patch}/)")]
+    PatchNotRegistered {
+        /// The patch.
+        patch: String,
+    },
+
+    /// The companion module refused a switch with `EBUSY`.
+    #[error("the companion module refused to {} patch {patch} (EBUSY): a task is inside a function being switched; nothing changed", verb(*.enabled))]
+    Busy {
+        /// The patch.
+        patch: String,
+        /// The state asked for.
+        enabled: bool,
+    },
+
+    /// The companion module refused a switch with another errno.
+    #[error("the companion module refused to {} patch {patch}: {}", verb(*.enabled), switch_hint(*.errno))]
+    Switch {
+        /// The patch.
+        patch: String,
+        /// The state asked for.
+        enabled: bool,
+        /// The errno of the write.
+        #[source]
+        errno: Errno,
+    },
+
+    /// A sysfs file could not be written for another reason than the
+    /// companion module's refusal.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the write returned.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn verb(enabled: bool) -> &'static str {
+    if enabled {
+        "enable"
+    } else {
+        "disable"
+    }
+}
+
+/// What an errno of a write to `enabled` means (docs/kmod-interface.md).
+fn switch_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EEXIST => "another ftrace user (such as the kernel's livepatch) already modifies one of its functions (EEXIST); disable that first",
+        Errno::ENODEV => "the patch module is going away (ENODEV)",
+        Errno::EINVAL => "the companion module did not accept the request (EINVAL); dmesg has the reason",
+        _ => "dmesg has the kernel's reason",
+    }
 }
 
 impl KernelError {
@@ -114,6 +295,47 @@ impl KernelError {
             Errno::ENOENT => Self::UnknownSymbol,
             errno => Self::Load { errno },
         }
+    }
+
+    /// Maps an errno returned by `delete_module` for `name`.
+    pub fn from_unload_errno(name: &str, errno: Errno) -> Self {
+        let name = name.to_owned();
+        match errno {
+            Errno::ENOENT => Self::ModuleNotLoaded { name },
+            Errno::EBUSY | Errno::EAGAIN => Self::ModuleInUse { name },
+            errno => Self::Unload { name, errno },
+        }
+    }
+
+    /// Maps an errno of a write of `enabled` to a patch's sysfs file.
+    pub fn from_switch_errno(patch: &str, enabled: bool, errno: Errno) -> Self {
+        let patch = patch.to_owned();
+        match errno {
+            Errno::EBUSY => Self::Busy { patch, enabled },
+            Errno::ENOENT => Self::PatchNotRegistered { patch },
+            errno => Self::Switch {
+                patch,
+                enabled,
+                errno,
+            },
+        }
+    }
+}
+
+/// Refuses names that cannot be module names before they become paths
+/// under `/sys` or arguments of `delete_module`: no `/`, no `..`.
+pub(crate) fn check_module_name(name: &str) -> Result<(), KernelError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_MODULE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(KernelError::InvalidName {
+            name: name.escape_debug().to_string(),
+        })
     }
 }
 
@@ -155,6 +377,46 @@ mod tests {
     fn module_names_are_the_first_column() {
         let text = "ext4 999424 1 - Live 0xffffffffc0a00000\nsuture 16384 0 - Live 0x0000000000000000 (OE)\n\n";
         assert_eq!(parse_modules(text), ["ext4", "suture"]);
+    }
+
+    #[test]
+    fn module_names_that_could_escape_a_path_are_refused() {
+        for good in ["suture", "cmdline_demo", "a-b", "x"] {
+            assert!(check_module_name(good).is_ok(), "{good}");
+        }
+        let long = "m".repeat(56);
+        for bad in ["", "..", "a/b", "../etc", "a b", "a\0b", long.as_str()] {
+            assert!(
+                matches!(check_module_name(bad), Err(KernelError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unload_and_switch_errnos_map_to_explanations() {
+        assert!(matches!(
+            KernelError::from_unload_errno("p", Errno::EBUSY),
+            KernelError::ModuleInUse { .. }
+        ));
+        assert!(matches!(
+            KernelError::from_unload_errno("p", Errno::ENOENT),
+            KernelError::ModuleNotLoaded { .. }
+        ));
+        assert!(matches!(
+            KernelError::from_switch_errno("p", true, Errno::EBUSY),
+            KernelError::Busy { enabled: true, .. }
+        ));
+        let exists = KernelError::from_switch_errno("p", true, Errno::EEXIST).to_string();
+        assert!(
+            exists.contains("livepatch") && exists.contains("enable patch p"),
+            "{exists}"
+        );
+        let busy = KernelError::from_switch_errno("p", false, Errno::EBUSY).to_string();
+        assert!(
+            busy.contains("disable patch p") && busy.contains("nothing changed"),
+            "{busy}"
+        );
     }
 
     #[test]

@@ -1,18 +1,29 @@
-//! [`Kernel`] over the real `/proc`, `/sys` and `init_module(2)`.
+//! [`Kernel`] over the real `/proc`, `/sys`, `init_module(2)` and
+//! `delete_module(2)`.
 //!
-//! The root prefix lets tests point the reads at a fake tree; the syscall has
-//! no such switch, so it is only ever exercised as root in the VM tests.
+//! The root prefix lets tests point the file reads and writes at a fake
+//! tree; the syscalls have no such switch, so they are only ever exercised as
+//! root in the VM tests.
 
 use std::ffi::CString;
-use std::fs::File;
-use std::io::{ErrorKind, Read};
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{parse_lockdown, parse_modules, Kernel, KernelError};
+use nix::errno::Errno;
+use nix::kmod::DeleteModuleFlags;
+
+use super::{
+    check_module_name, parse_lockdown, parse_modules, Kernel, KernelError, PatchAttribute,
+};
 
 /// Cap on any kernel text file patchd reads. A real `/proc/kallsyms` with many
 /// modules is a few tens of MiB; anything past this is not a kernel file.
 const MAX_KERNEL_FILE: u64 = 256 << 20;
+/// Cap on `/sys/kernel/notes` (a few hundred bytes on Debian's kernels).
+const MAX_NOTES: u64 = 1 << 20;
+/// The companion module's sysfs root, relative to the root prefix.
+const SUTURE_SYSFS: &str = "sys/kernel/suture";
 
 /// The running kernel, seen through the files under `root`.
 #[derive(Debug, Clone)]
@@ -42,9 +53,10 @@ impl RealKernel {
         self.root.join(relative)
     }
 
-    /// Reads a whole text file with a size cap; `Ok(None)` if it is absent.
-    /// Files under /proc report size 0, so the cap is enforced while reading.
-    fn read_text(&self, path: &Path) -> Result<Option<String>, KernelError> {
+    /// Reads a whole file with a size cap; `Ok(None)` if it is absent.
+    /// Files under /proc and /sys report size 0, so the cap is enforced while
+    /// reading.
+    fn read_bytes(&self, path: &Path, cap: u64) -> Result<Option<Vec<u8>>, KernelError> {
         let read_error = |source| KernelError::Read {
             path: path.to_owned(),
             source,
@@ -54,18 +66,35 @@ impl RealKernel {
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(read_error(error)),
         };
-        let mut text = String::new();
-        let limit = MAX_KERNEL_FILE.saturating_add(1);
-        file.take(limit)
-            .read_to_string(&mut text)
+        let mut bytes = Vec::new();
+        file.take(cap.saturating_add(1))
+            .read_to_end(&mut bytes)
             .map_err(read_error)?;
-        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_KERNEL_FILE {
+        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > cap {
             return Err(KernelError::TooLarge {
                 path: path.to_owned(),
-                limit: MAX_KERNEL_FILE,
+                limit: cap,
             });
         }
-        Ok(Some(text))
+        Ok(Some(bytes))
+    }
+
+    /// Reads a whole text file with a size cap; `Ok(None)` if it is absent.
+    fn read_text(&self, path: &Path) -> Result<Option<String>, KernelError> {
+        let Some(bytes) = self.read_bytes(path, MAX_KERNEL_FILE)? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| KernelError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::new(ErrorKind::InvalidData, "not UTF-8 text"),
+            })
+    }
+
+    fn patch_file(&self, patch: &str, file: &str) -> Result<PathBuf, KernelError> {
+        check_module_name(patch)?;
+        Ok(self.path(SUTURE_SYSFS).join(patch).join(file))
     }
 
     fn read_required(&self, relative: &str) -> Result<String, KernelError> {
@@ -109,6 +138,97 @@ impl Kernel for RealKernel {
             .map(str::to_owned)
             .collect())
     }
+
+    fn os_release(&self) -> Result<String, KernelError> {
+        let text = self.read_required("proc/sys/kernel/osrelease")?;
+        Ok(text.trim_end().to_owned())
+    }
+
+    fn kernel_notes(&self) -> Result<Vec<u8>, KernelError> {
+        let path = self.path("sys/kernel/notes");
+        self.read_bytes(&path, MAX_NOTES)?
+            .ok_or_else(|| KernelError::Read {
+                source: std::io::Error::from(ErrorKind::NotFound),
+                path,
+            })
+    }
+
+    fn delete_module(&self, name: &str) -> Result<(), KernelError> {
+        check_module_name(name)?;
+        let c_name = CString::new(name).map_err(|_| KernelError::InvalidName {
+            name: name.escape_debug().to_string(),
+        })?;
+        nix::kmod::delete_module(&c_name, DeleteModuleFlags::O_NONBLOCK)
+            .map_err(|errno| KernelError::from_unload_errno(name, errno))
+    }
+
+    fn suture_patches(&self) -> Result<Option<Vec<String>>, KernelError> {
+        let dir = self.path(SUTURE_SYSFS);
+        let read_error = |source| KernelError::Read {
+            path: dir.clone(),
+            source,
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(read_error(error)),
+        };
+        let mut patches = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(read_error)?;
+            let is_dir = entry.file_type().map_err(read_error)?.is_dir();
+            let name = entry.file_name();
+            match name.to_str() {
+                Some(name) if is_dir && check_module_name(name).is_ok() => {
+                    patches.push(name.to_owned());
+                }
+                _ => {}
+            }
+        }
+        patches.sort();
+        Ok(Some(patches))
+    }
+
+    fn read_patch_attribute(
+        &self,
+        patch: &str,
+        attribute: PatchAttribute,
+    ) -> Result<Option<String>, KernelError> {
+        let path = self.patch_file(patch, attribute.file_name())?;
+        Ok(self
+            .read_text(&path)?
+            .map(|text| text.trim_end_matches('\n').to_owned()))
+    }
+
+    fn write_patch_enabled(&self, patch: &str, enabled: bool) -> Result<(), KernelError> {
+        let path = self.patch_file(patch, PatchAttribute::Enabled.file_name())?;
+        // sysfs hands the store function what one write(2) carries: write
+        // the whole value at once, never create the file.
+        let value: &[u8] = if enabled { b"1\n" } else { b"0\n" };
+        let written = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(value));
+        match written {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                Err(KernelError::PatchNotRegistered {
+                    patch: patch.to_owned(),
+                })
+            }
+            // Permission errors are about this process, not the companion
+            // module's answer: they stay I/O errors naming the file.
+            Err(error) => match error.raw_os_error().map(Errno::from_raw) {
+                Some(errno) if errno != Errno::EACCES && errno != Errno::EPERM => {
+                    Err(KernelError::from_switch_errno(patch, enabled, errno))
+                }
+                _ => Err(KernelError::Write {
+                    path,
+                    source: error,
+                }),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -151,6 +271,66 @@ mod tests {
         assert!(matches!(
             kernel.lockdown(),
             Err(KernelError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn identity_and_patch_files_come_from_the_root_prefix() {
+        let dir = fake_tree();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("proc/sys/kernel")).expect("mkdir");
+        std::fs::write(root.join("proc/sys/kernel/osrelease"), "6.1.0-50-amd64\n").expect("w");
+        std::fs::write(
+            root.join("sys/kernel/notes"),
+            super::super::notes::notes_with_build_id("abcd0123"),
+        )
+        .expect("write notes");
+        let kernel = RealKernel::with_root(root);
+        let identity = super::super::running_identity(&kernel).expect("identity");
+        assert_eq!(identity.release, "6.1.0-50-amd64");
+        assert_eq!(identity.build_id, "abcd0123");
+
+        assert_eq!(kernel.suture_patches().expect("no companion"), None);
+        let patch = root.join("sys/kernel/suture/cmdline_demo");
+        std::fs::create_dir_all(&patch).expect("mkdir patch");
+        std::fs::write(root.join("sys/kernel/suture/not_a_dir"), "").expect("w");
+        std::fs::write(patch.join("enabled"), "0\n").expect("w");
+        std::fs::write(patch.join("last_busy"), "pid 1 comm x at f+0x1/0x2\n").expect("w");
+        assert_eq!(
+            kernel.suture_patches().expect("patches"),
+            Some(vec!["cmdline_demo".to_owned()])
+        );
+        let read = |attribute| {
+            kernel
+                .read_patch_attribute("cmdline_demo", attribute)
+                .expect("read")
+        };
+        assert_eq!(read(PatchAttribute::Enabled).as_deref(), Some("0"));
+        assert_eq!(
+            read(PatchAttribute::LastBusy).as_deref(),
+            Some("pid 1 comm x at f+0x1/0x2")
+        );
+        assert_eq!(read(PatchAttribute::BusyRefusals), None);
+        kernel
+            .write_patch_enabled("cmdline_demo", true)
+            .expect("write");
+        assert_eq!(read(PatchAttribute::Enabled).as_deref(), Some("1"));
+        assert!(matches!(
+            kernel.write_patch_enabled("absent", true),
+            Err(KernelError::PatchNotRegistered { .. })
+        ));
+        assert!(matches!(
+            kernel.read_patch_attribute("../../etc", PatchAttribute::Enabled),
+            Err(KernelError::InvalidName { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_names_are_refused_before_delete_module() {
+        let kernel = RealKernel::new();
+        assert!(matches!(
+            kernel.delete_module("../x"),
+            Err(KernelError::InvalidName { .. })
         ));
     }
 

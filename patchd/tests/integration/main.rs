@@ -1,6 +1,7 @@
 //! patchd's host-side integration tests: one binary, with shared fixtures
 //! that compile small C objects at test time (needs `cc`, no root, no VM).
 
+mod bundle_cli;
 mod cli;
 mod fixtures;
 mod link;

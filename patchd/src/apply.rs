@@ -1,0 +1,532 @@
+//! Applying bundles, all or nothing: verify every bundle first, plan, then
+//! for each bundle link and load its patch module and enable it through the
+//! companion module (loaded first if absent). Any failure takes out what
+//! this apply put in, newest first (including the companion module if this
+//! apply loaded it), and leaves the state as it was.
+//!
+//! The apply is a transaction in the state file: it is recorded as open
+//! before the kernel is touched, each bundle's phase is recorded before each
+//! step, and the transaction is closed only when every bundle is applied.
+//! A crash in between is undone by the next start ([`crate::reconcile`]).
+
+use std::path::{Path, PathBuf};
+
+use tracing::{info, warn};
+
+use crate::audit::{AuditAction, AuditEntry, AuditError, AuditResult};
+use crate::kernel::{running_identity, KernelError, PatchAttribute, COMPANION_MODULE};
+use crate::load::{load_module, read_module, LoadError};
+use crate::revert::{entry_of, phase_in_kernel, take_out};
+use crate::session::Session;
+use crate::state::{BundleRecord, OpenTransaction, Phase, StateError};
+use crate::switch::{switch_patch, SwitchError};
+use crate::trust::{TrustError, TrustStore};
+use crate::verify::{verify_bytes, Claimed, VerifiedBundle, VerifyError};
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The bundles applied now, in order.
+    pub applied: Vec<AppliedBundle>,
+    /// Bundles that were applied already (same id and digest).
+    pub unchanged: Vec<String>,
+    /// Whether this apply loaded the companion module.
+    pub companion_loaded: bool,
+}
+
+/// One bundle this apply put into effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedBundle {
+    /// Its id.
+    pub id: String,
+    /// sha256 of the bundle.
+    pub sha256: String,
+    /// The functions it replaces.
+    pub functions: Vec<String>,
+    /// How many attempts enabling took.
+    pub attempts: u32,
+}
+
+/// Why an apply did not happen; the kernel and the state are as before
+/// unless the error is [`ApplyError::RollbackIncomplete`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The running kernel's identity could not be read.
+    #[error("cannot identify the running kernel")]
+    Identity(#[source] KernelError),
+
+    /// The trust store is unusable.
+    #[error(transparent)]
+    Trust(TrustError),
+
+    /// A bundle failed verification.
+    #[error(transparent)]
+    Verify(Box<VerifyError>),
+
+    /// The same id twice in one apply.
+    #[error("bundle {id} is given twice; give each bundle once")]
+    Duplicate {
+        /// The id.
+        id: String,
+    },
+
+    /// The id is applied from another bundle file.
+    #[error("a different bundle {id} is applied already (sha256 {applied}); revert it first (patchd revert {id})")]
+    OtherVersionApplied {
+        /// The id.
+        id: String,
+        /// The digest of the applied one.
+        applied: String,
+    },
+
+    /// The id is recorded, but not applied.
+    #[error("bundle {id} is recorded as {}; revert it first (patchd revert {id}), then apply it again", .phase.as_str())]
+    NotApplicable {
+        /// The id.
+        id: String,
+        /// Its phase.
+        phase: Phase,
+    },
+
+    /// A dependency is missing.
+    #[error("bundle {id} needs bundle {dependency} applied first: apply {dependency} before it, or ahead of it in the same command")]
+    MissingDependency {
+        /// The bundle.
+        id: String,
+        /// What it needs.
+        dependency: String,
+    },
+
+    /// A module of that name is loaded, not by patchd.
+    #[error("a module named {id} is loaded, but patchd did not apply it: disable and unload it first (echo 0 > /sys/kernel/suture/{id}/enabled; rmmod {id})")]
+    ForeignModule {
+        /// The id.
+        id: String,
+    },
+
+    /// The companion module could not be loaded.
+    #[error("cannot load the companion module {path}: give its path with --kmod")]
+    Companion {
+        /// Its file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<LoadError>,
+    },
+
+    /// A module called `suture` without the companion's sysfs directory.
+    #[error("a module named suture is loaded but /sys/kernel/suture/ does not exist: it is not suture's companion module; unload it")]
+    NoCompanionSysfs,
+
+    /// A patch module did not load.
+    #[error("cannot load the patch module of bundle {id}")]
+    Load {
+        /// The bundle.
+        id: String,
+        /// The cause.
+        #[source]
+        source: Box<LoadError>,
+    },
+
+    /// A patch module loaded without registering.
+    #[error("the patch module of bundle {id} loaded but did not register with the companion module (no /sys/kernel/suture/{id}/); dmesg may say why")]
+    NotRegistered {
+        /// The bundle.
+        id: String,
+    },
+
+    /// Enabling failed.
+    #[error("cannot enable bundle {id}")]
+    Enable {
+        /// The bundle.
+        id: String,
+        /// The cause.
+        #[source]
+        source: SwitchError,
+    },
+
+    /// Reading the kernel's state failed.
+    #[error("cannot read the kernel's state")]
+    Kernel(#[source] KernelError),
+
+    /// The state could not be written.
+    #[error(transparent)]
+    State(StateError),
+
+    /// The audit log could not be written, so the change was undone.
+    #[error("cannot write the audit log, so the change is undone")]
+    Audit(#[source] AuditError),
+
+    /// The apply failed and could not undo everything.
+    #[error("the apply failed, and undoing it left {} in the kernel (recorded so: see patchd status); revert later with patchd revert", .remaining.join(", "))]
+    RollbackIncomplete {
+        /// Why the apply failed.
+        #[source]
+        cause: Box<ApplyError>,
+        /// The bundles still in the kernel.
+        remaining: Vec<String>,
+    },
+}
+
+/// Applies the bundles at `paths`, in order, all or nothing.
+pub fn apply(session: &mut Session<'_>, paths: &[PathBuf]) -> Result<ApplyReport, ApplyError> {
+    let bundles = verify_all(session, paths)?;
+    let (todo, unchanged) = plan(session, bundles)?;
+    let mut report = ApplyReport {
+        unchanged,
+        ..ApplyReport::default()
+    };
+    if todo.is_empty() {
+        return Ok(report);
+    }
+
+    let transaction = session.state.next_transaction;
+    session.state.next_transaction = transaction.saturating_add(1);
+    session.state.open_transaction = Some(OpenTransaction {
+        id: transaction,
+        started: session.clock.now(),
+    });
+    session.save().map_err(ApplyError::State)?;
+
+    let mut failed_at = None;
+    let result = apply_all(session, &todo, transaction, &mut report, &mut failed_at);
+    match result {
+        Ok(()) => {
+            session.state.open_transaction = None;
+            session.save().map_err(ApplyError::State)?;
+            Ok(report)
+        }
+        Err(cause) => {
+            let text = crate::error_text(&cause);
+            // The bundle that failed, or all of them if the companion did.
+            let failed: Vec<&VerifiedBundle> = match failed_at {
+                Some(index) => todo.get(index).into_iter().collect(),
+                None => todo.iter().collect(),
+            };
+            for bundle in failed {
+                let mut entry = entry_of_bundle(bundle);
+                entry.error = Some(text.clone());
+                session.audit_or_log(AuditAction::Apply, AuditResult::Failed, entry);
+            }
+            let remaining = roll_back(session, transaction, report.companion_loaded);
+            session.state.open_transaction = None;
+            session.save().map_err(ApplyError::State)?;
+            if remaining.is_empty() {
+                Err(cause)
+            } else {
+                Err(ApplyError::RollbackIncomplete {
+                    cause: Box::new(cause),
+                    remaining,
+                })
+            }
+        }
+    }
+}
+
+/// Reads and verifies every bundle before anything is done; the first
+/// refusal is audited and returned.
+fn verify_all(session: &Session<'_>, paths: &[PathBuf]) -> Result<Vec<VerifiedBundle>, ApplyError> {
+    let refuse = |path: &Path, claimed: Claimed, error: ApplyError| {
+        let entry = AuditEntry {
+            bundle_id: claimed.id,
+            bundle_sha256: claimed.sha256,
+            signer_key_id: claimed.signer_key_id,
+            cves: claimed.cves,
+            error: Some(crate::error_text(&error)),
+            detail: Some(format!("from {}", path.display())),
+        };
+        session.audit_or_log(AuditAction::Apply, AuditResult::Refused, entry);
+        error
+    };
+    let running = running_identity(session.kernel).map_err(ApplyError::Identity)?;
+    let trust = TrustStore::open(&session.config.keys_dir, &session.config.trusted_owners);
+    let trust = match trust {
+        Ok(trust) => trust,
+        Err(error) => {
+            let path = paths.first().map_or(Path::new(""), PathBuf::as_path);
+            return Err(refuse(path, Claimed::default(), ApplyError::Trust(error)));
+        }
+    };
+    let keys = trust.verifying_keys();
+    let mut bundles = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = suture_bundle::read_file(path).map_err(|error| {
+            let error = ApplyError::Verify(Box::new(VerifyError::Read(error)));
+            refuse(path, Claimed::default(), error)
+        })?;
+        let claimed = Claimed::of(&bytes);
+        let bundle = verify_bytes(session.kernel, &keys, &running, path, bytes)
+            .map_err(|error| refuse(path, claimed, ApplyError::Verify(Box::new(error))))?;
+        info!(
+            bundle = bundle.id(),
+            sha256 = %bundle.sha256,
+            signer = %bundle.signer_key_id,
+            "verified {}",
+            path.display()
+        );
+        bundles.push(bundle);
+    }
+    Ok(bundles)
+}
+
+/// Splits the verified bundles into those to apply and those applied
+/// already, refusing duplicates, other versions, missing dependencies and
+/// modules patchd does not manage.
+fn plan(
+    session: &Session<'_>,
+    bundles: Vec<VerifiedBundle>,
+) -> Result<(Vec<VerifiedBundle>, Vec<String>), ApplyError> {
+    let mut todo: Vec<VerifiedBundle> = Vec::new();
+    let mut unchanged = Vec::new();
+    let loaded = session
+        .kernel
+        .loaded_modules()
+        .map_err(ApplyError::Kernel)?;
+    for bundle in bundles {
+        let id = bundle.id().to_owned();
+        let refused = |error: ApplyError| {
+            let mut entry = entry_of_bundle(&bundle);
+            entry.error = Some(crate::error_text(&error));
+            session.audit_or_log(AuditAction::Apply, AuditResult::Refused, entry);
+            error
+        };
+        if todo.iter().any(|b| b.id() == id) || unchanged.contains(&id) {
+            return Err(refused(ApplyError::Duplicate { id }));
+        }
+        match session.state.get(&id) {
+            Some(record) if record.sha256 != bundle.sha256 => {
+                let applied = record.sha256.clone();
+                return Err(refused(ApplyError::OtherVersionApplied { id, applied }));
+            }
+            Some(record) if record.phase != Phase::Applied => {
+                let phase = record.phase;
+                return Err(refused(ApplyError::NotApplicable { id, phase }));
+            }
+            Some(_) => {
+                info!(bundle = %id, "applied already");
+                unchanged.push(id);
+                continue;
+            }
+            None if loaded.contains(&id) => {
+                return Err(refused(ApplyError::ForeignModule { id }));
+            }
+            None => {}
+        }
+        for dependency in &bundle.manifest.dependencies {
+            let applied = session
+                .state
+                .get(dependency)
+                .is_some_and(|r| r.phase == Phase::Applied);
+            if !applied && !todo.iter().any(|b| b.id() == dependency) {
+                let dependency = dependency.clone();
+                return Err(refused(ApplyError::MissingDependency { id, dependency }));
+            }
+        }
+        todo.push(bundle);
+    }
+    Ok((todo, unchanged))
+}
+
+fn apply_all(
+    session: &mut Session<'_>,
+    todo: &[VerifiedBundle],
+    transaction: u64,
+    report: &mut ApplyReport,
+    failed_at: &mut Option<usize>,
+) -> Result<(), ApplyError> {
+    report.companion_loaded = ensure_companion(session)?;
+    for (index, bundle) in todo.iter().enumerate() {
+        *failed_at = Some(index);
+        let attempts = apply_one(session, bundle, transaction)?;
+        report.applied.push(AppliedBundle {
+            id: bundle.id().to_owned(),
+            sha256: bundle.sha256.clone(),
+            functions: bundle
+                .manifest
+                .replaced_functions
+                .iter()
+                .map(|f| f.old_name.clone())
+                .collect(),
+            attempts,
+        });
+    }
+    *failed_at = None;
+    Ok(())
+}
+
+/// Loads the companion module through the link step if it is absent;
+/// returns whether it did.
+fn ensure_companion(session: &Session<'_>) -> Result<bool, ApplyError> {
+    let kernel = session.kernel;
+    let loaded = kernel
+        .module_loaded(COMPANION_MODULE)
+        .map_err(ApplyError::Kernel)?;
+    if !loaded {
+        let path = &session.config.kmod;
+        let companion = |source| ApplyError::Companion {
+            path: path.clone(),
+            source: Box::new(source),
+        };
+        let image = read_module(path).map_err(companion)?;
+        load_module(kernel, &image, "", &[]).map_err(companion)?;
+        info!(path = %path.display(), "loaded the companion module");
+    }
+    match kernel.suture_patches().map_err(ApplyError::Kernel)? {
+        Some(_) => Ok(!loaded),
+        None => Err(ApplyError::NoCompanionSysfs),
+    }
+}
+
+/// Applies one bundle; returns the attempts enabling took.
+fn apply_one(
+    session: &mut Session<'_>,
+    bundle: &VerifiedBundle,
+    transaction: u64,
+) -> Result<u32, ApplyError> {
+    let id = bundle.id();
+    let file = session
+        .dir
+        .store_bundle(bundle)
+        .map_err(ApplyError::State)?;
+    let now = session.clock.now();
+    session
+        .state
+        .bundles
+        .push(BundleRecord::loading(bundle, transaction, now, file));
+    session.save().map_err(ApplyError::State)?;
+
+    let loaded = load_module(session.kernel, &bundle.module, "", &bundle.link_records()).map_err(
+        |source| ApplyError::Load {
+            id: id.to_owned(),
+            source: Box::new(source),
+        },
+    )?;
+    info!(bundle = id, linked = loaded.resolved.len(), "loaded");
+    let registered = session
+        .kernel
+        .read_patch_attribute(id, PatchAttribute::Enabled)
+        .map_err(ApplyError::Kernel)?;
+    if registered.is_none() {
+        return Err(ApplyError::NotRegistered { id: id.to_owned() });
+    }
+    set_phase(session, id, Phase::Enabling)?;
+
+    let attempts = switch_patch(
+        session.kernel,
+        session.clock,
+        &session.config.retry,
+        id,
+        true,
+    )
+    .map_err(|source| ApplyError::Enable {
+        id: id.to_owned(),
+        source,
+    })?;
+    set_phase(session, id, Phase::Applied)?;
+    let mut entry = entry_of_bundle(bundle);
+    if attempts > 1 {
+        entry.detail = Some(format!("enabled after {attempts} attempts"));
+    }
+    session
+        .audit(AuditAction::Apply, AuditResult::Ok, entry)
+        .map_err(ApplyError::Audit)?;
+    info!(bundle = id, attempts, "applied");
+    Ok(attempts)
+}
+
+fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), ApplyError> {
+    let now = session.clock.now();
+    if let Some(record) = session.state.get_mut(id) {
+        record.phase = phase;
+        record.updated_at = now;
+        if phase == Phase::Applied {
+            record.applied_at = Some(now);
+        }
+    }
+    session.save().map_err(ApplyError::State)
+}
+
+/// Takes out every bundle of `transaction`, newest first, then the
+/// companion module if this apply loaded it and nothing else uses it.
+/// Returns the bundles that could not be taken out (recorded as what the
+/// kernel has).
+fn roll_back(session: &mut Session<'_>, transaction: u64, companion_loaded: bool) -> Vec<String> {
+    let ids: Vec<(String, Phase)> = session
+        .state
+        .bundles
+        .iter()
+        .filter(|b| b.transaction == transaction)
+        .map(|b| (b.id.clone(), b.phase))
+        .collect();
+    let mut remaining = Vec::new();
+    for (id, phase) in ids.iter().rev() {
+        match take_out(session, id) {
+            Ok(()) => {
+                if let Some(record) = session.state.remove(id) {
+                    if let Err(error) = session.dir.remove_bundle(&record.bundle_file) {
+                        warn!(bundle = %id, error = %error, "cannot remove the bundle copy");
+                    }
+                    if *phase == Phase::Applied {
+                        let mut entry = entry_of(&record);
+                        entry.detail =
+                            Some("undone: a later bundle of the same apply failed".into());
+                        session.audit_or_log(AuditAction::Rollback, AuditResult::Ok, entry);
+                    }
+                }
+                info!(bundle = %id, "rolled back");
+            }
+            Err(error) => {
+                let text = crate::error_text(&error);
+                warn!(bundle = %id, error = %text, "cannot roll back");
+                let now = session.clock.now();
+                let entry = match phase_in_kernel(session.kernel, id) {
+                    Some(phase) => session.state.get_mut(id).map(|record| {
+                        record.phase = phase;
+                        record.updated_at = now;
+                        if phase == Phase::Applied && record.applied_at.is_none() {
+                            record.applied_at = Some(now);
+                        }
+                        entry_of(record)
+                    }),
+                    None => session.state.remove(id).map(|record| entry_of(&record)),
+                };
+                if let Some(mut entry) = entry {
+                    entry.error = Some(text);
+                    session.audit_or_log(AuditAction::Rollback, AuditResult::Failed, entry);
+                }
+                if session.state.get(id).is_some() {
+                    remaining.push(id.clone());
+                }
+            }
+        }
+        if let Err(error) = session.save() {
+            warn!(error = %crate::error_text(&error), "cannot write the state during a rollback");
+        }
+    }
+    if companion_loaded && remaining.is_empty() {
+        let unused = matches!(session.kernel.suture_patches(), Ok(Some(p)) if p.is_empty());
+        if unused {
+            match session.kernel.delete_module(COMPANION_MODULE) {
+                Ok(()) => info!("unloaded the companion module this apply had loaded"),
+                Err(error) => warn!(error = %error, "cannot unload the companion module"),
+            }
+        }
+    }
+    remaining
+}
+
+/// The audit entry of a verified bundle.
+pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
+    AuditEntry {
+        bundle_id: Some(bundle.id().to_owned()),
+        bundle_sha256: Some(bundle.sha256.clone()),
+        signer_key_id: Some(bundle.signer_key_id.clone()),
+        cves: bundle.manifest.cves.clone(),
+        error: None,
+        detail: None,
+    }
+}
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

@@ -1,0 +1,208 @@
+//! The audit log's chain: appends, and every kind of tampering found at the
+//! right line.
+
+use super::*;
+
+fn entry(id: &str) -> AuditEntry {
+    AuditEntry {
+        bundle_id: Some(id.to_owned()),
+        bundle_sha256: Some("ab".repeat(32)),
+        signer_key_id: Some("fe812c12f3ab4ce6".to_owned()),
+        cves: vec!["CVE-2024-0001".to_owned()],
+        error: None,
+        detail: None,
+    }
+}
+
+/// A log of `n` lines in a fresh directory.
+fn log_of(n: u64) -> (tempfile::TempDir, AuditLog) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = AuditLog::new(dir.path());
+    for i in 1..=n {
+        let record = log
+            .append(
+                1_700_000_000 + i,
+                AuditAction::Apply,
+                AuditResult::Ok,
+                entry(&format!("fix_{i}")),
+            )
+            .expect("append");
+        assert_eq!(record.seq, i);
+    }
+    (dir, log)
+}
+
+fn lines(log: &AuditLog) -> Vec<String> {
+    std::fs::read_to_string(log.path())
+        .expect("read")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn rewrite(log: &AuditLog, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(log.path(), text).expect("write");
+}
+
+fn problem(log: &AuditLog) -> Tampered {
+    log.verify().expect("readable").expect_err("tampered")
+}
+
+#[test]
+fn lines_chain_from_the_genesis_hash_in_a_fixed_layout() {
+    let (_dir, log) = log_of(3);
+    let lines = lines(&log);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        lines[0],
+        format!(
+            "{{\"seq\":1,\"time\":\"2023-11-14T22:13:21Z\",\"action\":\"apply\",\"bundle_id\":\"fix_1\",\
+             \"bundle_sha256\":\"{}\",\"signer_key_id\":\"fe812c12f3ab4ce6\",\"cves\":[\"CVE-2024-0001\"],\
+             \"result\":\"ok\",\"error\":null,\"detail\":null,\"prev\":\"{GENESIS}\"}}",
+            "ab".repeat(32)
+        )
+    );
+    for pair in lines.windows(2) {
+        let next: AuditRecord = serde_json::from_str(&pair[1]).expect("record");
+        assert_eq!(next.prev, sha256_hex(pair[0].as_bytes()));
+    }
+    assert_eq!(log.verify().expect("readable"), Ok(3));
+}
+
+#[test]
+fn an_empty_or_absent_log_verifies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert_eq!(AuditLog::new(dir.path()).verify().expect("readable"), Ok(0));
+}
+
+#[test]
+fn an_edited_line_is_found() {
+    for edited in [0usize, 2] {
+        let (_dir, log) = log_of(5);
+        let mut all = lines(&log);
+        all[edited] = all[edited].replace("\"result\":\"ok\"", "\"result\":\"failed\"");
+        rewrite(&log, &all);
+        let found = problem(&log);
+        assert_eq!(found.line, edited as u64 + 1, "{found}");
+        assert!(found.what.contains("edited"), "{found}");
+    }
+}
+
+#[test]
+fn an_edited_last_line_is_found_through_the_head() {
+    let (_dir, log) = log_of(3);
+    let mut all = lines(&log);
+    all[2] = all[2].replace("fix_3", "fix_9");
+    rewrite(&log, &all);
+    let found = problem(&log);
+    assert_eq!(found.line, 3, "{found}");
+    assert!(found.what.contains("edited"), "{found}");
+}
+
+#[test]
+fn a_removed_line_is_found() {
+    let (_dir, log) = log_of(5);
+    let mut all = lines(&log);
+    all.remove(2);
+    rewrite(&log, &all);
+    let found = problem(&log);
+    assert_eq!(found.line, 3, "{found}");
+    assert!(found.what.contains("removed"), "{found}");
+
+    let (_dir, log) = log_of(3);
+    let mut all = lines(&log);
+    all.remove(0);
+    rewrite(&log, &all);
+    let found = problem(&log);
+    assert_eq!(found.line, 1, "{found}");
+    assert!(found.what.contains("removed"), "{found}");
+}
+
+#[test]
+fn lines_removed_at_the_end_are_found_through_the_head() {
+    let (_dir, log) = log_of(4);
+    let mut all = lines(&log);
+    all.truncate(2);
+    rewrite(&log, &all);
+    let found = problem(&log);
+    assert_eq!(found.line, 3, "{found}");
+    assert!(
+        found.what.contains("last 2 line(s) were removed"),
+        "{found}"
+    );
+}
+
+#[test]
+fn an_inserted_line_is_found_even_when_it_chains_to_its_predecessor() {
+    let (_dir, log) = log_of(3);
+    let mut all = lines(&log);
+    // A forged line that chains to line 1 and takes seq 2.
+    let forged = AuditRecord {
+        seq: 2,
+        time: "2023-11-14T22:13:21Z".to_owned(),
+        action: AuditAction::Revert,
+        bundle_id: Some("fix_1".to_owned()),
+        bundle_sha256: None,
+        signer_key_id: None,
+        cves: vec![],
+        result: AuditResult::Ok,
+        error: None,
+        detail: None,
+        prev: sha256_hex(all[0].as_bytes()),
+    };
+    all.insert(1, serde_json::to_string(&forged).expect("encode"));
+    rewrite(&log, &all);
+    let found = problem(&log);
+    assert_eq!(found.line, 2, "{found}");
+    assert!(found.what.contains("inserted"), "{found}");
+}
+
+#[test]
+fn a_torn_last_line_is_ended_and_reported() {
+    let (_dir, log) = log_of(2);
+    let mut text = std::fs::read_to_string(log.path()).expect("read");
+    text.push_str("{\"seq\":3,\"ti");
+    std::fs::write(log.path(), text).expect("write");
+    let record = log
+        .append(
+            1_700_000_100,
+            AuditAction::Revert,
+            AuditResult::Ok,
+            entry("x"),
+        )
+        .expect("append after a torn line");
+    assert_eq!(record.seq, 4);
+    assert_eq!(lines(&log).len(), 4);
+    let found = problem(&log);
+    assert_eq!(found.line, 3, "{found}");
+}
+
+#[test]
+fn a_missing_head_is_reported() {
+    let (dir, log) = log_of(2);
+    std::fs::remove_file(dir.path().join(HEAD_FILE)).expect("rm");
+    let found = problem(&log);
+    assert!(found.what.contains("audit.head"), "{found}");
+}
+
+#[test]
+fn long_error_texts_are_cut_at_a_character_boundary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = AuditLog::new(dir.path());
+    let record = log
+        .append(
+            0,
+            AuditAction::Apply,
+            AuditResult::Failed,
+            AuditEntry {
+                error: Some("é".repeat(5000)),
+                ..AuditEntry::default()
+            },
+        )
+        .expect("append");
+    let error = record.error.expect("error text");
+    assert!(error.len() <= MAX_ERROR_TEXT + 6 && error.ends_with("[...]"));
+    assert_eq!(log.verify().expect("readable"), Ok(1));
+}

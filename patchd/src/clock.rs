@@ -1,0 +1,132 @@
+//! Time for patchd: the wall clock for state and audit records, and the
+//! sleeps between retries, behind one small trait so tests neither wait nor
+//! depend on the date.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where patchd gets the time and how it waits.
+pub trait Clock {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> u64;
+    /// Waits for `duration`.
+    fn sleep(&self, duration: Duration);
+}
+
+/// The system's clock and `std::thread::sleep`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> u64 {
+        // A clock before 1970 is a broken clock; 0 says so in the records.
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+/// A clock for tests: starts at a given time, advances only when slept on,
+/// and records every sleep.
+#[derive(Debug, Default)]
+pub struct FakeClock {
+    inner: Mutex<(Duration, Vec<Duration>)>,
+}
+
+impl FakeClock {
+    /// A clock reading `now` (Unix seconds).
+    pub fn new(now: u64) -> Self {
+        Self {
+            inner: Mutex::new((Duration::from_secs(now), Vec::new())),
+        }
+    }
+
+    /// Every sleep so far, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .as_secs()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.0 = inner.0.saturating_add(duration);
+        inner.1.push(duration);
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC, e.g. `2023-11-14T22:13:20Z`.
+pub fn utc_rfc3339(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) of the proleptic
+/// Gregorian calendar (Howard Hinnant's `civil_from_days`, for days >= 0).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        let cases = [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_700_000_000, "2023-11-14T22:13:20Z"),
+            (1_709_251_199, "2024-02-29T23:59:59Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ];
+        for (secs, text) in cases {
+            assert_eq!(utc_rfc3339(secs), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn fake_clock_advances_only_by_sleeping() {
+        let clock = FakeClock::new(100);
+        assert_eq!(clock.now(), 100);
+        clock.sleep(Duration::from_millis(1500));
+        clock.sleep(Duration::from_millis(600));
+        assert_eq!(clock.now(), 102);
+        assert_eq!(
+            clock.sleeps(),
+            [Duration::from_millis(1500), Duration::from_millis(600)]
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! One run of a patchd command that works with the state: the locked state
+//! directory, the state read from it and reconciled with the kernel, the
+//! audit log, the kernel and the clock. Opening a session reconciles, so
+//! every command starts from what the kernel really has.
+
+use std::path::PathBuf;
+
+use tracing::error;
+
+use crate::audit::{AuditAction, AuditEntry, AuditError, AuditLog, AuditResult};
+use crate::clock::Clock;
+use crate::kernel::Kernel;
+use crate::ownership::default_owners;
+use crate::reconcile::{reconcile, ReconcileError, ReconcileReport};
+use crate::state::{State, StateDir, StateError, DEFAULT_STATE_DIR};
+use crate::switch::RetryPolicy;
+use crate::trust::DEFAULT_KEYS_DIR;
+
+/// Where the companion module is unless `--kmod` says otherwise.
+pub const DEFAULT_KMOD: &str = "/usr/lib/suture/suture.ko";
+
+/// patchd's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The trust store.
+    pub keys_dir: PathBuf,
+    /// The companion module, loaded when absent.
+    pub kmod: PathBuf,
+    /// Retries of refused switches.
+    pub retry: RetryPolicy,
+    /// Who may own the trust store and the state directory.
+    pub trusted_owners: Vec<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            keys_dir: PathBuf::from(DEFAULT_KEYS_DIR),
+            kmod: PathBuf::from(DEFAULT_KMOD),
+            retry: RetryPolicy::default(),
+            trusted_owners: default_owners(),
+        }
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The state directory or file is unusable.
+    #[error(transparent)]
+    State(StateError),
+    /// Reconciling with the kernel failed.
+    #[error(transparent)]
+    Reconcile(ReconcileError),
+}
+
+/// A command's view of the host, with the state directory locked.
+pub struct Session<'k> {
+    pub(crate) kernel: &'k dyn Kernel,
+    pub(crate) clock: &'k dyn Clock,
+    pub(crate) config: Config,
+    pub(crate) dir: StateDir,
+    pub(crate) state: State,
+    pub(crate) audit: AuditLog,
+    reconciled: ReconcileReport,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'k> Session<'k> {
+    /// Locks the state directory, reads the state and reconciles it with
+    /// the kernel.
+    pub fn open(
+        kernel: &'k dyn Kernel,
+        clock: &'k dyn Clock,
+        config: Config,
+    ) -> Result<Self, SessionError> {
+        let dir = StateDir::open(&config.state_dir, &config.trusted_owners)
+            .map_err(SessionError::State)?;
+        let state = dir.load().map_err(SessionError::State)?;
+        let audit = AuditLog::new(dir.path());
+        let mut session = Self {
+            kernel,
+            clock,
+            config,
+            dir,
+            state,
+            audit,
+            reconciled: ReconcileReport::default(),
+        };
+        session.reconciled = reconcile(&mut session).map_err(SessionError::Reconcile)?;
+        Ok(session)
+    }
+
+    /// The state as it is now.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// What reconciling changed when the session opened.
+    pub fn reconciled(&self) -> &ReconcileReport {
+        &self.reconciled
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Writes the state file.
+    pub(crate) fn save(&self) -> Result<(), StateError> {
+        self.dir.save(&self.state)
+    }
+
+    /// Appends an audit line stamped with the clock's time.
+    pub(crate) fn audit(
+        &self,
+        action: AuditAction,
+        result: AuditResult,
+        entry: AuditEntry,
+    ) -> Result<(), AuditError> {
+        self.audit
+            .append(self.clock.now(), action, result, entry)
+            .map(|_| ())
+    }
+
+    /// Appends an audit line where a failure to write it must not stop what
+    /// is being done (undoing, reconciling): it is logged instead.
+    pub(crate) fn audit_or_log(&self, action: AuditAction, result: AuditResult, entry: AuditEntry) {
+        if let Err(failure) = self.audit(action, result, entry) {
+            error!(error = %failure, "cannot write the audit log");
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! patchd's state directory (default `/var/lib/suture/`): `state.json`
+//! records every bundle patchd has put into the kernel and how far it got;
+//! `applied/ID.bundle` keeps a copy of each applied bundle so it can be
+//! applied again later; `lock` keeps two patchd processes from working at
+//! once; the audit log lives beside them (see [`crate::audit`]).
+//!
+//! `state.json` is replaced atomically (a temporary file, fsync, rename,
+//! fsync of the directory), so a crash leaves the old or the new state,
+//! never a mix. Each step of an apply is recorded *before* it touches the
+//! kernel, so after a crash [`crate::reconcile`] knows what may be half
+//! done. This module never touches the kernel.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use suture_bundle::manifest::Target;
+
+use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::verify::VerifiedBundle;
+
+/// Where the state is unless `--state-dir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/suture";
+/// The state file's name.
+pub const STATE_FILE: &str = "state.json";
+/// The version of `state.json` this patchd writes and reads.
+pub const STATE_VERSION: u32 = 1;
+/// Cap on `state.json`: 4096 bundles with 4096 functions each fit easily.
+const MAX_STATE_FILE: u64 = 64 << 20;
+/// The directory of bundle copies, inside the state directory.
+const APPLIED_DIR: &str = "applied";
+
+/// How far patchd got with a bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// About to load the patch module (or loading it).
+    Loading,
+    /// Loaded; about to enable (or enabling) it.
+    Enabling,
+    /// Enabled: the patch is in effect.
+    Applied,
+    /// About to disable and unload it.
+    Reverting,
+    /// Loaded but disabled by someone else than patchd.
+    Disabled,
+    /// Recorded as applied, but its module is not loaded (an unload by
+    /// hand, or a reboot).
+    Lost,
+}
+
+impl Phase {
+    /// The phase's name in the state file and in status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Loading => "loading",
+            Self::Enabling => "enabling",
+            Self::Applied => "applied",
+            Self::Reverting => "reverting",
+            Self::Disabled => "disabled",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// What a bundle's manifest says, kept for status and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSummary {
+    /// What the fix does.
+    pub description: String,
+    /// The CVEs it fixes.
+    pub cves: Vec<String>,
+    /// The kernel it is for.
+    pub target: Target,
+    /// The kernel functions it replaces (`old_name`).
+    pub functions: Vec<String>,
+    /// Ids of bundles it needs applied first.
+    pub dependencies: Vec<String>,
+    /// When patchgen made it (Unix seconds).
+    pub created: u64,
+}
+
+/// One bundle in the state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRecord {
+    /// The patch id (= patch module name = sysfs directory).
+    pub id: String,
+    /// sha256 of the bundle file.
+    pub sha256: String,
+    /// Key id of the trusted key that signed it.
+    pub signer_key_id: String,
+    /// How far patchd got.
+    pub phase: Phase,
+    /// The apply that put it there.
+    pub transaction: u64,
+    /// When it became applied (Unix seconds).
+    pub applied_at: Option<u64>,
+    /// When this record last changed.
+    pub updated_at: u64,
+    /// Its copy, relative to the state directory.
+    pub bundle_file: String,
+    /// What its manifest says.
+    pub manifest: ManifestSummary,
+}
+
+/// An apply in progress: every bundle of this transaction is undone when a
+/// restart finds it still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenTransaction {
+    /// Its number.
+    pub id: u64,
+    /// When it started (Unix seconds).
+    pub started: u64,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// [`STATE_VERSION`].
+    pub version: u32,
+    /// The number the next apply gets.
+    pub next_transaction: u64,
+    /// An apply that has not finished.
+    pub open_transaction: Option<OpenTransaction>,
+    /// The bundles in the order they were applied.
+    pub bundles: Vec<BundleRecord>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            version: STATE_VERSION,
+            next_transaction: 1,
+            open_transaction: None,
+            bundles: Vec::new(),
+        }
+    }
+}
+
+impl State {
+    /// The record of bundle `id`.
+    pub fn get(&self, id: &str) -> Option<&BundleRecord> {
+        self.bundles.iter().find(|b| b.id == id)
+    }
+
+    /// The record of bundle `id`, to change it.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut BundleRecord> {
+        self.bundles.iter_mut().find(|b| b.id == id)
+    }
+
+    /// Removes and returns the record of bundle `id`.
+    pub fn remove(&mut self, id: &str) -> Option<BundleRecord> {
+        let index = self.bundles.iter().position(|b| b.id == id)?;
+        Some(self.bundles.remove(index))
+    }
+}
+
+impl BundleRecord {
+    /// A new record of `bundle` in phase [`Phase::Loading`].
+    pub fn loading(bundle: &VerifiedBundle, transaction: u64, now: u64, file: String) -> Self {
+        let manifest = &bundle.manifest;
+        Self {
+            id: manifest.id.clone(),
+            sha256: bundle.sha256.clone(),
+            signer_key_id: bundle.signer_key_id.clone(),
+            phase: Phase::Loading,
+            transaction,
+            applied_at: None,
+            updated_at: now,
+            bundle_file: file,
+            manifest: ManifestSummary {
+                description: manifest.description.clone(),
+                cves: manifest.cves.clone(),
+                target: manifest.target.clone(),
+                functions: manifest
+                    .replaced_functions
+                    .iter()
+                    .map(|f| f.old_name.clone())
+                    .collect(),
+                dependencies: manifest.dependencies.clone(),
+                created: manifest.created,
+            },
+        }
+    }
+}
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A file or directory operation failed.
+    #[error("cannot {what} {path}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The directory is not safe to trust.
+    #[error("refusing to use the state directory {dir}")]
+    Unsafe {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: OwnershipError,
+    },
+
+    /// Another patchd holds the lock.
+    #[error("another patchd is working on {dir} (it holds {dir}/lock); wait for it to finish and try again")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// The state file is not patchd's JSON.
+    #[error("the state file {path} is damaged: restore it from a backup, or move it away and let patchd start afresh (patches loaded now stay loaded and show as not managed by patchd)")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What serde_json found.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A state file of another version.
+    #[error("the state file {path} has version {version}; this patchd reads version {STATE_VERSION}: use the patchd that wrote it")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        version: u32,
+    },
+
+    /// The state file is over its cap.
+    #[error("the state file {path} is larger than {MAX_STATE_FILE} bytes: it is not patchd's")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A bundle copy could not be written.
+    #[error("cannot keep a copy of bundle {id} in the state directory")]
+    Copy {
+        /// The bundle.
+        id: String,
+        /// The cause.
+        #[source]
+        source: suture_bundle::FileError,
+    },
+}
+
+/// The state directory, locked for this process while the value lives.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl StateDir {
+    /// Creates the directory if needed (mode 0700), checks that it is
+    /// root-owned and private (as [`crate::ownership`] defines), and takes
+    /// its lock without waiting.
+    pub fn open(dir: &Path, owners: &[u32]) -> Result<Self, StateError> {
+        let io = |what, path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Io { what, path, source }
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("create", dir))?;
+        check_trusted_path(dir, owners).map_err(|source| StateError::Unsafe {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join("lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                StateError::Locked {
+                    dir: dir.to_owned(),
+                }
+            } else {
+                StateError::Io {
+                    what: "lock",
+                    path: lock_path.clone(),
+                    source: errno.into(),
+                }
+            }
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads `state.json`; an absent file is the empty state.
+    pub fn load(&self) -> Result<State, StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let io = |source| StateError::Io {
+            what: "read",
+            path: path.clone(),
+            source,
+        };
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State::default())
+            }
+            Err(error) => return Err(io(error)),
+        };
+        let mut text = Vec::new();
+        file.take(MAX_STATE_FILE.saturating_add(1))
+            .read_to_end(&mut text)
+            .map_err(io)?;
+        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_STATE_FILE {
+            return Err(StateError::TooLarge { path });
+        }
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let versioned: Versioned =
+            serde_json::from_slice(&text).map_err(|source| StateError::Corrupt {
+                path: path.clone(),
+                source,
+            })?;
+        if versioned.version != STATE_VERSION {
+            return Err(StateError::Version {
+                path,
+                version: versioned.version,
+            });
+        }
+        serde_json::from_slice(&text).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Replaces `state.json` atomically: temporary file, fsync, rename,
+    /// fsync of the directory.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let mut text = serde_json::to_vec_pretty(state).map_err(|source| StateError::Corrupt {
+            path: self.dir.join(STATE_FILE),
+            source,
+        })?;
+        text.push(b'\n');
+        write_atomically(&self.dir, STATE_FILE, &text)
+    }
+
+    /// Keeps a copy of an applied bundle, `applied/ID.bundle`; returns its
+    /// path relative to the state directory.
+    pub fn store_bundle(&self, bundle: &VerifiedBundle) -> Result<String, StateError> {
+        let applied = self.dir.join(APPLIED_DIR);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&applied)
+            .map_err(|source| StateError::Io {
+                what: "create",
+                path: applied.clone(),
+                source,
+            })?;
+        let relative = format!("{APPLIED_DIR}/{}.bundle", bundle.id());
+        suture_bundle::write_file(&self.dir.join(&relative), &bundle.bytes).map_err(|source| {
+            StateError::Copy {
+                id: bundle.id().to_owned(),
+                source,
+            }
+        })?;
+        Ok(relative)
+    }
+
+    /// Removes a bundle copy (after a revert or a rollback). A copy that is
+    /// already gone is fine.
+    pub fn remove_bundle(&self, relative: &str) -> Result<(), StateError> {
+        // Only ever a file directly in applied/, whatever the state says.
+        let name = Path::new(relative)
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let path = self.dir.join(APPLIED_DIR).join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io {
+                what: "remove",
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+/// Writes `dir/name` atomically: `dir/.name.tmp`, fsync, rename over
+/// `dir/name`, fsync `dir`.
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    let temp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let io = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| StateError::Io { what, path, source }
+    };
+    // A temporary file left by a crash is ours to replace.
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io("remove", &temp)(error)),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(io("create", &temp))?;
+    file.write_all(bytes).map_err(io("write", &temp))?;
+    file.sync_all().map_err(io("fsync", &temp))?;
+    drop(file);
+    std::fs::rename(&temp, &path).map_err(io("rename into place", &path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("fsync", dir))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ownership::default_owners;
+
+    fn record(id: &str) -> BundleRecord {
+        let manifest = crate::testkit::manifest(id);
+        BundleRecord {
+            id: id.to_owned(),
+            sha256: "ab".repeat(32),
+            signer_key_id: "fe812c12f3ab4ce6".to_owned(),
+            phase: Phase::Applied,
+            transaction: 3,
+            applied_at: Some(1_700_000_000),
+            updated_at: 1_700_000_000,
+            bundle_file: format!("applied/{id}.bundle"),
+            manifest: ManifestSummary {
+                description: manifest.description,
+                cves: manifest.cves,
+                target: manifest.target,
+                functions: vec!["cmdline_proc_show".to_owned()],
+                dependencies: vec![],
+                created: manifest.created,
+            },
+        }
+    }
+
+    #[test]
+    fn saves_and_loads_the_same_state_and_an_absent_file_is_empty() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state_dir = StateDir::open(&dir.path().join("state"), &default_owners()).expect("open");
+        assert_eq!(state_dir.load().expect("empty"), State::default());
+        let state = State {
+            version: STATE_VERSION,
+            next_transaction: 4,
+            open_transaction: Some(OpenTransaction {
+                id: 3,
+                started: 1_700_000_000,
+            }),
+            bundles: vec![record("fix_a"), record("fix_b")],
+        };
+        state_dir.save(&state).expect("save");
+        assert_eq!(state_dir.load().expect("load"), state);
+        let text = std::fs::read_to_string(state_dir.path().join(STATE_FILE)).expect("read");
+        assert!(text.contains("\"phase\": \"applied\""), "{text}");
+        assert!(!state_dir.path().join(".state.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_second_process_is_locked_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state");
+        let first = StateDir::open(&path, &default_owners()).expect("open");
+        let error = StateDir::open(&path, &default_owners()).expect_err("locked");
+        assert!(matches!(error, StateError::Locked { .. }), "{error}");
+        drop(first);
+        StateDir::open(&path, &default_owners()).expect("free again");
+    }
+
+    #[test]
+    fn damaged_or_foreign_state_files_are_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state_dir = StateDir::open(&dir.path().join("s"), &default_owners()).expect("open");
+        let file = state_dir.path().join(STATE_FILE);
+        std::fs::write(&file, "{\"version\": 1, \"bundles\": [").expect("w");
+        let error = state_dir.load().expect_err("corrupt");
+        assert!(error.to_string().contains("move it away"), "{error}");
+        std::fs::write(&file, "{\"version\": 2}").expect("w");
+        assert!(matches!(
+            state_dir.load(),
+            Err(StateError::Version { version: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_world_writable_state_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state");
+        std::fs::create_dir(&path).expect("mkdir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(matches!(
+            StateDir::open(&path, &default_owners()),
+            Err(StateError::Unsafe { .. })
+        ));
+    }
+}

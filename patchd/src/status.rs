@@ -1,0 +1,149 @@
+//! `patchd status`: the running kernel, the companion module, and every
+//! bundle patchd applied with its state in the kernel (read from sysfs now,
+//! not taken from the state file), its functions, when it was applied, the
+//! CVEs it fixes, its signer and digest. Patches registered with the
+//! companion module that patchd did not apply are listed apart.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::clock::utc_rfc3339;
+use crate::kernel::{running_identity, KernelError, KernelIdentity};
+use crate::revert::patch_enabled;
+use crate::session::Session;
+
+/// What `patchd status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The running kernel.
+    pub kernel: KernelIdentity,
+    /// Whether the companion module is loaded.
+    pub companion_loaded: bool,
+    /// The bundles patchd applied, in the order it applied them.
+    pub bundles: Vec<BundleStatus>,
+    /// Patches registered with the companion module that patchd did not
+    /// apply (loaded by hand).
+    pub other_patches: Vec<String>,
+}
+
+/// One applied bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleStatus {
+    /// Its id.
+    pub id: String,
+    /// Its phase in patchd's state.
+    pub phase: &'static str,
+    /// What the kernel shows now: `enabled`, `disabled` or `not loaded`.
+    pub kernel_state: &'static str,
+    /// The kernel functions it replaces.
+    pub functions: Vec<String>,
+    /// When it was applied (Unix seconds).
+    pub applied_at: Option<u64>,
+    /// The same, RFC 3339 UTC.
+    pub applied_at_utc: Option<String>,
+    /// The CVEs it fixes.
+    pub cves: Vec<String>,
+    /// What it does.
+    pub description: String,
+    /// Key id of its signer.
+    pub signer_key_id: String,
+    /// sha256 of the bundle.
+    pub sha256: String,
+}
+
+/// Reads the status.
+pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
+    let kernel = session.kernel;
+    let identity = running_identity(kernel)?;
+    let modules = kernel.loaded_modules()?;
+    let registered = kernel.suture_patches()?;
+    let mut bundles = Vec::new();
+    for record in &session.state().bundles {
+        let kernel_state = if !modules.contains(&record.id) {
+            "not loaded"
+        } else if patch_enabled(kernel, &record.id)? {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        bundles.push(BundleStatus {
+            id: record.id.clone(),
+            phase: record.phase.as_str(),
+            kernel_state,
+            functions: record.manifest.functions.clone(),
+            applied_at: record.applied_at,
+            applied_at_utc: record.applied_at.map(utc_rfc3339),
+            cves: record.manifest.cves.clone(),
+            description: record.manifest.description.clone(),
+            signer_key_id: record.signer_key_id.clone(),
+            sha256: record.sha256.clone(),
+        });
+    }
+    let other_patches = registered
+        .iter()
+        .flatten()
+        .filter(|patch| session.state().get(patch).is_none())
+        .cloned()
+        .collect();
+    Ok(Status {
+        kernel: identity,
+        companion_loaded: registered.is_some(),
+        bundles,
+        other_patches,
+    })
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "kernel: {} (build-id {})",
+            self.kernel.release, self.kernel.build_id
+        )?;
+        let companion = if self.companion_loaded {
+            "loaded"
+        } else {
+            "not loaded"
+        };
+        writeln!(f, "companion module: {companion}")?;
+        if self.bundles.is_empty() {
+            writeln!(f, "applied bundles: none")?;
+        } else {
+            writeln!(f, "applied bundles: {}", self.bundles.len())?;
+        }
+        for bundle in &self.bundles {
+            writeln!(
+                f,
+                "  {}: {} (kernel: {}), applied {}",
+                bundle.id,
+                bundle.phase,
+                bundle.kernel_state,
+                bundle.applied_at_utc.as_deref().unwrap_or("never")
+            )?;
+            writeln!(f, "    functions: {}", list(&bundle.functions))?;
+            writeln!(f, "    cves: {}", list(&bundle.cves))?;
+            writeln!(
+                f,
+                "    signer {}, sha256 {}",
+                bundle.signer_key_id, bundle.sha256
+            )?;
+        }
+        if !self.other_patches.is_empty() {
+            writeln!(
+                f,
+                "patches not applied by patchd: {}",
+                self.other_patches.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}

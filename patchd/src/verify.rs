@@ -1,0 +1,291 @@
+//! Verification of a bundle before anything touches the kernel: size caps,
+//! layout and digests (the format crate), the signature by a key of the
+//! trust store, the target kernel identity against the running kernel, and
+//! whether kernel lockdown would refuse the patch module.
+//!
+//! The bytes checked are the bytes used: the file is read once into a
+//! size-capped buffer, and the module handed on is a copy of those bytes.
+//! This module never changes the kernel.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use suture_bundle::manifest::Manifest;
+use suture_bundle::{FileError, ParseError, VerifyingKey};
+
+use crate::kallsyms::SymbolRecord;
+use crate::kernel::{Kernel, KernelIdentity};
+use crate::link::{module_name, LinkError};
+use crate::load::{check_lockdown, LoadError};
+
+/// A bundle that passed every check, with what apply needs.
+#[derive(Clone)]
+pub struct VerifiedBundle {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The whole bundle, as read (for the copy in the state directory).
+    pub bytes: Vec<u8>,
+    /// The patch module.
+    pub module: Vec<u8>,
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// sha256 of the whole bundle, hex.
+    pub sha256: String,
+    /// The key id of the trusted signer.
+    pub signer_key_id: String,
+}
+
+// Debug without the bytes: a bundle can be 80 MiB.
+impl std::fmt::Debug for VerifiedBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedBundle")
+            .field("path", &self.path)
+            .field("id", &self.manifest.id)
+            .field("sha256", &self.sha256)
+            .field("signer_key_id", &self.signer_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedBundle {
+    /// The patch's id (its module's name).
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// The manifest's link records in the link step's terms.
+    pub fn link_records(&self) -> Vec<SymbolRecord> {
+        self.manifest
+            .symbols
+            .iter()
+            .map(SymbolRecord::from)
+            .collect()
+    }
+}
+
+/// The kernel a bundle is for, and the one that runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetMismatch {
+    /// The bundle.
+    pub path: PathBuf,
+    /// Its id.
+    pub id: String,
+    /// The kernel it is for.
+    pub bundle: KernelIdentity,
+    /// The running kernel.
+    pub running: KernelIdentity,
+}
+
+/// Why a bundle is not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The file could not be read, or is over the size cap.
+    #[error(transparent)]
+    Read(FileError),
+
+    /// Layout, caps, digests or manifest are wrong.
+    #[error("bundle {path} is rejected")]
+    Malformed {
+        /// The bundle.
+        path: PathBuf,
+        /// What the format crate found.
+        #[source]
+        source: ParseError,
+    },
+
+    /// Not signed by a trusted key, or the signature does not match.
+    #[error("bundle {path} is rejected")]
+    Untrusted {
+        /// The bundle.
+        path: PathBuf,
+        /// What the signature check found.
+        #[source]
+        source: suture_bundle::VerifyError,
+    },
+
+    /// Built for another kernel.
+    #[error("bundle {} ({}) is for kernel {} with build-id {}, but this machine runs {} with build-id {}: use a bundle built for the running kernel (patchgen build --kernel {})", .0.path.display(), .0.id, .0.bundle.release, .0.bundle.build_id, .0.running.release, .0.running.build_id, .0.running.release)]
+    WrongKernel(Box<TargetMismatch>),
+
+    /// Kernel lockdown would refuse the patch module.
+    #[error("bundle {path} ({id}) cannot be loaded on this kernel")]
+    Lockdown {
+        /// The bundle.
+        path: PathBuf,
+        /// Its id.
+        id: String,
+        /// The lockdown refusal.
+        #[source]
+        source: Box<LoadError>,
+    },
+
+    /// The patch module is not an ELF module patchd can read.
+    #[error(
+        "bundle {path} ({id}) carries a patch module patchd cannot read; rebuild it with patchgen"
+    )]
+    Module {
+        /// The bundle.
+        path: PathBuf,
+        /// Its id.
+        id: String,
+        /// What the ELF reader found.
+        #[source]
+        source: Box<LinkError>,
+    },
+
+    /// The module's name is not the manifest's id.
+    #[error("bundle {path} is inconsistent: its manifest id is {id} but its patch module is named {}; rebuild it with patchgen", .module.as_deref().unwrap_or("nothing (no name= in .modinfo)"))]
+    ModuleName {
+        /// The bundle.
+        path: PathBuf,
+        /// The manifest's id.
+        id: String,
+        /// The module's name.
+        module: Option<String>,
+    },
+}
+
+impl VerifyError {
+    /// Whether the bundle itself is bad (malformed, damaged, untrusted),
+    /// as opposed to unusable on this host.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            Self::Malformed { .. } | Self::Untrusted { .. } | Self::ModuleName { .. }
+        )
+    }
+}
+
+/// sha256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads and verifies the bundle at `path`; see [`verify_bytes`].
+pub fn verify_bundle(
+    kernel: &dyn Kernel,
+    trusted: &[VerifyingKey],
+    running: &KernelIdentity,
+    path: &Path,
+) -> Result<VerifiedBundle, VerifyError> {
+    let bytes = suture_bundle::read_file(path).map_err(VerifyError::Read)?;
+    verify_bytes(kernel, trusted, running, path, bytes)
+}
+
+/// Verifies a bundle's bytes: format and digests, a signature by one of
+/// `trusted`, the target identity equal to `running`, a module named like
+/// the manifest's id, and no lockdown that would refuse the module.
+pub fn verify_bytes(
+    kernel: &dyn Kernel,
+    trusted: &[VerifyingKey],
+    running: &KernelIdentity,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<VerifiedBundle, VerifyError> {
+    let (manifest, module, sha256, signer_key_id) = {
+        let unverified = suture_bundle::parse(&bytes).map_err(|source| VerifyError::Malformed {
+            path: path.to_owned(),
+            source,
+        })?;
+        let verified = unverified
+            .verify(trusted)
+            .map_err(|source| VerifyError::Untrusted {
+                path: path.to_owned(),
+                source,
+            })?;
+        (
+            verified.manifest().clone(),
+            verified.module().to_vec(),
+            verified.sha256(),
+            verified.signer_key_id(),
+        )
+    };
+    check_target(path, &manifest, running)?;
+    let id = manifest.id.clone();
+    let name = module_name(&module).map_err(|source| VerifyError::Module {
+        path: path.to_owned(),
+        id: id.clone(),
+        source: Box::new(source),
+    })?;
+    if name.as_deref() != Some(id.as_str()) {
+        return Err(VerifyError::ModuleName {
+            path: path.to_owned(),
+            id,
+            module: name,
+        });
+    }
+    let records: Vec<SymbolRecord> = manifest.symbols.iter().map(SymbolRecord::from).collect();
+    check_lockdown(kernel, &module, &records).map_err(|source| VerifyError::Lockdown {
+        path: path.to_owned(),
+        id,
+        source: Box::new(source),
+    })?;
+    Ok(VerifiedBundle {
+        path: path.to_owned(),
+        bytes,
+        module,
+        manifest,
+        sha256,
+        signer_key_id,
+    })
+}
+
+/// The target kernel must be the running one: release and build-id.
+pub fn check_target(
+    path: &Path,
+    manifest: &Manifest,
+    running: &KernelIdentity,
+) -> Result<(), VerifyError> {
+    let target = &manifest.target;
+    if target.kernel_release == running.release && target.build_id == running.build_id {
+        return Ok(());
+    }
+    Err(VerifyError::WrongKernel(Box::new(TargetMismatch {
+        path: path.to_owned(),
+        id: manifest.id.clone(),
+        bundle: KernelIdentity {
+            release: target.kernel_release.clone(),
+            build_id: target.build_id.clone(),
+        },
+        running: running.clone(),
+    })))
+}
+
+/// What can be said about a bundle that failed verification, for the audit
+/// log: its digest if it could be read, the id and signer it claims if it
+/// parses (unauthenticated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// sha256 of the file, hex.
+    pub sha256: Option<String>,
+    /// The manifest's id.
+    pub id: Option<String>,
+    /// The key id the bundle names.
+    pub signer_key_id: Option<String>,
+    /// The CVEs it claims.
+    pub cves: Vec<String>,
+}
+
+impl Claimed {
+    /// What `bytes` claim to be.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut claimed = Self {
+            sha256: Some(sha256_hex(bytes)),
+            ..Self::default()
+        };
+        if let Ok(unverified) = suture_bundle::parse(bytes) {
+            let inspection = unverified.inspection();
+            claimed.id = Some(inspection.manifest.id);
+            claimed.signer_key_id = Some(inspection.signer_key_id);
+            claimed.cves = inspection.manifest.cves;
+        }
+        claimed
+    }
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
