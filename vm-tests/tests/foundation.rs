@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "checks/stress",
     "checks/patchgen_cmdline",
     "checks/patchd_apply",
+    "checks/real_fix_workqueue",
     // Last: lockdown cannot be lowered again in this boot.
     "checks/lockdown",
 ];
@@ -95,6 +96,11 @@ fn vm_patchgen_built_cmdline_fix_links_loads_and_switches() {
 #[test]
 fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
     assert_check("patchd_apply");
+}
+
+#[test]
+fn vm_real_debian_fix_with_warn_on_in_a_static_function_applies_and_reverts() {
+    assert_check("real_fix_workqueue");
 }
 
 #[test]
