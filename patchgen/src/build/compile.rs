@@ -143,11 +143,24 @@ pub fn compile(
     let src_dir = target
         .source
         .join(cmd.source.parent().unwrap_or(Path::new("")));
+    // __FILE__ must read as kbuild makes it (relative to the tree) for both
+    // versions, or every string holding it (WARN, fortify) would differ
+    // from the running kernel's: the pristine source is compiled by its
+    // relative path from the tree, as kbuild does, and the fix's copy with
+    // its root mapped away.
+    let (src_arg, file_map) = match (src.strip_prefix(&target.source), overlay) {
+        (Ok(rel), _) => (rel.to_path_buf(), String::new()),
+        (Err(_), Some(root)) => (
+            src.to_path_buf(),
+            format!(" -fmacro-prefix-map={}/=", root.display()),
+        ),
+        (Err(_), None) => (src.to_path_buf(), String::new()),
+    };
     let line = format!(
-        "{cc}{overlay_includes} {rest} -ffunction-sections -fdata-sections -iquote {} -c -o {} {}",
+        "{cc}{overlay_includes} {rest}{file_map} -ffunction-sections -fdata-sections -iquote {} -c -o {} {}",
         src_dir.display(),
         out.display(),
-        src.display()
+        src_arg.display()
     );
     run_shell(target, &line, &cmd.object, which)?;
     if let Some(tool) = &cmd.objtool {

@@ -272,6 +272,7 @@ pub fn build(
         let opts = DiffOptions {
             symbol_prefix: Some(format!("suture{}_", parts.len())),
             entry_sizes: entry_sizes.clone(),
+            line_map: line_map(&req.patches, src),
         };
         let result = diff(&orig, &fixed, &opts);
         step(&format!("diffed {}", obj.display()), t, progress);
@@ -316,4 +317,20 @@ pub fn build(
 /// The companion module's source shipped with this patchgen.
 pub fn default_kmod_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../kmod")
+}
+
+/// How the fix moves `src`'s lines, when exactly one of the fixes touches it
+/// (chained line moves of several fixes are not followed: no allowance).
+fn line_map(patches: &[PathBuf], src: &Path) -> crate::diff::lines::LineMap {
+    let file = src.to_string_lossy();
+    let maps: Vec<_> = patches
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| crate::diff::lines::LineMap::from_patch(&text, &file))
+        .filter(|m| !m.is_empty())
+        .collect();
+    match maps.as_slice() {
+        [one] => one.clone(),
+        _ => crate::diff::lines::LineMap::default(),
+    }
 }

@@ -6,6 +6,7 @@
 //! a symbol index.
 
 use crate::diff::correlate::{never_correlated, normalize, Correlation};
+use crate::diff::lines::{only_line_churn, LineMap};
 use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 
 /// Which of the two objects a symbol belongs to.
@@ -57,6 +58,12 @@ pub fn symbol_at(obj: &ObjectFile, section: usize, offset: i64) -> Option<&Symbo
             ) && !s.name.is_empty()
         })
         .find(|s| s.value == off || (s.value <= off && off < s.value.saturating_add(s.size)))
+        .or_else(|| {
+            // One past the end of an array (a loop bound): that array.
+            obj.symbols_in(section).find(|s| {
+                s.kind == SymbolKind::Object && s.size > 0 && s.value.saturating_add(s.size) == off
+            })
+        })
 }
 
 /// The named symbol a section-relative relocation points at. For
@@ -78,6 +85,18 @@ pub fn symbol_at_reloc<'a>(obj: &'a ObjectFile, section: usize, r: &Reloc) -> Op
         }
     }
     symbol_at(obj, section, base)
+}
+
+/// A literal of a mergeable section by contents: a NUL-terminated string,
+/// or one constant of the section's entry size.
+fn literal(sec: &crate::elf::Section, offset: i64, delta: i64) -> Option<Identity> {
+    if sec.is_strings() {
+        return c_string_at(&sec.data, offset).map(|s| Identity::String(s, delta));
+    }
+    let start = usize::try_from(offset).ok()?;
+    let len = usize::try_from(sec.entsize.max(1)).ok()?;
+    let bytes = sec.data.get(start..start.checked_add(len)?)?;
+    Some(Identity::String(bytes.to_vec(), delta))
 }
 
 fn c_string_at(data: &[u8], offset: i64) -> Option<Vec<u8>> {
@@ -106,13 +125,13 @@ fn symbol_identity(
         return Identity::External(sym.name.clone(), r.addend);
     };
     if sym.kind != SymbolKind::Section {
-        if let Some(sec) = obj.sections.get(section).filter(|s| s.is_strings()) {
-            // A named string literal (.LC label): by contents.
+        if let Some(sec) = obj.sections.get(section).filter(|s| s.is_mergeable()) {
+            // A named literal (.LC label): by contents.
             let start = i64::try_from(sym.value)
                 .unwrap_or(i64::MAX)
                 .saturating_add(target_offset(r));
-            if let Some(s) = c_string_at(&sec.data, start) {
-                return Identity::String(s, r.addend.saturating_sub(target_offset(r)));
+            if let Some(id) = literal(sec, start, r.addend.saturating_sub(target_offset(r))) {
+                return id;
             }
         }
         if never_correlated(obj, sym) {
@@ -124,9 +143,9 @@ fn symbol_identity(
             return Identity::Section(String::new(), r.addend);
         };
         let off = target_offset(r);
-        if sec.is_strings() {
-            if let Some(s) = c_string_at(&sec.data, off) {
-                return Identity::String(s, r.addend.saturating_sub(off));
+        if sec.is_mergeable() {
+            if let Some(id) = literal(sec, off, r.addend.saturating_sub(off)) {
+                return id;
             }
         }
         if let Some(named) = symbol_at_reloc(obj, section, r) {
@@ -193,6 +212,7 @@ pub fn compare(
     fixed: &ObjectFile,
     f: Extent,
     corr: &Correlation,
+    lines: &LineMap,
 ) -> Option<String> {
     if o.len != f.len {
         return Some(format!("size {} -> {}", o.len, f.len));
@@ -231,7 +251,7 @@ pub fn compare(
             }
         }
     }
-    if ob != fb {
+    if ob != fb && !only_line_churn(&ob, &fb, lines) {
         let at = ob.iter().zip(&fb).position(|(a, b)| a != b).unwrap_or(0);
         return Some(format!("code or data differs at +{at:#x}"));
     }

@@ -51,9 +51,13 @@ pub fn normalize(name: &str) -> String {
         }
         out.push_str(part);
     }
-    if let Some(rest) = out.strip_prefix("__UNIQUE_ID_") {
-        let trimmed = rest.trim_end_matches(|c: char| c.is_ascii_digit());
-        return format!("__UNIQUE_ID_{trimmed}");
+    // Macro-made names end in a per-build counter: __UNIQUE_ID_x123,
+    // __BTF_ID__struct__bpf_map__456.
+    for prefix in ["__UNIQUE_ID_", "__BTF_ID__"] {
+        if let Some(rest) = out.strip_prefix(prefix) {
+            let trimmed = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            return format!("{prefix}{trimmed}");
+        }
     }
     out
 }
@@ -101,9 +105,12 @@ impl Correlation {
 }
 
 fn correlatable(obj: &ObjectFile, s: &Symbol) -> bool {
+    // Untyped labels too (BTF id sets, asm labels), but not the
+    // assembler's local literals (.LC, .L), which compare by contents.
     s.section.is_some()
-        && matches!(s.kind, SymbolKind::Func | SymbolKind::Object)
+        && matches!(s.kind, SymbolKind::Func | SymbolKind::Object | SymbolKind::Other)
         && !s.name.is_empty()
+        && !s.name.starts_with(".L")
         && !never_correlated(obj, s)
 }
 

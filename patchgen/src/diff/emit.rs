@@ -245,7 +245,7 @@ impl Emitter<'_> {
                 // in the output: leave its jumps back unresolved.
                 return None;
             }
-            if s.is_strings() || is_shared_code(&s.name) {
+            if s.is_mergeable() || is_shared_code(&s.name) {
                 let name = s.name.clone();
                 let id = self.copy_section(sec);
                 self.note_new_data(
@@ -285,7 +285,7 @@ impl Emitter<'_> {
         {
             return None;
         }
-        if self.fixed.sections[sec].is_strings() {
+        if self.fixed.sections[sec].is_mergeable() {
             // A named string literal (.LC label): the strings come along.
             let id = self.copy_section(sec);
             let name = self.fixed.sections[sec].name.clone();

@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod correlate;
 pub mod emit;
+pub mod lines;
 pub mod report;
 pub mod special;
 
@@ -25,6 +26,10 @@ pub struct DiffOptions {
     /// Entry sizes of special sections (defaults for Debian 6.1 x86-64,
     /// overridable per section).
     pub entry_sizes: EntrySizes,
+    /// How the fix moves the lines of the object's source file: byte
+    /// differences that are only moved `__LINE__` immediates are not
+    /// changes (see `lines.rs`). Empty: no such allowance.
+    pub line_map: lines::LineMap,
     /// When set, functions defined in the output are named
     /// `{prefix}new__{name}` (redirect targets global), and references to
     /// the kernel's static symbols `{prefix}old__{name}`, so that a patch
@@ -85,7 +90,7 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
         let (Some(oe), Some(fe)) = (Extent::of(os), Extent::of(fs)) else {
             continue;
         };
-        let Some(why) = compare(orig, oe, fixed, fe, &corr) else {
+        let Some(why) = compare(orig, oe, fixed, fe, &corr, &opts.line_map) else {
             continue;
         };
         let sec = section_name(fixed, f).to_string();

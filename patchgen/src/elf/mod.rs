@@ -158,6 +158,12 @@ impl Section {
     pub fn is_strings(&self) -> bool {
         self.sh_flags & u64::from(elf::SHF_STRINGS) != 0
     }
+
+    /// Whether the section holds mergeable constants or strings
+    /// (`.rodata.cst16`, `.rodata.str1.1`): anonymous, compared by contents.
+    pub fn is_mergeable(&self) -> bool {
+        self.sh_flags & u64::from(elf::SHF_MERGE) != 0
+    }
 }
 
 /// A kernel object, read.

@@ -1,0 +1,175 @@
+//! Real kernel fixes: each file of tests/real-fixes/patches/ is the whole
+//! difference of one `.c` file between the pinned kernel's source (Debian
+//! 6.1.176-1) and a later Debian stable update (6.1.190-1). Each is applied
+//! to the pinned source, its object compiled twice by the kernel's own
+//! command (as `patchgen build` does), and diffed; the result must be the
+//! one written down in tests/real-fixes/fixes.txt.
+//!
+//! `fixes.txt` lines: `PATH-or-PATCH | changed=F,G | new=H | refuse=TEXT | why`
+//! (a source path `a/b.c` names `patches/a_b.patch`),
+//! where `changed` and `new` are exact sets of function symbols (clone
+//! numbers dropped: `foo.isra`), `refuse` a text the refusal must contain
+//! (empty: not refused). SUTURE_REAL_FIXES_SHOW=1 prints what each gives.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use patchgen::build::{compile, source, KernelTarget};
+use patchgen::diff::correlate::normalize;
+use patchgen::diff::report::Outcome;
+use patchgen::{diff, DiffOptions, ObjectFile};
+
+fn target() -> KernelTarget {
+    let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/default.env");
+    let text = std::fs::read_to_string(env).expect("kernels/default.env");
+    let release = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SUTURE_DEFAULT_KERNEL="))
+        .expect("SUTURE_DEFAULT_KERNEL")
+        .trim()
+        .to_string();
+    KernelTarget::from_cache(&release).unwrap_or_else(|e| panic!("{e}"))
+}
+
+struct Expected {
+    patch: String,
+    changed: BTreeSet<String>,
+    new: BTreeSet<String>,
+    refuse: String,
+}
+
+fn set(s: &str) -> BTreeSet<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn expectations(dir: &Path) -> Vec<Expected> {
+    let text = std::fs::read_to_string(dir.join("fixes.txt")).expect("tests/real-fixes/fixes.txt");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let fields: Vec<&str> = l.split('|').map(str::trim).collect();
+            let get = |key: &str| {
+                fields
+                    .iter()
+                    .find_map(|f| f.strip_prefix(key))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            // A source path names the patch made from it (a/b.c -> a_b.patch).
+            let patch = match fields[0].strip_suffix(".c") {
+                Some(path) => format!("{}.patch", path.replace('/', "_")),
+                None => fields[0].to_string(),
+            };
+            Expected {
+                patch,
+                changed: set(&get("changed=")),
+                new: set(&get("new=")),
+                refuse: get("refuse="),
+            }
+        })
+        .collect()
+}
+
+/// Compiles the pristine and fixed objects of a one-file fix (cached by the
+/// fix's contents) and diffs them.
+fn run_fix(t: &KernelTarget, patch: &Path, work: &Path) -> Result<patchgen::Report, String> {
+    let _ = std::fs::remove_dir_all(work);
+    let fix = source::apply(t, &[patch.to_path_buf()], work).map_err(|e| e.to_string())?;
+    let src: PathBuf = fix
+        .files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "c"))
+        .cloned()
+        .ok_or("no .c file in the fix")?;
+    let obj = src.with_extension("o");
+    let cmd = compile::object_command(t, &obj, &src).map_err(|e| e.to_string())?;
+    let (orig_o, fixed_o) = compile::object_paths(work, &obj);
+    compile::compile(t, &cmd, &t.source.join(&src), &orig_o, None, "original")
+        .map_err(|e| e.to_string())?;
+    compile::compile(
+        t,
+        &cmd,
+        &fix.root.join(&src),
+        &fixed_o,
+        Some(&fix.root),
+        "fixed",
+    )
+    .map_err(|e| e.to_string())?;
+    let orig = ObjectFile::read(&orig_o).map_err(|e| e.to_string())?;
+    let fixed = ObjectFile::read(&fixed_o).map_err(|e| e.to_string())?;
+    let work_sizes = work.join("sizes");
+    let entry_sizes =
+        patchgen::build::entry_sizes::from_headers(t, &work_sizes).map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(patch).map_err(|e| e.to_string())?;
+    let opts = DiffOptions {
+        entry_sizes,
+        line_map: patchgen::diff::lines::LineMap::from_patch(&text, &src.to_string_lossy()),
+        ..DiffOptions::default()
+    };
+    Ok(diff(&orig, &fixed, &opts).report)
+}
+
+#[test]
+fn real_debian_fixes_give_the_expected_changed_functions() {
+    let t = target();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real-fixes");
+    let show = std::env::var_os("SUTURE_REAL_FIXES_SHOW").is_some();
+    let fixes = expectations(&dir);
+    assert!(
+        fixes.len() >= 15,
+        "the corpus has {} fixes, at least 15 are expected",
+        fixes.len()
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut failures = Vec::new();
+    for (i, e) in fixes.iter().enumerate() {
+        let report = match run_fix(
+            &t,
+            &dir.join("patches").join(&e.patch),
+            &tmp.path().join(i.to_string()),
+        ) {
+            Ok(r) => r,
+            Err(err) => {
+                failures.push(format!("{}: {err}", e.patch));
+                continue;
+            }
+        };
+        let changed: BTreeSet<String> = report
+            .changed_functions
+            .iter()
+            .map(|c| normalize(&c.name))
+            .collect();
+        let new: BTreeSet<String> = report.new_functions.iter().map(|n| normalize(n)).collect();
+        let refusal = report
+            .refusals
+            .iter()
+            .map(|r| r.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if show {
+            eprintln!(
+                "{} | changed={} | new={} | result={:?} | {refusal}",
+                e.patch,
+                changed.iter().cloned().collect::<Vec<_>>().join(","),
+                new.iter().cloned().collect::<Vec<_>>().join(","),
+                report.result
+            );
+        }
+        let refused = report.result == Outcome::Refused;
+        let ok = changed == e.changed
+            && new == e.new
+            && refused == !e.refuse.is_empty()
+            && (e.refuse.is_empty() || refusal.contains(&e.refuse));
+        if !ok {
+            failures.push(format!(
+                "{}: got changed={changed:?} new={new:?} {:?} {refusal}; expected changed={:?} new={:?} refuse='{}'",
+                e.patch, report.result, e.changed, e.new, e.refuse
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
