@@ -108,7 +108,10 @@ fn correlatable(obj: &ObjectFile, s: &Symbol) -> bool {
     // Untyped labels too (BTF id sets, asm labels), but not the
     // assembler's local literals (.LC, .L), which compare by contents.
     s.section.is_some()
-        && matches!(s.kind, SymbolKind::Func | SymbolKind::Object | SymbolKind::Other)
+        && matches!(
+            s.kind,
+            SymbolKind::Func | SymbolKind::Object | SymbolKind::Other
+        )
         && !s.name.is_empty()
         && !s.name.starts_with(".L")
         && !never_correlated(obj, s)
