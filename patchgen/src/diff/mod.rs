@@ -106,6 +106,12 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
         }
     }
 
+    // Section groups (COMDAT): the kernel has no use for them in built-in
+    // code, and a changed one cannot be merged into the running kernel.
+    for name in changed_groups(orig, fixed) {
+        report.refuse(Refusal::group_changed(&name));
+    }
+
     // A changed split part marks its parent.
     let by_name = |name: &str| {
         fixed
@@ -356,4 +362,40 @@ fn describe_included(
         c.new_symbol = Some(emit::output_name(opts.symbol_prefix.as_deref(), f));
         c.old_size = corr.to_orig.get(&inc.symbol).map(|&o| orig.symbols[o].size);
     }
+}
+
+/// Section groups, by signature symbol: the names and contents of their
+/// member sections.
+fn groups(obj: &ObjectFile) -> std::collections::BTreeMap<String, Vec<(String, Vec<u8>)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for g in obj
+        .sections
+        .iter()
+        .filter(|s| s.sh_type == object::elf::SHT_GROUP)
+    {
+        let signature = usize::try_from(g.info)
+            .ok()
+            .and_then(|i| obj.symbols.get(i))
+            .map_or_else(|| g.name.clone(), |s| s.name.clone());
+        // u32 flags, then u32 member section indices.
+        let members = g
+            .data
+            .chunks_exact(4)
+            .skip(1)
+            .filter_map(|c| usize::try_from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).ok())
+            .filter_map(|i| obj.sections.get(i))
+            .map(|m| (m.name.clone(), m.data.clone()))
+            .collect();
+        out.insert(signature, members);
+    }
+    out
+}
+
+/// Signatures of groups that differ between the objects (added, removed or
+/// with other members or contents).
+fn changed_groups(orig: &ObjectFile, fixed: &ObjectFile) -> Vec<String> {
+    let (o, f) = (groups(orig), groups(fixed));
+    let mut names: BTreeSet<String> = o.keys().chain(f.keys()).cloned().collect();
+    names.retain(|n| o.get(n) != f.get(n));
+    names.into_iter().collect()
 }

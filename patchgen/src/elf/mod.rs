@@ -135,6 +135,8 @@ pub struct Section {
     pub align: u64,
     /// `sh_entsize`.
     pub entsize: u64,
+    /// `sh_info` (for a section group: its signature symbol).
+    pub info: u32,
     /// Size (also for `SHT_NOBITS`, whose `data` is empty).
     pub size: u64,
     /// Contents.
@@ -280,6 +282,7 @@ impl ObjectFile {
                 sh_flags: raw.sh_flags(endian),
                 align,
                 entsize: raw.sh_entsize(endian),
+                info: raw.sh_info(endian),
                 size: raw.sh_size(endian),
                 data,
                 relocs,
@@ -383,6 +386,7 @@ fn null_section(index: usize) -> Section {
         sh_flags: 0,
         align: 0,
         entsize: 0,
+        info: 0,
         size: 0,
         data: Vec::new(),
         relocs: Vec::new(),
