@@ -73,30 +73,8 @@ impl Clock for FakeClock {
 
 /// Unix seconds as RFC 3339 UTC, e.g. `2023-11-14T22:13:20Z`.
 pub fn utc_rfc3339(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rest = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) of the proleptic
-/// Gregorian calendar (Howard Hinnant's `civil_from_days`, for days >= 0).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

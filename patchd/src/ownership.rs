@@ -72,22 +72,7 @@ pub fn default_owners() -> Vec<u32> {
 /// Checks `path` itself (not following a final symbolic link) and every
 /// directory above it; returns the metadata of `path`.
 pub fn check_trusted_path(path: &Path, owners: &[u32]) -> Result<Metadata, OwnershipError> {
-    let metadata = std::fs::symlink_metadata(path).map_err(|source| OwnershipError::Stat {
-        path: path.to_owned(),
-        source,
-    })?;
-    if metadata.file_type().is_symlink() {
-        return Err(OwnershipError::Symlink {
-            path: path.to_owned(),
-        });
-    }
-    check_mode(
-        path,
-        metadata.uid(),
-        metadata.permissions().mode(),
-        false,
-        owners,
-    )?;
+    let metadata = check_trusted_entry(path, owners)?;
     let absolute = if path.is_absolute() {
         path.to_owned()
     } else {
