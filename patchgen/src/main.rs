@@ -60,6 +60,14 @@ enum Command {
         /// Also write the report as JSON here.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// The source fix the two objects differ by (-p1 unified diff): line
+        /// numbers it moves are not changes where code holds them as
+        /// immediates (`__LINE__`). Names the object's source with --source.
+        #[arg(long, value_name = "FIX.patch", requires = "source")]
+        fix: Option<PathBuf>,
+        /// The object's source file in the fix, e.g. fs/ext4/namei.c.
+        #[arg(long, value_name = "PATH")]
+        source: Option<String>,
         /// Take the special sections' entry sizes from this target
         /// kernel's headers (a kernel cache entry) instead of the Debian 6.1
         /// x86-64 defaults.
@@ -124,9 +132,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             report,
             kernel,
+            fix,
+            source,
             entry_sizes,
         } => {
             let mut opts = DiffOptions::default();
+            if let (Some(fix), Some(source)) = (&fix, &source) {
+                let text = std::fs::read_to_string(fix)
+                    .with_context(|| format!("cannot read {}", fix.display()))?;
+                opts.line_map = patchgen::diff::lines::LineMap::from_patch(&text, source);
+                if opts.line_map.is_empty() {
+                    bail!("{} has no hunks for {source}: give the source path as the fix names it (+++ b/PATH)", fix.display());
+                }
+            }
             if let Some(release) = &kernel {
                 let target = patchgen::build::KernelTarget::from_cache(release)?;
                 let work = tempfile::tempdir().context("cannot create a work directory")?;

@@ -157,3 +157,65 @@ fn regression_fuzz_huge_alignment_or_nobits_size_is_refused_not_allocated() {
         }
     }
 }
+
+/// `__LINE__` passed as an immediate moves when a fix adds lines above it:
+/// with the fix's hunks (`--fix`, `--source`) that is not a change.
+#[test]
+fn line_churn_in_immediates_is_not_a_change_given_the_fix() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let body = "extern void report(const char *f, int line);\n\
+                int checked(int x) { if (x < 0) report(\"checked\", __LINE__); return x; }\n";
+    let a_src = tmp.path().join("a/lib/churn.c");
+    let b_src = tmp.path().join("b/lib/churn.c");
+    for (p, text) in [
+        (&a_src, body.to_string()),
+        (&b_src, format!("/* a fix */\n/* two lines */\n{body}")),
+    ] {
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    let a = sample_object(
+        tmp.path(),
+        "churn_a",
+        &std::fs::read_to_string(&a_src).expect("read"),
+    );
+    let b = sample_object(
+        tmp.path(),
+        "churn_b",
+        &std::fs::read_to_string(&b_src).expect("read"),
+    );
+    let patch = tmp.path().join("fix.patch");
+    let diff = Command::new("diff")
+        .args(["-u", "a/lib/churn.c", "b/lib/churn.c"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("diff");
+    std::fs::write(&patch, &diff.stdout).expect("write patch");
+    let out = tmp.path().join("out.o");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_patchgen"))
+            .arg("diff")
+            .arg(&a)
+            .arg(&b)
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .expect("run patchgen")
+    };
+    assert_eq!(
+        run(&[]).status.code(),
+        Some(0),
+        "without the fix the moved line is a change"
+    );
+    let fix = patch.to_string_lossy().into_owned();
+    let with_fix = run(&["--fix", &fix, "--source", "lib/churn.c"]);
+    assert_eq!(
+        with_fix.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&with_fix.stderr)
+    );
+    let wrong = run(&["--fix", &fix, "--source", "lib/other.c"]);
+    assert_eq!(wrong.status.code(), Some(1));
+}
