@@ -64,41 +64,6 @@ impl SymbolRecord {
     }
 }
 
-/// One record of patchgen's `NAME.records.json` (and of a bundle manifest).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkRecordFile {
-    /// Symbol in the module.
-    pub symbol: String,
-    /// Name in kallsyms.
-    pub name: String,
-    /// Local (static) or global.
-    pub local: bool,
-    /// `vmlinux` or a module, for statics.
-    pub object: Option<String>,
-    /// The object file (informational).
-    pub file: Option<String>,
-    /// ELF size in the target build.
-    pub size: Option<u64>,
-    /// Whether it is a function (informational; `None`: not known).
-    /// Written by patchgen since it records symbol kinds for bundles.
-    #[serde(default)]
-    pub function: Option<bool>,
-}
-
-impl From<LinkRecordFile> for SymbolRecord {
-    fn from(r: LinkRecordFile) -> Self {
-        Self {
-            kernel_name: (r.name != r.symbol).then_some(r.name),
-            name: r.symbol,
-            object: r.object,
-            sympos: None,
-            local: Some(r.local),
-            size: r.size,
-        }
-    }
-}
-
 /// A bundle manifest's record: `symbol` is the module's name for it, `name`
 /// the kernel's; a weak symbol may be local or global.
 impl From<&suture_bundle::manifest::SymbolRecord> for SymbolRecord {

@@ -329,35 +329,25 @@ ffffffff81200080 T tail
     assert_eq!(global.address, 0xffff_ffff_8120_0040);
 }
 
+/// `--records` files are manifest records (patchgen --emit-module writes
+/// them with the bundle's type); unknown fields are refused.
 #[test]
 fn records_file_maps_to_symbol_records() {
-    let json = r#"[{"symbol":"suture0_old__f","name":"f","local":true,"object":"vmlinux","file":"fs/x.o","size":42},
-                   {"symbol":"g","name":"g","local":false,"object":null,"file":null,"size":null}]"#;
-    let records: Vec<LinkRecordFile> = serde_json::from_str(json).expect("parse");
-    let records: Vec<SymbolRecord> = records.into_iter().map(SymbolRecord::from).collect();
+    use suture_bundle::manifest::SymbolRecord as ManifestRecord;
+    let json = r#"[{"symbol":"suture0_old__f","name":"f","kind":"func","binding":"local","object":"vmlinux","object_file":"fs/x.o","sympos":null,"size":42},
+                   {"symbol":"g","name":"g","kind":null,"binding":"global","object":null,"object_file":null,"sympos":null,"size":null}]"#;
+    let records: Vec<ManifestRecord> = serde_json::from_str(json).expect("parse");
+    let records: Vec<SymbolRecord> = records.iter().map(SymbolRecord::from).collect();
     assert_eq!(records[0].kernel_name(), "f");
     assert_eq!(records[0].name, "suture0_old__f");
     assert_eq!(records[0].size, Some(42));
+    assert_eq!(records[0].local, Some(true));
     assert_eq!(records[1].kernel_name, None);
     assert_eq!(records[1].object, None);
-    assert!(serde_json::from_str::<Vec<LinkRecordFile>>(
-        r#"[{"symbol":"a","name":"a","local":true,"bogus":1}]"#
+    assert!(serde_json::from_str::<Vec<ManifestRecord>>(
+        r#"[{"symbol":"a","name":"a","binding":"local","bogus":1}]"#
     )
     .is_err());
-}
-
-/// patchgen's records gained `function` (symbol kinds for bundle
-/// manifests); `patchd load-module --records` refused them as an unknown
-/// field, which broke the VM check of the patchgen-built fix.
-#[test]
-fn records_file_with_function_field_is_accepted() {
-    let json = r#"[{"symbol":"suture0_old__f","name":"f","local":true,"object":"vmlinux","file":"fs/x.o","size":42,"function":true},
-                   {"symbol":"d","name":"d","local":false,"object":null,"file":null,"size":null,"function":null}]"#;
-    let records: Vec<LinkRecordFile> = serde_json::from_str(json).expect("parse");
-    assert_eq!(records[0].function, Some(true));
-    assert_eq!(records[1].function, None);
-    let record = SymbolRecord::from(records[0].clone());
-    assert_eq!(record.kernel_name(), "f");
 }
 
 #[test]

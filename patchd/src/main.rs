@@ -25,7 +25,6 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use patchd::kallsyms::LinkRecordFile;
 use patchd::kernel::running_identity;
 use patchd::ownership::default_owners;
 use patchd::session::DEFAULT_KMOD;
@@ -443,8 +442,8 @@ fn with_records(
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let records: Vec<LinkRecordFile> = serde_json::from_str(&text)
+    let records: Vec<suture_bundle::manifest::SymbolRecord> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
-    symbols.extend(records.into_iter().map(SymbolRecord::from));
+    symbols.extend(records.iter().map(SymbolRecord::from));
     Ok(symbols)
 }

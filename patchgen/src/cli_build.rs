@@ -125,7 +125,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         std::fs::copy(&out.module.ko, &ko)
             .with_context(|| format!("cannot write {}", ko.display()))?;
         let records = args.output.with_extension("records.json");
-        let json = serde_json::to_string_pretty(&out.module.records)? + "\n";
+        let json =
+            serde_json::to_string_pretty(&package::manifest_records(&out.module.records))? + "\n";
         std::fs::write(&records, json)
             .with_context(|| format!("cannot write {}", records.display()))?;
         progress(&format!("wrote {} and {}", ko.display(), records.display()));

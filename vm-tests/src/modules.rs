@@ -165,8 +165,10 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
         };
         let out = patchgen::build::build(&req, &mut |_| {})
             .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
-        let records = serde_json::to_string_pretty(&out.module.records)
-            .map_err(|e| failed("serializing link records".to_string(), &e))?;
+        let records = serde_json::to_string_pretty(&patchgen::build::package::manifest_records(
+            &out.module.records,
+        ))
+        .map_err(|e| failed("serializing link records".to_string(), &e))?;
         let bundles = write_bundles(&out, &kernel, &key, &root.join("fixes"))?;
         built.push(BuiltFix {
             name,

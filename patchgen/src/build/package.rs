@@ -40,6 +40,34 @@ pub enum PackageError {
     Bundle(#[source] suture_bundle::BuildError),
 }
 
+/// patchgen's link records in the one format patchd reads: the manifest's
+/// (also written as `NAME.records.json` by `--emit-module`).
+pub fn manifest_records(records: &[super::LinkRecord]) -> Vec<SymbolRecord> {
+    records
+        .iter()
+        .map(|r| SymbolRecord {
+            symbol: r.symbol.clone(),
+            name: r.name.clone(),
+            kind: r.function.map(|f| {
+                if f {
+                    SymbolKind::Func
+                } else {
+                    SymbolKind::Object
+                }
+            }),
+            binding: if r.local {
+                SymbolBinding::Local
+            } else {
+                SymbolBinding::Global
+            },
+            object: r.object.clone(),
+            object_file: r.file.clone(),
+            sympos: None,
+            size: r.size,
+        })
+        .collect()
+}
+
 /// The manifest of a build.
 pub fn manifest(
     out: &BuildOutput,
@@ -78,30 +106,7 @@ pub fn manifest(
             })
             .collect(),
         new_functions,
-        symbols: module
-            .records
-            .iter()
-            .map(|r| SymbolRecord {
-                symbol: r.symbol.clone(),
-                name: r.name.clone(),
-                kind: r.function.map(|f| {
-                    if f {
-                        SymbolKind::Func
-                    } else {
-                        SymbolKind::Object
-                    }
-                }),
-                binding: if r.local {
-                    SymbolBinding::Local
-                } else {
-                    SymbolBinding::Global
-                },
-                object: r.object.clone(),
-                object_file: r.file.clone(),
-                sympos: None,
-                size: r.size,
-            })
-            .collect(),
+        symbols: manifest_records(&module.records),
         dependencies: info.dependencies.clone(),
         created,
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
