@@ -8,6 +8,10 @@
 //! before the kernel is touched, each bundle's phase is recorded before each
 //! step, and the transaction is closed only when every bundle is applied.
 //! A crash in between is undone by the next start ([`crate::reconcile`]).
+//!
+//! [`reapply`] puts a bundle recorded as lost (its module is gone, after a
+//! reboot) back from its copy in the state directory, through the same
+//! steps; undoing it records it as lost again instead of forgetting it.
 
 use std::path::{Path, PathBuf};
 
@@ -77,6 +81,27 @@ pub enum ApplyError {
         id: String,
         /// The digest of the applied one.
         applied: String,
+    },
+
+    /// Re-applying an id that is not recorded.
+    #[error(
+        "patchd has no record of a bundle {id} to re-apply: `patchd status` lists what it has"
+    )]
+    NotRecorded {
+        /// The id.
+        id: String,
+    },
+
+    /// The copy kept in the state directory is not the bundle that was
+    /// applied.
+    #[error("the copy of bundle {id} in the state directory has sha256 {found}, but the bundle applied had {recorded}: it was replaced; apply the bundle again from its original file after `patchd revert {id}`")]
+    CopyChanged {
+        /// The id.
+        id: String,
+        /// The digest in the state.
+        recorded: String,
+        /// The digest of the copy.
+        found: String,
     },
 
     /// The id is recorded, but not applied.
@@ -168,10 +193,82 @@ pub enum ApplyError {
     },
 }
 
+/// A bundle file read already, by a caller that had to open it itself (the
+/// daemon refuses symbolic links and reads each file once): the bytes
+/// verified and applied are these.
+#[derive(Clone)]
+pub struct ReadBundle {
+    /// Where it was read from, for messages and the audit log.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for ReadBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadBundle")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// Where a bundle of an apply comes from.
+enum Source {
+    /// A file, read when its turn comes.
+    File(PathBuf),
+    /// Bytes read already.
+    Read(ReadBundle),
+}
+
+/// New bundles, or a bundle recorded as lost put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    New,
+    Reapply,
+}
+
 /// Applies the bundles at `paths`, in order, all or nothing.
 pub fn apply(session: &mut Session<'_>, paths: &[PathBuf]) -> Result<ApplyReport, ApplyError> {
-    let bundles = verify_all(session, paths)?;
-    let (todo, unchanged) = plan(session, bundles)?;
+    let sources = paths.iter().cloned().map(Source::File).collect();
+    run(session, sources, Mode::New)
+}
+
+/// Applies bundles read already, in order, all or nothing: as [`apply`].
+pub fn apply_read(
+    session: &mut Session<'_>,
+    bundles: Vec<ReadBundle>,
+) -> Result<ApplyReport, ApplyError> {
+    let sources = bundles.into_iter().map(Source::Read).collect();
+    run(session, sources, Mode::New)
+}
+
+/// Applies again a bundle recorded as lost (applied once, its module gone,
+/// as after a reboot) from its copy in the state directory: verified again
+/// against the trust store and the running kernel, then loaded and enabled
+/// as by [`apply`]. On failure it stays recorded as lost, with its copy.
+pub fn reapply(session: &mut Session<'_>, id: &str) -> Result<ApplyReport, ApplyError> {
+    let Some(record) = session.state.get(id) else {
+        return Err(ApplyError::NotRecorded { id: id.to_owned() });
+    };
+    if record.phase != Phase::Lost {
+        let phase = record.phase;
+        return Err(ApplyError::NotApplicable {
+            id: id.to_owned(),
+            phase,
+        });
+    }
+    let path = session.dir.copy_path(&record.bundle_file);
+    run(session, vec![Source::File(path)], Mode::Reapply)
+}
+
+fn run(
+    session: &mut Session<'_>,
+    sources: Vec<Source>,
+    mode: Mode,
+) -> Result<ApplyReport, ApplyError> {
+    let bundles = verify_all(session, sources)?;
+    let (todo, unchanged) = plan(session, bundles, mode)?;
     let mut report = ApplyReport {
         unchanged,
         ..ApplyReport::default()
@@ -179,12 +276,18 @@ pub fn apply(session: &mut Session<'_>, paths: &[PathBuf]) -> Result<ApplyReport
     if todo.is_empty() {
         return Ok(report);
     }
+    // The records of lost bundles as they were, to put back on failure.
+    let before: Vec<BundleRecord> = todo
+        .iter()
+        .filter_map(|bundle| session.state.get(bundle.id()).cloned())
+        .collect();
 
     let transaction = session.state.next_transaction;
     session.state.next_transaction = transaction.saturating_add(1);
     session.state.open_transaction = Some(OpenTransaction {
         id: transaction,
         started: session.clock.now(),
+        reapplying: before.iter().map(|record| record.id.clone()).collect(),
     });
     session.save().map_err(ApplyError::State)?;
 
@@ -208,7 +311,7 @@ pub fn apply(session: &mut Session<'_>, paths: &[PathBuf]) -> Result<ApplyReport
                 entry.error = Some(text.clone());
                 session.audit_or_log(AuditAction::Apply, AuditResult::Failed, entry);
             }
-            let remaining = roll_back(session, transaction, report.companion_loaded);
+            let remaining = roll_back(session, transaction, report.companion_loaded, &before);
             session.state.open_transaction = None;
             session.save().map_err(ApplyError::State)?;
             if remaining.is_empty() {
@@ -225,7 +328,10 @@ pub fn apply(session: &mut Session<'_>, paths: &[PathBuf]) -> Result<ApplyReport
 
 /// Reads and verifies every bundle before anything is done; the first
 /// refusal is audited and returned.
-fn verify_all(session: &Session<'_>, paths: &[PathBuf]) -> Result<Vec<VerifiedBundle>, ApplyError> {
+fn verify_all(
+    session: &Session<'_>,
+    sources: Vec<Source>,
+) -> Result<Vec<VerifiedBundle>, ApplyError> {
     let refuse = |path: &Path, claimed: Claimed, error: ApplyError| {
         let entry = AuditEntry {
             bundle_id: claimed.id,
@@ -243,17 +349,27 @@ fn verify_all(session: &Session<'_>, paths: &[PathBuf]) -> Result<Vec<VerifiedBu
     let trust = match trust {
         Ok(trust) => trust,
         Err(error) => {
-            let path = paths.first().map_or(Path::new(""), PathBuf::as_path);
+            let path = match sources.first() {
+                Some(Source::File(path) | Source::Read(ReadBundle { path, .. })) => path.as_path(),
+                None => Path::new(""),
+            };
             return Err(refuse(path, Claimed::default(), ApplyError::Trust(error)));
         }
     };
     let keys = trust.verifying_keys();
-    let mut bundles = Vec::with_capacity(paths.len());
-    for path in paths {
-        let bytes = suture_bundle::read_file(path).map_err(|error| {
-            let error = ApplyError::Verify(Box::new(VerifyError::Read(error)));
-            refuse(path, Claimed::default(), error)
-        })?;
+    let mut bundles = Vec::with_capacity(sources.len());
+    for source in sources {
+        let (path, bytes) = match source {
+            Source::File(path) => match suture_bundle::read_file(&path) {
+                Ok(bytes) => (path, bytes),
+                Err(error) => {
+                    let error = ApplyError::Verify(Box::new(VerifyError::Read(error)));
+                    return Err(refuse(&path, Claimed::default(), error));
+                }
+            },
+            Source::Read(ReadBundle { path, bytes }) => (path, bytes),
+        };
+        let path = path.as_path();
         let claimed = Claimed::of(&bytes);
         let bundle = verify_bytes(session.kernel, &keys, &running, path, bytes)
             .map_err(|error| refuse(path, claimed, ApplyError::Verify(Box::new(error))))?;
@@ -275,6 +391,7 @@ fn verify_all(session: &Session<'_>, paths: &[PathBuf]) -> Result<Vec<VerifiedBu
 fn plan(
     session: &Session<'_>,
     bundles: Vec<VerifiedBundle>,
+    mode: Mode,
 ) -> Result<(Vec<VerifiedBundle>, Vec<String>), ApplyError> {
     let mut todo: Vec<VerifiedBundle> = Vec::new();
     let mut unchanged = Vec::new();
@@ -294,6 +411,22 @@ fn plan(
             return Err(refused(ApplyError::Duplicate { id }));
         }
         match session.state.get(&id) {
+            Some(record) if mode == Mode::Reapply && record.sha256 != bundle.sha256 => {
+                let recorded = record.sha256.clone();
+                let found = bundle.sha256.clone();
+                return Err(refused(ApplyError::CopyChanged {
+                    id,
+                    recorded,
+                    found,
+                }));
+            }
+            // Loaded by someone else since the session reconciled.
+            Some(record)
+                if mode == Mode::Reapply && record.phase == Phase::Lost && loaded.contains(&id) =>
+            {
+                return Err(refused(ApplyError::ForeignModule { id }));
+            }
+            Some(record) if mode == Mode::Reapply && record.phase == Phase::Lost => {}
             Some(record) if record.sha256 != bundle.sha256 => {
                 let applied = record.sha256.clone();
                 return Err(refused(ApplyError::OtherVersionApplied { id, applied }));
@@ -384,15 +517,23 @@ fn apply_one(
     transaction: u64,
 ) -> Result<u32, ApplyError> {
     let id = bundle.id();
-    let file = session
-        .dir
-        .store_bundle(bundle)
-        .map_err(ApplyError::State)?;
     let now = session.clock.now();
-    session
-        .state
-        .bundles
-        .push(BundleRecord::loading(bundle, transaction, now, file));
+    let reapplying = session.state.get(id).is_some();
+    if let Some(record) = session.state.get_mut(id) {
+        // A lost bundle: its record and its copy are there already.
+        record.phase = Phase::Loading;
+        record.transaction = transaction;
+        record.updated_at = now;
+    } else {
+        let file = session
+            .dir
+            .store_bundle(bundle)
+            .map_err(ApplyError::State)?;
+        session
+            .state
+            .bundles
+            .push(BundleRecord::loading(bundle, transaction, now, file));
+    }
     session.save().map_err(ApplyError::State)?;
 
     let loaded = load_module(session.kernel, &bundle.module, "", &bundle.link_records()).map_err(
@@ -424,8 +565,15 @@ fn apply_one(
     })?;
     set_phase(session, id, Phase::Applied)?;
     let mut entry = entry_of_bundle(bundle);
+    let mut details = Vec::new();
+    if reapplying {
+        details.push("re-applied from the copy in the state directory (it was lost)".to_owned());
+    }
     if attempts > 1 {
-        entry.detail = Some(format!("enabled after {attempts} attempts"));
+        details.push(format!("enabled after {attempts} attempts"));
+    }
+    if !details.is_empty() {
+        entry.detail = Some(details.join("; "));
     }
     session
         .audit(AuditAction::Apply, AuditResult::Ok, entry)
@@ -448,9 +596,15 @@ fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), Ap
 
 /// Takes out every bundle of `transaction`, newest first, then the
 /// companion module if this apply loaded it and nothing else uses it.
-/// Returns the bundles that could not be taken out (recorded as what the
-/// kernel has).
-fn roll_back(session: &mut Session<'_>, transaction: u64, companion_loaded: bool) -> Vec<String> {
+/// Bundles that were lost `before` get their old record back (and keep
+/// their copy); the others are forgotten. Returns the bundles that could not
+/// be taken out (recorded as what the kernel has).
+fn roll_back(
+    session: &mut Session<'_>,
+    transaction: u64,
+    companion_loaded: bool,
+    before: &[BundleRecord],
+) -> Vec<String> {
     let ids: Vec<(String, Phase)> = session
         .state
         .bundles
@@ -460,11 +614,21 @@ fn roll_back(session: &mut Session<'_>, transaction: u64, companion_loaded: bool
         .collect();
     let mut remaining = Vec::new();
     for (id, phase) in ids.iter().rev() {
+        let lost_before = before.iter().find(|record| &record.id == id);
         match take_out(session, id) {
             Ok(()) => {
-                if let Some(record) = session.state.remove(id) {
-                    if let Err(error) = session.dir.remove_bundle(&record.bundle_file) {
-                        warn!(bundle = %id, error = %error, "cannot remove the bundle copy");
+                let record = match lost_before {
+                    Some(old) => session
+                        .state
+                        .get_mut(id)
+                        .map(|record| std::mem::replace(record, old.clone())),
+                    None => session.state.remove(id),
+                };
+                if let Some(record) = record {
+                    if lost_before.is_none() {
+                        if let Err(error) = session.dir.remove_bundle(&record.bundle_file) {
+                            warn!(bundle = %id, error = %error, "cannot remove the bundle copy");
+                        }
                     }
                     if *phase == Phase::Applied {
                         let mut entry = entry_of(&record);
@@ -479,7 +643,8 @@ fn roll_back(session: &mut Session<'_>, transaction: u64, companion_loaded: bool
                 let text = crate::error_text(&error);
                 warn!(bundle = %id, error = %text, "cannot roll back");
                 let now = session.clock.now();
-                let entry = match phase_in_kernel(session.kernel, id) {
+                let in_kernel = phase_in_kernel(session.kernel, id);
+                let entry = match in_kernel {
                     Some(phase) => session.state.get_mut(id).map(|record| {
                         record.phase = phase;
                         record.updated_at = now;
@@ -488,13 +653,19 @@ fn roll_back(session: &mut Session<'_>, transaction: u64, companion_loaded: bool
                         }
                         entry_of(record)
                     }),
-                    None => session.state.remove(id).map(|record| entry_of(&record)),
+                    None => match lost_before {
+                        Some(old) => session.state.get_mut(id).map(|record| {
+                            *record = old.clone();
+                            entry_of(record)
+                        }),
+                        None => session.state.remove(id).map(|record| entry_of(&record)),
+                    },
                 };
                 if let Some(mut entry) = entry {
                     entry.error = Some(text);
                     session.audit_or_log(AuditAction::Rollback, AuditResult::Failed, entry);
                 }
-                if session.state.get(id).is_some() {
+                if in_kernel.is_some() && session.state.get(id).is_some() {
                     remaining.push(id.clone());
                 }
             }
@@ -530,3 +701,7 @@ pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
 #[cfg(test)]
 #[path = "apply_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "reapply_tests.rs"]
+mod reapply_tests;

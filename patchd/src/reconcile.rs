@@ -92,7 +92,8 @@ pub(crate) fn reconcile(session: &mut Session<'_>) -> Result<ReconcileReport, Re
             .map(|b| b.id.clone())
             .collect();
         for id in ids.iter().rev() {
-            undo_unfinished(session, id, &mut report).map_err(ReconcileError::State)?;
+            let was_lost = open.reapplying.contains(id);
+            undo_unfinished(session, id, was_lost, &mut report).map_err(ReconcileError::State)?;
         }
         session.save().map_err(ReconcileError::State)?;
     }
@@ -150,13 +151,27 @@ pub(crate) fn reconcile(session: &mut Session<'_>) -> Result<ReconcileReport, Re
     Ok(report)
 }
 
-/// Undoes one bundle of an apply that did not finish.
+/// Undoes one bundle of an apply that did not finish. A bundle that was
+/// being re-applied (`was_lost`) is recorded as lost again, with its copy,
+/// once nothing of it is left in the kernel.
 fn undo_unfinished(
     session: &mut Session<'_>,
     id: &str,
+    was_lost: bool,
     report: &mut ReconcileReport,
 ) -> Result<(), StateError> {
+    let lost_again = |session: &mut Session<'_>, what: String| {
+        if let Some(record) = session.state.get_mut(id) {
+            record.phase = Phase::Lost;
+            record.updated_at = session.clock.now();
+        }
+        (format!("{what}; recorded as lost again"), false)
+    };
     let (what, gone) = match take_out(session, id) {
+        Ok(()) if was_lost => lost_again(
+            session,
+            "being re-applied when an apply did not finish: undone".to_owned(),
+        ),
         Ok(()) => (
             "part of an apply that did not finish: undone".to_owned(),
             true,
@@ -175,6 +190,10 @@ fn undo_unfinished(
                     );
                     (what, false)
                 }
+                None if was_lost => lost_again(
+                    session,
+                    format!("being re-applied when an apply did not finish: undone after an error ({text})"),
+                ),
                 None => (
                     format!("part of an apply that did not finish: undone after an error ({text})"),
                     true,

@@ -110,13 +110,19 @@ pub struct BundleRecord {
 
 /// An apply in progress: every bundle of this transaction is undone when a
 /// restart finds it still open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenTransaction {
     /// Its number.
     pub id: u64,
     /// When it started (Unix seconds).
     pub started: u64,
+    /// Bundles of this transaction that were recorded as lost before it
+    /// (a re-apply after a reboot): undoing them records them as lost again,
+    /// with their copies, instead of forgetting them. Absent when empty, so
+    /// a state without re-applies reads and writes as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reapplying: Vec<String>,
 }
 
 /// The whole state file.
@@ -397,15 +403,21 @@ impl StateDir {
         Ok(relative)
     }
 
-    /// Removes a bundle copy (after a revert or a rollback). A copy that is
-    /// already gone is fine.
-    pub fn remove_bundle(&self, relative: &str) -> Result<(), StateError> {
-        // Only ever a file directly in applied/, whatever the state says.
+    /// The path of a bundle copy recorded as `relative` (a record's
+    /// `bundle_file`): only ever a file directly in `applied/`, whatever the
+    /// state file says.
+    pub fn copy_path(&self, relative: &str) -> PathBuf {
         let name = Path::new(relative)
             .file_name()
             .map(PathBuf::from)
             .unwrap_or_default();
-        let path = self.dir.join(APPLIED_DIR).join(name);
+        self.dir.join(APPLIED_DIR).join(name)
+    }
+
+    /// Removes a bundle copy (after a revert or a rollback). A copy that is
+    /// already gone is fine.
+    pub fn remove_bundle(&self, relative: &str) -> Result<(), StateError> {
+        let path = self.copy_path(relative);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -487,6 +499,7 @@ mod tests {
             open_transaction: Some(OpenTransaction {
                 id: 3,
                 started: 1_700_000_000,
+                reapplying: vec!["fix_b".to_owned()],
             }),
             bundles: vec![record("fix_a"), record("fix_b")],
         };
