@@ -27,6 +27,7 @@
 pub mod apply;
 pub mod audit;
 pub mod clock;
+pub mod config;
 mod elf;
 pub mod kallsyms;
 pub mod kernel;
@@ -45,9 +46,10 @@ pub mod verify;
 #[cfg(test)]
 mod testkit;
 
-pub use apply::{apply, ApplyError, ApplyReport};
+pub use apply::{apply, apply_read, reapply, ApplyError, ApplyReport, ReadBundle};
 pub use audit::{AuditLog, Tampered};
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use config::{ConfigError, Overrides, Settings};
 pub use kallsyms::{Kallsyms, KallsymsError, Resolved, SymbolRecord};
 pub use kernel::{FakeKernel, Kernel, KernelCall, KernelError, RealKernel};
 pub use link::{link_module, strip_signature, undefined_symbols, LinkError, LinkedModule};

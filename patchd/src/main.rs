@@ -16,9 +16,8 @@
 //! (default `info`).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -27,12 +26,11 @@ use tracing_subscriber::EnvFilter;
 
 use patchd::kernel::running_identity;
 use patchd::ownership::default_owners;
-use patchd::session::DEFAULT_KMOD;
-use patchd::state::{StateDir, DEFAULT_STATE_DIR};
-use patchd::trust::{TrustStore, DEFAULT_KEYS_DIR};
+use patchd::state::StateDir;
+use patchd::trust::TrustStore;
 use patchd::{
-    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, RealKernel,
-    RetryPolicy, RevertTarget, Session, SymbolRecord, SystemClock,
+    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, Overrides,
+    RealKernel, RevertTarget, Session, Settings, SymbolRecord, SystemClock,
 };
 
 /// Exit code for an operation that failed.
@@ -56,6 +54,10 @@ const EXIT_TAMPERED: u8 = 6;
     after_help = "Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 busy (EBUSY retries ran out; nothing changed), 4 bundle for another kernel, 5 bundle rejected (malformed, damaged, untrusted), 6 audit log tampered with. Results go to stdout, logs to stderr; RUST_LOG sets the level (default info)."
 )]
 struct Cli {
+    /// The config file [default: /etc/suture/patchd.toml if it exists];
+    /// flags win over it.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,31 +65,41 @@ struct Cli {
 /// Where the state is.
 #[derive(Debug, Args)]
 struct StateArgs {
-    /// patchd's state directory (state.json, audit.log, applied bundles).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    state_dir: PathBuf,
+    /// patchd's state directory (state.json, audit.log, applied bundles)
+    /// [default: state_dir of the config file, or /var/lib/suture].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The trust store.
+#[derive(Debug, Args)]
+struct KeysArgs {
+    /// The trust store: a root-owned directory of NAME.pub files
+    /// [default: keys_dir of the config file, or /etc/suture/keys].
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+}
+
+/// The companion module.
+#[derive(Debug, Args)]
+struct KmodArgs {
+    /// The companion module, loaded through the link step if absent
+    /// [default: kmod of the config file, or /usr/lib/suture/suture.ko].
+    #[arg(long, value_name = "PATH")]
+    kmod: Option<PathBuf>,
 }
 
 /// How to retry switches the companion module refuses with EBUSY.
 #[derive(Debug, Args)]
 struct RetryArgs {
-    /// Attempts to enable or disable a patch before giving up.
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    switch_attempts: u32,
-    /// Wait after the first refusal, doubled after each further one (at most 1 s).
-    #[arg(long, value_name = "MS", default_value_t = 20)]
-    switch_backoff_ms: u64,
-}
-
-impl RetryArgs {
-    fn policy(&self) -> RetryPolicy {
-        let initial = Duration::from_millis(self.switch_backoff_ms);
-        RetryPolicy {
-            attempts: self.switch_attempts,
-            initial_backoff: initial,
-            max_backoff: RetryPolicy::default().max_backoff.max(initial),
-        }
-    }
+    /// Attempts to enable or disable a patch before giving up
+    /// [default: switch_attempts of the config file, or 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    switch_attempts: Option<u32>,
+    /// Wait after the first refusal, doubled after each further one (at
+    /// most 1 s) [default: switch_backoff_ms of the config file, or 20].
+    #[arg(long, value_name = "MS")]
+    switch_backoff_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,9 +110,8 @@ enum Command {
         /// The bundles.
         #[arg(required = true, value_name = "BUNDLE")]
         bundles: Vec<PathBuf>,
-        /// The trust store: a root-owned directory of NAME.pub files.
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
-        keys: PathBuf,
+        #[command(flatten)]
+        keys: KeysArgs,
         /// Read /proc and /sys under DIR instead of / (for tests).
         #[arg(long, value_name = "DIR", hide = true)]
         kernel_root: Option<PathBuf>,
@@ -111,12 +122,10 @@ enum Command {
         /// The bundles, applied in this order.
         #[arg(required = true, value_name = "BUNDLE")]
         bundles: Vec<PathBuf>,
-        /// The trust store: a root-owned directory of NAME.pub files.
-        #[arg(long, value_name = "DIR", default_value = DEFAULT_KEYS_DIR)]
-        keys: PathBuf,
-        /// The companion module, loaded through the link step if absent.
-        #[arg(long, value_name = "PATH", default_value = DEFAULT_KMOD)]
-        kmod: PathBuf,
+        #[command(flatten)]
+        keys: KeysArgs,
+        #[command(flatten)]
+        kmod: KmodArgs,
         #[command(flatten)]
         state: StateArgs,
         #[command(flatten)]
@@ -243,14 +252,22 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_deref();
     match cli.command {
         Command::Verify {
             bundles,
             keys,
             kernel_root,
         } => {
+            let settings = settings(
+                config,
+                Overrides {
+                    keys_dir: keys.keys,
+                    ..Overrides::default()
+                },
+            )?;
             let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
-            verify(&kernel, &bundles, &keys)?;
+            verify(&kernel, &bundles, &settings.keys_dir)?;
         }
         Command::Apply {
             bundles,
@@ -259,13 +276,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             retry,
         } => {
-            let config = Config {
-                state_dir: state.state_dir,
-                keys_dir: keys,
-                kmod,
-                retry: retry.policy(),
-                trusted_owners: default_owners(),
-            };
+            let settings = settings(
+                config,
+                Overrides {
+                    keys_dir: keys.keys,
+                    kmod: kmod.kmod,
+                    ..overrides(state, retry)
+                },
+            )?;
+            let config = settings.session_config(default_owners());
             let kernel = RealKernel::new();
             let mut session = open_session(&kernel, config)?;
             let report = patchd::apply(&mut session, &bundles)?;
@@ -290,11 +309,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             retry,
         } => {
-            let config = Config {
-                state_dir: state.state_dir,
-                retry: retry.policy(),
-                ..Config::default()
-            };
+            let settings = settings(config, overrides(state, retry))?;
+            let config = settings.session_config(default_owners());
             let kernel = RealKernel::new();
             let mut session = open_session(&kernel, config)?;
             let target = if all {
@@ -311,10 +327,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Status { json, state } => {
-            let config = Config {
-                state_dir: state.state_dir,
-                ..Config::default()
-            };
+            let settings = settings(
+                config,
+                Overrides {
+                    state_dir: state.state_dir,
+                    ..Overrides::default()
+                },
+            )?;
+            let config = settings.session_config(default_owners());
             let kernel = RealKernel::new();
             let session = open_session(&kernel, config)?;
             let status = patchd::status(&session).context("cannot read the kernel's state")?;
@@ -327,7 +347,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { state },
         } => {
-            let dir = StateDir::open(&state.state_dir, &default_owners())?;
+            let settings = settings(
+                config,
+                Overrides {
+                    state_dir: state.state_dir,
+                    ..Overrides::default()
+                },
+            )?;
+            let dir = StateDir::open(&settings.state_dir, &default_owners())?;
             let log = AuditLog::new(dir.path());
             let lines = log.verify()??;
             println!(
@@ -380,6 +407,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings: the config file (`--config`, or the default file if it
+/// exists), then the flags.
+fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+    Ok(Settings::load(config, &overrides, &default_owners())?)
+}
+
+/// The flags shared by the commands that work with the state.
+fn overrides(state: StateArgs, retry: RetryArgs) -> Overrides {
+    Overrides {
+        state_dir: state.state_dir,
+        switch_attempts: retry.switch_attempts,
+        switch_backoff_ms: retry.switch_backoff_ms,
+        ..Overrides::default()
+    }
+}
+
 /// Opens a session (locks and reconciles the state) with the system clock,
 /// reporting what reconciling changed.
 fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'_>> {
@@ -392,7 +435,7 @@ fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'
 }
 
 /// `patchd verify`: every bundle, one line each on stdout.
-fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &std::path::Path) -> anyhow::Result<()> {
+fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &Path) -> anyhow::Result<()> {
     let trust = TrustStore::open(keys, &default_owners())?;
     let running = running_identity(kernel).context("cannot identify the running kernel")?;
     for path in bundles {
@@ -425,7 +468,7 @@ fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &std::path::Path) -> a
 
 /// The module name implied by a file name (`dir/foo.ko` -> `foo`), for
 /// modules without a `name=` in `.modinfo`.
-fn file_stem(path: &std::path::Path) -> String {
+fn file_stem(path: &Path) -> String {
     path.file_stem().map_or_else(
         || path.display().to_string(),
         |stem| stem.to_string_lossy().into_owned(),
@@ -435,7 +478,7 @@ fn file_stem(path: &std::path::Path) -> String {
 /// The `--symbol` records plus those of a `--records` file.
 fn with_records(
     mut symbols: Vec<SymbolRecord>,
-    file: Option<&std::path::Path>,
+    file: Option<&Path>,
 ) -> anyhow::Result<Vec<SymbolRecord>> {
     let Some(file) = file else {
         return Ok(symbols);

@@ -234,3 +234,72 @@ fn revert_needs_ids_or_all_but_not_both() {
         assert_eq!(patchd(args).status.code(), Some(0), "{args:?}");
     }
 }
+
+#[test]
+fn verify_takes_the_trust_store_from_the_config_file_and_flags_win() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let host = Host::new(&key);
+    let bundle = host.bundle("good.bundle", &manifest(), &key);
+    let root = host.dir.path().join("root");
+    let config = host.dir.path().join("patchd.toml");
+    let write_config = |text: String| {
+        std::fs::write(&config, text).expect("write config");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    };
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            config.to_str().expect("UTF-8"),
+            "verify",
+            bundle.to_str().expect("UTF-8"),
+            "--kernel-root",
+            root.to_str().expect("UTF-8"),
+        ];
+        args.extend_from_slice(extra);
+        patchd(&args)
+    };
+    write_config(format!(
+        "keys_dir = {:?}\n",
+        host.keys().display().to_string()
+    ));
+    let output = verify(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // A trust store without the signer's key, named by the flag, wins.
+    let empty = host.dir.path().join("other-keys");
+    std::fs::create_dir(&empty).expect("mkdir");
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let stranger = SigningKey::from_bytes(&[9; 32]);
+    let hex: String = stranger
+        .verifying_key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(
+        empty.join("other.pub"),
+        format!("{PUBLIC_KEY_HEADER}\n{hex}\n"),
+    )
+    .expect("key");
+    let output = verify(&["--keys", empty.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+
+    write_config("keys = \"/etc/suture/keys\"\n".to_owned());
+    let output = verify(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let message = text(&output);
+    assert!(
+        message.contains(config.to_str().expect("UTF-8"))
+            && message.contains("unknown field `keys`"),
+        "{message}"
+    );
+
+    std::fs::remove_file(&config).expect("rm");
+    let output = verify(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("does not exist"),
+        "{}",
+        text(&output)
+    );
+}
