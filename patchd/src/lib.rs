@@ -28,6 +28,7 @@ pub mod apply;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 mod elf;
 pub mod kallsyms;
 pub mod kernel;

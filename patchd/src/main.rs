@@ -24,6 +24,8 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
+use patchd::daemon::signals::{Notifier, Stop};
+use patchd::daemon::{Daemon, DaemonOptions};
 use patchd::kernel::running_identity;
 use patchd::ownership::default_owners;
 use patchd::state::StateDir;
@@ -155,6 +157,33 @@ enum Command {
         json: bool,
         #[command(flatten)]
         state: StateArgs,
+    },
+    /// Keep the kernel patched: at start re-apply the bundles a reboot
+    /// took out and apply the watch directory's bundles, then apply bundles
+    /// as they arrive there and poll the repository, until SIGTERM/SIGINT.
+    Daemon {
+        /// Do the start-up work and one repository poll, then exit; exit 1
+        /// if a bundle could not be applied or the repository failed.
+        #[arg(long)]
+        once: bool,
+        /// Do not poll the repository (an early boot unit has no network).
+        #[arg(long)]
+        no_repository: bool,
+        /// The directory of *.bundle files to apply [default: watch_dir of
+        /// the config file, or /var/lib/suture/bundles].
+        #[arg(long, value_name = "DIR")]
+        watch_dir: Option<PathBuf>,
+        #[command(flatten)]
+        keys: KeysArgs,
+        #[command(flatten)]
+        kmod: KmodArgs,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        retry: RetryArgs,
+        /// Read /proc and /sys under DIR instead of / (for tests).
+        #[arg(long, value_name = "DIR", hide = true)]
+        kernel_root: Option<PathBuf>,
     },
     /// Work with the audit log.
     Audit {
@@ -344,6 +373,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{status}");
             }
         }
+        Command::Daemon {
+            once,
+            no_repository,
+            watch_dir,
+            keys,
+            kmod,
+            state,
+            retry,
+            kernel_root,
+        } => {
+            let settings = settings(
+                config,
+                Overrides {
+                    keys_dir: keys.keys,
+                    kmod: kmod.kmod,
+                    watch_dir,
+                    ..overrides(state, retry)
+                },
+            )?;
+            daemon(settings, once, !no_repository, kernel_root)?;
+        }
         Command::Audit {
             command: AuditCommand::Verify { state },
         } => {
@@ -432,6 +482,47 @@ fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'
         eprintln!("patchd: reconciled {}: {}", change.id, change.what);
     }
     Ok(session)
+}
+
+/// `patchd daemon`.
+fn daemon(
+    settings: Settings,
+    once: bool,
+    repository: bool,
+    kernel_root: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    static CLOCK: SystemClock = SystemClock;
+    // Before any thread exists (ureq's resolver starts some): every thread
+    // inherits the blocked mask, so SIGTERM reaches only the signalfd.
+    let stop = if once {
+        None
+    } else {
+        Some(Stop::on_signals().context("cannot route SIGTERM and SIGINT to a signalfd")?)
+    };
+    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let options = DaemonOptions { once, repository };
+    let mut daemon = Daemon::new(&kernel, &CLOCK, settings, default_owners(), options)?;
+    daemon.set_notifier(Notifier::from_env());
+    let Some(stop) = stop else {
+        return once_result(&daemon.run_once()?);
+    };
+    // A daemon stopped by a signal did its job, whatever failed on the way
+    // (the log and the audit log have it).
+    daemon.run(&stop)?;
+    Ok(())
+}
+
+/// `--once` fails when anything failed, so a boot unit shows it.
+fn once_result(summary: &patchd::daemon::Summary) -> anyhow::Result<()> {
+    if !summary.is_clean() {
+        anyhow::bail!(
+            "{} bundle(s) or file(s) could not be applied ({}) and {} repository request(s) failed; the log and the audit log say why",
+            summary.failed.len(),
+            summary.failed.join(", "),
+            summary.repository_failures
+        );
+    }
+    Ok(())
 }
 
 /// `patchd verify`: every bundle, one line each on stdout.

@@ -23,7 +23,7 @@ fn patchd(args: &[&str]) -> Output {
         .expect("run patchd")
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -48,13 +48,14 @@ fn note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
 }
 
 /// A host: a fake /proc and /sys for RELEASE/BUILD_ID, a trust store with
-/// `key`'s public key, and a directory for bundles.
-struct Host {
-    dir: tempfile::TempDir,
+/// `key`'s public key, and a directory for bundles (the daemon's tests use
+/// it too).
+pub(crate) struct Host {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Host {
-    fn new(key: &SigningKey) -> Self {
+    pub(crate) fn new(key: &SigningKey) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("proc/sys/kernel")).expect("mkdir");
@@ -87,12 +88,12 @@ impl Host {
         Self { dir }
     }
 
-    fn keys(&self) -> PathBuf {
+    pub(crate) fn keys(&self) -> PathBuf {
         self.dir.path().join("keys")
     }
 
     /// Writes a bundle of the `linktest` fixture module for `manifest`.
-    fn bundle(&self, name: &str, manifest: &Manifest, key: &SigningKey) -> PathBuf {
+    pub(crate) fn bundle(&self, name: &str, manifest: &Manifest, key: &SigningKey) -> PathBuf {
         let bytes = suture_bundle::build(manifest, patch_module(), key).expect("bundle");
         let path = self.dir.path().join(name);
         std::fs::write(&path, bytes).expect("write bundle");
@@ -112,7 +113,7 @@ impl Host {
     }
 }
 
-fn manifest() -> Manifest {
+pub(crate) fn manifest() -> Manifest {
     let mut manifest = Manifest::example();
     manifest.id = "linktest".to_owned();
     manifest.target.kernel_release = RELEASE.to_owned();

@@ -3,6 +3,7 @@
 
 mod bundle_cli;
 mod cli;
+mod daemon_cli;
 mod fixtures;
 mod link;
 mod load;

@@ -1,0 +1,193 @@
+//! The daemon's work inside one session: re-applying lost bundles at start,
+//! and applying bundle files of the watch directory.
+//!
+//! Each file is its own all-or-nothing apply, so one bad bundle never holds
+//! back the others. Before an apply, a file is skipped when its sha256 is
+//! in the state already (applied, or lost and left to the boot re-apply),
+//! when it failed before, or when it claims another kernel: a repository
+//! serves many kernels, so that is a debug line, not an audit line (the
+//! claim is unverified; a bundle that claims this kernel is verified in
+//! full by the apply). A bundle whose dependency is not applied yet waits
+//! and is tried again after the next successful apply.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+use tracing::{debug, error, info, warn};
+
+use super::watch::{self, display_name, WatchError};
+use super::Daemon;
+use crate::apply::{apply_read, reapply, ApplyError};
+use crate::session::Session;
+use crate::state::Phase;
+use crate::verify::sha256_hex;
+
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileOutcome {
+    /// Applied now.
+    Applied,
+    /// Nothing to do (applied already, another kernel, failed before, gone).
+    Skipped,
+    /// Its dependency is not applied yet.
+    Waiting,
+    /// Refused or failed; remembered.
+    Failed,
+}
+
+impl Daemon<'_> {
+    /// Re-applies every bundle recorded as lost that is for the running
+    /// kernel, in the order they were applied (dependencies first).
+    pub(super) fn reapply_lost(&mut self, session: &mut Session<'_>) {
+        let lost: Vec<(String, String, String)> = session
+            .state()
+            .bundles
+            .iter()
+            .filter(|record| record.phase == Phase::Lost)
+            .map(|record| {
+                let target = &record.manifest.target;
+                (
+                    record.id.clone(),
+                    target.kernel_release.clone(),
+                    target.build_id.clone(),
+                )
+            })
+            .collect();
+        for (id, release, build_id) in lost {
+            if release != self.running.release || build_id != self.running.build_id {
+                info!(
+                    bundle = %id,
+                    release = %release,
+                    build_id = %build_id,
+                    "boot re-apply: {id} is for kernel {release} (build-id {build_id}), not the running one: left recorded as lost"
+                );
+                continue;
+            }
+            match reapply(session, &id) {
+                Ok(_) => {
+                    info!(bundle = %id, "boot re-apply: re-applied {id}");
+                    self.summary.reapplied.push(id);
+                }
+                Err(failure) => {
+                    error!(
+                        bundle = %id,
+                        error = %crate::error_text(&failure),
+                        "boot re-apply: cannot re-apply {id}; it stays recorded as lost"
+                    );
+                    self.summary.failed.push(id);
+                }
+            }
+        }
+    }
+
+    /// Applies the files `names` of the watch directory, each on its own;
+    /// files waiting for a dependency are tried again after each success.
+    /// Returns whether anything was applied or failed.
+    pub(super) fn apply_files(
+        &mut self,
+        session: &mut Session<'_>,
+        names: impl IntoIterator<Item = OsString>,
+    ) -> bool {
+        let mut queue: BTreeSet<OsString> = names.into_iter().collect();
+        let mut changed = false;
+        while !queue.is_empty() {
+            let mut progress = false;
+            for name in std::mem::take(&mut queue) {
+                self.memory.waiting.remove(&name);
+                match self.apply_file(session, &name) {
+                    FileOutcome::Applied => progress = true,
+                    FileOutcome::Waiting => {
+                        self.memory.waiting.insert(name);
+                    }
+                    FileOutcome::Failed => changed = true,
+                    FileOutcome::Skipped => {}
+                }
+            }
+            if progress {
+                changed = true;
+                queue = std::mem::take(&mut self.memory.waiting);
+            }
+        }
+        changed
+    }
+
+    fn apply_file(&mut self, session: &mut Session<'_>, name: &OsString) -> FileOutcome {
+        let file = display_name(name);
+        let bundle = match watch::read_bundle_file(&self.settings.watch_dir, name) {
+            Ok(Some(bundle)) => bundle,
+            Ok(None) => {
+                debug!(file = %file, "removed before its turn");
+                return FileOutcome::Skipped;
+            }
+            Err(refusal) => {
+                let text = crate::error_text(&refusal);
+                match refusal {
+                    WatchError::Symlink { .. } => warn!(file = %file, "watch: refused: {text}"),
+                    _ => warn!(file = %file, "watch: cannot read: {text}"),
+                }
+                self.summary.failed.push(file);
+                return FileOutcome::Failed;
+            }
+        };
+        let sha256 = sha256_hex(&bundle.bytes);
+        self.memory.seen.insert(sha256.clone());
+        if let Some(reason) = self.memory.failed.get(&sha256) {
+            debug!(file = %file, sha256 = %sha256, "failed before ({reason}); not tried again until the file changes");
+            return FileOutcome::Skipped;
+        }
+        if let Some(record) = session.state().bundles.iter().find(|r| r.sha256 == sha256) {
+            debug!(file = %file, bundle = %record.id, "recorded already as {}", record.phase.as_str());
+            return FileOutcome::Skipped;
+        }
+        // Unverified, only to tell other kernels' bundles apart quietly.
+        if let Ok(unverified) = suture_bundle::parse(&bundle.bytes) {
+            let claimed = unverified.inspection().manifest;
+            let target = &claimed.target;
+            if target.kernel_release != self.running.release
+                || target.build_id != self.running.build_id
+            {
+                debug!(
+                    file = %file,
+                    bundle = %claimed.id,
+                    release = %target.kernel_release,
+                    build_id = %target.build_id,
+                    "for another kernel; skipped"
+                );
+                return FileOutcome::Skipped;
+            }
+        }
+        let path = bundle.path.clone();
+        match apply_read(session, vec![bundle]) {
+            Ok(report) => {
+                for applied in report.applied {
+                    info!(
+                        file = %file,
+                        bundle = %applied.id,
+                        sha256 = %applied.sha256,
+                        "watch: applied {} from {}",
+                        applied.id,
+                        path.display()
+                    );
+                    self.summary.applied.push(applied.id);
+                }
+                FileOutcome::Applied
+            }
+            Err(ApplyError::MissingDependency { id, dependency }) => {
+                info!(file = %file, bundle = %id, "watch: {id} waits for {dependency} to be applied");
+                FileOutcome::Waiting
+            }
+            Err(failure) => {
+                let text = crate::error_text(&failure);
+                error!(
+                    file = %file,
+                    sha256 = %sha256,
+                    error = %text,
+                    "watch: cannot apply {file}; not tried again until the file changes"
+                );
+                self.memory.failed.insert(sha256, text);
+                self.summary.failed.push(file);
+                FileOutcome::Failed
+            }
+        }
+    }
+}
