@@ -147,6 +147,19 @@ enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Compliance figures from the state and the verified audit log:
+    /// vulnerability gap per CVE, reboots avoided, failed attempts, what is
+    /// applied. Refuses an audit log that fails verification (exit 6).
+    Report {
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, one row per bundle and CVE.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -322,6 +335,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{status}");
+            }
+        }
+        Command::Report { json, csv, state } => {
+            let dir = StateDir::open(&state.state_dir, &default_owners())?;
+            let report = patchd::report(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if csv {
+                print!("{}", report.to_csv());
+            } else {
+                print!("{report}");
             }
         }
         Command::Audit {
