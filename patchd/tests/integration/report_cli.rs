@@ -120,3 +120,87 @@ fn report_refuses_a_tampered_log_with_exit_6() {
         text(&output)
     );
 }
+
+/// A fake /proc and /sys with a release and a GNU build-id note.
+fn kernel_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("proc/sys/kernel")).expect("mkdir");
+    std::fs::create_dir_all(root.join("sys/kernel")).expect("mkdir");
+    std::fs::write(root.join("proc/sys/kernel/osrelease"), "6.1.0-50-amd64\n").expect("write");
+    // namesz 4, descsz 4, type 3 (NT_GNU_BUILD_ID), "GNU\0", the id.
+    let mut note = Vec::new();
+    for word in [4u32, 4, 3] {
+        note.extend_from_slice(&word.to_ne_bytes());
+    }
+    note.extend_from_slice(b"GNU\0\xde\xad\xbe\xef");
+    std::fs::write(root.join("sys/kernel/notes"), note).expect("write");
+    root
+}
+
+#[test]
+fn metrics_print_or_write_the_textfile_and_flag_a_tampered_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let root = kernel_root(dir.path());
+    let textfile = dir.path().join("textfile");
+    std::fs::create_dir(&textfile).expect("mkdir");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "metrics".to_owned(),
+            "--state-dir".to_owned(),
+            state.display().to_string(),
+            "--kernel-root".to_owned(),
+            root.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let run = |extra: &[&str]| {
+        let args = args(extra);
+        patchd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let build_info = format!(
+        "suture_build_info{{version=\"{}\",kernel_release=\"6.1.0-50-amd64\",kernel_build_id=\"deadbeef\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for line in [
+        build_info.as_str(),
+        "suture_audit_log_intact 1\n",
+        "suture_patches_applied 0\n",
+        "suture_patches_failed_total{result=\"failed\"} 1\n",
+        "suture_vulnerability_gap_seconds{cve=\"CVE-2024-0005\"} 600\n",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    // A one-off run does not know what is pending, so it does not say.
+    assert!(!stdout.contains("suture_patches_pending"), "{stdout}");
+
+    let output = run(&["--textfile", textfile.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(output.stdout.is_empty());
+    let written = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    assert_eq!(written, stdout);
+
+    let log = AuditLog::new(&state).path();
+    let edited = std::fs::read_to_string(&log)
+        .expect("read")
+        .replacen("fix_a", "fix_z", 1);
+    std::fs::write(&log, edited).expect("write");
+    let output = run(&["--textfile", textfile.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(
+        text(&output).contains("patchd audit verify"),
+        "{}",
+        text(&output)
+    );
+    let written = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    assert!(written.contains("suture_audit_log_intact 0\n"), "{written}");
+    assert!(
+        !written.contains("suture_vulnerability_gap_seconds"),
+        "{written}"
+    );
+}
