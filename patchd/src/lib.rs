@@ -19,6 +19,8 @@
 //! - [`report`] turns the state and the verified audit log into compliance
 //!   figures (vulnerability gap per CVE, reboots avoided, failures), and
 //!   [`metrics`] the same for Prometheus;
+//! - [`privileges`] refuses kernel changes without `CAP_SYS_MODULE` and
+//!   drops the daemon's other capabilities;
 //! - [`kernel`] is the one trait through which patchd touches the kernel,
 //!   with the real implementation and a recording fake for tests, and
 //!   [`clock`] the same for time.
@@ -37,6 +39,7 @@ pub mod link;
 pub mod load;
 pub mod metrics;
 pub mod ownership;
+pub mod privileges;
 pub mod reconcile;
 pub mod report;
 pub mod revert;

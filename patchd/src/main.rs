@@ -28,6 +28,7 @@ use tracing_subscriber::EnvFilter;
 use patchd::kernel::running_identity;
 use patchd::metrics::TEXTFILE_NAME;
 use patchd::ownership::default_owners;
+use patchd::privileges::{require, RealCapabilities, KERNEL_CHANGES};
 use patchd::session::DEFAULT_KMOD;
 use patchd::state::{StateDir, DEFAULT_STATE_DIR};
 use patchd::trust::{TrustStore, DEFAULT_KEYS_DIR};
@@ -287,6 +288,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             retry,
         } => {
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd apply")?;
             let config = Config {
                 state_dir: state.state_dir,
                 keys_dir: keys,
@@ -318,6 +320,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             state,
             retry,
         } => {
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd revert")?;
             let config = Config {
                 state_dir: state.state_dir,
                 retry: retry.policy(),
@@ -404,6 +407,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             symbols,
             records,
         } => {
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd load-module")?;
             let symbols = with_records(symbols, records.as_deref())?;
             let image = load::read_module(&module)?;
             let report = load::load_module(&RealKernel::new(), &image, &params.join(" "), &symbols)
