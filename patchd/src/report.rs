@@ -488,7 +488,7 @@ impl fmt::Display for Report {
                 "  {} (sha256 {}): {}",
                 bundle.id.as_deref().unwrap_or("(unreadable)"),
                 bundle.sha256,
-                bundle.phase.map_or("not recorded now", |phase| phase)
+                bundle.phase.map_or("not in the state now", |phase| phase)
             )?;
             let gap = bundle
                 .gap_seconds

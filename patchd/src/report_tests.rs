@@ -313,7 +313,7 @@ fn text_report_golden() {
              \x20 fix_a (sha256 {a}): applied\n\
              \x20   made 2023-11-14T22:13:20Z, first applied 2023-11-14T23:43:20Z (gap 1h 30m), applied 1 time(s); cves: CVE-2024-0001\n\
              \x20   attempts: 0 failed, 0 refused\n\
-             \x20 fix_b (sha256 {b}): not recorded now\n\
+             \x20 fix_b (sha256 {b}): not in the state now\n\
              \x20   made 2023-11-14T22:13:20Z, first applied never, applied 0 time(s); cves: CVE-2024-0002\n\
              \x20   attempts: 1 failed, 0 refused\n\
              \x20   last error (2023-11-14T23:45:00Z): cannot enable bundle fix_b\n"
