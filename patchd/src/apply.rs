@@ -338,6 +338,8 @@ fn verify_all(
             bundle_sha256: claimed.sha256,
             signer_key_id: claimed.signer_key_id,
             cves: claimed.cves,
+            // What an unverified bundle claims is not recorded as a fact.
+            bundle_created: None,
             error: Some(crate::error_text(&error)),
             detail: Some(format!("from {}", path.display())),
         };
@@ -693,6 +695,7 @@ pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
         bundle_sha256: Some(bundle.sha256.clone()),
         signer_key_id: Some(bundle.signer_key_id.clone()),
         cves: bundle.manifest.cves.clone(),
+        bundle_created: Some(bundle.manifest.created),
         error: None,
         detail: None,
     }

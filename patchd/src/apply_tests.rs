@@ -99,6 +99,9 @@ fn applies_a_bundle_loading_the_companion_first() {
         Some(record.sha256.as_str())
     );
     assert_eq!(lines[0].cves, ["CVE-2024-0001"]);
+    // The manifest's creation time, so the report's gap needs only the log.
+    let created = crate::clock::utc_rfc3339(record.manifest.created);
+    assert_eq!(lines[0].bundle_created.as_deref(), Some(created.as_str()));
 }
 
 #[test]

@@ -76,6 +76,11 @@ pub struct AuditRecord {
     pub signer_key_id: Option<String>,
     /// The CVEs the bundle fixes.
     pub cves: Vec<String>,
+    /// When patchgen made the bundle (its manifest's `created`), RFC 3339
+    /// UTC: with `time`, the vulnerability gap of `patchd report`. Absent
+    /// from lines written before patchd recorded it, hence the default.
+    #[serde(default)]
+    pub bundle_created: Option<String>,
     /// How it ended.
     pub result: AuditResult,
     /// What went wrong.
@@ -98,6 +103,8 @@ pub struct AuditEntry {
     pub signer_key_id: Option<String>,
     /// The CVEs.
     pub cves: Vec<String>,
+    /// When patchgen made the bundle (Unix seconds), if it was verified.
+    pub bundle_created: Option<u64>,
     /// What went wrong.
     pub error: Option<String>,
     /// What was found or done.
@@ -197,6 +204,7 @@ impl AuditLog {
             bundle_sha256: entry.bundle_sha256,
             signer_key_id: entry.signer_key_id,
             cves: entry.cves,
+            bundle_created: entry.bundle_created.map(utc_rfc3339),
             result,
             error,
             detail: entry.detail,
@@ -225,6 +233,24 @@ impl AuditLog {
     /// Walks the whole chain; `Ok(Err(_))` names the first line that was
     /// edited, inserted or removed. Returns the number of lines.
     pub fn verify(&self) -> Result<Result<u64, Tampered>, AuditError> {
+        self.walk(|_| {})
+    }
+
+    /// Walks the whole chain like [`AuditLog::verify`] and returns its
+    /// records, in order, only if the whole chain is intact: the lines
+    /// checked are the lines returned, read once.
+    pub fn read_verified(&self) -> Result<Result<Vec<AuditRecord>, Tampered>, AuditError> {
+        let mut records = Vec::new();
+        Ok(self.walk(|record| records.push(record))?.map(|_| records))
+    }
+
+    /// Walks the chain, handing each line that chains on to `visit`; the
+    /// caller must not trust what it was handed unless the result is
+    /// `Ok(Ok(_))` (a later line or the head may show tampering).
+    fn walk(
+        &self,
+        mut visit: impl FnMut(AuditRecord),
+    ) -> Result<Result<u64, Tampered>, AuditError> {
         let path = self.path();
         let io = |what| {
             let path = path.clone();
@@ -261,8 +287,9 @@ impl AuditLog {
             if read == 0 {
                 break;
             }
-            if let Err(problem) = walk.next(&line) {
-                return Ok(Err(problem));
+            match walk.next(&line) {
+                Ok(record) => visit(record),
+                Err(problem) => return Ok(Err(problem)),
             }
         }
         Ok(walk.finish())
@@ -301,8 +328,9 @@ impl<'p> ChainWalk<'p> {
         }
     }
 
-    /// Checks the next line (with its newline, if it has one).
-    fn next(&mut self, raw: &[u8]) -> Result<(), Tampered> {
+    /// Checks the next line (with its newline, if it has one) and returns
+    /// its record.
+    fn next(&mut self, raw: &[u8]) -> Result<AuditRecord, Tampered> {
         self.line += 1;
         let n = self.line;
         let fail = |line: u64, what: String| Err(tampered(self.path, line, what));
@@ -364,7 +392,7 @@ impl<'p> ChainWalk<'p> {
                 self.at_head = Some((n, self.prev_hash.clone()));
             }
         }
-        Ok(())
+        Ok(record)
     }
 
     /// Compares the end of the chain with the recorded head. Lines after the

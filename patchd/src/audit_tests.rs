@@ -9,6 +9,7 @@ fn entry(id: &str) -> AuditEntry {
         bundle_sha256: Some("ab".repeat(32)),
         signer_key_id: Some("fe812c12f3ab4ce6".to_owned()),
         cves: vec!["CVE-2024-0001".to_owned()],
+        bundle_created: Some(1_699_990_000),
         error: None,
         detail: None,
     }
@@ -60,7 +61,7 @@ fn lines_chain_from_the_genesis_hash_in_a_fixed_layout() {
         format!(
             "{{\"seq\":1,\"time\":\"2023-11-14T22:13:21Z\",\"action\":\"apply\",\"bundle_id\":\"fix_1\",\
              \"bundle_sha256\":\"{}\",\"signer_key_id\":\"fe812c12f3ab4ce6\",\"cves\":[\"CVE-2024-0001\"],\
-             \"result\":\"ok\",\"error\":null,\"detail\":null,\"prev\":\"{GENESIS}\"}}",
+             \"bundle_created\":\"2023-11-14T19:26:40Z\",\"result\":\"ok\",\"error\":null,\"detail\":null,\"prev\":\"{GENESIS}\"}}",
             "ab".repeat(32)
         )
     );
@@ -147,6 +148,7 @@ fn an_inserted_line_is_found_even_when_it_chains_to_its_predecessor() {
         bundle_sha256: None,
         signer_key_id: None,
         cves: vec![],
+        bundle_created: None,
         result: AuditResult::Ok,
         error: None,
         detail: None,
@@ -205,4 +207,65 @@ fn long_error_texts_are_cut_at_a_character_boundary() {
     let error = record.error.expect("error text");
     assert!(error.len() <= MAX_ERROR_TEXT + 6 && error.ends_with("[...]"));
     assert_eq!(log.verify().expect("readable"), Ok(1));
+}
+
+#[test]
+fn read_verified_returns_the_records_of_an_intact_chain_only() {
+    let (_dir, log) = log_of(3);
+    let records = log.read_verified().expect("readable").expect("intact");
+    let ids: Vec<_> = records.iter().map(|r| r.bundle_id.as_deref()).collect();
+    assert_eq!(ids, [Some("fix_1"), Some("fix_2"), Some("fix_3")]);
+    assert_eq!(
+        records[0].bundle_created.as_deref(),
+        Some("2023-11-14T19:26:40Z")
+    );
+
+    let mut all = lines(&log);
+    all[1] = all[1].replace("fix_2", "fix_9");
+    rewrite(&log, &all);
+    let found = log
+        .read_verified()
+        .expect("readable")
+        .expect_err("tampered");
+    assert_eq!(found.line, 2, "{found}");
+
+    // Only the head shows this one: the records must not be handed out.
+    let (_dir, log) = log_of(2);
+    let mut all = lines(&log);
+    all.pop();
+    rewrite(&log, &all);
+    assert!(log.read_verified().expect("readable").is_err());
+}
+
+#[test]
+fn lines_written_before_bundle_created_existed_still_read_and_chain() {
+    // A line as patchd wrote it before the field: no `bundle_created`.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = AuditLog::new(dir.path());
+    let old = format!(
+        "{{\"seq\":1,\"time\":\"2023-11-14T22:13:21Z\",\"action\":\"apply\",\"bundle_id\":\"fix_1\",\
+         \"bundle_sha256\":null,\"signer_key_id\":null,\"cves\":[],\"result\":\"ok\",\"error\":null,\
+         \"detail\":null,\"prev\":\"{GENESIS}\"}}"
+    );
+    std::fs::write(log.path(), format!("{old}\n")).expect("write");
+    let head = Head {
+        seq: 1,
+        sha256: sha256_hex(old.as_bytes()),
+    };
+    std::fs::write(
+        dir.path().join(HEAD_FILE),
+        serde_json::to_vec(&head).expect("head"),
+    )
+    .expect("write head");
+    log.append(
+        1_700_000_100,
+        AuditAction::Revert,
+        AuditResult::Ok,
+        entry("fix_1"),
+    )
+    .expect("append after an old line");
+    let records = log.read_verified().expect("readable").expect("intact");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].bundle_created, None);
+    assert!(records[1].bundle_created.is_some());
 }

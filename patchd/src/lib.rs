@@ -16,6 +16,11 @@
 //!   across the bundles of one apply; [`state`] records each step before it
 //!   happens and [`reconcile`] squares the record with the kernel at every
 //!   start; [`audit`] keeps a hash-chained log of every attempt;
+//! - [`report`] turns the state and the verified audit log into compliance
+//!   figures (vulnerability gap per CVE, reboots avoided, failures), and
+//!   [`metrics`] the same for Prometheus;
+//! - [`privileges`] refuses kernel changes without `CAP_SYS_MODULE` and
+//!   drops the daemon's other capabilities;
 //! - [`kernel`] is the one trait through which patchd touches the kernel,
 //!   with the real implementation and a recording fake for tests, and
 //!   [`clock`] the same for time.
@@ -34,8 +39,11 @@ pub mod kallsyms;
 pub mod kernel;
 pub mod link;
 pub mod load;
+pub mod metrics;
 pub mod ownership;
+pub mod privileges;
 pub mod reconcile;
+pub mod report;
 pub mod revert;
 pub mod session;
 pub mod state;
@@ -55,6 +63,8 @@ pub use kallsyms::{Kallsyms, KallsymsError, Resolved, SymbolRecord};
 pub use kernel::{FakeKernel, Kernel, KernelCall, KernelError, RealKernel};
 pub use link::{link_module, strip_signature, undefined_symbols, LinkError, LinkedModule};
 pub use load::{load_module, LoadError, LoadReport};
+pub use metrics::{render, write_textfile, MetricsSnapshot};
+pub use report::{report, Report, ReportError};
 pub use revert::{revert, RevertError, RevertReport, RevertTarget};
 pub use session::{Config, Session, SessionError};
 pub use status::{status, Status};

@@ -10,7 +10,7 @@
 //! | 3 | busy: the companion module kept refusing a switch with EBUSY (a task was inside a function being switched); nothing changed, try again later |
 //! | 4 | the bundle is for another kernel (release or build-id) |
 //! | 5 | the bundle is rejected: malformed, truncated, damaged, or not signed by a trusted key |
-//! | 6 | `audit verify`: the audit log was edited, or lines were inserted or removed |
+//! | 6 | `audit verify`, `report`, `metrics`: the audit log was edited, or lines were inserted or removed |
 //!
 //! Results go to stdout; logs go to stderr, `RUST_LOG` sets their level
 //! (default `info`).
@@ -27,12 +27,14 @@ use tracing_subscriber::EnvFilter;
 use patchd::daemon::signals::{Notifier, Stop};
 use patchd::daemon::{Daemon, DaemonOptions};
 use patchd::kernel::running_identity;
+use patchd::metrics::TEXTFILE_NAME;
 use patchd::ownership::default_owners;
+use patchd::privileges::{require, RealCapabilities, KERNEL_CHANGES};
 use patchd::state::StateDir;
 use patchd::trust::TrustStore;
 use patchd::{
-    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, Overrides,
-    RealKernel, RevertTarget, Session, Settings, SymbolRecord, SystemClock,
+    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, MetricsSnapshot,
+    Overrides, RealKernel, RevertTarget, Session, Settings, SymbolRecord, SystemClock,
 };
 
 /// Exit code for an operation that failed.
@@ -45,7 +47,8 @@ const EXIT_BUSY: u8 = 3;
 const EXIT_WRONG_KERNEL: u8 = 4;
 /// Exit code for a bad bundle (same as `patchgen verify`).
 const EXIT_REJECTED: u8 = 5;
-/// Exit code for an audit log that fails verification.
+/// Exit code for an audit log that fails verification (`audit verify`,
+/// `report`, `metrics`).
 const EXIT_TAMPERED: u8 = 6;
 
 /// suture's server side: verifies, applies and reverts live patches.
@@ -157,6 +160,32 @@ enum Command {
         json: bool,
         #[command(flatten)]
         state: StateArgs,
+    },
+    /// Compliance figures from the state and the verified audit log:
+    /// vulnerability gap per CVE, reboots avoided, failed attempts, what is
+    /// applied. Refuses an audit log that fails verification (exit 6).
+    Report {
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, one row per bundle and CVE.
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Print the metrics once in the Prometheus text format, or write them
+    /// atomically to DIR/suture.prom for node-exporter's textfile collector.
+    /// A tampered audit log leaves its figures out and exits 6.
+    Metrics {
+        /// node-exporter's textfile directory.
+        #[arg(long, value_name = "DIR")]
+        textfile: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Read /proc and /sys under DIR instead of / (for tests).
+        #[arg(long, value_name = "DIR", hide = true)]
+        kernel_root: Option<PathBuf>,
     },
     /// Keep the kernel patched: at start re-apply the bundles a reboot
     /// took out and apply the watch directory's bundles, then apply bundles
@@ -313,6 +342,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     ..overrides(state, retry)
                 },
             )?;
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd apply")?;
             let config = settings.session_config(default_owners());
             let kernel = RealKernel::new();
             let mut session = open_session(&kernel, config)?;
@@ -339,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retry,
         } => {
             let settings = settings(config, overrides(state, retry))?;
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd revert")?;
             let config = settings.session_config(default_owners());
             let kernel = RealKernel::new();
             let mut session = open_session(&kernel, config)?;
@@ -371,6 +402,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
                 print!("{status}");
+            }
+        }
+        Command::Report { json, csv, state } => {
+            let settings = settings(config, state_only(state))?;
+            let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+            let report = patchd::report(&dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if csv {
+                print!("{}", report.to_csv());
+            } else {
+                print!("{report}");
+            }
+        }
+        Command::Metrics {
+            textfile,
+            state,
+            kernel_root,
+        } => {
+            let settings = settings(config, state_only(state))?;
+            // The flag, or the config file's metrics.textfile_dir.
+            let textfile = textfile.or(settings.metrics.textfile_dir);
+            let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+            let identity =
+                running_identity(&kernel).context("cannot identify the running kernel")?;
+            let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+            let state = dir.load()?;
+            let audit = AuditLog::new(dir.path()).read_verified()?;
+            let snapshot = MetricsSnapshot::collect(&state, audit.as_deref(), None, &identity);
+            let text = patchd::render(&snapshot);
+            match &textfile {
+                Some(textfile) => patchd::write_textfile(textfile, &text).with_context(|| {
+                    format!("cannot write {}", textfile.join(TEXTFILE_NAME).display())
+                })?,
+                None => print!("{text}"),
+            }
+            if let Err(tampered) = audit {
+                return Err(anyhow::Error::new(tampered)
+                    .context("the metrics drawn from the audit log were left out (suture_audit_log_intact 0); run `patchd audit verify`"));
             }
         }
         Command::Daemon {
@@ -418,6 +488,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             symbols,
             records,
         } => {
+            require(&RealCapabilities, KERNEL_CHANGES, "patchd load-module")?;
             let symbols = with_records(symbols, records.as_deref())?;
             let image = load::read_module(&module)?;
             let report = load::load_module(&RealKernel::new(), &image, &params.join(" "), &symbols)
@@ -461,6 +532,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// exists), then the flags.
 fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
     Ok(Settings::load(config, &overrides, &default_owners())?)
+}
+
+/// Only `--state-dir`.
+fn state_only(state: StateArgs) -> Overrides {
+    Overrides {
+        state_dir: state.state_dir,
+        ..Overrides::default()
+    }
 }
 
 /// The flags shared by the commands that work with the state.

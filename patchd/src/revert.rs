@@ -143,6 +143,7 @@ pub(crate) fn entry_of(record: &BundleRecord) -> AuditEntry {
         bundle_sha256: Some(record.sha256.clone()),
         signer_key_id: Some(record.signer_key_id.clone()),
         cves: record.manifest.cves.clone(),
+        bundle_created: Some(record.manifest.created),
         error: None,
         detail: None,
     }

@@ -13,11 +13,12 @@ pub mod modules;
 pub mod qemu;
 pub mod report;
 pub mod target;
+pub mod validate;
 
 use std::path::PathBuf;
 
-pub use modules::{build_modules, BuiltModules};
-pub use qemu::{run_guest, GuestSpec};
+pub use modules::{build_companion, build_modules, BuiltModules};
+pub use qemu::{run_guest, GuestFile, GuestSpec};
 pub use report::{CheckResult, GuestRun};
 pub use target::Target;
 

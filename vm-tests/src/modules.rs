@@ -64,7 +64,7 @@ struct BuiltFix {
 /// The key that signs the test bundles: generated once per build
 /// directory (`keys/test.key`, `keys/test.pub`), as a release engineer
 /// would with `patchgen keygen`.
-fn test_key(root: &Path) -> Result<(suture_bundle::SigningKey, PathBuf)> {
+pub fn test_key(root: &Path) -> Result<(suture_bundle::SigningKey, PathBuf)> {
     let dir = root.join("keys");
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
     let secret = dir.join("test.key");
@@ -128,6 +128,46 @@ fn write_bundles(
     Ok(written)
 }
 
+/// Builds one fix into a signed bundle `DIR/NAME.bundle` with `patchgen
+/// build`, as a kernel engineer would, and returns its path.
+pub fn build_bundle(
+    target: &Target,
+    fix: &Path,
+    name: &str,
+    key: &suture_bundle::SigningKey,
+    dir: &Path,
+) -> Result<PathBuf> {
+    use patchgen::build::package;
+    let failed = |command: String, e: &dyn std::fmt::Display| HarnessError::Command {
+        command,
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
+        .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
+    let work = dir.join(format!("{name}.work"));
+    let _ = std::fs::remove_dir_all(&work);
+    let req = patchgen::build::BuildRequest {
+        target: kernel.clone(),
+        patches: vec![fix.to_path_buf()],
+        name: name.to_string(),
+        kmod: workspace_root().join("kmod"),
+        work,
+    };
+    let out = patchgen::build::build(&req, &mut |_| {})
+        .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
+    let info = package::PatchInfo {
+        description: format!("vm-tests: {}", fix.display()),
+        cves: Vec::new(),
+        dependencies: Vec::new(),
+    };
+    let bundle = package::package(&out, &kernel, &info, key)
+        .map_err(|e| failed(format!("packaging {name}"), &e))?;
+    let path = dir.join(format!("{name}.bundle"));
+    std::fs::write(&path, bundle).map_err(io_err("cannot write", &path))?;
+    Ok(path)
+}
+
 /// Builds every fix of `vm-tests/fixes/` (`NAME.patch`) with `patchgen
 /// build` into a patch module `NAME` and signed bundles, as a kernel
 /// engineer would.
@@ -180,15 +220,26 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
     Ok(built)
 }
 
+/// Builds the companion module for `target` (kbuild against its headers,
+/// `W=1` clean) under `target/vm-tests/build/<release>/kmod/` and returns
+/// the path of `suture.ko`. Rebuilds only what changed.
+pub fn build_companion(target: &Target) -> Result<PathBuf> {
+    let kmod = work_dir().join("build").join(&target.release).join("kmod");
+    copy_tree(&workspace_root().join("kmod"), &kmod)?;
+    kbuild(target, &kmod, &[])?;
+    Ok(kmod.join("suture.ko"))
+}
+
 /// Builds everything under `target/vm-tests/build/<release>/`.
 pub fn build_modules(target: &Target) -> Result<BuiltModules> {
     let root = work_dir().join("build").join(&target.release);
     let src = workspace_root();
     let mut modules = BTreeMap::new();
 
-    let kmod = root.join("kmod");
-    copy_tree(&src.join("kmod"), &kmod)?;
-    kbuild(target, &kmod, &[])?;
+    let kmod = build_companion(target)?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.join("kmod"));
     modules.insert("suture".to_string(), kmod.join("suture.ko"));
 
     let targets = root.join("targets");

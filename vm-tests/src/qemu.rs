@@ -31,6 +31,22 @@ pub struct GuestSpec {
     pub allowed_taint: String,
     /// Number of virtual CPUs.
     pub cpus: u32,
+    /// Checks written by the host for this run, run after `checks`, in
+    /// order: (name, script text).
+    pub generated_checks: Vec<(String, String)>,
+    /// More files for the guest.
+    pub files: Vec<GuestFile>,
+}
+
+/// A file the host writes into the guest's initramfs.
+#[derive(Debug, Clone)]
+pub struct GuestFile {
+    /// Absolute path in the guest.
+    pub path: String,
+    /// Contents.
+    pub data: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
 }
 
 impl GuestSpec {
@@ -43,6 +59,8 @@ impl GuestSpec {
             check_timeout: Duration::from_secs(300),
             allowed_taint: "OE".to_string(),
             cpus: 2,
+            generated_checks: Vec::new(),
+            files: Vec::new(),
         }
     }
 }
@@ -95,6 +113,17 @@ fn assemble(
             &script,
             0o644,
         )?;
+    }
+    let first = spec.checks.len() + 1;
+    for (i, (name, text)) in spec.generated_checks.iter().enumerate() {
+        fs.bytes(
+            &format!("/suture/checks/{:02}-{name}.sh", first + i),
+            0o644,
+            text.clone().into_bytes(),
+        );
+    }
+    for f in &spec.files {
+        fs.bytes(&f.path, f.mode, f.data.clone());
     }
     for (name, ko) in &modules.modules {
         fs.file(&format!("/suture/modules/{name}.ko"), ko, 0o644)?;

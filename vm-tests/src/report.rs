@@ -17,6 +17,9 @@ pub struct CheckResult {
     pub status: Option<i32>,
     /// What the script printed.
     pub output: String,
+    /// How long the script ran, from the guest's clock (`/proc/uptime`,
+    /// 10 ms resolution); `None` when it never finished.
+    pub seconds: Option<f64>,
 }
 
 impl CheckResult {
@@ -50,7 +53,7 @@ pub struct GuestRun {
 }
 
 /// Kernel log patterns that fail a run wherever they appear.
-const PROBLEM_PATTERNS: &[&str] = &[
+pub(crate) const PROBLEM_PATTERNS: &[&str] = &[
     "WARNING:",
     "BUG:",
     "Oops",
@@ -71,11 +74,11 @@ const PROBLEM_PATTERNS: &[&str] = &[
 ];
 
 /// Taint letters by bit, as in the kernel's `taint_flags` table.
-const TAINT_LETTERS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
+pub(crate) const TAINT_BITS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
 
 /// The letters of the taint bits set in `taint`.
 pub fn taint_letters(taint: u64) -> String {
-    TAINT_LETTERS
+    TAINT_BITS
         .iter()
         .enumerate()
         .filter(|(bit, _)| taint & (1u64 << bit) != 0)
@@ -115,13 +118,16 @@ impl GuestRun {
                     name: rest.to_string(),
                     status: None,
                     output: String::new(),
+                    seconds: None,
                 });
             } else if let Some(rest) = marker(line, "CHECK-END") {
                 let mut parts = rest.split_whitespace();
                 let (check, status) = (parts.next(), parts.next().and_then(|s| s.parse().ok()));
+                let seconds = parts.next().and_then(|s| s.parse().ok());
                 if let Some(mut c) = current.take() {
                     if check == Some(c.name.as_str()) {
                         c.status = status;
+                        c.seconds = seconds;
                     }
                     checks.push(c);
                 }
@@ -219,7 +225,7 @@ impl GuestRun {
 mod tests {
     use super::*;
 
-    const LOG: &str = "boot noise\n@@SUTURE-CHECK-BEGIN one\nhello\n@@SUTURE-CHECK-END one 0\n\
+    const LOG: &str = "boot noise\n@@SUTURE-CHECK-BEGIN one\nhello\n@@SUTURE-CHECK-END one 0 1.25\n\
         @@SUTURE-CHECK-BEGIN two\n[ 1.0] WARNING: CPU: 0 PID: 1 at x\n@@SUTURE-CHECK-END two 1\n\
         @@SUTURE-TAINT 12800\n@@SUTURE-DMESG-BEGIN\n[ 1.0] WARNING: CPU: 0 PID: 1 at x\n@@SUTURE-DMESG-END\n\
         @@SUTURE-FIGURE call_ns 42\n@@SUTURE-DONE\n";
@@ -231,6 +237,8 @@ mod tests {
         assert!(run.check("one").is_some_and(CheckResult::passed));
         assert_eq!(run.check("two").and_then(|c| c.status), Some(1));
         assert_eq!(run.check("one").map(|c| c.output.as_str()), Some("hello\n"));
+        assert_eq!(run.check("one").and_then(|c| c.seconds), Some(1.25));
+        assert_eq!(run.check("two").and_then(|c| c.seconds), None);
         assert_eq!(run.taint, Some(12800));
         assert!(run.finished);
         assert_eq!(run.figures, vec![("call_ns".to_string(), "42".to_string())]);

@@ -110,5 +110,77 @@ fn usage_errors_exit_2_and_help_exits_0() {
 fn unreadable_module_fails_before_touching_the_kernel() {
     let output = patchd(&["load-module", "/nonexistent/suture-test.ko"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("/nonexistent/suture-test.ko"));
+    // Without CAP_SYS_MODULE (not root) the privilege check comes first.
+    let expected = if has_sys_module() {
+        "/nonexistent/suture-test.ko"
+    } else {
+        "needs CAP_SYS_MODULE"
+    };
+    assert!(stderr(&output).contains(expected), "{}", stderr(&output));
+}
+
+/// Whether this test process has CAP_SYS_MODULE in its effective set.
+fn has_sys_module() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .expect("CapEff");
+    mask & patchd::privileges::Capability::CAP_SYS_MODULE.bitmask() != 0
+}
+
+/// `patchd ARGS` without CAP_SYS_MODULE: as root, through `setpriv`
+/// (util-linux), which takes it out of the bounding set so the exec does
+/// not grant it; otherwise the process never had it.
+fn patchd_without_sys_module(args: &[&str]) -> Output {
+    let mut command = if has_sys_module() {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--inh-caps=-sys_module", "--bounding-set=-sys_module", "--"])
+            .arg(env!("CARGO_BIN_EXE_patchd"));
+        command
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_patchd"))
+    };
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run patchd")
+}
+
+#[test]
+fn kernel_changes_are_refused_without_cap_sys_module() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let state = state.to_str().expect("UTF-8");
+    for (args, command) in [
+        (
+            &["apply", "/nonexistent.bundle", "--state-dir", state][..],
+            "patchd apply",
+        ),
+        (&["revert", "--all", "--state-dir", state], "patchd revert"),
+        (
+            &["load-module", "/nonexistent/suture-test.ko"],
+            "patchd load-module",
+        ),
+    ] {
+        let output = patchd_without_sys_module(args);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!(
+                "{command} changes the running kernel and needs CAP_SYS_MODULE"
+            )) && text.contains("run it as root"),
+            "{text}"
+        );
+        // Refused before anything: not even the state directory was made.
+        assert!(!dir.path().join("state").exists(), "{args:?}");
+    }
 }

@@ -8,3 +8,4 @@ mod fixtures;
 mod link;
 mod load;
 mod malformed;
+mod report_cli;

@@ -1,0 +1,206 @@
+//! `patchd report` and `patchd metrics` as the binary runs them, from a
+//! state directory written through the library: formats, and the refusal
+//! of a tampered audit log with exit code 6.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use patchd::audit::{AuditAction, AuditEntry, AuditLog, AuditResult};
+
+fn patchd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_patchd"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run patchd")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A private state directory whose log has one apply of `fix_a` (made at
+/// 1_700_000_000, applied 600 s later) and one failed apply of `fix_b`.
+fn state_dir(dir: &Path) -> PathBuf {
+    let state = dir.join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let log = AuditLog::new(&state);
+    let lines = [
+        (
+            "fix_a",
+            "CVE-2024-0005",
+            1_700_000_600,
+            AuditResult::Ok,
+            None,
+        ),
+        (
+            "fix_b",
+            "CVE-2024-0006",
+            1_700_000_700,
+            AuditResult::Failed,
+            Some("cannot enable bundle fix_b"),
+        ),
+    ];
+    for (id, cve, at, result, error) in lines {
+        let entry = AuditEntry {
+            bundle_id: Some(id.to_owned()),
+            bundle_sha256: Some(format!("{id:0<64}")),
+            cves: vec![cve.to_owned()],
+            bundle_created: Some(1_700_000_000),
+            error: error.map(str::to_owned),
+            ..AuditEntry::default()
+        };
+        log.append(at, AuditAction::Apply, result, entry)
+            .expect("append");
+    }
+    state
+}
+
+#[test]
+fn report_prints_text_json_and_csv() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let state = state.to_str().expect("UTF-8");
+
+    let output = patchd(&["report", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("reboots avoided: 1")
+            && stdout.contains("CVE-2024-0005: 10m (fix_a")
+            && stdout.contains("CVE-2024-0006: not applied (fix_b)"),
+        "{stdout}"
+    );
+
+    let output = patchd(&["report", "--json", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["reboots_avoided"], 1);
+    assert_eq!(json["cves"][0]["gap_seconds"], 600);
+    assert_eq!(
+        json["bundles"][1]["last_error"],
+        "cannot enable bundle fix_b"
+    );
+
+    let output = patchd(&["report", "--csv", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let csv = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[0].starts_with("cve,bundle_id,"), "{csv}");
+    assert!(rows[1].starts_with("CVE-2024-0005,fix_a,"), "{csv}");
+
+    let output = patchd(&["report", "--json", "--csv", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+}
+
+#[test]
+fn report_refuses_a_tampered_log_with_exit_6() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let log = AuditLog::new(&state).path();
+    let edited = std::fs::read_to_string(&log).expect("read").replacen(
+        "\"result\":\"failed\"",
+        "\"result\":\"ok\"",
+        1,
+    );
+    std::fs::write(&log, edited).expect("write");
+    let output = patchd(&["report", "--state-dir", state.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(output.stdout.is_empty(), "{}", text(&output));
+    assert!(
+        text(&output).contains("run `patchd audit verify`"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// A fake /proc and /sys with a release and a GNU build-id note.
+fn kernel_root(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("proc/sys/kernel")).expect("mkdir");
+    std::fs::create_dir_all(root.join("sys/kernel")).expect("mkdir");
+    std::fs::write(root.join("proc/sys/kernel/osrelease"), "6.1.0-50-amd64\n").expect("write");
+    // namesz 4, descsz 4, type 3 (NT_GNU_BUILD_ID), "GNU\0", the id.
+    let mut note = Vec::new();
+    for word in [4u32, 4, 3] {
+        note.extend_from_slice(&word.to_ne_bytes());
+    }
+    note.extend_from_slice(b"GNU\0\xde\xad\xbe\xef");
+    std::fs::write(root.join("sys/kernel/notes"), note).expect("write");
+    root
+}
+
+#[test]
+fn metrics_print_or_write_the_textfile_and_flag_a_tampered_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let root = kernel_root(dir.path());
+    let textfile = dir.path().join("textfile");
+    std::fs::create_dir(&textfile).expect("mkdir");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "metrics".to_owned(),
+            "--state-dir".to_owned(),
+            state.display().to_string(),
+            "--kernel-root".to_owned(),
+            root.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    };
+    let run = |extra: &[&str]| {
+        let args = args(extra);
+        patchd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let build_info = format!(
+        "suture_build_info{{version=\"{}\",kernel_release=\"6.1.0-50-amd64\",kernel_build_id=\"deadbeef\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for line in [
+        build_info.as_str(),
+        "suture_audit_log_intact 1\n",
+        "suture_patches_applied 0\n",
+        "suture_patches_failed_total{result=\"failed\"} 1\n",
+        "suture_vulnerability_gap_seconds{cve=\"CVE-2024-0005\"} 600\n",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
+    // A one-off run does not know what is pending, so it does not say.
+    assert!(!stdout.contains("suture_patches_pending"), "{stdout}");
+
+    let output = run(&["--textfile", textfile.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(output.stdout.is_empty());
+    let written = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    assert_eq!(written, stdout);
+
+    let log = AuditLog::new(&state).path();
+    let edited = std::fs::read_to_string(&log)
+        .expect("read")
+        .replacen("fix_a", "fix_z", 1);
+    std::fs::write(&log, edited).expect("write");
+    let output = run(&["--textfile", textfile.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(
+        text(&output).contains("patchd audit verify"),
+        "{}",
+        text(&output)
+    );
+    let written = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    assert!(written.contains("suture_audit_log_intact 0\n"), "{written}");
+    assert!(
+        !written.contains("suture_vulnerability_gap_seconds"),
+        "{written}"
+    );
+}
