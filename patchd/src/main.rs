@@ -24,12 +24,13 @@ use clap::{Args, Parser, Subcommand};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
+use patchd::daemon::exporter::{MetricsExporter, MetricsServer};
 use patchd::daemon::signals::{Notifier, Stop};
 use patchd::daemon::{Daemon, DaemonOptions};
 use patchd::kernel::running_identity;
 use patchd::metrics::TEXTFILE_NAME;
 use patchd::ownership::default_owners;
-use patchd::privileges::{require, RealCapabilities, KERNEL_CHANGES};
+use patchd::privileges::{drop_to, require, RealCapabilities, DAEMON_CAPABILITIES, KERNEL_CHANGES};
 use patchd::state::StateDir;
 use patchd::trust::TrustStore;
 use patchd::{
@@ -571,17 +572,42 @@ fn daemon(
     kernel_root: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     static CLOCK: SystemClock = SystemClock;
-    // Before any thread exists (ureq's resolver starts some): every thread
-    // inherits the blocked mask, so SIGTERM reaches only the signalfd.
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd daemon")?;
+    // Before any thread exists (ureq's resolver and the metrics endpoint
+    // start some): every thread inherits the blocked mask, so SIGTERM
+    // reaches only the signalfd.
     let stop = if once {
         None
     } else {
         Some(Stop::on_signals().context("cannot route SIGTERM and SIGINT to a signalfd")?)
     };
+    let metrics = settings.metrics.clone();
+    let server = match metrics.listen.filter(|_| !once) {
+        Some(address) => Some(
+            MetricsServer::bind(address)
+                .with_context(|| format!("cannot serve metrics on {address} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
+    // Capabilities are per thread: dropped while this is the only one.
+    drop_to(&RealCapabilities, DAEMON_CAPABILITIES)
+        .context("cannot drop the capabilities the daemon does not need")?;
     let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
     let options = DaemonOptions { once, repository };
     let mut daemon = Daemon::new(&kernel, &CLOCK, settings, default_owners(), options)?;
     daemon.set_notifier(Notifier::from_env());
+    if metrics.textfile_dir.is_some() || server.is_some() {
+        let served = server.as_ref().map(MetricsServer::text);
+        let exporter = MetricsExporter::new(metrics.textfile_dir, served, daemon.running().clone());
+        daemon.add_observer(Box::new(exporter));
+    }
+    if let Some(server) = server {
+        let address = server.local_addr()?;
+        server
+            .spawn()
+            .context("cannot start the metrics endpoint's thread")?;
+        info!("metrics: serving http://{address}/metrics");
+    }
     let Some(stop) = stop else {
         return once_result(&daemon.run_once()?);
     };

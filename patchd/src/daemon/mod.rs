@@ -21,6 +21,7 @@
 //!
 //! [`Observer`]s are told after each change: metrics plug in there.
 
+pub mod exporter;
 pub mod index;
 pub mod repository;
 pub mod signals;
@@ -41,7 +42,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kernel::{running_identity, Kernel, KernelError, KernelIdentity};
 use crate::session::{Session, SessionError};
-use crate::state::StateError;
+use crate::state::{Phase, StateError};
 use repository::{next_poll_in, Repository};
 use signals::{Notifier, Stop};
 use watch::{WatchError, Watcher};
@@ -91,6 +92,10 @@ pub struct Summary {
     pub downloaded: usize,
     /// Repository polls or downloads that failed.
     pub repository_failures: usize,
+    /// Bundles for the running kernel not applied now: watch-directory
+    /// files seen since the start that failed or wait for a dependency,
+    /// and bundles recorded as lost (the metric `suture_patches_pending`).
+    pub pending: usize,
 }
 
 impl Summary {
@@ -137,6 +142,8 @@ struct Memory {
     failed: HashMap<String, String>,
     /// sha256 of every file read from the watch directory.
     seen: HashSet<String>,
+    /// The sha256 of each file last read that claims the running kernel.
+    for_this_kernel: HashMap<OsString, String>,
     /// sha256 of the bundles in the state after the last batch.
     recorded: HashSet<String>,
     /// Files whose bundle waits for a dependency: tried again after the
@@ -213,6 +220,11 @@ impl<'k> Daemon<'k> {
     /// What the daemon did so far.
     pub fn summary(&self) -> &Summary {
         &self.summary
+    }
+
+    /// The running kernel.
+    pub fn running(&self) -> &KernelIdentity {
+        &self.running
     }
 
     /// The start-up work, one repository poll and the bundles it brought;
@@ -401,14 +413,38 @@ impl<'k> Daemon<'k> {
         })
     }
 
-    /// After a batch: remember what the state records, tell the observers.
+    /// After a batch: remember what the state records, count what is
+    /// pending, tell the observers.
     fn finish(&mut self, session: &Session<'_>, changed: bool) {
-        self.memory.recorded = session
-            .state()
-            .bundles
+        let bundles = &session.state().bundles;
+        self.memory.recorded = bundles.iter().map(|record| record.sha256.clone()).collect();
+        let applied: HashSet<&str> = bundles
             .iter()
-            .map(|record| record.sha256.clone())
+            .filter(|record| record.phase == Phase::Applied)
+            .map(|record| record.sha256.as_str())
             .collect();
+        let files = self
+            .memory
+            .for_this_kernel
+            .values()
+            .filter(|sha256| !applied.contains(sha256.as_str()))
+            .collect::<HashSet<_>>()
+            .len();
+        let lost = bundles
+            .iter()
+            .filter(|record| {
+                let target = &record.manifest.target;
+                record.phase == Phase::Lost
+                    && target.kernel_release == self.running.release
+                    && target.build_id == self.running.build_id
+                    && !self
+                        .memory
+                        .for_this_kernel
+                        .values()
+                        .any(|sha256| *sha256 == record.sha256)
+            })
+            .count();
+        self.summary.pending = files.saturating_add(lost);
         if changed {
             for observer in &mut self.observers {
                 observer.refresh(session, &self.summary);

@@ -504,3 +504,42 @@ fn an_unsafe_watch_directory_is_refused_at_start() {
     );
     assert!(Path::new(&watch).exists());
 }
+
+#[test]
+fn metrics_are_written_at_start_and_after_each_change_with_what_is_pending() {
+    use crate::daemon::exporter::MetricsExporter;
+    let host = TestHost::new();
+    let kernel = TestHost::kernel();
+    let textfile = host.path().join("textfile");
+    std::fs::create_dir(&textfile).expect("mkdir");
+    drop_bundle(&host, "fix_a.bundle", "fix_a");
+    // fix_b is refused (an untrusted signer): pending.
+    write_watched(
+        &host,
+        "fix_b.bundle",
+        &bundle_bytes(&manifest("fix_b"), &stranger_key()),
+    );
+    let mut daemon = daemon(&host, &kernel, settings(&host));
+    let exporter = MetricsExporter::new(Some(textfile.clone()), None, daemon.running().clone());
+    daemon.add_observer(Box::new(exporter));
+    let summary = daemon.run_once().expect("runs");
+    assert_eq!(summary.pending, 1);
+    let text = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    for line in [
+        "suture_patches_applied 1\n",
+        "suture_patches_pending 1\n",
+        "suture_audit_log_intact 1\n",
+        "suture_patches_failed_total{result=\"refused\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+
+    // A fixed fix_b arrives: applied, nothing pending.
+    drop_bundle(&host, "fix_b.bundle", "fix_b");
+    let mut session = daemon.session().expect("opens").expect("unlocked");
+    let changed = daemon.apply_files(&mut session, [OsString::from("fix_b.bundle")]);
+    daemon.finish(&session, changed);
+    let text = std::fs::read_to_string(textfile.join("suture.prom")).expect("written");
+    assert!(text.contains("suture_patches_applied 2\n"), "{text}");
+    assert!(text.contains("suture_patches_pending 0\n"), "{text}");
+}

@@ -131,6 +131,22 @@ impl Daemon<'_> {
         };
         let sha256 = sha256_hex(&bundle.bytes);
         self.memory.seen.insert(sha256.clone());
+        // Unverified, only to tell other kernels' bundles apart quietly (a
+        // bundle that claims this kernel is verified in full when applied).
+        let claimed = suture_bundle::parse(&bundle.bytes)
+            .ok()
+            .map(|unverified| unverified.inspection().manifest);
+        let here = claimed.as_ref().map(|manifest| {
+            manifest.target.kernel_release == self.running.release
+                && manifest.target.build_id == self.running.build_id
+        });
+        if here == Some(true) {
+            self.memory
+                .for_this_kernel
+                .insert(name.clone(), sha256.clone());
+        } else {
+            self.memory.for_this_kernel.remove(name);
+        }
         if let Some(reason) = self.memory.failed.get(&sha256) {
             debug!(file = %file, sha256 = %sha256, "failed before ({reason}); not tried again until the file changes");
             return FileOutcome::Skipped;
@@ -139,22 +155,16 @@ impl Daemon<'_> {
             debug!(file = %file, bundle = %record.id, "recorded already as {}", record.phase.as_str());
             return FileOutcome::Skipped;
         }
-        // Unverified, only to tell other kernels' bundles apart quietly.
-        if let Ok(unverified) = suture_bundle::parse(&bundle.bytes) {
-            let claimed = unverified.inspection().manifest;
-            let target = &claimed.target;
-            if target.kernel_release != self.running.release
-                || target.build_id != self.running.build_id
-            {
-                debug!(
-                    file = %file,
-                    bundle = %claimed.id,
-                    release = %target.kernel_release,
-                    build_id = %target.build_id,
-                    "for another kernel; skipped"
-                );
-                return FileOutcome::Skipped;
-            }
+        if let (Some(manifest), Some(false)) = (&claimed, here) {
+            let target = &manifest.target;
+            debug!(
+                file = %file,
+                bundle = %manifest.id,
+                release = %target.kernel_release,
+                build_id = %target.build_id,
+                "for another kernel; skipped"
+            );
+            return FileOutcome::Skipped;
         }
         let path = bundle.path.clone();
         match apply_read(session, vec![bundle]) {

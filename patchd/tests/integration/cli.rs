@@ -120,7 +120,7 @@ fn unreadable_module_fails_before_touching_the_kernel() {
 }
 
 /// Whether this test process has CAP_SYS_MODULE in its effective set.
-fn has_sys_module() -> bool {
+pub(crate) fn has_sys_module() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").expect("status");
     let mask = status
         .lines()
@@ -164,6 +164,17 @@ fn kernel_changes_are_refused_without_cap_sys_module() {
         (
             &["load-module", "/nonexistent/suture-test.ko"],
             "patchd load-module",
+        ),
+        (
+            &[
+                "daemon",
+                "--once",
+                "--state-dir",
+                state,
+                "--watch-dir",
+                state,
+            ],
+            "patchd daemon",
         ),
     ] {
         let output = patchd_without_sys_module(args);

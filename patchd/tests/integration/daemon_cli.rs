@@ -1,10 +1,12 @@
 //! `patchd daemon` as a process, against a fake kernel tree (the hidden
-//! `--kernel-root`): `--once` and its exit codes, and a clean stop on
-//! SIGTERM. Nothing here reaches a bundle that could be loaded (only other
-//! kernels' bundles and refused files), so no module is ever loaded, even
-//! when the tests run as root.
+//! `--kernel-root`): `--once` and its exit codes, the metrics it writes and
+//! serves, and a clean stop on SIGTERM. Nothing here reaches a bundle that
+//! could be loaded (only other kernels' bundles and refused files), so no
+//! module is ever loaded, even as root. The daemon needs CAP_SYS_MODULE to
+//! start (and then drops all else): without it (not root) these tests check
+//! the refusal instead.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,6 +18,7 @@ use nix::unistd::Pid;
 use suture_bundle::SigningKey;
 
 use crate::bundle_cli::{manifest, text, Host};
+use crate::cli::has_sys_module;
 
 /// A host with a config file pointing patchd at its directories.
 fn daemon_host() -> (Host, PathBuf) {
@@ -27,15 +30,18 @@ fn daemon_host() -> (Host, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "state_dir = {:?}\nkeys_dir = {:?}\nwatch_dir = {:?}\nkmod = {:?}\n",
+            "state_dir = {:?}\nkeys_dir = {:?}\nwatch_dir = {:?}\nkmod = {:?}\n\n\
+             [metrics]\ntextfile_dir = {:?}\nlisten = \"127.0.0.1:0\"\n",
             base.join("state").display().to_string(),
             host.keys().display().to_string(),
             base.join("watch").display().to_string(),
             base.join("suture.ko").display().to_string(),
+            base.join("textfile").display().to_string(),
         ),
     )
     .expect("write config");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::create_dir(base.join("textfile")).expect("mkdir");
     (host, config)
 }
 
@@ -63,12 +69,27 @@ fn run_once(host: &Host, config: &Path) -> Output {
 fn once_exits_0_when_all_went_well_and_1_when_a_file_was_refused() {
     let (host, config) = daemon_host();
     let output = run_once(&host, &config);
+    if !has_sys_module() {
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        assert!(text(&output)
+            .contains("patchd daemon changes the running kernel and needs CAP_SYS_MODULE"));
+        return;
+    }
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     let log = text(&output);
     assert!(
         log.contains("daemon starting") && log.contains("done (--once)"),
         "{log}"
     );
+    // Metrics written once at start (no endpoint with --once).
+    let metrics = std::fs::read_to_string(host.dir.path().join("textfile/suture.prom"))
+        .expect("metrics written");
+    assert!(
+        metrics.contains("suture_patches_applied 0\n")
+            && metrics.contains("suture_patches_pending 0\n"),
+        "{metrics}"
+    );
+    assert!(!log.contains("metrics: serving"), "{log}");
     let watch = host.dir.path().join("watch");
     assert!(watch.is_dir(), "the watch directory is created");
 
@@ -107,7 +128,10 @@ impl Drop for Reaper {
 }
 
 #[test]
-fn the_daemon_stops_cleanly_on_sigterm() {
+fn the_daemon_serves_metrics_and_stops_cleanly_on_sigterm() {
+    if !has_sys_module() {
+        return; // the refusal is checked above
+    }
     let (host, config) = daemon_host();
     let child = daemon_command(&host, &config, &[])
         .stderr(Stdio::piped())
@@ -139,6 +163,22 @@ fn the_daemon_stops_cleanly_on_sigterm() {
         false
     };
     assert!(wait_for(&mut seen, "ready: watching"), "{seen:#?}");
+    let address = seen
+        .iter()
+        .find_map(|line| line.split("serving http://").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .expect("the metrics address is logged")
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.contains("suture_patches_applied 0\n"),
+        "{answer}"
+    );
     let pid = Pid::from_raw(i32::try_from(child.0.id()).expect("pid"));
     kill(pid, Signal::SIGTERM).expect("send SIGTERM");
     assert!(wait_for(&mut seen, "stopping on SIGTERM"), "{seen:#?}");
