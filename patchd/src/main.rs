@@ -593,7 +593,7 @@ fn daemon(
     drop_to(&RealCapabilities, DAEMON_CAPABILITIES)
         .context("cannot drop the capabilities the daemon does not need")?;
     let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
-    let options = DaemonOptions { once, repository };
+    let options = DaemonOptions { repository };
     let mut daemon = Daemon::new(&kernel, &CLOCK, settings, default_owners(), options)?;
     daemon.set_notifier(Notifier::from_env());
     if metrics.textfile_dir.is_some() || server.is_some() {

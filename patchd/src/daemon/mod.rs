@@ -53,21 +53,18 @@ const LOCK_RETRY: Duration = Duration::from_secs(1);
 /// before it gives up: two minutes.
 const START_LOCK_ATTEMPTS: u32 = 120;
 
-/// What the daemon is asked to do.
+/// What the daemon is asked to do besides the settings ([`Daemon::run`]
+/// or [`Daemon::run_once`] is the caller's choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DaemonOptions {
-    /// Do the start-up work and one repository poll, then return.
-    pub once: bool,
-    /// Poll the repository (if one is configured).
+    /// Poll the repository, if one is configured (`--no-repository`
+    /// clears it).
     pub repository: bool,
 }
 
 impl Default for DaemonOptions {
     fn default() -> Self {
-        Self {
-            once: false,
-            repository: true,
-        }
+        Self { repository: true }
     }
 }
 
@@ -313,6 +310,7 @@ impl<'k> Daemon<'k> {
         info!(
             release = %self.running.release,
             build_id = %self.running.build_id,
+            config = %self.settings.file.as_deref().map_or("none (defaults)".into(), |f| f.display().to_string()),
             watch_dir = %self.settings.watch_dir.display(),
             repository = self.repository.as_ref().map_or("none", |r| r.settings().base_url.as_str()),
             "daemon starting"

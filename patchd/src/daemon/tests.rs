@@ -464,10 +464,7 @@ fn once_polls_the_repository_and_applies_what_it_brought() {
     );
 
     // --no-repository: nothing is asked of the server.
-    let no_repository = DaemonOptions {
-        once: true,
-        repository: false,
-    };
+    let no_repository = DaemonOptions { repository: false };
     Daemon::new(
         &kernel,
         &host.clock,
