@@ -52,6 +52,7 @@ fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
         name: "test_fix".to_string(),
         kmod: build::default_kmod_dir(),
         work: work.to_path_buf(),
+        vmlinux: None,
     }
 }
 

@@ -162,6 +162,7 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
             name: name.clone(),
             kmod: workspace_root().join("kmod"),
             work,
+            vmlinux: None,
         };
         let out = patchgen::build::build(&req, &mut |_| {})
             .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
