@@ -77,6 +77,12 @@ pub enum SymbolSourceError {
         /// What was not found or does not fit.
         what: String,
     },
+    /// Nothing to read the symbols from.
+    #[error("neither the kernel image nor the -dbg vmlinux of {release} is known: run scripts/setup --kernel {release}, or pass --vmlinux")]
+    NoSource {
+        /// The target release.
+        release: String,
+    },
     /// The file is of another build of the kernel.
     #[error("{path} has GNU build-id {found}, but the target kernel's is {expected}: it belongs to another build; pass the vmlinux of this build (Debian: linux-image-{release}-dbg at the image's version)")]
     BuildIdMismatch {
@@ -190,9 +196,8 @@ impl TargetSymbols {
                 KallsymsList::from_symtab(symtab)
             }
             (None, None) => {
-                return Err(SymbolSourceError::Image {
-                    path: PathBuf::from("(none)"),
-                    what: "neither the kernel image nor its -dbg vmlinux was given".to_string(),
+                return Err(SymbolSourceError::NoSource {
+                    release: inputs.release.to_string(),
                 })
             }
         };
