@@ -171,6 +171,7 @@ pub fn build_fix(
         name: name.clone(),
         kmod: workspace_root().join("kmod"),
         work: work.clone(),
+        vmlinux: None,
     };
     let out = match patchgen::build::build(&req, &mut |_| {}) {
         Ok(out) => out,

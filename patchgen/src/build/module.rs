@@ -49,6 +49,14 @@ pub struct LinkRecord {
     pub size: Option<u64>,
     /// Whether it is a function (`None`: not known).
     pub function: Option<bool>,
+    /// The kernel object (`vmlinux` or a module) whose code refers to it;
+    /// `None` when not known. A non-exported symbol that vmlinux code uses
+    /// is defined in vmlinux.
+    #[serde(skip)]
+    pub from_object: Option<String>,
+    /// Its position among the same-named vmlinux lines of kallsyms, once
+    /// proven (`target_symbols::assign_positions`).
+    pub sympos: Option<u32>,
 }
 
 /// One object's contribution to the module.
@@ -204,6 +212,15 @@ fn companion_symvers(
     Ok(dir.join("Module.symvers"))
 }
 
+/// The kernel object all parts belong to, if they belong to one.
+fn single_kernel_object(parts: &[ObjectPart]) -> Option<String> {
+    let first = parts.first()?;
+    parts
+        .iter()
+        .all(|p| p.kernel_object == first.kernel_object)
+        .then(|| first.kernel_object.clone())
+}
+
 fn exported(symvers: &[PathBuf]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for path in symvers {
@@ -332,7 +349,11 @@ pub fn build_module(
                 file: u.object.clone(),
                 size: u.size,
                 function: Some(u.function),
+                from_object: Some(kernel_object.clone()),
+                sympos: None,
             },
+            // Not from the differ (the generated glue): defined where the
+            // parts' code lives when that is one place.
             None => LinkRecord {
                 symbol: sym_name.to_string(),
                 name: sym_name.to_string(),
@@ -341,6 +362,8 @@ pub fn build_module(
                 file: None,
                 size: None,
                 function: None,
+                from_object: single_kernel_object(parts),
+                sympos: None,
             },
         };
         records.insert(record);
