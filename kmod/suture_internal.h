@@ -24,12 +24,15 @@ extern struct mutex suture_mutex;
  * @func_stack:	every suture_func replacing old_addr, newest first; the
  *		first active one wins
  * @node:	on the list of all fops
+ * @calls:	calls the handler sent to a replacement, per CPU (lossless
+ *		and cheap on the hot path; summed when read)
  */
 struct suture_fops {
 	struct ftrace_ops ops;
 	unsigned long old_addr;
 	struct list_head func_stack;
 	struct list_head node;
+	unsigned long __percpu *calls;
 };
 
 /* suture_redirect.c */
@@ -38,6 +41,7 @@ void suture_redirect_detach(struct suture_func *func);
 int suture_redirect_check_site(unsigned long addr);
 unsigned long suture_redirect_current_target(struct suture_func *func,
 					     unsigned long *size);
+unsigned long suture_redirect_calls(const struct suture_func *func);
 
 /* suture_consistency.c */
 

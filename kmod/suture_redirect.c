@@ -11,6 +11,7 @@
 
 #include <linux/ftrace.h>
 #include <linux/list.h>
+#include <linux/percpu.h>
 #include <linux/rculist.h>
 #include <linux/slab.h>
 #include "suture_internal.h"
@@ -45,6 +46,7 @@ static void notrace suture_ftrace_handler(unsigned long ip,
 		if (READ_ONCE(func->active)) {
 			ftrace_instruction_pointer_set(fregs,
 						       (unsigned long)func->new_func);
+			this_cpu_inc(*fops->calls);
 			break;
 		}
 	}
@@ -128,6 +130,11 @@ int suture_redirect_attach(struct suture_func *func)
 	fops = kzalloc(sizeof(*fops), GFP_KERNEL);
 	if (!fops)
 		return -ENOMEM;
+	fops->calls = alloc_percpu(unsigned long);
+	if (!fops->calls) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	fops->old_addr = func->old_addr;
 	INIT_LIST_HEAD(&fops->func_stack);
 	fops->ops.func = suture_ftrace_handler;
@@ -162,6 +169,7 @@ add:
 err_filter:
 	ftrace_free_filter(&fops->ops);
 err_free:
+	free_percpu(fops->calls);
 	kfree(fops);
 	return ret;
 }
@@ -191,6 +199,7 @@ void suture_redirect_detach(struct suture_func *func)
 		unregister_ftrace_function(&fops->ops);
 		ftrace_free_filter(&fops->ops);
 		list_del(&fops->node);
+		free_percpu(fops->calls);
 		kfree(fops);
 	} else {
 		/*
@@ -228,4 +237,26 @@ unsigned long suture_redirect_current_target(struct suture_func *func,
 	}
 	*size = func->old_size;
 	return func->old_addr;
+}
+
+/**
+ * suture_redirect_calls() - calls sent to a replacement of a function
+ * @func: a func, attached or not
+ *
+ * Return: the calls the function's handler redirected since it was first
+ * attached (to any patch's replacement), or 0 when @func is not attached.
+ * Context: suture_mutex held (the fops cannot go away).
+ */
+unsigned long suture_redirect_calls(const struct suture_func *func)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	lockdep_assert_held(&suture_mutex);
+
+	if (!func->fops)
+		return 0;
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(func->fops->calls, cpu);
+	return sum;
 }

@@ -70,10 +70,11 @@ static ssize_t functions_show(struct kobject *kobj, struct kobj_attribute *attr,
 		if (suture_symbol_extent((unsigned long)func->new_func, new_name,
 					 sizeof(new_name), &offset, &size))
 			strscpy(new_name, "?", sizeof(new_name));
-		len += sysfs_emit_at(buf, len, "%s 0x%lx %lu %s 0x%lx %lu %d\n",
+		len += sysfs_emit_at(buf, len, "%s 0x%lx %lu %s 0x%lx %lu %d %lu\n",
 				     func->old_name, func->old_addr, func->old_size,
 				     new_name, (unsigned long)func->new_func,
-				     func->new_size, READ_ONCE(func->active));
+				     func->new_size, READ_ONCE(func->active),
+				     suture_redirect_calls(func));
 	}
 	mutex_unlock(&suture_mutex);
 	return len;

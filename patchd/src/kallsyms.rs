@@ -3,6 +3,13 @@
 //! Resolution never guesses: a name that occurs more than once is refused
 //! unless a [`SymbolRecord`] says which object and position to take, and a
 //! record that matches nothing is an error, not a fallback.
+//!
+//! A position (`sympos`) counts the lines of that name in that object in
+//! `/proc/kallsyms` order, every type letter included, as the kernel's
+//! livepatch does; for vmlinux these are the lines without a `[module]`
+//! column, which the kernel prints first, in its table's (address) order.
+//! patchgen proves positions at build time; the type letter (and for a
+//! function, the room up to the next symbol) is checked again here.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +45,9 @@ pub struct SymbolRecord {
     /// Whether the symbol is local (`static`, lowercase kallsyms type) or
     /// global (uppercase); `None`: either.
     pub local: Option<bool>,
+    /// Whether it is a function (`t`/`w` types) or data (others); `None`:
+    /// not known.
+    pub function: Option<bool>,
     /// The symbol's ELF size in the build the module was made from. When
     /// several candidates remain, only those whose kallsyms size (distance
     /// to the next symbol) is this size plus alignment padding (< 16 bytes)
@@ -54,6 +64,7 @@ impl SymbolRecord {
             sympos,
             kernel_name: None,
             local: None,
+            function: None,
             size: None,
         }
     }
@@ -68,7 +79,7 @@ impl SymbolRecord {
 /// the kernel's; a weak symbol may be local or global.
 impl From<&suture_bundle::manifest::SymbolRecord> for SymbolRecord {
     fn from(r: &suture_bundle::manifest::SymbolRecord) -> Self {
-        use suture_bundle::manifest::SymbolBinding;
+        use suture_bundle::manifest::{SymbolBinding, SymbolKind};
         Self {
             name: r.symbol.clone(),
             kernel_name: (r.name != r.symbol).then(|| r.name.clone()),
@@ -79,6 +90,7 @@ impl From<&suture_bundle::manifest::SymbolRecord> for SymbolRecord {
                 SymbolBinding::Global => Some(false),
                 SymbolBinding::Weak => None,
             },
+            function: r.kind.map(|kind| kind == SymbolKind::Func),
             size: r.size,
         }
     }
@@ -340,14 +352,18 @@ impl Kallsyms {
         };
         if let Some(sympos) = record.sympos {
             let index = usize::try_from(sympos).ok().and_then(|p| p.checked_sub(1));
-            return match (in_object.as_slice(), index.and_then(|i| in_object.get(i))) {
-                ([], _) => Err(not_in_object()),
-                (_, Some(entry)) => Ok(found(entry)),
-                (many, None) => Err(LinkError::NoSuchPosition {
-                    record: record.clone(),
-                    count: many.len(),
-                }),
+            let entry = match (in_object.as_slice(), index.and_then(|i| in_object.get(i))) {
+                ([], _) => return Err(not_in_object()),
+                (_, Some(entry)) => *entry,
+                (many, None) => {
+                    return Err(LinkError::NoSuchPosition {
+                        record: record.clone(),
+                        count: many.len(),
+                    })
+                }
             };
+            self.check_selected(record, entry)?;
+            return Ok(found(entry));
         }
         // Binding, then size, narrow what is left; never a guess.
         let mut left: Vec<&Entry> = in_object
@@ -374,6 +390,31 @@ impl Kallsyms {
                 candidates: self.candidates(entries, object),
             }),
         }
+    }
+
+    /// What patchgen proved of the line a position selects: its type letter
+    /// fits the record, and a function has room for its size before the
+    /// next symbol. Either failing means the record is for another build
+    /// or another symbol; nothing is linked.
+    fn check_selected(&self, record: &SymbolRecord, entry: &Entry) -> Result<(), LinkError> {
+        if !letter_fits(entry.kind, record.function, record.local) {
+            return Err(LinkError::WrongType {
+                record: record.clone(),
+                found: entry.kind,
+            });
+        }
+        if let (Some(true), Some(size)) = (record.function, record.size) {
+            if let Some(kallsyms_size) = self.size_of(entry) {
+                if kallsyms_size < size {
+                    return Err(LinkError::TooSmall {
+                        record: record.clone(),
+                        size,
+                        kallsyms_size,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The kallsyms size of an entry: the distance to the next higher
@@ -406,6 +447,29 @@ impl Kallsyms {
         }
         candidates
     }
+}
+
+/// Whether a kallsyms type letter fits a symbol of this kind and binding
+/// (patchgen checks the same when it proves a position:
+/// `target_symbols::sympos::letter_fits`). Functions are `t`/`T` (`w`/`W`
+/// weak), data any other letter; per-CPU variables of vmlinux are listed as
+/// absolute (`A`) whatever their binding.
+pub fn letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
+    if letter == 'A' {
+        return function != Some(true);
+    }
+    let binding = match local {
+        Some(true) => letter.is_ascii_lowercase(),
+        Some(false) => letter.is_ascii_uppercase(),
+        None => true,
+    };
+    let lower = letter.to_ascii_lowercase();
+    let kind = match function {
+        Some(true) => matches!(lower, 't' | 'w'),
+        Some(false) => !matches!(lower, 't' | 'w'),
+        None => true,
+    };
+    binding && kind
 }
 
 /// Module names appear in kallsyms with `-` turned into `_`, as the kernel

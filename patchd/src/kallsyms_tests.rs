@@ -297,6 +297,7 @@ ffffffff81200080 T tail
         sympos: None,
         kernel_name: Some("helper".to_owned()),
         local: Some(local),
+        function: Some(true),
         size,
     };
     // Two statics named helper: sizes 0x30 and 0x80. ELF size 0x2a fits the
@@ -342,6 +343,8 @@ fn records_file_maps_to_symbol_records() {
     assert_eq!(records[0].name, "suture0_old__f");
     assert_eq!(records[0].size, Some(42));
     assert_eq!(records[0].local, Some(true));
+    assert_eq!(records[0].function, Some(true));
+    assert_eq!(records[1].function, None);
     assert_eq!(records[1].kernel_name, None);
     assert_eq!(records[1].object, None);
     assert!(serde_json::from_str::<Vec<ManifestRecord>>(
@@ -384,4 +387,134 @@ fn manifest_records_map_binding_to_local() {
         ..record(SymbolBinding::Global)
     };
     assert_eq!(SymbolRecord::from(&same_name).kernel_name, None);
+}
+
+/// Issue #4: records with a position proven by patchgen. Positions count
+/// the same-named lines of vmlinux only (no `[module]` column: modules,
+/// BPF programs, ftrace trampolines), every type included; the selected
+/// line's type and, for a function, its room are checked.
+#[test]
+fn issue_4_positions_count_vmlinux_lines_and_are_checked() {
+    let text = "\
+0000000000000000 A fixed_percpu_data
+0000000000001000 A counter
+ffffffff81000000 T _text
+ffffffff81100000 t helper
+ffffffff81100030 t next_one
+ffffffffc0001000 t helper\t[ext4]
+ffffffff81100100 T helper
+ffffffff81100180 d counter
+ffffffffc0002000 t helper\t[bpf]
+ffffffff81100200 t helper
+ffffffff81100240 t after
+ffffffffc0003000 t helper\t[__builtin__ftrace]
+";
+    let k = Kallsyms::parse(text).expect("valid");
+    let rec = |sympos, local, function, size| SymbolRecord {
+        name: "suture0_old__helper".to_owned(),
+        object: Some("vmlinux".to_owned()),
+        sympos: Some(sympos),
+        kernel_name: Some("helper".to_owned()),
+        local: Some(local),
+        function: Some(function),
+        size,
+    };
+    let at = |record: SymbolRecord| {
+        k.resolve("suture0_old__helper", Some(&record))
+            .map(|r| r.address)
+    };
+    assert_eq!(
+        at(rec(1, true, true, Some(0x30))).ok(),
+        Some(0xffff_ffff_8110_0000)
+    );
+    assert_eq!(
+        at(rec(2, false, true, None)).ok(),
+        Some(0xffff_ffff_8110_0100)
+    );
+    assert_eq!(
+        at(rec(3, true, true, Some(0x40))).ok(),
+        Some(0xffff_ffff_8110_0200)
+    );
+    // Module lines are not positions of vmlinux.
+    assert!(matches!(
+        at(rec(4, true, true, None)),
+        Err(LinkError::NoSuchPosition { count: 3, .. })
+    ));
+    // Position 2 is the global one: a record for a static there is wrong.
+    let error = at(rec(2, true, true, None)).expect_err("global line");
+    assert!(
+        matches!(error, LinkError::WrongType { found: 'T', .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("a static function"), "{error}");
+    // A function larger than the room before the next symbol.
+    let error = at(rec(1, true, true, Some(0x31))).expect_err("too small");
+    assert!(
+        matches!(
+            error,
+            LinkError::TooSmall {
+                size: 0x31,
+                kallsyms_size: 0x30,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // Per-CPU variables are `A` whatever their binding; data is not `t`.
+    let counter = |sympos| SymbolRecord {
+        name: "counter".to_owned(),
+        object: Some("vmlinux".to_owned()),
+        sympos: Some(sympos),
+        kernel_name: None,
+        local: Some(true),
+        function: Some(false),
+        size: Some(8),
+    };
+    assert_eq!(
+        k.resolve("counter", Some(&counter(1)))
+            .map(|r| r.address)
+            .ok(),
+        Some(0x1000)
+    );
+    assert_eq!(
+        k.resolve("counter", Some(&counter(2)))
+            .map(|r| r.address)
+            .ok(),
+        Some(0xffff_ffff_8110_0180)
+    );
+    let data_as_function = SymbolRecord {
+        function: Some(true),
+        ..counter(2)
+    };
+    assert!(matches!(
+        k.resolve("counter", Some(&data_as_function)),
+        Err(LinkError::WrongType { found: 'd', .. })
+    ));
+}
+
+#[test]
+fn type_letters_fit_kind_and_binding() {
+    let cases = [
+        ('t', Some(true), Some(true), true),
+        ('T', Some(true), Some(true), false),
+        ('T', Some(true), Some(false), true),
+        ('W', Some(true), Some(false), true),
+        ('w', Some(true), None, true),
+        ('d', Some(false), Some(true), true),
+        ('b', Some(false), Some(true), true),
+        ('R', Some(false), Some(false), true),
+        ('t', Some(false), Some(true), false),
+        ('d', Some(true), Some(true), false),
+        ('A', Some(false), Some(true), true),
+        ('A', Some(false), Some(false), true),
+        ('A', Some(true), Some(false), false),
+        ('x', None, None, true),
+    ];
+    for (letter, function, local, fits) in cases {
+        assert_eq!(
+            letter_fits(letter, function, local),
+            fits,
+            "{letter} {function:?} {local:?}"
+        );
+    }
 }

@@ -46,6 +46,20 @@ impl fmt::Display for Candidate {
     }
 }
 
+fn describe(record: &SymbolRecord) -> String {
+    let binding = match record.local {
+        Some(true) => "static ",
+        Some(false) => "global ",
+        None => "",
+    };
+    let kind = match record.function {
+        Some(true) => "function",
+        Some(false) => "variable",
+        None => "symbol",
+    };
+    format!("a {binding}{kind}")
+}
+
 fn list(candidates: &[Candidate]) -> String {
     let items: Vec<String> = candidates.iter().map(ToString::to_string).collect();
     items.join(", ")
@@ -146,6 +160,27 @@ pub enum LinkError {
         record: SymbolRecord,
         /// How many definitions the object has.
         count: usize,
+    },
+
+    /// The line a record's position selects has a type that does not fit.
+    #[error("record {record} selects a `{found}` line of /proc/kallsyms, which is not what the record describes ({}); the bundle was made for another build or the record is wrong", describe(.record))]
+    WrongType {
+        /// The record.
+        record: SymbolRecord,
+        /// The type letter found.
+        found: char,
+    },
+
+    /// The function a record's position selects is followed by another
+    /// symbol before its end.
+    #[error("record {record} selects a function of {size} bytes, but /proc/kallsyms has another symbol {kallsyms_size} bytes after its start; the bundle was made for another build or the record is wrong")]
+    TooSmall {
+        /// The record.
+        record: SymbolRecord,
+        /// The recorded size.
+        size: u64,
+        /// The distance to the next symbol.
+        kallsyms_size: u64,
     },
 
     /// A record with position 0.

@@ -39,6 +39,12 @@ pub struct BuildArgs {
     /// (NAME.ko, NAME.records.json), for inspection.
     #[arg(long)]
     pub emit_module: bool,
+    /// The target's vmlinux with its symbol table (Debian:
+    /// /usr/lib/debug/boot/vmlinux-RELEASE from linux-image-RELEASE-dbg),
+    /// to prove which of same-named statics the patch means. Default: the
+    /// kernel cache's copy (scripts/setup --with-dbg), else Debian's path.
+    #[arg(long, value_name = "PATH")]
+    pub vmlinux: Option<PathBuf>,
     /// The companion module's source (default: the one shipped with patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
@@ -94,6 +100,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         name,
         kmod: args.kmod.clone().unwrap_or_else(build::default_kmod_dir),
         work: work.path().to_path_buf(),
+        vmlinux: args.vmlinux.clone(),
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {

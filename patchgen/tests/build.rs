@@ -52,6 +52,7 @@ fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
         name: "test_fix".to_string(),
         kmod: build::default_kmod_dir(),
         work: work.to_path_buf(),
+        vmlinux: None,
     }
 }
 
@@ -86,6 +87,7 @@ fn cmdline_fix_builds_a_module_with_link_records() {
         .find(|r| r.name == "cmdline_proc_show")
         .expect("a record for the replaced static");
     assert!(rec.local && rec.size.is_some() && rec.object.as_deref() == Some("vmlinux"));
+    assert_eq!(rec.sympos, Some(1), "a unique static is position 1");
     assert!(
         rec.symbol != rec.name,
         "the old function is referenced under an alias"
@@ -96,6 +98,110 @@ fn cmdline_fix_builds_a_module_with_link_records() {
         "the cached source was touched"
     );
     assert!(!t.source.join("fs/proc/cmdline.c.orig").exists());
+}
+
+/// A fix to `c_start` in fs/proc/consoles.c: vmlinux has several statics of
+/// that name (arch/x86/kernel/cpu/proc.c, fs/proc/consoles.c, ...).
+fn consoles_fix(t: &KernelTarget, dir: &Path) -> PathBuf {
+    make_patch(t, dir, "fs/proc/consoles.c", |s| {
+        s.replace(
+            "\tconsole_lock();\n\tfor_each_console(con)",
+            "\tconsole_lock();\n\tif (*pos < 0)\n\t\treturn NULL;\n\tfor_each_console(con)",
+        )
+    })
+}
+
+/// The position of the `c_start` of consoles.c among vmlinux's kallsyms
+/// lines of that name, from `readelf` (not patchgen's reader): kallsyms
+/// lists these statics in address order.
+fn consoles_c_start_position(vmlinux: &Path) -> u32 {
+    let out = Command::new("readelf")
+        .arg("-sW")
+        .arg(vmlinux)
+        .output()
+        .expect("readelf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut file = String::new();
+    let mut all = Vec::new();
+    let mut ours = None;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        if f[3] == "FILE" {
+            file = f[7].to_string();
+        } else if f[7] == "c_start" && f[4] == "LOCAL" {
+            let address = u64::from_str_radix(f[1], 16).expect("address");
+            all.push(address);
+            if file == "consoles.c" {
+                ours = Some(address);
+            }
+        }
+    }
+    all.sort_unstable();
+    let ours = ours.expect("consoles.c defines c_start");
+    let index = all.iter().position(|&a| a == ours).expect("listed");
+    u32::try_from(index + 1).expect("small")
+}
+
+#[test]
+fn duplicated_static_gets_the_position_of_its_objects_symbol() {
+    let t = target();
+    let Some(vmlinux) = t.debug_vmlinux.clone() else {
+        eprintln!(
+            "SKIPPED: no -dbg vmlinux for {} (apt-get install linux-image-{}-dbg); the position of a duplicated static was not checked",
+            t.release, t.release
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = consoles_fix(&t, tmp.path());
+    let out =
+        build::build(&request(&t, &patch, &tmp.path().join("work")), &mut |_| {}).expect("build");
+    let rec = out
+        .module
+        .records
+        .iter()
+        .find(|r| r.name == "c_start")
+        .expect("a record for the replaced static");
+    assert_eq!(rec.object.as_deref(), Some("vmlinux"));
+    assert_eq!(rec.sympos, Some(consoles_c_start_position(&vmlinux)));
+    assert!(rec.sympos > Some(1), "{rec:?}");
+}
+
+#[test]
+fn duplicated_static_without_symbol_table_is_refused_with_the_remedy() {
+    let mut t = target();
+    t.debug_vmlinux = None;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = consoles_fix(&t, tmp.path());
+    let e = build_err(&t, &patch, tmp.path());
+    let BuildError::Sympos(cause) = &e else {
+        panic!("unexpected error: {e}");
+    };
+    let message = cause.to_string();
+    assert!(
+        message.contains("`c_start`")
+            && message.contains(&format!("linux-image-{}-dbg", t.release))
+            && message.contains("--vmlinux"),
+        "{message}"
+    );
+}
+
+#[test]
+fn vmlinux_of_another_build_is_refused() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    let mut req = request(&t, &patch, &tmp.path().join("work"));
+    req.vmlinux = Some(PathBuf::from("/bin/true"));
+    let e = build::build(&req, &mut |_| {}).expect_err("not a vmlinux");
+    assert!(matches!(e, BuildError::Symbols(_)), "{e}");
+    let cause = std::error::Error::source(&e).expect("cause").to_string();
+    assert!(cause.contains("/bin/true"), "{cause}");
 }
 
 fn build_err(t: &KernelTarget, patch: &Path, tmp: &Path) -> BuildError {

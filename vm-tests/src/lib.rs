@@ -8,6 +8,7 @@
 //! kernel, the real module loader and our real modules. A check that cannot
 //! run is an error, never a skip.
 
+pub mod corpus;
 pub mod initramfs;
 pub mod modules;
 pub mod qemu;

@@ -153,6 +153,7 @@ pub fn build_bundle(
         name: name.to_string(),
         kmod: workspace_root().join("kmod"),
         work,
+        vmlinux: None,
     };
     let out = patchgen::build::build(&req, &mut |_| {})
         .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
@@ -202,6 +203,7 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
             name: name.clone(),
             kmod: workspace_root().join("kmod"),
             work,
+            vmlinux: None,
         };
         let out = patchgen::build::build(&req, &mut |_| {})
             .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;

@@ -109,7 +109,7 @@ fn assemble(
             .and_then(|n| n.to_str())
             .unwrap_or(check);
         fs.file(
-            &format!("/suture/checks/{:02}-{name}.sh", i + 1),
+            &format!("/suture/checks/{:04}-{name}.sh", i + 1),
             &script,
             0o644,
         )?;
@@ -117,7 +117,7 @@ fn assemble(
     let first = spec.checks.len() + 1;
     for (i, (name, text)) in spec.generated_checks.iter().enumerate() {
         fs.bytes(
-            &format!("/suture/checks/{:02}-{name}.sh", first + i),
+            &format!("/suture/checks/{:04}-{name}.sh", first + i),
             0o644,
             text.clone().into_bytes(),
         );

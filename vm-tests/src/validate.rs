@@ -7,7 +7,7 @@
 //!
 //! | step | what | expected |
 //! | --- | --- | --- |
-//! | prepare | `patchd verify` in the guest, kprobes on the replaced functions | exit 0 |
+//! | prepare | `patchd verify` in the guest | exit 0 |
 //! | before | the test script, bundle not applied | its expectation (kpatch `-LOADED.test`: fail) |
 //! | apply | start the load on every vCPU, `patchd apply` | exit 0 |
 //! | applied | the test script with the bundle applied, under load | its expectation (pass) |
@@ -255,7 +255,7 @@ impl BundleUnderTest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
-    /// Verify in the guest, set up the call counters.
+    /// Verify in the guest.
     Prepare,
     /// The test before apply.
     Before,
@@ -311,6 +311,9 @@ pub struct Plan {
     pub step_timeout: Duration,
     /// Names the run directory under target/vm-tests/.
     pub run_name: String,
+    /// Host files the tests need (programs, data), put in the guest's
+    /// /suture/files/, which is on the tests' PATH.
+    pub files: Vec<PathBuf>,
 }
 
 impl Plan {
@@ -356,6 +359,25 @@ impl Plan {
                 data: Vec::new(),
                 mode: 0o644,
             }),
+        }
+        for path in &self.files {
+            let name =
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| HarnessError::Io {
+                        what: "no file name in",
+                        path: path.clone(),
+                        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+                    })?;
+            let mode = std::fs::metadata(path)
+                .map_err(io_err("cannot stat", path))?
+                .permissions();
+            let executable = std::os::unix::fs::PermissionsExt::mode(&mode) & 0o111 != 0;
+            files.push(GuestFile {
+                path: format!("/suture/files/{name}"),
+                data: read(path)?,
+                mode: if executable { 0o755 } else { 0o644 },
+            });
         }
         let mut checks = Vec::new();
         for b in &self.bundles {
@@ -464,9 +486,8 @@ pub struct BundleReport {
     pub load: String,
     /// Rounds the loaders completed between apply and revert.
     pub load_rounds: Option<u64>,
-    /// Calls of each replaced function while the load ran (counted by a
-    /// kprobe at the function's entry); functions that could not be
-    /// counted are absent.
+    /// Calls of each replaced function the companion module sent to the
+    /// new code while the bundle was applied.
     pub calls_under_load: Vec<(String, u64)>,
     /// The steps in order.
     pub steps: Vec<StepReport>,
@@ -891,6 +912,7 @@ mod tests {
             cpus: 2,
             step_timeout: Duration::from_secs(60),
             run_name: "t".to_string(),
+            files: Vec::new(),
         }
     }
 

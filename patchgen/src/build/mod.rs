@@ -21,6 +21,9 @@ pub use module::{BuiltModule, LinkRecord, ObjectPart, Replacement};
 pub use target::KernelTarget;
 
 use crate::diff::report::Outcome;
+use crate::target_symbols::{
+    assign_positions, KallsymsConfig, ObjectLocals, SymbolInputs, TargetSymbols,
+};
 use crate::{diff, DiffOptions, ObjectFile};
 
 /// Why a build failed. Each says what to do next.
@@ -137,6 +140,12 @@ pub enum BuildError {
     /// Every change was in code that is not redirected.
     #[error("the fix changes no function that can be redirected")]
     NothingToRedirect,
+    /// The target's symbols could not be read.
+    #[error("cannot read the target kernel's symbols")]
+    Symbols(#[from] crate::target_symbols::SymbolSourceError),
+    /// A link record's position in kallsyms cannot be proven.
+    #[error("the patch module refers to a kernel symbol patchd could not resolve exactly")]
+    Sympos(#[from] crate::target_symbols::SymposError),
     /// kbuild failed to build the module.
     #[error("building the patch module in {dir} failed:\n{output}")]
     ModuleBuildFailed {
@@ -160,6 +169,9 @@ pub struct BuildRequest {
     pub kmod: PathBuf,
     /// The work directory (created; the caller removes it).
     pub work: PathBuf,
+    /// The target's `vmlinux` with its symbol table (Debian's `-dbg`
+    /// package); `None`: the one found for the target, if any.
+    pub vmlinux: Option<PathBuf>,
 }
 
 /// What a build produced.
@@ -171,6 +183,8 @@ pub struct BuildOutput {
     pub reports: Vec<(PathBuf, crate::Report)>,
     /// Seconds spent per step, for progress and the benchmark.
     pub timings: Vec<(String, f64)>,
+    /// How each link record's position was proven.
+    pub proofs: Vec<crate::target_symbols::sympos::Proof>,
 }
 
 /// Runs a build; `progress` receives one line per step.
@@ -229,6 +243,19 @@ pub fn build(
     step("applied the fix", t, progress);
 
     let t = Instant::now();
+    let symbols = load_symbols(req)?;
+    for source in &symbols.sources {
+        progress(&format!("read the {source}"));
+    }
+    if symbols.symtab.is_none() {
+        progress(&format!(
+            "no symbol table of {} (linux-image-{}-dbg, or --vmlinux): statics are told apart by name and type only",
+            req.target.release, req.target.release
+        ));
+    }
+    step("read the target's symbols", t, progress);
+
+    let t = Instant::now();
     let entry_sizes = entry_sizes::from_headers(&req.target, &req.work)?;
     step(
         "read the special-section layouts of the target",
@@ -238,6 +265,7 @@ pub fn build(
 
     let mut parts = Vec::new();
     let mut reports = Vec::new();
+    let mut locals = Vec::new();
     for (obj, src) in &objects {
         let t = Instant::now();
         let cmd = compile::object_command(&req.target, obj, src)?;
@@ -269,6 +297,7 @@ pub fn build(
         let t = Instant::now();
         let orig = ObjectFile::read(&orig_o)?;
         let fixed = ObjectFile::read(&fixed_o)?;
+        locals.push(ObjectLocals::from_object(&obj.display().to_string(), &orig));
         let opts = DiffOptions {
             symbol_prefix: Some(format!("suture{}_", parts.len())),
             entry_sizes: entry_sizes.clone(),
@@ -305,13 +334,52 @@ pub fn build(
     }
 
     let t = Instant::now();
-    let module = module::build_module(&req.target, &req.kmod, &req.name, &parts, &req.work)?;
+    let mut module = module::build_module(&req.target, &req.kmod, &req.name, &parts, &req.work)?;
     step("built the patch module", t, progress);
+
+    let t = Instant::now();
+    let proofs = assign_positions(&mut module.records, &module.replacements, &locals, &symbols)?;
+    for proof in &proofs {
+        progress(&format!(
+            "{}: kallsyms position {} ({})",
+            proof.symbol, proof.sympos, proof.by
+        ));
+    }
+    let left = module.records.iter().filter(|r| r.sympos.is_none()).count();
+    if left > 0 {
+        progress(&format!(
+            "{left} symbol(s) of modules are left to patchd's resolution at load time"
+        ));
+    }
+    step("proved the link records' kallsyms positions", t, progress);
     Ok(BuildOutput {
         module,
         reports,
         timings,
+        proofs,
     })
+}
+
+/// The target's symbols: the image's kallsyms tables and, when there is
+/// one, the `-dbg` vmlinux's symbol table.
+fn load_symbols(req: &BuildRequest) -> Result<TargetSymbols, BuildError> {
+    let config_path = req.target.source.join(".config");
+    let config = std::fs::read_to_string(&config_path).map_err(|source| BuildError::Io {
+        what: "cannot read the target's configuration",
+        path: config_path,
+        source,
+    })?;
+    let vmlinux = req
+        .vmlinux
+        .clone()
+        .or_else(|| req.target.debug_vmlinux.clone());
+    Ok(TargetSymbols::load(&SymbolInputs {
+        release: &req.target.release,
+        build_id: &req.target.build_id,
+        image: req.target.image.as_deref(),
+        vmlinux: vmlinux.as_deref(),
+        config: KallsymsConfig::from_config(&config),
+    })?)
 }
 
 /// The companion module's source shipped with this patchgen.

@@ -49,6 +49,14 @@ pub struct LinkRecord {
     pub size: Option<u64>,
     /// Whether it is a function (`None`: not known).
     pub function: Option<bool>,
+    /// The kernel object (`vmlinux` or a module) whose code refers to it;
+    /// `None` when not known. A non-exported symbol that vmlinux code uses
+    /// is defined in vmlinux.
+    #[serde(skip)]
+    pub from_object: Option<String>,
+    /// Its position among the same-named vmlinux lines of kallsyms, once
+    /// proven (`target_symbols::assign_positions`).
+    pub sympos: Option<u32>,
 }
 
 /// One object's contribution to the module.
@@ -77,6 +85,26 @@ pub struct BuiltModule {
     pub records: Vec<LinkRecord>,
 }
 
+/// `text` as a C string literal: quotes, backslashes and anything outside
+/// printable ASCII escaped in octal.
+fn c_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for b in text.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                out.push('\\');
+                out.push(char::from(b));
+            }
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn glue_source(name: &str, replacements: &[Replacement]) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "// SPDX-License-Identifier: GPL-2.0-only");
@@ -86,20 +114,28 @@ fn glue_source(name: &str, replacements: &[Replacement]) -> String {
     );
     let _ = writeln!(c, "#include <linux/module.h>");
     let _ = writeln!(c, "#include \"suture.h\"\n");
-    for r in replacements {
+    // Symbol names of compiler clones (`foo.isra.0`, `foo.constprop.0`)
+    // are not C identifiers: the glue names each symbol by an asm label.
+    for (i, r) in replacements.iter().enumerate() {
         let _ = writeln!(
             c,
-            "extern char {}[]; /* the kernel's {} */",
-            r.old_symbol, r.old_name
+            "extern char suture_old_{i}[] __asm__({}); /* the kernel's {} */",
+            c_string(&r.old_symbol),
+            r.old_name.replace("*/", "* /")
         );
-        let _ = writeln!(c, "extern char {}[];", r.new_symbol);
+        let _ = writeln!(
+            c,
+            "extern char suture_new_{i}[] __asm__({});",
+            c_string(&r.new_symbol)
+        );
     }
     let _ = writeln!(c, "\nstatic struct suture_func suture_funcs[] = {{");
-    for r in replacements {
+    for (i, r) in replacements.iter().enumerate() {
         let _ = writeln!(
             c,
-            "\t{{\n\t\t.old_name = \"{}\",\n\t\t.old_addr = (unsigned long){},\n\t\t.old_size = {},\n\t\t.new_func = {},\n\t}},",
-            r.old_name, r.old_symbol, r.old_size, r.new_symbol
+            "\t{{\n\t\t.old_name = {},\n\t\t.old_addr = (unsigned long)suture_old_{i},\n\t\t.old_size = {},\n\t\t.new_func = suture_new_{i},\n\t}},",
+            c_string(&r.old_name),
+            r.old_size
         );
     }
     let _ = writeln!(c, "\t{{ }}\n}};\n");
@@ -174,6 +210,15 @@ fn companion_symvers(
     std::fs::copy(&header, dir.join("include/suture.h")).map_err(io("cannot copy", &header))?;
     kbuild(target, &dir, &[])?;
     Ok(dir.join("Module.symvers"))
+}
+
+/// The kernel object all parts belong to, if they belong to one.
+fn single_kernel_object(parts: &[ObjectPart]) -> Option<String> {
+    let first = parts.first()?;
+    parts
+        .iter()
+        .all(|p| p.kernel_object == first.kernel_object)
+        .then(|| first.kernel_object.clone())
 }
 
 fn exported(symvers: &[PathBuf]) -> BTreeSet<String> {
@@ -304,7 +349,11 @@ pub fn build_module(
                 file: u.object.clone(),
                 size: u.size,
                 function: Some(u.function),
+                from_object: Some(kernel_object.clone()),
+                sympos: None,
             },
+            // Not from the differ (the generated glue): defined where the
+            // parts' code lives when that is one place.
             None => LinkRecord {
                 symbol: sym_name.to_string(),
                 name: sym_name.to_string(),
@@ -313,6 +362,8 @@ pub fn build_module(
                 file: None,
                 size: None,
                 function: None,
+                from_object: single_kernel_object(parts),
+                sympos: None,
             },
         };
         records.insert(record);
@@ -323,4 +374,39 @@ pub fn build_module(
         replacements,
         records: records.into_iter().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_strings_escape_quotes_backslashes_and_bytes() {
+        assert_eq!(c_string("foo.isra.0"), "\"foo.isra.0\"");
+        assert_eq!(c_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\012\"");
+    }
+
+    /// Regression: clones such as `iomap_adjust_read_range.isra.0` (a real
+    /// fix, fs/iomap/buffered-io.c) made glue that did not compile.
+    #[test]
+    fn glue_names_clone_symbols_by_asm_label() {
+        let r = Replacement {
+            old_name: "iomap_adjust_read_range.isra.0".to_string(),
+            old_symbol: "suture0_old__iomap_adjust_read_range.isra.0".to_string(),
+            new_symbol: "suture0_new__iomap_adjust_read_range.isra.0".to_string(),
+            old_size: 300,
+            object_file: "fs/iomap/buffered-io.o".to_string(),
+            local: true,
+        };
+        let c = glue_source("p", &[r]);
+        assert!(c.contains(
+            "extern char suture_old_0[] __asm__(\"suture0_old__iomap_adjust_read_range.isra.0\");"
+        ));
+        assert!(c.contains(
+            "extern char suture_new_0[] __asm__(\"suture0_new__iomap_adjust_read_range.isra.0\");"
+        ));
+        assert!(c.contains(".old_addr = (unsigned long)suture_old_0,"));
+        assert!(c.contains(".new_func = suture_new_0,"));
+        assert!(!c.contains("(unsigned long)suture0_old__"));
+    }
 }

@@ -62,7 +62,7 @@ pub fn manifest_records(records: &[super::LinkRecord]) -> Vec<SymbolRecord> {
             },
             object: r.object.clone(),
             object_file: r.file.clone(),
-            sympos: None,
+            sympos: r.sympos,
             size: r.size,
         })
         .collect()

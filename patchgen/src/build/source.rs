@@ -343,6 +343,21 @@ fn listed(
 
 /// Whether kbuild descends into `dir`: listed as `sub/` in its parent's
 /// kbuild file (or the top-level Kbuild and the arch Makefile).
+/// Whether the top-level Makefile puts `entry` (`lib/`) into vmlinux
+/// through `core-y`, `drivers-y` or `libs-y` rather than the top-level
+/// Kbuild's `obj-y`.
+fn top_makefile_lists(target: &KernelTarget, entry: &str) -> bool {
+    let text = std::fs::read_to_string(target.source.join("Makefile")).unwrap_or_default();
+    let joined = text.replace("\\\n", " ");
+    joined.lines().any(|line| {
+        let Some((lhs, rhs)) = line.split_once(":=").or_else(|| line.split_once("+=")) else {
+            return false;
+        };
+        matches!(lhs.trim(), "core-y" | "drivers-y" | "libs-y")
+            && rhs.split_whitespace().any(|v| v == entry)
+    })
+}
+
 fn reachable(target: &KernelTarget, dir: &Path, eval: &Eval<'_>) -> Membership {
     let mut cur = dir.to_path_buf();
     while let (Some(parent), Some(leaf)) = (cur.parent().map(Path::to_path_buf), cur.file_name()) {
@@ -352,7 +367,7 @@ fn reachable(target: &KernelTarget, dir: &Path, eval: &Eval<'_>) -> Membership {
         let verdict = if parent.as_os_str().is_empty() {
             // Top level: the tree's Kbuild (obj-y += fs/ ...); arch/x86 is
             // listed as arch/$(SRCARCH)/.
-            if cur == Path::new("arch") {
+            if cur == Path::new("arch") || top_makefile_lists(target, &entry) {
                 Membership::Built
             } else {
                 in_parent

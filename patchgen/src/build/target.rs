@@ -22,6 +22,12 @@ pub struct KernelTarget {
     pub headers: PathBuf,
     /// The compiler the kernel was built with (`gcc-12`).
     pub cc: String,
+    /// The kernel image (bzImage), whose kallsyms tables give the exact
+    /// `/proc/kallsyms` of the kernel.
+    pub image: Option<PathBuf>,
+    /// The `vmlinux` with its symbol table (Debian's `-dbg` package), when
+    /// one was found for this release.
+    pub debug_vmlinux: Option<PathBuf>,
 }
 
 /// The kernel cache directory (`SUTURE_CACHE`, default `~/.cache/suture`).
@@ -61,13 +67,16 @@ impl KernelTarget {
             release: release.to_string(),
             dir: dir.clone(),
         })?;
-        Self::explicit(
+        let mut target = Self::explicit(
             release,
             field("version="),
             &build_id,
             &dir.join("source"),
             &dir.join("headers"),
-        )
+        )?;
+        target.image = Some(dir.join("vmlinuz")).filter(|p| p.is_file());
+        target.debug_vmlinux = crate::target_symbols::find_debug_vmlinux(&dir, release);
+        Ok(target)
     }
 
     /// A target given by paths.
@@ -116,6 +125,8 @@ impl KernelTarget {
             source: source.to_path_buf(),
             headers: headers.to_path_buf(),
             cc,
+            image: None,
+            debug_vmlinux: None,
         };
         target.check_compiler(&cc_text)?;
         Ok(target)

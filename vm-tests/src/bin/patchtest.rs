@@ -65,6 +65,10 @@ struct Cli {
     /// Limit for each step in the guest, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     step_timeout: u64,
+    /// A host file the test scripts need (a static program, data): put
+    /// in the guest's /suture/files/, which is on their PATH (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
     /// Where to write the JSON report (default: report.json beside the
     /// serial log).
     #[arg(long, value_name = "FILE")]
@@ -148,6 +152,7 @@ fn plan(cli: &Cli) -> Result<Plan, CannotRun> {
         load,
         cpus: cli.cpus,
         step_timeout: Duration::from_secs(cli.step_timeout),
+        files: cli.files.clone(),
     };
     plan.dedupe_names();
     Ok(plan)

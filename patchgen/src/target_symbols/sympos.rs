@@ -1,0 +1,616 @@
+//! Proving each link record's position (`sympos`) in the target's kallsyms.
+//!
+//! For a record of vmlinux: find the one symbol it means, then its position
+//! among the same-named vmlinux lines of `/proc/kallsyms` (1-based, every
+//! type counted, as the kernel's livepatch counts). The symbol is:
+//!
+//! - with the `-dbg` symbol table: the only local of that name; else the
+//!   only one after an `STT_FILE` symbol equal to the object's own; else the
+//!   only one whose object's locals are the pristine object's (same base
+//!   name, different directories). For a global, the one definition. Its
+//!   ELF size must be the size in the pristine build;
+//! - with only the image's kallsyms: the only same-named line whose type
+//!   letter fits (a static function is `t`, a global one `T`, ...).
+//!
+//! In both cases the line's type letter must fit and its kallsyms size
+//! (distance to the next address) must hold the function: patchd checks
+//! both again at link time, and the companion module checks that a replaced
+//! function's kallsyms size is its size plus less than 16 bytes of padding,
+//! which is checked here too so that the build fails instead of the apply.
+//! Records of modules are left to patchd's resolution at load time.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::kallsyms::{dropped_by_kallsyms, dropped_by_mksysmap};
+use super::vmlinux::{SymbolBinding, SymbolType, Symtab, SymtabSymbol};
+use super::TargetSymbols;
+use crate::build::{LinkRecord, Replacement};
+
+/// Alignment padding the companion module allows between a replaced
+/// function's ELF size and its kallsyms size (`SUTURE_FUNC_ALIGN`).
+pub const FUNC_PADDING: u64 = 16;
+
+/// The object name of the kernel image in records and kallsyms.
+pub const VMLINUX: &str = "vmlinux";
+
+/// What the pristine build of one object says about its own symbols.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectLocals {
+    /// The object, relative to the tree (`fs/proc/cmdline.o`).
+    pub object: String,
+    /// Its `STT_FILE` symbol (the source file's base name), if it has one.
+    pub file_symbol: Option<String>,
+    /// Its local functions and data objects: (name, is a function).
+    pub locals: BTreeSet<(String, bool)>,
+}
+
+impl ObjectLocals {
+    /// Reads them from the pristine object.
+    pub fn from_object(object: &str, file: &crate::ObjectFile) -> Self {
+        use crate::elf::{Binding, SymbolKind};
+        let file_symbol = file
+            .symbols
+            .iter()
+            .find(|s| s.kind == SymbolKind::File && !s.name.is_empty())
+            .map(|s| s.name.clone());
+        let locals = file
+            .symbols
+            .iter()
+            .filter(|s| s.binding == Binding::Local && s.section.is_some())
+            .filter_map(|s| match s.kind {
+                SymbolKind::Func => Some((s.name.clone(), true)),
+                SymbolKind::Object => Some((s.name.clone(), false)),
+                _ => None,
+            })
+            .collect();
+        Self {
+            object: object.to_string(),
+            file_symbol,
+            locals,
+        }
+    }
+}
+
+/// Why a record's position cannot be proven. Each names the symbol.
+#[derive(Debug, thiserror::Error)]
+pub enum SymposError {
+    /// The symbol is not in vmlinux.
+    #[error("`{name}` (used by {object_file}) is not defined in the target's vmlinux: {detail}")]
+    NotInVmlinux {
+        /// The symbol.
+        name: String,
+        /// The object that uses it.
+        object_file: String,
+        /// What was searched.
+        detail: String,
+    },
+    /// The symbol is in vmlinux but kallsyms does not list it.
+    #[error("`{name}` is in the target's vmlinux at {address:#x}, but its kallsyms has no such line, so patchd could not find it; it cannot be linked")]
+    NotListed {
+        /// The symbol.
+        name: String,
+        /// Its link-time address.
+        address: u64,
+    },
+    /// More than one candidate, and the evidence does not pick one.
+    #[error("cannot tell which `{name}` {object_file} means: {why}; candidates: {candidates}")]
+    Ambiguous {
+        /// The symbol.
+        name: String,
+        /// The object that uses it.
+        object_file: String,
+        /// Why the evidence is not enough.
+        why: String,
+        /// The candidates.
+        candidates: String,
+    },
+    /// Several same-named symbols, and no symbol table to tell them apart.
+    #[error("kallsyms of {release} lists {count} symbols named `{name}` that could be the one {object_file} means ({candidates}), and without the kernel's symbol table nothing tells them apart: install linux-image-{release}-dbg (or run scripts/setup --kernel {release} --with-dbg), or pass its vmlinux with --vmlinux")]
+    NeedsSymbolTable {
+        /// The symbol.
+        name: String,
+        /// The object that uses it.
+        object_file: String,
+        /// How many lines fit.
+        count: usize,
+        /// The lines.
+        candidates: String,
+        /// The target release.
+        release: String,
+    },
+    /// The pristine build differs from the target's.
+    #[error("`{name}` of {object_file} is {built} in the pristine build here but {kernel} in the target's vmlinux: this build does not reproduce the kernel's, so the patch would be made against other code; check the compiler and the configuration")]
+    Differs {
+        /// The symbol.
+        name: String,
+        /// The object.
+        object_file: String,
+        /// What the build has.
+        built: String,
+        /// What the kernel has.
+        kernel: String,
+    },
+    /// The kallsyms line would fail patchd's or the companion module's check.
+    #[error("`{name}`: {what}")]
+    Unlinkable {
+        /// The symbol.
+        name: String,
+        /// What would fail.
+        what: String,
+    },
+}
+
+/// How one record's position was proven, for progress output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    /// The module symbol.
+    pub symbol: String,
+    /// The position.
+    pub sympos: u32,
+    /// How the candidate was chosen.
+    pub by: String,
+}
+
+/// Sets `object` and `sympos` of every vmlinux record, or refuses. Returns
+/// how each was proven.
+pub fn assign_positions(
+    records: &mut [LinkRecord],
+    replacements: &[Replacement],
+    objects: &[ObjectLocals],
+    target: &TargetSymbols,
+) -> Result<Vec<Proof>, SymposError> {
+    let index = target.symtab.as_ref().map(SymtabIndex::new);
+    let mut proofs = Vec::new();
+    for record in records.iter_mut() {
+        if record.from_object.as_deref() != Some(VMLINUX) {
+            continue;
+        }
+        let object = record
+            .file
+            .as_deref()
+            .and_then(|f| objects.iter().find(|o| o.object == f));
+        let (kallsyms_index, by) = match &index {
+            Some(index) => by_symbol_table(record, object, index, target)?,
+            None => by_type_letter(record, target)?,
+        };
+        let entry = target
+            .kallsyms
+            .get(kallsyms_index)
+            .ok_or_else(|| SymposError::Unlinkable {
+                name: record.name.clone(),
+                what: "internal: no such kallsyms line".to_string(),
+            })?;
+        if !letter_fits(entry.letter, record.function, Some(record.local)) {
+            return Err(SymposError::Unlinkable {
+                name: record.name.clone(),
+                what: format!(
+                    "kallsyms lists it as `{}`, which is not a {}; patchd would refuse it",
+                    entry.letter,
+                    describe(record.function, record.local)
+                ),
+            });
+        }
+        check_kallsyms_size(record, replacements, target, kallsyms_index)?;
+        let position = target
+            .kallsyms
+            .same_named(&record.name)
+            .iter()
+            .position(|&i| i == kallsyms_index)
+            .and_then(|p| u32::try_from(p + 1).ok())
+            .ok_or_else(|| SymposError::Unlinkable {
+                name: record.name.clone(),
+                what: "internal: the line is not among its name's".to_string(),
+            })?;
+        record.object = Some(VMLINUX.to_string());
+        record.sympos = Some(position);
+        proofs.push(Proof {
+            symbol: record.symbol.clone(),
+            sympos: position,
+            by,
+        });
+    }
+    Ok(proofs)
+}
+
+/// Whether a kallsyms type letter fits a symbol of this kind and binding:
+/// the rule patchd applies to records with a position (patchd's
+/// `kallsyms::letter_fits`). Per-CPU variables are listed as absolute (`A`)
+/// whatever their binding.
+pub fn letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
+    if letter == 'A' {
+        return function != Some(true);
+    }
+    let binding = match local {
+        Some(true) => letter.is_ascii_lowercase(),
+        Some(false) => letter.is_ascii_uppercase(),
+        None => true,
+    };
+    let lower = letter.to_ascii_lowercase();
+    let kind = match function {
+        Some(true) => matches!(lower, 't' | 'w'),
+        Some(false) => !matches!(lower, 't' | 'w'),
+        None => true,
+    };
+    binding && kind
+}
+
+fn describe(function: Option<bool>, local: bool) -> String {
+    let binding = if local { "static" } else { "global" };
+    match function {
+        Some(true) => format!("{binding} function"),
+        Some(false) => format!("{binding} variable"),
+        None => format!("{binding} symbol"),
+    }
+}
+
+/// patchd refuses a function whose kallsyms size is below its ELF size; the
+/// companion module refuses a replaced function whose kallsyms size is not
+/// its size plus less than [`FUNC_PADDING`].
+fn check_kallsyms_size(
+    record: &LinkRecord,
+    replacements: &[Replacement],
+    target: &TargetSymbols,
+    kallsyms_index: usize,
+) -> Result<(), SymposError> {
+    if record.function != Some(true) {
+        return Ok(());
+    }
+    let Some(size) = record.size else {
+        return Ok(());
+    };
+    let kallsyms_size = target.kallsyms.kallsyms_size(kallsyms_index);
+    let unlinkable = |what: String| SymposError::Unlinkable {
+        name: record.name.clone(),
+        what,
+    };
+    let Some(kallsyms_size) = kallsyms_size else {
+        return Err(unlinkable(
+            "it is the last kallsyms line, so its size cannot be checked".to_string(),
+        ));
+    };
+    if kallsyms_size < size {
+        return Err(unlinkable(format!(
+            "it is {size} bytes, but kallsyms has another symbol {kallsyms_size} bytes after its start; patchd would refuse it"
+        )));
+    }
+    let replaced = replacements
+        .iter()
+        .any(|r| r.old_symbol == record.symbol && r.old_name == record.name);
+    if replaced && kallsyms_size - size >= FUNC_PADDING {
+        return Err(unlinkable(format!(
+            "it is {size} bytes, but kallsyms gives it {kallsyms_size} (more than {} bytes of padding): the companion module would refuse to replace it",
+            FUNC_PADDING - 1
+        )));
+    }
+    Ok(())
+}
+
+/// Symbols of the `-dbg` table by name, and the locals of each file group.
+struct SymtabIndex<'a> {
+    symtab: &'a Symtab,
+    by_name: HashMap<&'a str, Vec<&'a SymtabSymbol>>,
+}
+
+impl<'a> SymtabIndex<'a> {
+    fn new(symtab: &'a Symtab) -> Self {
+        let mut by_name: HashMap<&str, Vec<&SymtabSymbol>> = HashMap::new();
+        for symbol in &symtab.symbols {
+            by_name.entry(&symbol.name).or_default().push(symbol);
+        }
+        Self { symtab, by_name }
+    }
+
+    fn named(&self, name: &str) -> &[&'a SymtabSymbol] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    fn file_name(&self, file: Option<usize>) -> &str {
+        file.and_then(|f| self.symtab.files.get(f))
+            .map_or("(no file symbol)", String::as_str)
+    }
+
+    /// The local functions and data objects after file symbol `file`.
+    fn group_locals(&self, file: usize) -> BTreeSet<(&str, bool)> {
+        self.symtab
+            .symbols
+            .iter()
+            .filter(|s| s.file == Some(file) && s.binding == SymbolBinding::Local)
+            .filter_map(|s| match s.kind {
+                SymbolType::Func => Some((s.name.as_str(), true)),
+                SymbolType::Object => Some((s.name.as_str(), false)),
+                SymbolType::Other => None,
+            })
+            .collect()
+    }
+}
+
+/// Whether a file group of vmlinux is the pristine object: every local of
+/// the group is one of the object's, and every local function of the object
+/// is in the group. (The object may have local data the link discards,
+/// such as `.discard.*` and `.exitcall.exit` entries.)
+fn group_is_object(group: &BTreeSet<(&str, bool)>, object: &ObjectLocals) -> bool {
+    group
+        .iter()
+        .all(|(name, func)| object.locals.contains(&((*name).to_string(), *func)))
+        && object
+            .locals
+            .iter()
+            .filter(|(_, func)| *func)
+            .all(|(name, _)| group.contains(&(name.as_str(), true)))
+}
+
+fn list_symbols(index: &SymtabIndex<'_>, symbols: &[&SymtabSymbol]) -> String {
+    symbols
+        .iter()
+        .map(|s| {
+            format!(
+                "{:#x} ({} bytes, after file symbol {})",
+                s.address,
+                s.size,
+                index.file_name(s.file)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Finds the record's symbol in the `-dbg` table, then its kallsyms line.
+fn by_symbol_table(
+    record: &LinkRecord,
+    object: Option<&ObjectLocals>,
+    index: &SymtabIndex<'_>,
+    target: &TargetSymbols,
+) -> Result<(usize, String), SymposError> {
+    let object_file = record.file.clone().unwrap_or_else(|| "the patch".into());
+    let defined = |s: &&&SymtabSymbol| s.letter.is_some_and(|l| !matches!(l, 'U' | 'w' | 'v'));
+    let (symbol, by) = if record.local {
+        let locals: Vec<&SymtabSymbol> = index
+            .named(&record.name)
+            .iter()
+            .filter(defined)
+            .filter(|s| s.binding == SymbolBinding::Local)
+            .copied()
+            .collect();
+        choose_local(record, object, index, &locals, &object_file)?
+    } else {
+        let globals: Vec<&SymtabSymbol> = index
+            .named(&record.name)
+            .iter()
+            .filter(defined)
+            .filter(|s| s.binding != SymbolBinding::Local)
+            .copied()
+            .collect();
+        match globals.as_slice() {
+            [one] => (*one, "the one global definition".to_string()),
+            [] => {
+                return Err(SymposError::NotInVmlinux {
+                    name: record.name.clone(),
+                    object_file,
+                    detail: "no global or weak definition of that name".to_string(),
+                })
+            }
+            many => {
+                return Err(SymposError::Ambiguous {
+                    name: record.name.clone(),
+                    object_file,
+                    why: "vmlinux has several global definitions".to_string(),
+                    candidates: list_symbols(index, many),
+                })
+            }
+        }
+    };
+    if let Some(size) = record.size {
+        if symbol.size != size {
+            return Err(SymposError::Differs {
+                name: record.name.clone(),
+                object_file,
+                built: format!("{size} bytes"),
+                kernel: format!("{} bytes", symbol.size),
+            });
+        }
+    }
+    let kind_matches = match record.function {
+        Some(true) => symbol.kind == SymbolType::Func,
+        Some(false) => symbol.kind != SymbolType::Func,
+        None => true,
+    };
+    if !kind_matches {
+        return Err(SymposError::Differs {
+            name: record.name.clone(),
+            object_file,
+            built: describe(record.function, record.local),
+            kernel: format!("a symbol of type {:?}", symbol.kind),
+        });
+    }
+    // Its kallsyms line: same name, same address. Lines of one name at one
+    // address are interchangeable for linking only if their letters agree.
+    let lines: Vec<usize> = target
+        .kallsyms
+        .same_named(&record.name)
+        .iter()
+        .copied()
+        .filter(|&i| {
+            target
+                .kallsyms
+                .get(i)
+                .is_some_and(|e| e.address == symbol.address)
+        })
+        .collect();
+    let Some(&first) = lines.first() else {
+        return Err(SymposError::NotListed {
+            name: record.name.clone(),
+            address: symbol.address,
+        });
+    };
+    let letters: BTreeSet<char> = lines
+        .iter()
+        .filter_map(|&i| target.kallsyms.get(i).map(|e| e.letter))
+        .collect();
+    if letters.len() > 1 {
+        return Err(SymposError::Ambiguous {
+            name: record.name.clone(),
+            object_file,
+            why: format!(
+                "kallsyms lists it {} times at its address with different types",
+                lines.len()
+            ),
+            candidates: letters
+                .iter()
+                .map(char::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok((first, by))
+}
+
+fn choose_local<'a>(
+    record: &LinkRecord,
+    object: Option<&ObjectLocals>,
+    index: &SymtabIndex<'_>,
+    locals: &[&'a SymtabSymbol],
+    object_file: &str,
+) -> Result<(&'a SymtabSymbol, String), SymposError> {
+    let ambiguous = |why: String, candidates: &[&SymtabSymbol]| SymposError::Ambiguous {
+        name: record.name.clone(),
+        object_file: object_file.to_string(),
+        why,
+        candidates: list_symbols(index, candidates),
+    };
+    match locals {
+        [] => {
+            return Err(SymposError::NotInVmlinux {
+                name: record.name.clone(),
+                object_file: object_file.to_string(),
+                detail: "no local symbol of that name".to_string(),
+            })
+        }
+        [one] => return Ok((one, "the only static of that name".to_string())),
+        _ => {}
+    }
+    let Some(hint) = object.and_then(|o| o.file_symbol.as_deref()) else {
+        return Err(ambiguous(
+            format!(
+                "vmlinux has {} statics of that name and the object has no file symbol to tell them apart",
+                locals.len()
+            ),
+            locals,
+        ));
+    };
+    let in_file: Vec<&SymtabSymbol> = locals
+        .iter()
+        .filter(|s| index.file_name(s.file) == hint)
+        .copied()
+        .collect();
+    match in_file.as_slice() {
+        [] => {
+            return Err(ambiguous(
+                format!(
+                    "vmlinux has {} statics of that name, none after file symbol {hint}",
+                    locals.len()
+                ),
+                locals,
+            ))
+        }
+        [one] => return Ok((one, format!("the only one after file symbol {hint}"))),
+        _ => {}
+    }
+    let Some(object) = object else {
+        return Err(ambiguous(
+            format!("several objects named {hint} define it"),
+            &in_file,
+        ));
+    };
+    let matching: Vec<&SymtabSymbol> = in_file
+        .iter()
+        .filter(|s| {
+            s.file
+                .is_some_and(|f| group_is_object(&index.group_locals(f), object))
+        })
+        .copied()
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((
+            one,
+            format!("the only object {hint} whose statics are those of {object_file}"),
+        )),
+        [] => Err(ambiguous(
+            format!(
+                "{} objects named {hint} define it, and none has exactly the statics of {object_file}",
+                in_file.len()
+            ),
+            &in_file,
+        )),
+        many => Err(ambiguous(
+            format!(
+                "{} objects named {hint} define it with the same statics",
+                many.len()
+            ),
+            many,
+        )),
+    }
+}
+
+/// Without a symbol table: the only same-named line whose letter fits.
+fn by_type_letter(
+    record: &LinkRecord,
+    target: &TargetSymbols,
+) -> Result<(usize, String), SymposError> {
+    let object_file = record.file.clone().unwrap_or_else(|| "the patch".into());
+    // The proof below assumes the symbol is among the lines; kallsyms
+    // never lists names its filter drops, whatever their type.
+    if dropped_by_mksysmap(&record.name, 't') || dropped_by_kallsyms(&record.name, 't') {
+        return Err(SymposError::Unlinkable {
+            name: record.name.clone(),
+            what: "kallsyms never lists symbols of that name, so patchd could not find it"
+                .to_string(),
+        });
+    }
+    let lines = target.kallsyms.same_named(&record.name);
+    let fitting: Vec<usize> = lines
+        .iter()
+        .copied()
+        .filter(|&i| {
+            target
+                .kallsyms
+                .get(i)
+                .is_some_and(|e| letter_fits(e.letter, record.function, Some(record.local)))
+        })
+        .collect();
+    match (lines.len(), fitting.as_slice()) {
+        (_, []) => Err(SymposError::NotInVmlinux {
+            name: record.name.clone(),
+            object_file,
+            detail: format!(
+                "its kallsyms has {} lines of that name, none of a {}",
+                lines.len(),
+                describe(record.function, record.local)
+            ),
+        }),
+        (1, [one]) => Ok((*one, "the only kallsyms line of that name".to_string())),
+        (_, [one]) => Ok((
+            *one,
+            format!(
+                "the only one of {} kallsyms lines of that name of a {}",
+                lines.len(),
+                describe(record.function, record.local)
+            ),
+        )),
+        (_, many) => Err(SymposError::NeedsSymbolTable {
+            name: record.name.clone(),
+            object_file,
+            count: many.len(),
+            candidates: many
+                .iter()
+                .filter_map(|&i| target.kallsyms.get(i))
+                .map(|e| format!("`{}` at {:#x}", e.letter, e.address))
+                .collect::<Vec<_>>()
+                .join(", "),
+            release: target.release.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[path = "sympos_tests.rs"]
+mod tests;

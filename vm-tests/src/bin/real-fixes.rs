@@ -1,0 +1,195 @@
+//! `real-fixes`: the coverage table of the real-fix corpus
+//! (tests/real-fixes/livepatch.txt). Builds every fix with `patchgen
+//! build` for the pinned kernel, validates every built bundle with
+//! patchtest in one guest boot (applied and reverted under load, its
+//! `-LOADED.test` where the fix has a visible effect, a clean kernel log),
+//! and prints the table. See docs/real-fixes.md.
+//!
+//! Exit codes: 0 every fix did what the list expects; 1 some did not; 3
+//! the corpus could not run (no kernel cache, a bad list, QEMU missing).
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use vm_tests::corpus::{self, Built};
+use vm_tests::modules::{build_companion, test_key};
+use vm_tests::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
+use vm_tests::{run_guest, work_dir, workspace_root, BuiltModules, GuestSpec, Target};
+
+fn main() -> ExitCode {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if only.iter().any(|a| a.starts_with('-')) {
+        eprintln!(
+            "usage: real-fixes [PATCH...]  (default: every fix of tests/real-fixes/livepatch.txt)"
+        );
+        return ExitCode::from(2);
+    }
+    match run(&only) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("real-fixes: error: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Compiles the static test programs of vm-tests/validate/programs for
+/// the guest, which has no compiler.
+fn programs(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let src = workspace_root().join("vm-tests/validate/programs");
+    let mut out = Vec::new();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
+        .with_context(|| format!("cannot read {}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    std::fs::create_dir_all(dir)?;
+    for c in sources {
+        let name = c.file_stem().context("a program without a name")?;
+        let bin = dir.join(name);
+        let status = Command::new("gcc-12")
+            .args(["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&bin)
+            .arg(&c)
+            .status()
+            .context("cannot run gcc-12 (scripts/setup installs it, with libc6-dev)")?;
+        anyhow::ensure!(
+            status.success(),
+            "compiling {} failed (static glibc: libc6-dev)",
+            c.display()
+        );
+        out.push(bin);
+    }
+    Ok(out)
+}
+
+fn run(only: &[String]) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let list = corpus::corpus_dir().join("livepatch.txt");
+    let text = std::fs::read_to_string(&list)
+        .with_context(|| format!("cannot read {}", list.display()))?;
+    let mut fixes =
+        corpus::parse_list(&text).map_err(|e| anyhow::anyhow!("{}: {e}", list.display()))?;
+    if !only.is_empty() {
+        fixes.retain(|f| only.contains(&f.patch));
+        anyhow::ensure!(
+            !fixes.is_empty(),
+            "none of {only:?} is in {}",
+            list.display()
+        );
+    }
+    let target = Target::from_env()?;
+    let kernel = patchgen::build::KernelTarget::from_cache(&target.release)?;
+    let root = work_dir().join("build").join(&target.release);
+    let (key, public) = test_key(&root)?;
+    let dir = root.join("real-fixes");
+    std::fs::create_dir_all(&dir)?;
+
+    let mut built = Vec::new();
+    for (i, fix) in fixes.iter().enumerate() {
+        let t = Instant::now();
+        let b = corpus::build_fix(&kernel, fix, &key, &dir)?;
+        eprintln!(
+            "real-fixes: [{}/{}] {}: {} ({:.1} s)",
+            i + 1,
+            fixes.len(),
+            fix.patch,
+            match &b {
+                Built::Bundle(_) => "built".to_string(),
+                Built::Refused(c, _) => format!("refused: {c}"),
+            },
+            t.elapsed().as_secs_f64()
+        );
+        built.push(b);
+    }
+    let build_time = started.elapsed();
+
+    let verifying = suture_bundle::read_verifying_key(&public)?;
+    let mut bundles = Vec::new();
+    for (fix, b) in fixes.iter().zip(&built) {
+        if let Built::Bundle(path) = b {
+            let test = match &fix.test {
+                Some(t) => Some(
+                    TestScript::new(
+                        corpus::corpus_dir().join("tests").join(t),
+                        Some(Expectations::LOADED),
+                    )
+                    .map_err(|e| anyhow::anyhow!(e))?,
+                ),
+                None => None,
+            };
+            bundles.push(
+                BundleUnderTest::open(path, &verifying, &kernel, test)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            );
+        }
+    }
+    let report = if bundles.is_empty() {
+        None
+    } else {
+        let mut plan = Plan {
+            target: target.clone(),
+            key: public.clone(),
+            run_name: "real-fixes".to_string(),
+            bundles,
+            load: Load::Default,
+            cpus: 2,
+            step_timeout: Duration::from_secs(120),
+            files: programs(&dir.join("programs"))?,
+        };
+        plan.dedupe_names();
+        let mut modules = BuiltModules {
+            modules: Default::default(),
+            records: Default::default(),
+            bundles: Default::default(),
+            trusted_key: Some(public.clone()),
+        };
+        modules
+            .modules
+            .insert("suture".to_string(), build_companion(&target)?);
+        let setup = plan.guest()?;
+        let mut spec = GuestSpec::new(&plan.run_name, &[]);
+        spec.cpus = plan.cpus;
+        spec.check_timeout = plan.step_timeout;
+        spec.timeout = Duration::from_secs(300)
+            + Duration::from_secs(60)
+                .saturating_mul(u32::try_from(plan.bundles.len()).unwrap_or(u32::MAX));
+        spec.generated_checks = setup.checks;
+        spec.files = setup.files;
+        eprintln!(
+            "real-fixes: validating {} bundle(s) in one boot of {}",
+            plan.bundles.len(),
+            target.release
+        );
+        let run = run_guest(&target, &modules, &spec)?;
+        let report = validate::judge(&plan, &run, started.elapsed());
+        validate::write_json(&report, &run.dir.join("report.json"))?;
+        Some(report)
+    };
+    let rows = corpus::rows(&fixes, &built, report.as_ref());
+    println!(
+        "real-fix corpus: {} from Debian's 6.1 stable updates on {} ({})",
+        list.display(),
+        target.release,
+        kernel.package_version.as_deref().unwrap_or("?")
+    );
+    print!("{}", corpus::render(&rows));
+    if let Some(r) = &report {
+        for p in &r.guest_problems {
+            println!("guest problem: {p}");
+        }
+        println!(
+            "built in {:.0} s; guest ran {:.0} s; total {:.0} s; serial log {}",
+            build_time.as_secs_f64(),
+            r.guest_seconds,
+            started.elapsed().as_secs_f64(),
+            r.serial_log.display()
+        );
+    }
+    let guest_ok = report.as_ref().is_none_or(|r| r.guest_problems.is_empty());
+    Ok(guest_ok && rows.iter().all(|r| r.as_expected))
+}
