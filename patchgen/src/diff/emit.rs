@@ -198,7 +198,7 @@ impl Emitter<'_> {
             symbol: symbol.clone(),
             name: s.name.clone(),
             local,
-            function: s.kind == SymbolKind::Func,
+            function: s.section.is_some().then_some(s.kind == SymbolKind::Func),
             object: local.then(|| self.fixed.path.display().to_string()),
             size: local.then_some(s.size),
         });

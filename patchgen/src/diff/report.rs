@@ -175,8 +175,11 @@ pub struct UndefinedSymbol {
     /// Whether it is local to the object (`static`): then it must be found
     /// among the kernel's local symbols of this object file.
     pub local: bool,
-    /// Whether it is a function.
-    pub function: bool,
+    /// Whether it is a function, when the object defines it; `None` for
+    /// an external, whose type the object does not know (an undefined ELF
+    /// symbol has no type: `__SCT__*` static-call trampolines are
+    /// functions defined in assembly, referenced like data).
+    pub function: Option<bool>,
     /// The object file it is defined in (for locals) or `null` (globals,
     /// and externals of the object).
     pub object: Option<String>,

@@ -59,19 +59,19 @@ load_start() {
 # Stops the loaders; fails if one of them died on its own.
 load_stop() {
 	d=$V/$1
-	rc=0
+	stopped_ok=0
 	rounds=0
 	while read -r cpu pid; do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			echo "FAIL: the load on cpu $cpu exited before it was stopped"
-			rc=1
+			stopped_ok=1
 		fi
 		kill -TERM "-$pid" 2>/dev/null
 		r=$(cat "/tmp/patchtest-rounds.$cpu" 2>/dev/null)
 		rounds=$((rounds + ${r:-0}))
 	done <"$d/loaders"
 	[ -s "$d/loaders" ] && echo "patchtest-load-rounds $rounds"
-	return $rc
+	return $stopped_ok
 }
 
 step_apply() {
