@@ -290,6 +290,7 @@ fn run(
         reapplying: before.iter().map(|record| record.id.clone()).collect(),
     });
     session.save().map_err(ApplyError::State)?;
+    crate::killpoint::reached("apply-transaction-open");
 
     let mut failed_at = None;
     let result = apply_all(session, &todo, transaction, &mut report, &mut failed_at);
@@ -297,6 +298,7 @@ fn run(
         Ok(()) => {
             session.state.open_transaction = None;
             session.save().map_err(ApplyError::State)?;
+            crate::killpoint::reached("apply-transaction-closed");
             Ok(report)
         }
         Err(cause) => {
@@ -537,6 +539,7 @@ fn apply_one(
             .push(BundleRecord::loading(bundle, transaction, now, file));
     }
     session.save().map_err(ApplyError::State)?;
+    crate::killpoint::reached("apply-loading-saved");
 
     let loaded = load_module(session.kernel, &bundle.module, "", &bundle.link_records()).map_err(
         |source| ApplyError::Load {
@@ -545,6 +548,7 @@ fn apply_one(
         },
     )?;
     info!(bundle = id, linked = loaded.resolved.len(), "loaded");
+    crate::killpoint::reached("apply-module-loaded");
     let registered = session
         .kernel
         .read_patch_attribute(id, PatchAttribute::Enabled)
@@ -553,6 +557,7 @@ fn apply_one(
         return Err(ApplyError::NotRegistered { id: id.to_owned() });
     }
     set_phase(session, id, Phase::Enabling)?;
+    crate::killpoint::reached("apply-enabling-saved");
 
     let attempts = switch_patch(
         session.kernel,
@@ -565,7 +570,9 @@ fn apply_one(
         id: id.to_owned(),
         source,
     })?;
+    crate::killpoint::reached("apply-enabled");
     set_phase(session, id, Phase::Applied)?;
+    crate::killpoint::reached("apply-applied-saved");
     let mut entry = entry_of_bundle(bundle);
     let mut details = Vec::new();
     if reapplying {

@@ -37,6 +37,7 @@ pub mod daemon;
 mod elf;
 pub mod kallsyms;
 pub mod kernel;
+pub mod killpoint;
 pub mod link;
 pub mod load;
 pub mod metrics;

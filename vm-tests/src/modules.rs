@@ -47,7 +47,9 @@ pub struct BuiltModules {
     /// Bundle file name -> path: for each fix `NAME.bundle`, signed with
     /// the test key, and two bundles patchd must refuse:
     /// `NAME.flipped.bundle` (one byte of the module flipped) and
-    /// `NAME.otherbuild.bundle` (validly signed, for another build-id).
+    /// `NAME.otherbuild.bundle` (validly signed, for another build-id),
+    /// `NAME.otherkey.bundle` (signed by a key the guest does not trust)
+    /// and `NAME.truncated.bundle` (its first half).
     pub bundles: BTreeMap<String, PathBuf>,
     /// The public half of the test key, which the guest trusts.
     pub trusted_key: Option<PathBuf>,
@@ -115,11 +117,19 @@ fn write_bundles(
     manifest.target.build_id = kernel.build_id.chars().rev().collect();
     let other = suture_bundle::build(&manifest, &module, key)
         .map_err(|e| failed("packaging the other-build bundle", &e))?;
+    // Validly made and signed, by a key the guest does not trust.
+    let stranger = suture_bundle::generate_signing_key()
+        .map_err(|e| failed("generating a stranger's key", &e))?;
+    let otherkey = package::package(out, kernel, &info, &stranger)
+        .map_err(|e| failed("packaging the other-key bundle", &e))?;
+    let truncated = bundle.get(..bundle.len() / 2).unwrap_or_default().to_vec();
     let mut written = Vec::new();
     for (file, bytes) in [
         (format!("{name}.bundle"), bundle),
         (format!("{name}.flipped.bundle"), flipped),
         (format!("{name}.otherbuild.bundle"), other),
+        (format!("{name}.otherkey.bundle"), otherkey),
+        (format!("{name}.truncated.bundle"), truncated),
     ] {
         let path = dir.join(&file);
         std::fs::write(&path, bytes).map_err(io_err("cannot write", &path))?;

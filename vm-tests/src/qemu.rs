@@ -65,7 +65,9 @@ impl GuestSpec {
     }
 }
 
-/// Builds `patchd` for the guest (the workspace's debug profile).
+/// Builds `patchd` for the guest with the release profile: what ships
+/// (panic = abort, optimized), and a debug build parses `/proc/kallsyms`
+/// several times slower under TCG.
 pub fn build_patchd() -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
@@ -73,6 +75,7 @@ pub fn build_patchd() -> Result<PathBuf> {
         Command::new(cargo)
             .arg("build")
             .arg("--quiet")
+            .arg("--release")
             .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .arg("-p")
@@ -83,7 +86,7 @@ pub fn build_patchd() -> Result<PathBuf> {
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target_dir.join("debug/patchd"))
+    Ok(target_dir.join("release/patchd"))
 }
 
 fn assemble(

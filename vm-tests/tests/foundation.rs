@@ -19,6 +19,8 @@ const CHECKS: &[&str] = &[
     "checks/patchgen_cmdline",
     "checks/patchd_apply",
     "checks/real_fix_workqueue",
+    "checks/patchd_crash",
+    "checks/patchd_daemon",
     // Last: lockdown cannot be lowered again in this boot.
     "checks/lockdown",
 ];
@@ -101,6 +103,16 @@ fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
 #[test]
 fn vm_real_debian_fix_with_warn_on_in_a_static_function_applies_and_reverts() {
     assert_check("real_fix_workqueue");
+}
+
+#[test]
+fn vm_patchd_killed_at_each_step_of_an_apply_restarts_consistent() {
+    assert_check("patchd_crash");
+}
+
+#[test]
+fn vm_daemon_applies_watched_and_repository_bundles_and_refuses_bad_ones() {
+    assert_check("patchd_daemon");
 }
 
 #[test]
