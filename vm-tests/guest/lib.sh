@@ -49,3 +49,14 @@ set_enabled() {
 active_count() {
 	awk '$7 == 1 { n++ } END { print n + 0 }' "$S/$1/functions"
 }
+
+# load_kernel_modules: insmod the target's Debian modules the host put in
+# /suture/kmods (GuestSpec.kernel_modules), dependencies first.
+load_kernel_modules() {
+	for ko in /suture/kmods/*.ko; do
+		[ -e "$ko" ] || continue
+		m=$(basename "$ko" .ko)
+		m=${m#[0-9][0-9][0-9][0-9]-}
+		grep -q "^$m " /proc/modules || insmod "$ko" || fail "cannot load $ko"
+	done
+}

@@ -19,7 +19,7 @@ pub mod validate;
 use std::path::PathBuf;
 
 pub use modules::{build_companion, build_modules, BuiltModules};
-pub use qemu::{run_guest, GuestFile, GuestSpec};
+pub use qemu::{kernel_module_closure, run_guest, GuestFile, GuestSpec};
 pub use report::{CheckResult, GuestRun};
 pub use target::Target;
 

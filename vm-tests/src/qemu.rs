@@ -36,6 +36,14 @@ pub struct GuestSpec {
     pub generated_checks: Vec<(String, String)>,
     /// More files for the guest.
     pub files: Vec<GuestFile>,
+    /// A raw disk image attached as a virtio disk (`/dev/vda` once the
+    /// guest loaded `kernel_modules`).
+    pub disk: Option<PathBuf>,
+    /// Debian modules of the target the guest needs (e.g. `virtio_blk`,
+    /// `ext4`): with their dependencies, in load order, as
+    /// `/suture/kmods/NNNN-NAME.ko`; `load_kernel_modules` in lib.sh loads
+    /// them.
+    pub kernel_modules: Vec<String>,
 }
 
 /// A file the host writes into the guest's initramfs.
@@ -61,6 +69,8 @@ impl GuestSpec {
             cpus: 2,
             generated_checks: Vec::new(),
             files: Vec::new(),
+            disk: None,
+            kernel_modules: Vec::new(),
         }
     }
 }
@@ -89,7 +99,55 @@ pub fn build_patchd() -> Result<PathBuf> {
     Ok(target_dir.join("release/patchd"))
 }
 
+/// The target's Debian modules `names` and everything they depend on
+/// (`modinfo -F depends`), dependencies first.
+pub fn kernel_module_closure(target: &Target, names: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    fn find(dir: &Path, file: &str) -> Option<PathBuf> {
+        for entry in std::fs::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if let Some(found) = find(&path, file) {
+                    return Some(found);
+                }
+            } else if path.file_name().is_some_and(|n| n == file) {
+                return Some(path);
+            }
+        }
+        None
+    }
+    fn visit(
+        target: &Target,
+        name: &str,
+        depth: u32,
+        order: &mut Vec<(String, PathBuf)>,
+    ) -> Result<()> {
+        if order.iter().any(|(n, _)| n == name) {
+            return Ok(());
+        }
+        let tree = target.dir.join("modules");
+        let path = find(&tree, &format!("{name}.ko")).ok_or_else(|| HarnessError::Io {
+            what: "no such module in the kernel cache (scripts/setup)",
+            path: tree.join(format!("{name}.ko")),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        let deps = run_command(Command::new("modinfo").args(["-F", "depends"]).arg(&path))?;
+        if depth < 16 {
+            for dep in deps.trim().split(',').filter(|d| !d.is_empty()) {
+                visit(target, dep, depth + 1, order)?;
+            }
+        }
+        order.push((name.to_string(), path));
+        Ok(())
+    }
+    let mut order = Vec::new();
+    for name in names {
+        visit(target, name, 0, &mut order)?;
+    }
+    Ok(order)
+}
+
 fn assemble(
+    target: &Target,
     spec: &GuestSpec,
     modules: &BuiltModules,
     patchd: &Path,
@@ -97,6 +155,16 @@ fn assemble(
 ) -> Result<PathBuf> {
     let guest = workspace_root().join("vm-tests/guest");
     let mut fs = Initramfs::new();
+    for (i, (name, path)) in kernel_module_closure(target, &spec.kernel_modules)?
+        .iter()
+        .enumerate()
+    {
+        fs.file(
+            &format!("/suture/kmods/{:04}-{name}.ko", i + 1),
+            path,
+            0o644,
+        )?;
+    }
     for d in ["/dev", "/proc", "/sys", "/tmp", "/run", "/root"] {
         fs.dir(d);
     }
@@ -164,12 +232,17 @@ pub fn run_guest(target: &Target, modules: &BuiltModules, spec: &GuestSpec) -> R
     let dir = work_dir().join(&spec.name);
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
     let patchd = build_patchd()?;
-    let initrd = assemble(spec, modules, &patchd, &dir.join("initramfs.cpio"))?;
+    let initrd = assemble(target, spec, modules, &patchd, &dir.join("initramfs.cpio"))?;
     let log_path = dir.join("serial.log");
     let log = std::fs::File::create(&log_path).map_err(io_err("cannot create", &log_path))?;
 
     let started = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut qemu = Command::new("qemu-system-x86_64");
+    if let Some(disk) = &spec.disk {
+        qemu.arg("-drive")
+            .arg(format!("file={},if=virtio,format=raw", disk.display()));
+    }
+    let mut child = qemu
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp"])
         .arg(spec.cpus.to_string())
         .args(["-nographic", "-no-reboot", "-kernel"])

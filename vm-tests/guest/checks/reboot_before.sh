@@ -1,0 +1,15 @@
+# First boot of the reboot test: patchd's state directory is an ext4 file
+# system on a virtio disk image; a bundle is applied, then the guest powers
+# off (the host boots it again with the same disk: reboot_after).
+P=cmdline_demo
+STATE=/var/lib/suture
+load_kernel_modules
+mkdir -p $STATE
+mount -t ext4 /dev/vda $STATE || fail "cannot mount the state disk"
+[ -e $STATE/state.json ] && fail "the state disk is not fresh"
+patchd apply --kmod "$M/suture.ko" /suture/bundles/$P.bundle || fail "apply failed"
+expect "$(cat $S/$P/enabled)" 1 "applied before the reboot"
+patchd status || fail "status failed"
+sync
+umount $STATE || fail "cannot unmount the state disk"
+echo "ok: applied, state on the disk"
