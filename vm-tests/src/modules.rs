@@ -291,13 +291,75 @@ pub fn build_modules(target: &Target) -> Result<BuiltModules> {
         records.insert(fix.name, fix.records);
         bundles.extend(fix.bundles);
     }
-    let (_, trusted_key) = test_key(&root)?;
+    let (key, trusted_key) = test_key(&root)?;
+    let busy = busy_bundle(target, &modules, &sizes, &key, &root)?;
+    bundles.insert("test_patch_busy.bundle".to_string(), busy);
     Ok(BuiltModules {
         modules,
         records,
         bundles,
         trusted_key: Some(trusted_key),
     })
+}
+
+/// `test_patch_busy.ko` (it replaces `suture_target_value` and
+/// `suture_target_sleep`, where a test thread can be made to sleep) as a
+/// signed bundle, so that patchd's handling of a busy function is tested
+/// on the real kernel: the module is hand-written, not made by patchgen,
+/// so the manifest is written here.
+fn busy_bundle(
+    target: &Target,
+    modules: &BTreeMap<String, PathBuf>,
+    sizes: &BTreeMap<String, u64>,
+    key: &suture_bundle::SigningKey,
+    root: &Path,
+) -> Result<PathBuf> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| HarnessError::Command {
+        command: what.to_string(),
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
+        .map_err(|e| failed("reading the kernel target", &e))?;
+    let ko = modules
+        .get("test_patch_busy")
+        .ok_or_else(|| failed("test_patch_busy", &"was not built"))?;
+    let module = std::fs::read(ko).map_err(io_err("cannot read", ko))?;
+    let replaced = ["suture_target_value", "suture_target_sleep"]
+        .iter()
+        .map(|name| {
+            Ok(suture_bundle::ReplacedFunction {
+                old_name: (*name).to_string(),
+                old_size: *sizes
+                    .get(*name)
+                    .ok_or_else(|| failed("the size of a test function", name))?,
+                new_name: format!("new_{name}"),
+                object_file: "suture_target.o".to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let manifest = suture_bundle::Manifest {
+        id: "test_patch_busy".to_string(),
+        description: "vm-tests: a patch whose function a test thread can hold busy".to_string(),
+        cves: Vec::new(),
+        target: suture_bundle::Target {
+            kernel_release: kernel.release.clone(),
+            build_id: kernel.build_id.clone(),
+            package_version: kernel.package_version.clone(),
+        },
+        replaced_functions: replaced,
+        new_functions: Vec::new(),
+        symbols: Vec::new(),
+        dependencies: Vec::new(),
+        created: suture_bundle::creation_time().map_err(|e| failed("the creation time", &e))?,
+        patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
+        kmod_interface: patchgen::build::package::KMOD_INTERFACE,
+    };
+    let bytes = suture_bundle::build(&manifest, &module, key)
+        .map_err(|e| failed("packaging test_patch_busy", &e))?;
+    let path = root.join("test_patch_busy.bundle");
+    std::fs::write(&path, bytes).map_err(io_err("cannot write", &path))?;
+    Ok(path)
 }
 
 impl BuiltModules {

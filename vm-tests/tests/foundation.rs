@@ -19,6 +19,7 @@ const CHECKS: &[&str] = &[
     "checks/patchgen_cmdline",
     "checks/patchd_apply",
     "checks/real_fix_workqueue",
+    "checks/patchd_busy",
     "checks/patchd_crash",
     "checks/patchd_daemon",
     // Last: lockdown cannot be lowered again in this boot.
@@ -103,6 +104,11 @@ fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
 #[test]
 fn vm_real_debian_fix_with_warn_on_in_a_static_function_applies_and_reverts() {
     assert_check("real_fix_workqueue");
+}
+
+#[test]
+fn vm_patchd_busy_function_bounded_retries_then_exit_3_nothing_changed() {
+    assert_check("patchd_busy");
 }
 
 #[test]
