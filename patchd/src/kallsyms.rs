@@ -365,13 +365,17 @@ impl Kallsyms {
             self.check_selected(record, entry)?;
             return Ok(found(entry));
         }
-        // Binding, then size, narrow what is left; never a guess.
+        // Binding, then size, narrow what is left; never a guess. A loaded
+        // module's lines do not tell binding by case: its non-exported
+        // globals show lowercase too (seen for ext4_search_dir, a global
+        // of ext4, as `t`), so a global record may take a lowercase module
+        // line; a local record still needs a lowercase one.
         let mut left: Vec<&Entry> = in_object
             .into_iter()
             .filter(|e| {
-                record
-                    .local
-                    .is_none_or(|local| e.kind.is_ascii_lowercase() == local)
+                record.local.is_none_or(|local| {
+                    e.kind.is_ascii_lowercase() == local || (!local && e.object != 0)
+                })
             })
             .collect();
         if left.len() > 1 {

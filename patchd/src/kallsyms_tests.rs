@@ -518,3 +518,46 @@ fn type_letters_fit_kind_and_binding() {
         );
     }
 }
+
+/// Regression (real fix fs/ext4/namei.c): a loaded module's non-exported
+/// globals are lowercase in /proc/kallsyms (`ext4_search_dir` is `t` in
+/// ext4), so a global record takes the one module line of that name; in
+/// vmlinux a lowercase line is still a static, never a global.
+#[test]
+fn global_records_take_lowercase_module_lines() {
+    let text = "\
+ffffffff81000000 T _text
+ffffffff81100000 t only_static
+ffffffffc0001000 t ext4_search_dir\t[ext4]
+ffffffffc0001100 t ext4_other\t[ext4]
+ffffffffc0002000 t __SCT__tp_func_kyber_adjust\t[kyber_iosched]
+";
+    let k = Kallsyms::parse(text).expect("valid");
+    let global = |name: &str| SymbolRecord {
+        name: name.to_owned(),
+        object: None,
+        sympos: None,
+        kernel_name: None,
+        local: Some(false),
+        function: Some(true),
+        size: None,
+    };
+    let found = k
+        .resolve("ext4_search_dir", Some(&global("ext4_search_dir")))
+        .expect("module global");
+    assert_eq!(
+        (found.address, found.object.as_str()),
+        (0xffff_ffff_c000_1000, "ext4")
+    );
+    let trampoline = k
+        .resolve(
+            "__SCT__tp_func_kyber_adjust",
+            Some(&global("__SCT__tp_func_kyber_adjust")),
+        )
+        .expect("module trampoline");
+    assert_eq!(trampoline.object, "kyber_iosched");
+    assert!(matches!(
+        k.resolve("only_static", Some(&global("only_static"))),
+        Err(LinkError::NotInObject { .. })
+    ));
+}

@@ -109,7 +109,11 @@ pub fn kernel_module_closure(target: &Target, names: &[String]) -> Result<Vec<(S
                 if let Some(found) = find(&path, file) {
                     return Some(found);
                 }
-            } else if path.file_name().is_some_and(|n| n == file) {
+            } else if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.replace('-', "_") == file)
+            {
                 return Some(path);
             }
         }
@@ -121,14 +125,18 @@ pub fn kernel_module_closure(target: &Target, names: &[String]) -> Result<Vec<(S
         depth: u32,
         order: &mut Vec<(String, PathBuf)>,
     ) -> Result<()> {
+        let name = &name.replace('-', "_");
         if order.iter().any(|(n, _)| n == name) {
             return Ok(());
         }
         let tree = target.dir.join("modules");
-        let path = find(&tree, &format!("{name}.ko")).ok_or_else(|| HarnessError::Io {
-            what: "no such module in the kernel cache (scripts/setup)",
-            path: tree.join(format!("{name}.ko")),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        // Module names use '_' where file names may use '-'.
+        let path = find(&tree, &format!("{}.ko", name.replace('-', "_"))).ok_or_else(|| {
+            HarnessError::Io {
+                what: "no such module in the kernel cache (scripts/setup)",
+                path: tree.join(format!("{name}.ko")),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }
         })?;
         let deps = run_command(Command::new("modinfo").args(["-F", "depends"]).arg(&path))?;
         if depth < 16 {

@@ -7,7 +7,7 @@
 //!
 //! | step | what | expected |
 //! | --- | --- | --- |
-//! | prepare | `patchd verify` in the guest | exit 0 |
+//! | prepare | load the kernel modules the bundle patches, `patchd verify` | exit 0 |
 //! | before | the test script, bundle not applied | its expectation (kpatch `-LOADED.test`: fail) |
 //! | apply | start the load on every vCPU, `patchd apply` | exit 0 |
 //! | applied | the test script with the bundle applied, under load | its expectation (pass) |
@@ -178,6 +178,26 @@ pub struct BundleUnderTest {
     pub manifest: Manifest,
     /// The test script, if any.
     pub test: Option<TestScript>,
+    /// The `suture_target_module` entries of the patch module's modinfo.
+    pub target_modules: Vec<String>,
+}
+
+/// The values of `key` in a module's `.modinfo` (`key=value` strings, NUL
+/// separated); none when the module does not parse.
+pub fn modinfo_values(module: &[u8], key: &str) -> Vec<String> {
+    use object::{Object, ObjectSection};
+    let Ok(file) = object::File::parse(module) else {
+        return Vec::new();
+    };
+    let Some(data) = file.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{key}=");
+    data.split(|b| *b == 0)
+        .filter_map(|entry| std::str::from_utf8(entry).ok())
+        .filter_map(|entry| entry.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect()
 }
 
 impl BundleUnderTest {
@@ -197,6 +217,7 @@ impl BundleUnderTest {
             .verify(std::slice::from_ref(key))
             .map_err(|e| format!("{shown}: {e} (pass the public key that signed it with --key)"))?;
         let manifest = verified.manifest().clone();
+        let target_modules = modinfo_values(verified.module(), "suture_target_module");
         let target = &manifest.target;
         if target.kernel_release != kernel.release || target.build_id != kernel.build_id {
             return Err(format!(
@@ -213,7 +234,22 @@ impl BundleUnderTest {
             name: manifest.id.clone(),
             manifest,
             test,
+            target_modules,
         })
+    }
+
+    /// The kernel modules whose code the bundle patches, which the guest
+    /// loads first: the patch module's `suture_target_module` modinfo
+    /// (patchgen writes one per module), and the modules its link
+    /// records name.
+    pub fn kernel_modules(&self) -> Vec<String> {
+        let mut set: BTreeSet<String> = self.target_modules.iter().cloned().collect();
+        for s in &self.manifest.symbols {
+            if let Some(object) = s.object.as_deref().filter(|o| *o != "vmlinux") {
+                set.insert(object.to_string());
+            }
+        }
+        set.into_iter().collect()
     }
 
     /// The default load's exercisers for this bundle.
@@ -317,6 +353,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The target's modules the bundles patch, loaded at `prepare`.
+    pub fn kernel_modules(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .bundles
+            .iter()
+            .flat_map(BundleUnderTest::kernel_modules)
+            .collect();
+        set.into_iter().collect()
+    }
+
     /// Gives bundles that share an id distinct names in the run.
     pub fn dedupe_names(&mut self) {
         let mut seen = BTreeSet::new();
@@ -803,10 +849,7 @@ pub fn render(report: &ValidationReport) -> String {
         }
         let _ = writeln!(out);
         for (f, n) in &b.calls_under_load {
-            let _ = writeln!(
-                out,
-                "  {f}: called {n} time(s) while applied and reverted under load"
-            );
+            let _ = writeln!(out, "  {f}: {n} call(s) of the new code while applied");
         }
         for p in &b.kernel_problems {
             let _ = writeln!(out, "  kernel: {}", p.trim());
@@ -907,6 +950,7 @@ mod tests {
                     path: PathBuf::from("fix-LOADED.test"),
                     expect: Expectations::LOADED,
                 }),
+                target_modules: Vec::new(),
             }],
             load: Load::Default,
             cpus: 2,

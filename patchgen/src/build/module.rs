@@ -105,7 +105,7 @@ fn c_string(text: &str) -> String {
     out
 }
 
-fn glue_source(name: &str, replacements: &[Replacement]) -> String {
+fn glue_source(name: &str, replacements: &[Replacement], target_modules: &[&str]) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "// SPDX-License-Identifier: GPL-2.0-only");
     let _ = writeln!(
@@ -158,6 +158,15 @@ fn glue_source(name: &str, replacements: &[Replacement]) -> String {
     let _ = writeln!(c, "MODULE_LICENSE(\"GPL\");");
     let _ = writeln!(c, "MODULE_DESCRIPTION(\"suture live patch {name}\");");
     let _ = writeln!(c, "MODULE_INFO(suture_patch, \"{name}\");");
+    // The modules whose code the patch replaces: they must be loaded
+    // before it (patchtest loads them in its guest).
+    for module in target_modules {
+        let _ = writeln!(
+            c,
+            "MODULE_INFO(suture_target_module, {});",
+            c_string(module)
+        );
+    }
     c
 }
 
@@ -306,8 +315,17 @@ pub fn build_module(
         return Err(BuildError::NothingToRedirect);
     }
 
-    std::fs::write(dir.join("suture_glue.c"), glue_source(name, &replacements))
-        .map_err(io("cannot write", &dir))?;
+    let target_modules: BTreeSet<&str> = parts
+        .iter()
+        .map(|p| p.kernel_object.as_str())
+        .filter(|o| *o != "vmlinux")
+        .collect();
+    let target_modules: Vec<&str> = target_modules.into_iter().collect();
+    std::fs::write(
+        dir.join("suture_glue.c"),
+        glue_source(name, &replacements, &target_modules),
+    )
+    .map_err(io("cannot write", &dir))?;
     let kbuild_text = format!(
         "obj-m := {name}.o\n{name}-y := suture_glue.o {}\nccflags-y := -I{}\n",
         objs.join(" "),
@@ -398,7 +416,7 @@ mod tests {
             object_file: "fs/iomap/buffered-io.o".to_string(),
             local: true,
         };
-        let c = glue_source("p", &[r]);
+        let c = glue_source("p", &[r], &["ext4"]);
         assert!(c.contains(
             "extern char suture_old_0[] __asm__(\"suture0_old__iomap_adjust_read_range.isra.0\");"
         ));
@@ -408,5 +426,6 @@ mod tests {
         assert!(c.contains(".old_addr = (unsigned long)suture_old_0,"));
         assert!(c.contains(".new_func = suture_new_0,"));
         assert!(!c.contains("(unsigned long)suture0_old__"));
+        assert!(c.contains("MODULE_INFO(suture_target_module, \"ext4\");"));
     }
 }

@@ -15,6 +15,9 @@ step_prepare() {
 	cat /proc/sys/kernel/tainted >"$d/taint_before"
 	dmesg -c >/dev/null
 	echo "bundle $(cat "$d/id"), replaces: $(tr '\n' ' ' <"$d/functions")"
+	# The Debian modules whose code the bundles patch (patchtest puts them
+	# in /suture/kmods with their dependencies).
+	load_kernel_modules
 	patchd verify "$d/bundle"
 }
 

@@ -182,6 +182,7 @@ fn run(cli: &Cli) -> Result<bool, CannotRun> {
     // Boot, plus every step at its limit: a guest that outlives this hung.
     let steps = u32::try_from(checks.len()).unwrap_or(u32::MAX);
     spec.timeout = Duration::from_secs(120) + plan.step_timeout.saturating_mul(steps);
+    spec.kernel_modules = plan.kernel_modules();
     spec.generated_checks = checks;
     spec.files = setup.files;
     eprintln!(

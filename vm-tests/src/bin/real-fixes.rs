@@ -158,6 +158,7 @@ fn run(only: &[String]) -> anyhow::Result<bool> {
         spec.timeout = Duration::from_secs(300)
             + Duration::from_secs(60)
                 .saturating_mul(u32::try_from(plan.bundles.len()).unwrap_or(u32::MAX));
+        spec.kernel_modules = plan.kernel_modules();
         spec.generated_checks = setup.checks;
         spec.files = setup.files;
         eprintln!(
