@@ -127,6 +127,16 @@ bench_applies() {
 		revert_once twenty bench_twenty
 		r=$((r + 1))
 	done
+	# How much of the link step is the kernel producing /proc/kallsyms
+	# (which patchd reads once per module it links).
+	i=0
+	while [ $i -lt 3 ]; do
+		a=$EPOCHREALTIME
+		cat /proc/kallsyms >/dev/null
+		figure "kallsyms_read_$LABEL" "$(us_between "$a" "$EPOCHREALTIME")"
+		i=$((i + 1))
+	done
+	figure "kallsyms_lines_$LABEL" "$(wc -l </proc/kallsyms)"
 	echo "last apply log (20 functions):"
 	cat "/tmp/apply-$LABEL-bench_twenty.log"
 	echo "ok: $ROUNDS rounds"

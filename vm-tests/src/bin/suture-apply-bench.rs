@@ -359,6 +359,12 @@ fn render(
             })?;
         }
     }
+    row(w, "cat /proc/kallsyms >/dev/null (ms)", &|l| {
+        range(f, &format!("kallsyms_read_{l}"), 1000.0)
+    })?;
+    row(w, "  its lines", &|l| {
+        Ok(format!("{:.0}", single(f, &format!("kallsyms_lines_{l}"))?))
+    })?;
     row(w, "first apply of the boot, 1 function (ms)", &|l| {
         Ok(format!(
             "{:.1}",
