@@ -150,7 +150,13 @@ pub fn from_headers(target: &KernelTarget, work: &Path) -> Result<EntrySizes, Bu
     }
     if let Some(parent) = cached.parent() {
         if std::fs::create_dir_all(parent).is_ok() {
-            let tmp = cached.with_extension("tmp");
+            // Builds may run at once (the corpus builds two at a time):
+            // each writes its own temporary file, and rename is atomic.
+            let tmp = cached.with_extension(format!(
+                "tmp.{}.{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
             if std::fs::write(&tmp, &lines).is_ok() {
                 let _ = std::fs::rename(&tmp, &cached);
             }

@@ -89,22 +89,44 @@ fn run(only: &[String]) -> anyhow::Result<bool> {
     let dir = root.join("real-fixes");
     std::fs::create_dir_all(&dir)?;
 
+    // One build per core: each compiles in its own work directory.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Built>>>> =
+        fixes.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(fix) = fixes.get(i) else { break };
+                let t = Instant::now();
+                let b = corpus::build_fix(&kernel, fix, &key, &dir).map_err(anyhow::Error::from);
+                eprintln!(
+                    "real-fixes: [{}/{}] {}: {} ({:.1} s)",
+                    i + 1,
+                    fixes.len(),
+                    fix.patch,
+                    match &b {
+                        Ok(Built::Bundle(_)) => "built".to_string(),
+                        Ok(Built::Refused(c, _)) => format!("refused: {c}"),
+                        Err(e) => format!("error: {e}"),
+                    },
+                    t.elapsed().as_secs_f64()
+                );
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(b);
+                }
+            });
+        }
+    });
     let mut built = Vec::new();
-    for (i, fix) in fixes.iter().enumerate() {
-        let t = Instant::now();
-        let b = corpus::build_fix(&kernel, fix, &key, &dir)?;
-        eprintln!(
-            "real-fixes: [{}/{}] {}: {} ({:.1} s)",
-            i + 1,
-            fixes.len(),
-            fix.patch,
-            match &b {
-                Built::Bundle(_) => "built".to_string(),
-                Built::Refused(c, _) => format!("refused: {c}"),
-            },
-            t.elapsed().as_secs_f64()
-        );
-        built.push(b);
+    for (slot, fix) in results.into_iter().zip(&fixes) {
+        let result = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .with_context(|| format!("{} was not built", fix.patch))?;
+        built.push(result?);
     }
     let build_time = started.elapsed();
 
