@@ -139,9 +139,27 @@ pub fn kernel_module_closure(target: &Target, names: &[String]) -> Result<Vec<(S
             }
         })?;
         let deps = run_command(Command::new("modinfo").args(["-F", "depends"]).arg(&path))?;
+        // Soft dependencies ("pre: crc32c") name what the module needs at
+        // init but does not link against; crypto ones name an algorithm,
+        // whose portable implementation is the module NAME_generic.
+        let softdeps = run_command(Command::new("modinfo").args(["-F", "softdep"]).arg(&path))?;
         if depth < 16 {
             for dep in deps.trim().split(',').filter(|d| !d.is_empty()) {
                 visit(target, dep, depth + 1, order)?;
+            }
+            for line in softdeps.lines() {
+                let Some(pre) = line.trim().strip_prefix("pre:") else {
+                    continue;
+                };
+                for dep in pre.split_whitespace() {
+                    let tree = target.dir.join("modules");
+                    let generic = format!("{dep}_generic");
+                    if find(&tree, &format!("{}.ko", dep.replace('-', "_"))).is_some() {
+                        visit(target, dep, depth + 1, order)?;
+                    } else if find(&tree, &format!("{generic}.ko")).is_some() {
+                        visit(target, &generic, depth + 1, order)?;
+                    }
+                }
             }
         }
         order.push((name.to_string(), path));

@@ -458,6 +458,18 @@ impl Plan {
                 data: classes.into_bytes(),
                 mode: 0o644,
             });
+            // The modules this bundle patches, dependencies first: the
+            // guest loads only these for it.
+            let kmods: String =
+                crate::qemu::kernel_module_closure(&self.target, &b.kernel_modules())?
+                    .into_iter()
+                    .map(|(name, _)| name + "\n")
+                    .collect();
+            files.push(GuestFile {
+                path: format!("{dir}/kmods"),
+                data: kmods.into_bytes(),
+                mode: 0o644,
+            });
             if let Some(test) = &b.test {
                 files.push(GuestFile {
                     path: format!("{dir}/test"),

@@ -15,9 +15,12 @@ step_prepare() {
 	cat /proc/sys/kernel/tainted >"$d/taint_before"
 	dmesg -c >/dev/null
 	echo "bundle $(cat "$d/id"), replaces: $(tr '\n' ' ' <"$d/functions")"
-	# The Debian modules whose code the bundles patch (patchtest puts them
-	# in /suture/kmods with their dependencies).
-	load_kernel_modules
+	# The Debian modules whose code the bundle patches, dependencies
+	# first (patchtest puts them in /suture/kmods).
+	while read -r m; do
+		grep -q "^$m " /proc/modules && continue
+		insmod /suture/kmods/*-"$m".ko || { echo "FAIL: cannot load the module $m"; exit 1; }
+	done <"$d/kmods"
 	patchd verify "$d/bundle"
 }
 
