@@ -6,11 +6,11 @@
 //! - the stop_machine pause of each enable (the companion's `last_pause_ns`);
 //! - the idle `patchd daemon`: resident memory and CPU time over a window.
 //!
-//! Both with the debug patchd the rig puts in every guest and, unless
-//! `--no-release`, a release build. The bundles are built by `patchgen
+//! Both with the release patchd the rig puts in every guest and, unless
+//! `--no-debug`, a debug build. The bundles are built by `patchgen
 //! build` from `vm-tests/bench/*.patch` and signed with the rig's key.
 //!
-//! Run: `scripts/bench-apply [--rounds N] [--idle-secs S] [--no-release]`
+//! Run: `scripts/bench-apply [--rounds N] [--idle-secs S] [--no-debug]`
 //! (SUTURE_KERNEL selects another cached target). Prints figures; asserts
 //! no timing. It fails if a bundle does not take effect, a step fails or the
 //! guest kernel logs a problem. Exit codes: 0 figures printed, 1 failed,
@@ -34,9 +34,9 @@ const BUNDLES: &[(&str, &str, usize)] = &[
     ("bench_twenty", "vm-tests/bench/twenty_functions.patch", 20),
 ];
 
-/// Where the guest finds the release build of patchd (the rig puts the
-/// debug build at /suture/bin/patchd).
-const RELEASE_PATCHD: &str = "/suture/bin-release/patchd";
+/// Where the guest finds the debug build of patchd (the rig puts the
+/// release build at /suture/bin/patchd).
+const DEBUG_PATCHD: &str = "/suture/bin-debug/patchd";
 
 /// Time `patchd apply` and `patchd revert` of a 1-function and a
 /// 20-function bundle, the stop_machine pause, and the idle daemon's
@@ -50,9 +50,9 @@ struct Cli {
     /// Seconds the idle daemon is watched.
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=600))]
     idle_secs: u32,
-    /// Measure the debug patchd only (do not build the release one).
+    /// Measure the release patchd only (do not build the debug one).
     #[arg(long)]
-    no_release: bool,
+    no_debug: bool,
 }
 
 fn main() -> ExitCode {
@@ -115,17 +115,17 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         mode: 0o644,
     }];
     let mut builds = vec![Build {
-        label: "debug",
+        label: "release",
         guest_path: "/suture/bin/patchd",
-        host_path: target_dir().join("debug/patchd"),
+        host_path: target_dir().join("release/patchd"),
     }];
-    if !cli.no_release {
-        eprintln!("suture-apply-bench: cargo build --release -p patchd");
-        let host_path = build_release_patchd()?;
-        files.extend(with_libraries(RELEASE_PATCHD, &host_path)?);
+    if !cli.no_debug {
+        eprintln!("suture-apply-bench: cargo build -p patchd (debug)");
+        let host_path = build_debug_patchd()?;
+        files.extend(with_libraries(DEBUG_PATCHD, &host_path)?);
         builds.push(Build {
-            label: "release",
-            guest_path: RELEASE_PATCHD,
+            label: "debug",
+            guest_path: DEBUG_PATCHD,
             host_path,
         });
     }
@@ -192,32 +192,21 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-fn build_release_patchd() -> anyhow::Result<PathBuf> {
+fn build_debug_patchd() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "patchd",
-            "--bin",
-            "patchd",
-        ])
+        .args(["build", "--quiet", "-p", "patchd", "--bin", "patchd"])
         .arg("--manifest-path")
         .arg(workspace_root().join("Cargo.toml"))
         .status()
         .context("running cargo")?;
-    ensure!(
-        status.success(),
-        "cargo build --release -p patchd: {status}"
-    );
-    Ok(target_dir().join("release/patchd"))
+    ensure!(status.success(), "cargo build -p patchd: {status}");
+    Ok(target_dir().join("debug/patchd"))
 }
 
 /// A host executable at `guest`, and the shared libraries `ldd` lists for
-/// it at their host paths (the debug patchd brings the same ones; adding
-/// them again keeps the release build working if that ever changes).
+/// it at their host paths (the release patchd brings the same ones; adding
+/// them again keeps the debug build working if that ever changes).
 fn with_libraries(guest: &str, host: &Path) -> anyhow::Result<Vec<GuestFile>> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
