@@ -154,7 +154,7 @@ static int suture_check_func(struct suture_patch *patch, struct suture_func *fun
 }
 
 /**
- * suture_register_patch() - make a patch known, disabled
+ * suture_do_register_patch() - make a patch known, disabled
  * @patch: static in the calling patch module; see struct suture_patch
  *
  * Checks every function: its address must be the start of a kernel function
@@ -163,7 +163,7 @@ static int suture_check_func(struct suture_patch *patch, struct suture_func *fun
  * Context: process context, typically the patch module's init function.
  * Return: 0 or a negative errno; on error nothing was registered.
  */
-int suture_register_patch(struct suture_patch *patch)
+int suture_do_register_patch(struct suture_patch *patch)
 {
 	struct suture_func *func;
 	int ret;
@@ -207,18 +207,17 @@ out:
 	mutex_unlock(&suture_mutex);
 	return ret;
 }
-EXPORT_SYMBOL_GPL(suture_register_patch);
 
 /**
- * suture_unregister_patch() - forget a disabled patch
- * @patch: registered with suture_register_patch()
+ * suture_do_unregister_patch() - forget a disabled patch
+ * @patch: registered with suture_do_register_patch()
  *
  * Context: process context, typically the patch module's exit function,
  * which cannot run while the patch is enabled (enabling holds a reference
  * on the patch module).
  * Return: 0; -EBUSY if the patch is enabled; -EINVAL if it is not registered.
  */
-int suture_unregister_patch(struct suture_patch *patch)
+int suture_do_unregister_patch(struct suture_patch *patch)
 {
 	mutex_lock(&suture_mutex);
 	if (!patch->registered) {
@@ -241,7 +240,6 @@ int suture_unregister_patch(struct suture_patch *patch)
 	pr_info("%s: unregistered\n", patch->name);
 	return 0;
 }
-EXPORT_SYMBOL_GPL(suture_unregister_patch);
 
 /**
  * suture_enable_patch() - redirect every function of a patch

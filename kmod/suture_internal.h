@@ -35,6 +35,10 @@ struct suture_fops {
 	unsigned long __percpu *calls;
 };
 
+/* suture_core.c: the work behind the exports of suture_abi.c */
+int suture_do_register_patch(struct suture_patch *patch);
+int suture_do_unregister_patch(struct suture_patch *patch);
+
 /* suture_redirect.c */
 int suture_redirect_attach(struct suture_func *func);
 void suture_redirect_detach(struct suture_func *func);
