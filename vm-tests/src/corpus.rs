@@ -164,16 +164,7 @@ pub fn build_fix(
     let name = fix.module_name();
     let patch = corpus_dir().join("patches").join(&fix.patch);
     let work = dir.join(format!("{name}.work"));
-    let _ = std::fs::remove_dir_all(&work);
-    let req = patchgen::build::BuildRequest {
-        target: kernel.clone(),
-        patches: vec![patch],
-        name: name.clone(),
-        kmod: workspace_root().join("kmod"),
-        work: work.clone(),
-        vmlinux: None,
-    };
-    let out = match patchgen::build::build(&req, &mut |_| {}) {
+    let out = match crate::modules::patchgen_build(kernel, &patch, &name, &work) {
         Ok(out) => out,
         Err(e) => return Ok(Built::Refused(category(&e), e.to_string())),
     };

@@ -138,6 +138,26 @@ fn write_bundles(
     Ok(written)
 }
 
+/// `patchgen build` of one fix into the patch module `name`, in a fresh
+/// `work` directory, with the kmod of this checkout.
+pub fn patchgen_build(
+    kernel: &patchgen::build::KernelTarget,
+    fix: &Path,
+    name: &str,
+    work: &Path,
+) -> std::result::Result<patchgen::build::BuildOutput, patchgen::build::BuildError> {
+    let _ = std::fs::remove_dir_all(work);
+    let req = patchgen::build::BuildRequest {
+        target: kernel.clone(),
+        patches: vec![fix.to_path_buf()],
+        name: name.to_string(),
+        kmod: workspace_root().join("kmod"),
+        work: work.to_path_buf(),
+        vmlinux: None,
+    };
+    patchgen::build::build(&req, &mut |_| {})
+}
+
 /// Builds one fix into a signed bundle `DIR/NAME.bundle` with `patchgen
 /// build`, as a kernel engineer would, and returns its path.
 pub fn build_bundle(
@@ -155,17 +175,7 @@ pub fn build_bundle(
     };
     let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
         .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
-    let work = dir.join(format!("{name}.work"));
-    let _ = std::fs::remove_dir_all(&work);
-    let req = patchgen::build::BuildRequest {
-        target: kernel.clone(),
-        patches: vec![fix.to_path_buf()],
-        name: name.to_string(),
-        kmod: workspace_root().join("kmod"),
-        work,
-        vmlinux: None,
-    };
-    let out = patchgen::build::build(&req, &mut |_| {})
+    let out = patchgen_build(&kernel, fix, name, &dir.join(format!("{name}.work")))
         .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
     let info = package::PatchInfo {
         description: format!("vm-tests: {}", fix.display()),
@@ -205,17 +215,7 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
             .and_then(|s| s.to_str())
             .unwrap_or("fix")
             .to_string();
-        let work = root.join("fixes").join(&name);
-        let _ = std::fs::remove_dir_all(&work);
-        let req = patchgen::build::BuildRequest {
-            target: kernel.clone(),
-            patches: vec![fix.clone()],
-            name: name.clone(),
-            kmod: workspace_root().join("kmod"),
-            work,
-            vmlinux: None,
-        };
-        let out = patchgen::build::build(&req, &mut |_| {})
+        let out = patchgen_build(&kernel, &fix, &name, &root.join("fixes").join(&name))
             .map_err(|e| failed(format!("patchgen build {}", fix.display()), &e))?;
         let records = serde_json::to_string_pretty(&patchgen::build::package::manifest_records(
             &out.module.records,
