@@ -578,3 +578,26 @@ fn is_version(s: &str) -> bool {
 #[cfg(test)]
 #[path = "manifest_tests.rs"]
 mod tests;
+
+/// Whether a `/proc/kallsyms` type letter fits a symbol record's kind
+/// (`function`) and binding (`local`), the rule patchgen proves positions
+/// with and patchd checks them by. Functions are `t`/`T` (`w`/`W` weak),
+/// data any other letter; per-CPU variables of vmlinux are listed as
+/// absolute (`A`) whatever their binding. `None` fits anything.
+pub fn kallsyms_letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
+    if letter == 'A' {
+        return function != Some(true);
+    }
+    let binding = match local {
+        Some(true) => letter.is_ascii_lowercase(),
+        Some(false) => letter.is_ascii_uppercase(),
+        None => true,
+    };
+    let lower = letter.to_ascii_lowercase();
+    let kind = match function {
+        Some(true) => matches!(lower, 't' | 'w'),
+        Some(false) => !matches!(lower, 't' | 'w'),
+        None => true,
+    };
+    binding && kind
+}

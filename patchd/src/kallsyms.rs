@@ -453,28 +453,9 @@ impl Kallsyms {
     }
 }
 
-/// Whether a kallsyms type letter fits a symbol of this kind and binding
-/// (patchgen checks the same when it proves a position:
-/// `target_symbols::sympos::letter_fits`). Functions are `t`/`T` (`w`/`W`
-/// weak), data any other letter; per-CPU variables of vmlinux are listed as
-/// absolute (`A`) whatever their binding.
-pub fn letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
-    if letter == 'A' {
-        return function != Some(true);
-    }
-    let binding = match local {
-        Some(true) => letter.is_ascii_lowercase(),
-        Some(false) => letter.is_ascii_uppercase(),
-        None => true,
-    };
-    let lower = letter.to_ascii_lowercase();
-    let kind = match function {
-        Some(true) => matches!(lower, 't' | 'w'),
-        Some(false) => !matches!(lower, 't' | 'w'),
-        None => true,
-    };
-    binding && kind
-}
+/// Whether a kallsyms type letter fits a record's kind and binding; the
+/// one rule patchgen proves positions with (in the bundle crate).
+pub use suture_bundle::kallsyms_letter_fits as letter_fits;
 
 /// Module names appear in kallsyms with `-` turned into `_`, as the kernel
 /// names modules; accept either spelling in records.

@@ -212,27 +212,9 @@ pub fn assign_positions(
     Ok(proofs)
 }
 
-/// Whether a kallsyms type letter fits a symbol of this kind and binding:
-/// the rule patchd applies to records with a position (patchd's
-/// `kallsyms::letter_fits`). Per-CPU variables are listed as absolute (`A`)
-/// whatever their binding.
-pub fn letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
-    if letter == 'A' {
-        return function != Some(true);
-    }
-    let binding = match local {
-        Some(true) => letter.is_ascii_lowercase(),
-        Some(false) => letter.is_ascii_uppercase(),
-        None => true,
-    };
-    let lower = letter.to_ascii_lowercase();
-    let kind = match function {
-        Some(true) => matches!(lower, 't' | 'w'),
-        Some(false) => !matches!(lower, 't' | 'w'),
-        None => true,
-    };
-    binding && kind
-}
+/// Whether a kallsyms type letter fits a record's kind and binding; the
+/// one rule patchd checks positions by (in the bundle crate).
+pub use suture_bundle::kallsyms_letter_fits as letter_fits;
 
 fn describe(function: Option<bool>, local: bool) -> String {
     let binding = if local { "static" } else { "global" };
