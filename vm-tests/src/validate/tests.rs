@@ -1,0 +1,235 @@
+//! Unit tables for the validation plan and its judging.
+
+use std::fmt::Write as _;
+
+use super::judge::step_reason;
+use super::*;
+use crate::report::{CheckResult, GuestRun};
+
+#[test]
+fn expectations_parse_and_loaded_naming() {
+    assert_eq!(
+        Expectations::parse("fail,pass,fail"),
+        Ok(Expectations::LOADED)
+    );
+    assert!(Expectations::parse("fail,pass").is_err());
+    assert!(Expectations::parse("fail,maybe,fail").is_err());
+    let t = TestScript::new(PathBuf::from("x/cmdline-LOADED.test"), None);
+    assert_eq!(t.map(|t| t.expect), Ok(Expectations::LOADED));
+    let plain = TestScript::new(PathBuf::from("x/check.sh"), None);
+    assert!(plain.is_err_and(|e| e.contains("--expect")));
+    let given = Expectations::parse("pass,pass,pass").unwrap_or(Expectations::LOADED);
+    let t = TestScript::new(PathBuf::from("x/a-LOADED.test"), Some(given));
+    assert_eq!(t.map(|t| t.expect.before), Ok(Expect::Pass));
+}
+
+/// A relocatable ELF object with `.modinfo` holding `entries`.
+fn module_with_modinfo(entries: &[&str]) -> Vec<u8> {
+    use object::write::{Object, StandardSection};
+    let mut obj = Object::new(
+        object::BinaryFormat::Elf,
+        object::Architecture::X86_64,
+        object::Endianness::Little,
+    );
+    let section = obj.add_section(
+        Vec::new(),
+        b".modinfo".to_vec(),
+        object::SectionKind::ReadOnlyData,
+    );
+    let mut data = Vec::new();
+    for e in entries {
+        data.extend_from_slice(e.as_bytes());
+        data.push(0);
+    }
+    obj.append_section_data(section, &data, 1);
+    let _ = obj.section_id(StandardSection::Text);
+    obj.write().unwrap_or_default()
+}
+
+#[test]
+fn target_modules_come_from_the_patch_modules_modinfo() {
+    let ko = module_with_modinfo(&[
+        "license=GPL",
+        "suture_patch=fs_ext4_namei",
+        "suture_target_module=ext4",
+        "suture_target_module=jbd2",
+        "depends=suture",
+    ]);
+    assert_eq!(
+        modinfo_values(&ko, "suture_target_module"),
+        vec!["ext4".to_string(), "jbd2".to_string()]
+    );
+    assert_eq!(modinfo_values(&ko, "depends"), vec!["suture".to_string()]);
+    assert!(modinfo_values(&ko, "nothing").is_empty());
+    assert!(modinfo_values(b"not an ELF file", "suture_target_module").is_empty());
+}
+
+#[test]
+fn load_classes_follow_the_subsystem() {
+    assert_eq!(load_classes("fs/proc/cmdline.o"), &["proc"]);
+    assert_eq!(load_classes("fs/ext4/inode.o"), &["fs", "proc"]);
+    assert_eq!(load_classes("net/ipv4/tcp.o"), &["net"]);
+    assert_eq!(load_classes("drivers/net/tun.o"), ALL_CLASSES);
+    assert_eq!(load_classes("lib/string.o"), ALL_CLASSES);
+}
+
+fn check(name: &str, status: Option<i32>, output: &str) -> CheckResult {
+    CheckResult {
+        name: name.to_string(),
+        status,
+        output: output.to_string(),
+        seconds: Some(0.5),
+    }
+}
+
+fn plan_with_test() -> Plan {
+    let manifest = Manifest::example();
+    Plan {
+        target: Target {
+            release: manifest.target.kernel_release.clone(),
+            dir: PathBuf::from("/nonexistent"),
+        },
+        key: PathBuf::from("k.pub"),
+        bundles: vec![BundleUnderTest {
+            path: PathBuf::from("fix.bundle"),
+            name: manifest.id.clone(),
+            manifest,
+            test: Some(TestScript {
+                path: PathBuf::from("fix-LOADED.test"),
+                expect: Expectations::LOADED,
+            }),
+            target_modules: Vec::new(),
+        }],
+        load: Load::Default,
+        cpus: 2,
+        step_timeout: Duration::from_secs(60),
+        run_name: "t".to_string(),
+        files: Vec::new(),
+    }
+}
+
+/// A serial log with the given exit status of each of the seven
+/// steps and the log step's output.
+fn serial(id: &str, statuses: [i32; 7], log_output: &str, taint: u64) -> String {
+    let steps = [
+        "prepare", "before", "apply", "applied", "revert", "reverted", "log",
+    ];
+    let mut text = String::new();
+    for (step, status) in steps.iter().zip(statuses) {
+        let _ = writeln!(text, "@@SUTURE-CHECK-BEGIN {id}.{step}");
+        if *step == "revert" {
+            text.push_str("patchtest-load-rounds 7\npatchtest-hits cmdline_proc_show 12\n");
+        }
+        if *step == "log" {
+            text.push_str(log_output);
+        }
+        let _ = writeln!(text, "@@SUTURE-CHECK-END {id}.{step} {status} 0.10");
+    }
+    let _ = writeln!(text, "@@SUTURE-TAINT {taint}\n@@SUTURE-DONE");
+    text
+}
+
+fn judged(log: &str) -> ValidationReport {
+    let plan = plan_with_test();
+    let run = GuestRun::parse("t", log, "OE", Duration::ZERO, PathBuf::new());
+    judge(&plan, &run, Duration::from_secs(1))
+}
+
+#[test]
+fn fail_pass_fail_with_a_clean_log_passes() {
+    let id = Manifest::example().id;
+    let report = judged(&serial(
+        &id,
+        [0, 1, 0, 0, 0, 1, 0],
+        "patchtest-taint 0 12288\n",
+        12288,
+    ));
+    assert!(report.passed(), "{report:?}");
+    let b = &report.bundles[0];
+    assert_eq!(b.load_rounds, Some(7));
+    assert_eq!(
+        b.calls_under_load,
+        vec![("cmdline_proc_show".to_string(), 12)]
+    );
+    assert_eq!(b.steps.len(), 7);
+    assert!(b.steps.iter().all(|s| s.ok && s.seconds == Some(0.1)));
+}
+
+#[test]
+fn a_test_that_still_fails_after_apply_fails_the_bundle() {
+    let id = Manifest::example().id;
+    let report = judged(&serial(
+        &id,
+        [0, 1, 0, 1, 0, 1, 0],
+        "patchtest-taint 0 12288\n",
+        12288,
+    ));
+    assert!(!report.passed());
+    let reasons = &report.bundles[0].reasons;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].starts_with("applied: the test failed with the bundle applied"));
+}
+
+#[test]
+fn a_warning_and_new_taint_fail_the_bundle_not_the_guest() {
+    let id = Manifest::example().id;
+    let log =
+        "patchtest-taint 0 12800\n[ 3.1] WARNING: CPU: 1 PID: 9 at fs/proc/cmdline.c:11 f+0x4d\n";
+    let report = judged(&serial(&id, [0, 1, 0, 0, 0, 1, 1], log, 12800));
+    assert!(!report.passed());
+    let b = &report.bundles[0];
+    assert_eq!(b.taint_gained, 512);
+    assert!(
+        b.reasons.iter().any(|r| r.contains("gained taint W")),
+        "{:?}",
+        b.reasons
+    );
+    assert!(
+        b.reasons.iter().any(|r| r.contains("WARNING: CPU: 1")),
+        "{:?}",
+        b.reasons
+    );
+    assert!(
+        report.guest_problems.is_empty(),
+        "{:?}",
+        report.guest_problems
+    );
+}
+
+#[test]
+fn a_guest_that_died_mid_step_fails_with_never_finished() {
+    let id = Manifest::example().id;
+    let log = format!("@@SUTURE-CHECK-BEGIN {id}.prepare\n@@SUTURE-CHECK-END {id}.prepare 0 0.1\n@@SUTURE-CHECK-BEGIN {id}.before\n[ 9.5] Kernel panic - not syncing: x\n");
+    let report = judged(&log);
+    assert!(!report.passed());
+    let b = &report.bundles[0];
+    assert!(
+        b.reasons
+            .iter()
+            .any(|r| r.starts_with("before: never finished")),
+        "{:?}",
+        b.reasons
+    );
+    assert!(b.kernel_problems.iter().any(|p| p.contains("Kernel panic")));
+    assert!(report
+        .guest_problems
+        .iter()
+        .any(|p| p.contains("did not reach the end")));
+}
+
+#[test]
+fn reasons_name_the_failed_expectation() {
+    let c = check("x.applied", Some(1), "patchtest-test-status 1\n");
+    let r = step_reason(Step::Applied, Expect::Pass, &c, false);
+    assert!(r.contains("failed with the bundle applied"), "{r}");
+    assert!(r.contains("does not do what the test checks"), "{r}");
+    let c = check(
+        "x.apply",
+        Some(5),
+        "patchd: error: rejected: bad signature\n",
+    );
+    let r = step_reason(Step::Apply, Expect::Pass, &c, false);
+    assert_eq!(r, "apply: exit 5: patchd: error: rejected: bad signature");
+    let c = check("x.revert", None, "");
+    assert!(step_reason(Step::Revert, Expect::Pass, &c, false).contains("never finished"));
+}
