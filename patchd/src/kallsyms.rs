@@ -368,16 +368,23 @@ impl Kallsyms {
         // Binding, then size, narrow what is left; never a guess. A loaded
         // module's lines do not tell binding by case: its non-exported
         // globals show lowercase too (seen for ext4_search_dir, a global
-        // of ext4, as `t`), so a global record may take a lowercase module
-        // line; a local record still needs a lowercase one.
-        let mut left: Vec<&Entry> = in_object
-            .into_iter()
+        // of ext4, as `t`). So a global record takes the uppercase lines,
+        // and only when there is none, a module's lowercase ones; a local
+        // record needs a lowercase line.
+        let by_case: Vec<&Entry> = in_object
+            .iter()
+            .copied()
             .filter(|e| {
-                record.local.is_none_or(|local| {
-                    e.kind.is_ascii_lowercase() == local || (!local && e.object != 0)
-                })
+                record
+                    .local
+                    .is_none_or(|local| e.kind.is_ascii_lowercase() == local)
             })
             .collect();
+        let mut left: Vec<&Entry> = if by_case.is_empty() && record.local == Some(false) {
+            in_object.into_iter().filter(|e| e.object != 0).collect()
+        } else {
+            by_case
+        };
         if left.len() > 1 {
             if let Some(size) = record.size {
                 left.retain(|e| {

@@ -560,4 +560,19 @@ ffffffffc0002000 t __SCT__tp_func_kyber_adjust\t[kyber_iosched]
         k.resolve("only_static", Some(&global("only_static"))),
         Err(LinkError::NotInObject { .. })
     ));
+    // A vmlinux global whose name is also a static of a loaded module:
+    // the uppercase line wins, as before.
+    let text = "\
+ffffffff81000000 T _text
+ffffffff81100000 T shared_name
+ffffffffc0001000 t shared_name\t[some_mod]
+";
+    let k = Kallsyms::parse(text).expect("valid");
+    let found = k
+        .resolve("shared_name", Some(&global("shared_name")))
+        .expect("the vmlinux global");
+    assert_eq!(
+        (found.address, found.object.as_str()),
+        (0xffff_ffff_8110_0000, "vmlinux")
+    );
 }
