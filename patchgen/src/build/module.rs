@@ -10,6 +10,7 @@ use std::process::Command;
 
 use object::{Object, ObjectSymbol};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{BuildError, KernelTarget};
 use crate::diff::report::{Report, UndefinedSymbol};
@@ -199,6 +200,12 @@ fn kbuild(target: &KernelTarget, dir: &Path, extra: &[String]) -> Result<String,
 
 /// Builds the companion module's exports (`Module.symvers`) for the target,
 /// so that the patch module's references to it get modversions.
+///
+/// The result depends only on the companion's sources and the target, so
+/// it is kept in `~/.cache/suture/derived/RELEASE/companion-SHA256/`, keyed
+/// by the sha256 of the sources (names and contents) and the target's
+/// build-id: a second build for the same companion and kernel skips the
+/// kbuild run (about 3 s).
 fn companion_symvers(
     target: &KernelTarget,
     kmod: &Path,
@@ -206,19 +213,74 @@ fn companion_symvers(
 ) -> Result<PathBuf, BuildError> {
     let dir = work.join("kmod");
     std::fs::create_dir_all(dir.join("include")).map_err(io("cannot create", &dir))?;
+    let mut sources: Vec<PathBuf> = Vec::new();
     for entry in
         std::fs::read_dir(kmod).map_err(io("cannot read the companion module source", kmod))?
     {
         let entry = entry.map_err(io("cannot read", kmod))?;
         let p = entry.path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.join(entry.file_name())).map_err(io("cannot copy", &p))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Sources only: build products of a build in the checkout (.o,
+        // .ko, .cmd, .d ...) are neither needed nor part of the key.
+        let source =
+            name == "Kbuild" || name == "Makefile" || name.ends_with(".c") || name.ends_with(".h");
+        if p.is_file() && source {
+            sources.push(p);
         }
     }
+    sources.sort();
     let header = kmod.join("include/suture.h");
+    let mut hasher = Sha256::new();
+    hasher.update(target.build_id.as_bytes());
+    for p in sources.iter().chain(std::iter::once(&header)) {
+        let bytes = std::fs::read(p).map_err(io("cannot read", p))?;
+        let name = p
+            .strip_prefix(kmod)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned();
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    let key: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cached = super::target::cache_dir()
+        .join("derived")
+        .join(&target.release)
+        .join(format!("companion-{key}"))
+        .join("Module.symvers");
+    let symvers = dir.join("Module.symvers");
+    if std::fs::copy(&cached, &symvers).is_ok() {
+        return Ok(symvers);
+    }
+    for p in &sources {
+        if let Some(name) = p.file_name() {
+            std::fs::copy(p, dir.join(name)).map_err(io("cannot copy", p))?;
+        }
+    }
     std::fs::copy(&header, dir.join("include/suture.h")).map_err(io("cannot copy", &header))?;
     kbuild(target, &dir, &[])?;
-    Ok(dir.join("Module.symvers"))
+    // Best effort: a build that cannot write the cache still succeeds. A
+    // temporary per thread, then rename, so a reader never sees half.
+    if let Some(parent) = cached.parent() {
+        if std::fs::create_dir_all(parent).is_ok() {
+            let tmp = parent.join(format!(
+                "Module.symvers.tmp.{}.{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            if std::fs::copy(&symvers, &tmp).is_ok() {
+                let _ = std::fs::rename(&tmp, &cached);
+            }
+        }
+    }
+    Ok(symvers)
 }
 
 /// The kernel object all parts belong to, if they belong to one.
