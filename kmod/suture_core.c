@@ -15,6 +15,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/workqueue.h>
 #include "suture_internal.h"
 
 DEFINE_MUTEX(suture_mutex);
@@ -79,13 +80,38 @@ static struct suture_patch *suture_find_patch(const char *name)
 }
 
 /* Takes every attached func of a disabled patch off its stack. */
+/*
+ * Unregisters ftrace_ops left without a func, later and in one go: a
+ * revert returns after one grace period instead of one per function.
+ */
+static void suture_reap_work_fn(struct work_struct *work)
+{
+	mutex_lock(&suture_mutex);
+	suture_redirect_reap();
+	mutex_unlock(&suture_mutex);
+}
+static DECLARE_DELAYED_WORK(suture_reap_work, suture_reap_work_fn);
+
+/*
+ * Takes every func of @patch off its stack. On return no task can be sent
+ * to or still be about to enter a replacement of @patch, so the patch
+ * module may go; ftrace_ops left empty are unregistered by the reap work.
+ */
 static void suture_detach_funcs(struct suture_patch *patch)
 {
 	struct suture_func *func;
+	bool unlinked = false;
 
-	suture_for_each_func(patch, func)
-		if (func->fops)
-			suture_redirect_detach(func);
+	suture_for_each_func(patch, func) {
+		if (func->fops) {
+			suture_redirect_unlink(func);
+			unlinked = true;
+		}
+	}
+	if (!unlinked)
+		return;
+	suture_redirect_sync();
+	mod_delayed_work(system_wq, &suture_reap_work, HZ);
 }
 
 /* Checks one replacement against the running kernel; changes nothing. */
@@ -354,6 +380,10 @@ static int __init suture_init(void)
 static void __exit suture_exit(void)
 {
 	/* Patch modules depend on us: none is loaded now, so none is registered. */
+	cancel_delayed_work_sync(&suture_reap_work);
+	mutex_lock(&suture_mutex);
+	suture_redirect_reap();
+	mutex_unlock(&suture_mutex);
 	suture_sysfs_exit();
 }
 

@@ -41,7 +41,9 @@ int suture_do_unregister_patch(struct suture_patch *patch);
 
 /* suture_redirect.c */
 int suture_redirect_attach(struct suture_func *func);
-void suture_redirect_detach(struct suture_func *func);
+void suture_redirect_unlink(struct suture_func *func);
+void suture_redirect_sync(void);
+void suture_redirect_reap(void);
 int suture_redirect_check_site(unsigned long addr);
 unsigned long suture_redirect_current_target(struct suture_func *func,
 					     unsigned long *size);

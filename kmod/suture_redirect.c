@@ -175,41 +175,62 @@ err_free:
 }
 
 /**
- * suture_redirect_detach() - take an inactive func off its stack
+ * suture_redirect_unlink() - take an inactive func off its stack
  * @func: attached and inactive
  *
- * Unregisters the ftrace_ops when it was the last func. On return no CPU is
- * looking at @func and no task can still be sent to its replacement, so the
- * patch module may go.
- * Context: suture_mutex held; sleeps.
+ * No new call is sent to @func's replacement once this returns, but a
+ * handler or a task preempted in the ftrace trampoline may still be about
+ * to: call suture_redirect_sync() before the patch module's memory goes.
+ * An ftrace_ops left with no func stays registered (its handler lets the
+ * original run) until suture_redirect_reap() takes it out: one
+ * unregistration costs an RCU-tasks grace period of its own, so doing it
+ * here, per function, made a 20-function revert 20 times slower.
+ * Context: suture_mutex held.
  */
-void suture_redirect_detach(struct suture_func *func)
+void suture_redirect_unlink(struct suture_func *func)
 {
-	struct suture_fops *fops = func->fops;
-
 	lockdep_assert_held(&suture_mutex);
 
 	list_del_rcu(&func->stack_node);
 	func->fops = NULL;
-	if (list_empty(&fops->func_stack)) {
-		/*
-		 * Waits for handlers and for tasks preempted in the trampoline
-		 * (RCU-tasks) before it returns.
-		 */
+}
+
+/**
+ * suture_redirect_sync() - wait until no CPU or task can still enter a
+ *			    replacement that suture_redirect_unlink() removed
+ *
+ * Handlers run with preemption disabled: synchronize_rcu() covers them. A
+ * task preempted in the ftrace trampoline after the handler chose a
+ * replacement has not entered it yet, so no stack check saw it; RCU-tasks
+ * waits for it. One wait covers every func unlinked before it.
+ * Context: sleeps.
+ */
+void suture_redirect_sync(void)
+{
+	synchronize_rcu();
+	synchronize_rcu_tasks();
+}
+
+/**
+ * suture_redirect_reap() - unregister every ftrace_ops left without a func
+ *
+ * Context: suture_mutex held; sleeps (each unregistration waits for the
+ * ops' handlers and trampoline users before it returns, then it is freed).
+ */
+void suture_redirect_reap(void)
+{
+	struct suture_fops *fops, *tmp;
+
+	lockdep_assert_held(&suture_mutex);
+
+	list_for_each_entry_safe(fops, tmp, &suture_fops_list, node) {
+		if (!list_empty(&fops->func_stack))
+			continue;
 		unregister_ftrace_function(&fops->ops);
 		ftrace_free_filter(&fops->ops);
 		list_del(&fops->node);
 		free_percpu(fops->calls);
 		kfree(fops);
-	} else {
-		/*
-		 * Handlers run with preemption disabled: synchronize_rcu()
-		 * covers them. A task preempted in the ftrace trampoline after
-		 * the handler chose this replacement has not entered it yet,
-		 * so no stack check saw it; RCU-tasks waits for it.
-		 */
-		synchronize_rcu();
-		synchronize_rcu_tasks();
 	}
 }
 
