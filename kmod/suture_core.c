@@ -79,7 +79,6 @@ static struct suture_patch *suture_find_patch(const char *name)
 	return NULL;
 }
 
-/* Takes every attached func of a disabled patch off its stack. */
 /*
  * Unregisters ftrace_ops left without a func, later and in one go: a
  * revert returns after one grace period instead of one per function.

@@ -10,14 +10,51 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/ftrace.h>
+#include <linux/jump_label.h>
 #include <linux/list.h>
+#include <linux/moduleparam.h>
 #include <linux/percpu.h>
 #include <linux/rculist.h>
 #include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
 #include "suture_internal.h"
 
 /* All suture_fops, protected by suture_mutex. */
 static LIST_HEAD(suture_fops_list);
+
+/*
+ * Counting redirected calls (the calls column of a patch's functions file)
+ * costs on every call of a replaced function, so it is off unless asked
+ * for; the static key makes the off state a no-op in the handler.
+ */
+static DEFINE_STATIC_KEY_FALSE(suture_count_calls);
+
+static int suture_count_calls_set(const char *val, const struct kernel_param *kp)
+{
+	bool on;
+	int ret = kstrtobool(val, &on);
+
+	if (ret)
+		return ret;
+	if (on)
+		static_branch_enable(&suture_count_calls);
+	else
+		static_branch_disable(&suture_count_calls);
+	return 0;
+}
+
+static int suture_count_calls_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%c\n", static_key_enabled(&suture_count_calls) ? 'Y' : 'N');
+}
+
+static const struct kernel_param_ops suture_count_calls_ops = {
+	.set = suture_count_calls_set,
+	.get = suture_count_calls_get,
+};
+module_param_cb(count_calls, &suture_count_calls_ops, NULL, 0644);
+MODULE_PARM_DESC(count_calls, "count the calls redirected to each replacement (the calls column of functions); off by default, it costs on every call");
 
 static void notrace suture_ftrace_handler(unsigned long ip,
 					  unsigned long parent_ip,
@@ -46,7 +83,8 @@ static void notrace suture_ftrace_handler(unsigned long ip,
 		if (READ_ONCE(func->active)) {
 			ftrace_instruction_pointer_set(fregs,
 						       (unsigned long)func->new_func);
-			this_cpu_inc(*fops->calls);
+			if (static_branch_unlikely(&suture_count_calls))
+				this_cpu_inc(*fops->calls);
 			break;
 		}
 	}

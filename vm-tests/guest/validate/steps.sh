@@ -36,7 +36,8 @@ step_test() {
 
 # calls NAME: "FUNC CALLS" for each function of the bundle's patch: the
 # calls the companion module redirected (the 8th column of its functions
-# file), read while the patch is enabled.
+# file, counted while its count_calls parameter is on), read while the
+# patch is enabled.
 calls() {
 	f=$S/$(cat "$V/$1/id")/functions
 	[ -r "$f" ] && awk '{ print $1, $8 }' "$f"
@@ -85,7 +86,12 @@ step_apply() {
 	load_start "$1"
 	patchd apply --kmod "$M/suture.ko" --state-dir $STATE "$d/bundle"
 	rc=$?
-	[ $rc -eq 0 ] && touch "$d/applied" && calls "$1" >"$d/calls_start"
+	if [ $rc -eq 0 ]; then
+		touch "$d/applied"
+		# Counting costs on every redirected call: off unless asked for.
+		echo 1 >/sys/module/suture/parameters/count_calls
+		calls "$1" >"$d/calls_start"
+	fi
 	patchd status --state-dir $STATE
 	exit $rc
 }
