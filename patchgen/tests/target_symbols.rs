@@ -4,8 +4,9 @@
 //! duplicated static of vmlinux placed from its own object's evidence.
 //!
 //! The image tests need the kernel cache and fail with the command to run.
-//! The `-dbg` tests need /usr/lib/debug/boot/vmlinux-RELEASE (or the cache's
-//! copy from `scripts/setup --with-dbg`); without it they print SKIPPED.
+//! The `-dbg` tests need /usr/lib/debug/boot/vmlinux-RELEASE or the cache's
+//! copy from `scripts/setup --with-dbg` (scripts/test fetches it); without
+//! it they fail with the command to run, never skip.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -76,13 +77,12 @@ fn decoded(dir: &Path) -> (KallsymsList, String) {
     (list, id)
 }
 
-fn debug_symtab(dir: &Path) -> Option<Symtab> {
+fn debug_symtab(dir: &Path) -> Symtab {
     let release = release();
     let Some(path) = find_debug_vmlinux(dir, &release) else {
-        eprintln!(
-            "SKIPPED: no -dbg vmlinux for {release} (apt-get install linux-image-{release}-dbg, or scripts/setup --kernel {release} --with-dbg); the checks against the kernel's symbol table did not run"
+        panic!(
+            "no -dbg vmlinux for {release}: run scripts/setup --kernel {release} --with-dbg (or apt-get install linux-image-{release}-dbg)"
         );
-        return None;
     };
     let start = Instant::now();
     let symtab = Symtab::read(&path).expect("read the -dbg symbol table");
@@ -92,7 +92,7 @@ fn debug_symtab(dir: &Path) -> Option<Symtab> {
         path.display(),
         start.elapsed()
     );
-    Some(symtab)
+    symtab
 }
 
 #[test]
@@ -115,9 +115,7 @@ fn the_images_kallsyms_decode_and_belong_to_the_target() {
 #[test]
 fn the_debug_symbol_table_gives_the_same_kallsyms_as_the_image() {
     let dir = cache_entry();
-    let Some(symtab) = debug_symtab(&dir) else {
-        return;
-    };
+    let symtab = debug_symtab(&dir);
     let id: String = symtab
         .build_id
         .as_deref()
@@ -146,9 +144,7 @@ fn the_debug_symbol_table_gives_the_same_kallsyms_as_the_image() {
 #[test]
 fn every_duplicated_static_is_placed_from_its_objects_evidence() {
     let dir = cache_entry();
-    let Some(symtab) = debug_symtab(&dir) else {
-        return;
-    };
+    let symtab = debug_symtab(&dir);
     let (kallsyms, _) = decoded(&dir);
     let mut objects: Vec<ObjectLocals> = symtab
         .files

@@ -11,9 +11,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use vm_tests::modules::build_companion;
 use vm_tests::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
-use vm_tests::{run_guest, BuiltModules, GuestSpec, HarnessError, Target};
+use vm_tests::{HarnessError, Target};
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -162,35 +161,18 @@ fn run(cli: &Cli) -> Result<bool, CannotRun> {
     let started = Instant::now();
     let plan = plan(cli)?;
     eprintln!(
-        "patchtest: {} bundle(s) for {}; building the companion module",
+        "patchtest: {} bundle(s); building the companion module and booting {} under QEMU TCG ({} vCPU(s))",
         plan.bundles.len(),
-        plan.target.release
-    );
-    let companion = build_companion(&plan.target)?;
-    let mut modules = BuiltModules {
-        modules: Default::default(),
-        records: Default::default(),
-        bundles: Default::default(),
-        trusted_key: Some(plan.key.clone()),
-    };
-    modules.modules.insert("suture".to_string(), companion);
-    let setup = plan.guest()?;
-    let checks = setup.checks;
-    let mut spec = GuestSpec::new(&plan.run_name, &[]);
-    spec.cpus = plan.cpus;
-    spec.check_timeout = plan.step_timeout;
-    // Boot, plus every step at its limit: a guest that outlives this hung.
-    let steps = u32::try_from(checks.len()).unwrap_or(u32::MAX);
-    spec.timeout = Duration::from_secs(120) + plan.step_timeout.saturating_mul(steps);
-    spec.kernel_modules = plan.kernel_modules();
-    spec.generated_checks = checks;
-    spec.files = setup.files;
-    eprintln!(
-        "patchtest: booting {} under QEMU TCG ({} vCPU(s))",
         plan.target.vmlinuz().display(),
         plan.cpus
     );
-    let run = match run_guest(&plan.target, &modules, &spec) {
+    // Boot, plus every step at its limit: a guest that outlives this hung.
+    let steps: usize = plan.bundles.iter().map(BundleUnderTest::step_count).sum();
+    let overall = Duration::from_secs(120)
+        + plan
+            .step_timeout
+            .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
+    let run = match plan.boot(overall) {
         Ok(run) => run,
         Err(HarnessError::Timeout { seconds, log, .. }) => {
             // A bundle that hangs the guest fails validation.

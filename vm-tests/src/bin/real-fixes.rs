@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use vm_tests::corpus::{self, Built};
-use vm_tests::modules::{build_companion, test_key};
+use vm_tests::modules::test_key;
 use vm_tests::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
-use vm_tests::{run_guest, work_dir, workspace_root, BuiltModules, GuestSpec, Target};
+use vm_tests::{work_dir, workspace_root, Target};
 
 fn main() -> ExitCode {
     let only: Vec<String> = std::env::args().skip(1).collect();
@@ -164,31 +164,11 @@ fn run(only: &[String]) -> anyhow::Result<bool> {
             files: programs(&dir.join("programs"))?,
         };
         plan.dedupe_names();
-        let mut modules = BuiltModules {
-            modules: Default::default(),
-            records: Default::default(),
-            bundles: Default::default(),
-            trusted_key: Some(public.clone()),
-        };
-        modules
-            .modules
-            .insert("suture".to_string(), build_companion(&target)?);
-        let setup = plan.guest()?;
-        let mut spec = GuestSpec::new(&plan.run_name, &[]);
-        spec.cpus = plan.cpus;
-        spec.check_timeout = plan.step_timeout;
-        spec.timeout = Duration::from_secs(300)
+        // A hung guest, not a slow one: 5 minutes plus one per bundle.
+        let overall = Duration::from_secs(300)
             + Duration::from_secs(60)
                 .saturating_mul(u32::try_from(plan.bundles.len()).unwrap_or(u32::MAX));
-        spec.kernel_modules = plan.kernel_modules();
-        spec.generated_checks = setup.checks;
-        spec.files = setup.files;
-        eprintln!(
-            "real-fixes: validating {} bundle(s) in one boot of {}",
-            plan.bundles.len(),
-            target.release
-        );
-        let run = run_guest(&target, &modules, &spec)?;
+        let run = plan.boot(overall)?;
         let report = validate::judge(&plan, &run, started.elapsed());
         validate::write_json(&report, &run.dir.join("report.json"))?;
         Some(report)

@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 use suture_bundle::Manifest;
 
+use crate::report::GuestRun;
 use crate::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
 
 /// Exit status of a step the guest skipped (an earlier step failed).
@@ -267,6 +268,11 @@ impl BundleUnderTest {
             .collect()
     }
 
+    /// How many steps the guest runs for this bundle.
+    pub fn step_count(&self) -> usize {
+        self.steps().len()
+    }
+
     fn steps(&self) -> Vec<Step> {
         let mut steps = vec![Step::Prepare];
         if self.test.is_some() {
@@ -498,6 +504,32 @@ impl Plan {
             }
         }
         Ok(GuestSetup { checks, files })
+    }
+}
+
+impl Plan {
+    /// Builds the companion module for the target and boots it once with
+    /// every bundle's steps. `overall` bounds the whole boot: a guest that
+    /// outlives it hung (`HarnessError::Timeout`, serial log kept).
+    pub fn boot(&self, overall: Duration) -> Result<GuestRun> {
+        let mut modules = crate::BuiltModules {
+            modules: Default::default(),
+            records: Default::default(),
+            bundles: Default::default(),
+            trusted_key: Some(self.key.clone()),
+        };
+        modules
+            .modules
+            .insert("suture".to_string(), crate::build_companion(&self.target)?);
+        let setup = self.guest()?;
+        let mut spec = crate::GuestSpec::new(&self.run_name, &[]);
+        spec.cpus = self.cpus;
+        spec.check_timeout = self.step_timeout;
+        spec.timeout = overall;
+        spec.kernel_modules = self.kernel_modules();
+        spec.generated_checks = setup.checks;
+        spec.files = setup.files;
+        crate::run_guest(&self.target, &modules, &spec)
     }
 }
 
