@@ -14,12 +14,24 @@
 //!   undefined-local: NAME       the output refers to this static (normalized) as undefined local
 //!   no-new-data: NAME           the output does not copy this (normalized) data
 //!   section-entries: SECTION N  the output's SECTION holds N entries
+//!   ignored: NAME               the report ignores NAME (with a reason)
+//!   uses-running-static: F NAME the output's F refers, undefined, to the
+//!                               original object's static NAME.N that the
+//!                               original F uses (the running kernel's own)
+//!   uses-new-static: F NAME     the output's F refers to a static NAME.N
+//!                               the output defines (a fresh one)
+//!   cflags: FLAG...             extra compiler flags (`-mno-record-mcount`)
+//!
+//! The fix's line map comes from `diff -u orig.c fixed.c`, as `patchgen
+//! build` gives it from the fix, so moved `__LINE__`s are not changes.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use patchgen::diff::compare::symbol_at_reloc;
 use patchgen::diff::correlate::normalize;
+use patchgen::diff::lines::LineMap;
 use patchgen::diff::report::Outcome;
 use patchgen::diff::EntrySizes;
 use patchgen::elf::SymbolKind;
@@ -28,6 +40,7 @@ use patchgen::{diff, DiffOptions, ObjectFile};
 /// The kernel's x86-64 code generation (Debian 6.1 flags that shape objects).
 const CFLAGS: &[&str] = &[
     "-O2",
+    "-g",
     "-ffunction-sections",
     "-fdata-sections",
     "-pg",
@@ -60,9 +73,10 @@ fn compiler() -> &'static str {
     }
 }
 
-fn compile(src: &Path, out: &Path) {
+fn compile(src: &Path, out: &Path, extra: &[&str]) {
     let status = Command::new(compiler())
         .args(CFLAGS)
+        .args(extra)
         .arg("-c")
         .arg(src)
         .arg("-o")
@@ -82,14 +96,29 @@ fn names(s: &str) -> BTreeSet<String> {
 fn run_case(dir: &Path) -> Result<(), String> {
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (o, f) = (tmp.path().join("orig.o"), tmp.path().join("fixed.o"));
-    compile(&dir.join("orig.c"), &o);
-    compile(&dir.join("fixed.c"), &f);
+    let expect = std::fs::read_to_string(dir.join("expect")).map_err(|e| e.to_string())?;
+    let extra: Vec<&str> = expect
+        .lines()
+        .filter_map(|l| l.strip_prefix("cflags:"))
+        .flat_map(str::split_whitespace)
+        .collect();
+    compile(&dir.join("orig.c"), &o, &extra);
+    compile(&dir.join("fixed.c"), &f, &extra);
     let orig = ObjectFile::read(&o).map_err(|e| e.to_string())?;
     let fixed = ObjectFile::read(&f).map_err(|e| e.to_string())?;
-    let result = diff(&orig, &fixed, &DiffOptions::default());
+    let patch = Command::new("diff")
+        .args(["-u", "--label", "a/case.c", "--label", "b/case.c"])
+        .arg(dir.join("orig.c"))
+        .arg(dir.join("fixed.c"))
+        .output()
+        .map_err(|e| format!("run diff: {e}"))?;
+    let opts = DiffOptions {
+        line_map: LineMap::from_patch(&String::from_utf8_lossy(&patch.stdout), "case.c"),
+        ..DiffOptions::default()
+    };
+    let result = diff(&orig, &fixed, &opts);
     let r = &result.report;
     let json = serde_json::to_string_pretty(r).unwrap_or_default();
-    let expect = std::fs::read_to_string(dir.join("expect")).map_err(|e| e.to_string())?;
     let out = match &result.object {
         Some(bytes) => Some(
             ObjectFile::parse(Path::new("out.o"), bytes)
@@ -185,6 +214,35 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     ));
                 }
             }
+            "ignored" => {
+                if !r.ignored.iter().any(|i| i.symbol == value) {
+                    return fail(format!("{value} is not ignored"));
+                }
+            }
+            "uses-running-static" | "uses-new-static" => {
+                let (func, name) = value.split_once(' ').ok_or("F NAME")?;
+                let out = out.as_ref().ok_or("no output object")?;
+                let targets = referenced(out, func);
+                let hit = if key == "uses-running-static" {
+                    let want = statics_used(&orig, func, name);
+                    if want.len() != 1 {
+                        return fail(format!("the original {func} uses {want:?}, not one {name}"));
+                    }
+                    targets
+                        .iter()
+                        .any(|(n, defined)| !defined && want.contains(n))
+                } else {
+                    targets
+                        .iter()
+                        .any(|(n, defined)| *defined && normalize(n) == name)
+                };
+                if !hit {
+                    return fail(format!(
+                        "{key} {value}: the output's {func} refers to {targets:?}"
+                    ));
+                }
+            }
+            "cflags" => {}
             other => return Err(format!("unknown expect key {other}")),
         }
     }
@@ -210,13 +268,48 @@ fn run_case(dir: &Path) -> Result<(), String> {
         let sites = out
             .section_by_name("__mcount_loc")
             .map_or(0, |s| s.size / 8);
-        if usize::try_from(sites).unwrap_or(0) != redirected {
+        let recorded = fixed.section_by_name("__mcount_loc").is_some();
+        if recorded && usize::try_from(sites).unwrap_or(0) != redirected {
             return fail(format!(
                 "__mcount_loc has {sites} entries for {redirected} changed/new functions"
             ));
         }
     }
     Ok(())
+}
+
+/// The symbols function `func`'s section of `obj` refers to: (name,
+/// defined in `obj`), section symbols resolved to the symbol at the offset.
+fn referenced(obj: &ObjectFile, func: &str) -> Vec<(String, bool)> {
+    let Some(sec) = obj
+        .symbols
+        .iter()
+        .find(|s| s.name == func && s.kind == SymbolKind::Func)
+        .and_then(|s| s.section)
+    else {
+        return Vec::new();
+    };
+    obj.sections[sec]
+        .relocs
+        .iter()
+        .filter_map(|r| {
+            let t = obj.symbols.get(r.symbol)?;
+            let t = match (t.kind, t.section) {
+                (SymbolKind::Section, Some(ts)) => symbol_at_reloc(obj, ts, r)?,
+                _ => t,
+            };
+            Some((t.name.clone(), t.section.is_some()))
+        })
+        .collect()
+}
+
+/// The statics named `name.N` that function `func` of `obj` uses.
+fn statics_used(obj: &ObjectFile, func: &str, name: &str) -> BTreeSet<String> {
+    referenced(obj, func)
+        .into_iter()
+        .filter(|(n, defined)| *defined && normalize(n) == name && n.contains('.'))
+        .map(|(n, _)| n)
+        .collect()
 }
 
 #[test]

@@ -77,6 +77,36 @@ fn expectations(dir: &Path) -> Vec<Expected> {
 /// Compiles the pristine and fixed objects of a one-file fix (cached by the
 /// fix's contents) and diffs them.
 fn run_fix(t: &KernelTarget, patch: &Path, work: &Path) -> Result<patchgen::Report, String> {
+    // SUTURE_REAL_FIXES_KEEP=DIR keeps each fix's objects in DIR and reuses
+    // them while the patch is unchanged (a developer's loop on the differ).
+    if let Some(keep) = std::env::var_os("SUTURE_REAL_FIXES_KEEP") {
+        let name = patch.file_name().unwrap_or_default();
+        let dir = Path::new(&keep).join(name);
+        let text = std::fs::read(patch).map_err(|e| e.to_string())?;
+        let (o, f, src) = (dir.join("orig.o"), dir.join("fixed.o"), dir.join("src"));
+        let fresh = std::fs::read(dir.join("patch")).is_ok_and(|p| p == text);
+        if !fresh {
+            let (orig_o, fixed_o, source) = build_fix(t, patch, work)?;
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            std::fs::copy(orig_o, &o).map_err(|e| e.to_string())?;
+            std::fs::copy(fixed_o, &f).map_err(|e| e.to_string())?;
+            std::fs::write(&src, source.to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
+            std::fs::write(dir.join("patch"), &text).map_err(|e| e.to_string())?;
+        }
+        let source = std::fs::read_to_string(&src).map_err(|e| e.to_string())?;
+        return diff_fix(t, patch, &o, &f, Path::new(&source), work);
+    }
+    let (orig_o, fixed_o, src) = build_fix(t, patch, work)?;
+    diff_fix(t, patch, &orig_o, &fixed_o, &src, work)
+}
+
+/// Compiles the pristine and fixed objects of a one-file fix: (orig,
+/// fixed, the source file relative to the tree).
+fn build_fix(
+    t: &KernelTarget,
+    patch: &Path,
+    work: &Path,
+) -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let _ = std::fs::remove_dir_all(work);
     let fix = source::apply(t, &[patch.to_path_buf()], work).map_err(|e| e.to_string())?;
     let src: PathBuf = fix
@@ -99,8 +129,20 @@ fn run_fix(t: &KernelTarget, patch: &Path, work: &Path) -> Result<patchgen::Repo
         "fixed",
     )
     .map_err(|e| e.to_string())?;
-    let orig = ObjectFile::read(&orig_o).map_err(|e| e.to_string())?;
-    let fixed = ObjectFile::read(&fixed_o).map_err(|e| e.to_string())?;
+    Ok((orig_o, fixed_o, src))
+}
+
+/// Diffs a fix's objects as `patchgen build` does.
+fn diff_fix(
+    t: &KernelTarget,
+    patch: &Path,
+    orig_o: &Path,
+    fixed_o: &Path,
+    src: &Path,
+    work: &Path,
+) -> Result<patchgen::Report, String> {
+    let orig = ObjectFile::read(orig_o).map_err(|e| e.to_string())?;
+    let fixed = ObjectFile::read(fixed_o).map_err(|e| e.to_string())?;
     let work_sizes = work.join("sizes");
     let entry_sizes =
         patchgen::build::entry_sizes::from_headers(t, &work_sizes).map_err(|e| e.to_string())?;

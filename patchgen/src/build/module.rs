@@ -327,10 +327,13 @@ pub fn build_module(
             let (Some(new_symbol), Some(old_size)) = (&c.new_symbol, c.old_size) else {
                 continue;
             };
+            // The running kernel's name of the function (a clone's number
+            // may differ in the fixed build).
+            let old_name = c.old_name.clone().unwrap_or_else(|| c.name.clone());
             let old_symbol = if c.local {
-                format!("{prefix}old__{}", c.name)
+                format!("{prefix}old__{old_name}")
             } else {
-                c.name.clone()
+                old_name.clone()
             };
             if c.local {
                 undefined.insert(
@@ -338,7 +341,7 @@ pub fn build_module(
                     (
                         UndefinedSymbol {
                             symbol: old_symbol.clone(),
-                            name: c.name.clone(),
+                            name: old_name.clone(),
                             local: true,
                             function: Some(true),
                             object: Some(file.clone()),
@@ -349,7 +352,7 @@ pub fn build_module(
                 );
             }
             replacements.push(Replacement {
-                old_name: c.name.clone(),
+                old_name,
                 old_size,
                 old_symbol,
                 new_symbol: new_symbol.clone(),

@@ -68,6 +68,29 @@ pub fn manifest_records(records: &[super::LinkRecord]) -> Vec<SymbolRecord> {
         .collect()
 }
 
+/// Every function an object's part of the module ships that no kernel
+/// function is redirected to: new functions, changed functions without an
+/// ftrace site carried as new copies, `.cold`/`.part` parts. With the
+/// replaced functions, the manifest lists every function the module holds.
+fn shipped_without_redirect(r: &crate::diff::Report) -> impl Iterator<Item = String> + '_ {
+    let mut names: Vec<String> = r
+        .new_functions
+        .iter()
+        .chain(&r.carried)
+        .chain(&r.children)
+        .cloned()
+        .chain(
+            r.changed_functions
+                .iter()
+                .filter(|c| !c.redirect)
+                .map(|c| c.name.clone()),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    names.into_iter()
+}
+
 /// The manifest of a build.
 pub fn manifest(
     out: &BuildOutput,
@@ -80,8 +103,8 @@ pub fn manifest(
         .reports
         .iter()
         .flat_map(|(obj, r)| {
-            r.new_functions.iter().map(move |n| NewFunction {
-                name: n.clone(),
+            shipped_without_redirect(r).map(move |n| NewFunction {
+                name: n,
                 object_file: obj.display().to_string(),
             })
         })

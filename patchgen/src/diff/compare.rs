@@ -6,7 +6,7 @@
 //! a symbol index.
 
 use crate::diff::correlate::{never_correlated, normalize, Correlation};
-use crate::diff::lines::{only_line_churn, LineMap};
+use crate::diff::lines::{only_line_churn, only_line_churn_in_string, LineMap};
 use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 
 /// Which of the two objects a symbol belongs to.
@@ -35,6 +35,75 @@ pub enum Identity {
     PerSite(String, i64),
     /// Anything else: a section by normalized name, at an offset.
     Section(String, i64),
+    /// A snippet of a code section that every function of the object
+    /// shares (`static_cpu_has()`'s test in `.altinstr_aux`): by its bytes
+    /// (relocated fields zeroed) and its relocations' targets, never its
+    /// offset, which moves when another function gains or loses one.
+    Snippet(Vec<u8>, Vec<(u64, u32, Identity)>, i64),
+}
+
+/// Sections of code shared by every function of an object: the replacement
+/// instructions of alternatives and the aux code of `static_cpu_has()`.
+pub fn is_shared_code(name: &str) -> bool {
+    name == ".altinstr_replacement" || name == ".altinstr_aux"
+}
+
+/// The identity of the snippet of shared code section `section` that
+/// starts at or contains `offset`: from there to the next place other code
+/// enters the section.
+fn snippet(
+    obj: &ObjectFile,
+    side: Side,
+    corr: &Correlation,
+    section: usize,
+    offset: i64,
+    delta: i64,
+) -> Identity {
+    let Some(sec) = obj.sections.get(section) else {
+        return Identity::Section(String::new(), offset);
+    };
+    let Ok(start) = u64::try_from(offset) else {
+        return Identity::Section(sec.name.clone(), offset);
+    };
+    let entries = obj.entry_points(section);
+    let end = entries
+        .iter()
+        .copied()
+        .find(|&e| e > start)
+        .unwrap_or(sec.size)
+        .min(sec.size);
+    let mut bytes = obj
+        .bytes(section, start, end.saturating_sub(start))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    let mut targets = Vec::new();
+    for r in sec
+        .relocs
+        .iter()
+        .filter(|r| r.offset >= start && r.offset < end)
+    {
+        let at = r.offset - start;
+        for i in 0..u64::from(r.size) {
+            if let Some(b) = usize::try_from(at + i).ok().and_then(|i| bytes.get_mut(i)) {
+                *b = 0;
+            }
+        }
+        // Targets in shared code again (a jump within the section) are
+        // relative to this snippet, never followed.
+        let inner = obj
+            .symbols
+            .get(r.symbol)
+            .and_then(|t| t.section)
+            .and_then(|ts| obj.sections.get(ts))
+            .is_some_and(|ts| is_shared_code(&ts.name));
+        let id = if inner {
+            Identity::Section(sec.name.clone(), target_offset(r) - offset)
+        } else {
+            identity(obj, side, corr, r)
+        };
+        targets.push((at, r.r_type, id));
+    }
+    Identity::Snippet(bytes, targets, delta)
 }
 
 /// The offset a relocation's addend designates inside its target, undoing
@@ -137,6 +206,15 @@ fn symbol_identity(
         if never_correlated(obj, sym) {
             return Identity::PerSite(normalize(&sym.name), r.addend);
         }
+    }
+    if obj
+        .sections
+        .get(section)
+        .is_some_and(|s| is_shared_code(&s.name))
+    {
+        let base = i64::try_from(sym.value).unwrap_or(i64::MAX);
+        let off = base.saturating_add(target_offset(r));
+        return snippet(obj, side, corr, section, off, r.addend - target_offset(r));
     }
     if sym.kind == SymbolKind::Section {
         let Some(sec) = obj.sections.get(section) else {
@@ -264,6 +342,11 @@ pub fn compare(
         }
         let ia = identity(orig, Side::Orig, corr, a);
         let ib = identity(fixed, Side::Fixed, corr, b);
+        if let (Identity::String(sa, da), Identity::String(sb, db)) = (&ia, &ib) {
+            if da == db && only_line_churn_in_string(sa, sb, lines) {
+                continue;
+            }
+        }
         if ia != ib {
             return Some(format!(
                 "relocation at +{:#x} targets {} -> {}",
@@ -291,5 +374,8 @@ pub fn describe(obj: &ObjectFile, id: &Identity, orig: &ObjectFile) -> String {
         Identity::String(s, _) => format!("\"{}\"", String::from_utf8_lossy(s).escape_debug()),
         Identity::PerSite(n, d) => format!("per-site {n}{d:+}"),
         Identity::Section(n, d) => format!("{n}{d:+}"),
+        Identity::Snippet(b, t, _) => {
+            format!("shared code ({} bytes, {} relocations)", b.len(), t.len())
+        }
     }
 }

@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 
-use crate::elf::{ObjectFile, Symbol, SymbolKind};
+use super::compare::symbol_at_reloc;
+use crate::elf::{Binding, ObjectFile, Symbol, SymbolKind};
 
 /// Normalized names (and prefixes) of statics that are never correlated: a
 /// fixed function gets fresh ones.
@@ -92,6 +93,10 @@ pub struct Correlation {
     pub to_fixed: HashMap<usize, usize>,
     /// fixed symbol index -> orig symbol index
     pub to_orig: HashMap<usize, usize>,
+    /// Function-scope statics of the original object -> the symbols that use them.
+    pub orig_static_users: HashMap<usize, Vec<usize>>,
+    /// Function-scope statics of the fixed object -> the symbols that use them.
+    pub fixed_static_users: HashMap<usize, Vec<usize>>,
 }
 
 impl Correlation {
@@ -117,12 +122,79 @@ fn correlatable(obj: &ObjectFile, s: &Symbol) -> bool {
         && !never_correlated(obj, s)
 }
 
+/// Whether a symbol is a function-scope static (`buf.0`): a local data
+/// object whose name is an identifier followed by the compiler's number.
+/// The number is given per object in an order the fix can change, so such a
+/// symbol is identified by the code and data that use it, never by it.
+pub fn is_static_local(s: &Symbol) -> bool {
+    if s.binding != Binding::Local || !matches!(s.kind, SymbolKind::Object | SymbolKind::Other) {
+        return false;
+    }
+    let Some((base, number)) = s.name.rsplit_once('.') else {
+        return false;
+    };
+    !base.is_empty()
+        && !base.contains('.')
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// For every symbol, the defined symbols whose bytes refer to it (through
+/// a relocation naming it, or naming its section at an offset inside it),
+/// in the order of their first reference.
+fn referrers(obj: &ObjectFile) -> HashMap<usize, Vec<usize>> {
+    let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
+    for sec in obj.sections.iter().filter(|s| s.is_alloc()) {
+        // The defined symbols of this section, by offset, to attribute each
+        // relocation to the function or object it lies in.
+        let mut owners: Vec<&Symbol> = obj
+            .symbols_in(sec.index)
+            .filter(|s| matches!(s.kind, SymbolKind::Func | SymbolKind::Object) && s.size > 0)
+            .collect();
+        if owners.is_empty() {
+            continue;
+        }
+        owners.sort_by_key(|s| s.value);
+        for r in &sec.relocs {
+            let Some(owner) = owners
+                .iter()
+                .rev()
+                .find(|s| s.value <= r.offset && r.offset < s.value.saturating_add(s.size))
+            else {
+                continue;
+            };
+            let Some(target) = obj.symbols.get(r.symbol) else {
+                continue;
+            };
+            let target = match (target.kind, target.section) {
+                (SymbolKind::Section, Some(tsec)) => match symbol_at_reloc(obj, tsec, r) {
+                    Some(t) => t.index,
+                    None => continue,
+                },
+                _ => target.index,
+            };
+            if target == owner.index {
+                continue;
+            }
+            let list = out.entry(target).or_default();
+            if !list.contains(&owner.index) {
+                list.push(owner.index);
+            }
+        }
+    }
+    out
+}
+
 /// Correlates the defined functions and data objects of two objects.
 pub fn correlate(orig: &ObjectFile, fixed: &ObjectFile) -> Correlation {
     let mut c = Correlation::default();
     let index = |obj: &ObjectFile| {
         let mut map: HashMap<(String, bool), Vec<usize>> = HashMap::new();
-        for s in obj.symbols.iter().filter(|s| correlatable(obj, s)) {
+        for s in obj
+            .symbols
+            .iter()
+            .filter(|s| correlatable(obj, s) && !is_static_local(s))
+        {
             map.entry((normalize(&s.name), s.kind == SymbolKind::Func))
                 .or_default()
                 .push(s.index);
@@ -151,9 +223,9 @@ pub fn correlate(orig: &ObjectFile, fixed: &ObjectFile) -> Correlation {
         }
     }
 
-    // 2. Duplicates left over: pair them through the relocations of the
-    //    functions already paired (a static local belongs to one function),
-    //    until nothing new is learned.
+    // 2. Other duplicates left over (clones of one function with other
+    //    numbers): pair them through the relocations of the functions
+    //    already paired, walking both versions side by side.
     loop {
         let before = c.to_fixed.len();
         let pairs: Vec<(usize, usize)> = c.to_fixed.iter().map(|(&o, &f)| (o, f)).collect();
@@ -166,12 +238,13 @@ pub fn correlate(orig: &ObjectFile, fixed: &ObjectFile) -> Correlation {
                 continue;
             };
             let (orel, frel) = (&orig.sections[osec].relocs, &fixed.sections[fsec].relocs);
-            // Walk the targets in order; stop at the first divergence in kind.
             let ot = orel.iter().map(|r| &orig.symbols[r.symbol]);
             let ft = frel.iter().map(|r| &fixed.symbols[r.symbol]);
             for (a, b) in ot.zip(ft) {
                 if correlatable(orig, a)
                     && correlatable(fixed, b)
+                    && !is_static_local(a)
+                    && !is_static_local(b)
                     && a.kind == b.kind
                     && normalize(&a.name) == normalize(&b.name)
                 {
@@ -183,7 +256,140 @@ pub fn correlate(orig: &ObjectFile, fixed: &ObjectFile) -> Correlation {
             break;
         }
     }
+
+    // 3. Function-scope statics, through the functions (and data) that use
+    //    them: `buf.1` of the original is `buf.2` of the fixed build when
+    //    the same function uses both. Repeated until nothing new is learned,
+    //    since a static may be used only by another static.
+    correlate_static_locals(orig, fixed, &mut c);
     c
+}
+
+/// Pairs the function-scope statics of the two objects by their users (see
+/// [`correlate`]). A static is paired only when the pairing is unique: one
+/// candidate of its name among the statics of its users' counterparts, or,
+/// where one function has several statics of one name, the same number of
+/// them used in the same order.
+fn correlate_static_locals(orig: &ObjectFile, fixed: &ObjectFile, c: &mut Correlation) {
+    let statics = |obj: &ObjectFile| -> Vec<usize> {
+        obj.symbols
+            .iter()
+            .filter(|s| correlatable(obj, s) && is_static_local(s))
+            .map(|s| s.index)
+            .collect()
+    };
+    let (os, fs) = (statics(orig), statics(fixed));
+    if os.is_empty() || fs.is_empty() {
+        return;
+    }
+    let (mut oref, mut fref) = (referrers(orig), referrers(fixed));
+    oref.retain(|s, _| os.contains(s));
+    fref.retain(|s, _| fs.contains(s));
+    // The statics each symbol uses, per normalized name, in order of use.
+    let uses = |obj: &ObjectFile, statics: &[usize], refs: &HashMap<usize, Vec<usize>>| {
+        let mut out: HashMap<(usize, String), Vec<usize>> = HashMap::new();
+        for &s in statics {
+            for &user in refs.get(&s).map(Vec::as_slice).unwrap_or_default() {
+                out.entry((user, normalize(&obj.symbols[s].name)))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        out
+    };
+    let (ouses, fuses) = (uses(orig, &os, &oref), uses(fixed, &fs, &fref));
+    loop {
+        let before = c.to_fixed.len();
+        // Candidates proposed by each pair of users; a static with two
+        // different proposals is left alone.
+        let mut proposals: HashMap<usize, Option<usize>> = HashMap::new();
+        let mut taken: HashMap<usize, Option<usize>> = HashMap::new();
+        for ((user, name), olist) in &ouses {
+            let Some(&fuser) = c.to_fixed.get(user) else {
+                continue;
+            };
+            let Some(flist) = fuses.get(&(fuser, name.clone())) else {
+                continue;
+            };
+            let olist: Vec<usize> = olist
+                .iter()
+                .copied()
+                .filter(|o| !c.to_fixed.contains_key(o))
+                .collect();
+            let flist: Vec<usize> = flist
+                .iter()
+                .copied()
+                .filter(|f| !c.to_orig.contains_key(f))
+                .collect();
+            if olist.len() != flist.len() {
+                continue;
+            }
+            for (&o, &f) in olist.iter().zip(&flist) {
+                let p = proposals.entry(o).or_insert(Some(f));
+                if *p != Some(f) {
+                    *p = None;
+                }
+                let t = taken.entry(f).or_insert(Some(o));
+                if *t != Some(o) {
+                    *t = None;
+                }
+            }
+        }
+        for (o, f) in proposals {
+            if let Some(f) = f {
+                if taken.get(&f) == Some(&Some(o)) && orig.symbols[o].kind == fixed.symbols[f].kind
+                {
+                    c.pair(o, f);
+                }
+            }
+        }
+        if c.to_fixed.len() == before {
+            break;
+        }
+    }
+    c.orig_static_users = oref;
+    c.fixed_static_users = fref;
+}
+
+/// The first function-scope static that shipped function `f` (fixed
+/// index) uses without a counterpart in the original build while its
+/// original uses an unmatched static of the same name: which of them is
+/// the running kernel's cannot be told. Returns (name, the original's
+/// candidates).
+pub fn ambiguous_static(
+    orig: &ObjectFile,
+    fixed: &ObjectFile,
+    c: &Correlation,
+    f: usize,
+) -> Option<(String, String)> {
+    let o = *c.to_orig.get(&f)?;
+    let mut unmatched_orig: Vec<(String, &str)> = c
+        .orig_static_users
+        .iter()
+        .filter(|(s, users)| users.contains(&o) && !c.to_fixed.contains_key(s))
+        .map(|(&s, _)| {
+            (
+                normalize(&orig.symbols[s].name),
+                orig.symbols[s].name.as_str(),
+            )
+        })
+        .collect();
+    unmatched_orig.sort();
+    let mut new_fixed: Vec<String> = c
+        .fixed_static_users
+        .iter()
+        .filter(|(s, users)| users.contains(&f) && !c.to_orig.contains_key(s))
+        .map(|(&s, _)| normalize(&fixed.symbols[s].name))
+        .collect();
+    new_fixed.sort();
+    new_fixed.into_iter().find_map(|name| {
+        let candidates: Vec<&str> = unmatched_orig
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, full)| *full)
+            .collect();
+        (!candidates.is_empty()).then(|| (name, candidates.join(", ")))
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use object::write::{self, SectionId, SymbolId};
 use object::{elf, SectionFlags, SectionKind, SymbolFlags, SymbolScope};
 
-use super::compare::{symbol_at_reloc, target_offset};
+// Shared code sections are copied whole; only the parts reached from the
+// included functions ever run.
+use super::compare::{is_shared_code, symbol_at_reloc, target_offset};
 use super::correlate::{never_correlated, Correlation};
 use super::report::{NewData, Refusal, Report, UndefinedSymbol};
 use super::special::is_dropped;
@@ -24,6 +26,7 @@ struct Emitter<'a> {
     prefix: Option<String>,
     /// Fixed-object indices of the redirected functions.
     redirect: HashSet<usize>,
+    orig: &'a ObjectFile,
     fixed: &'a ObjectFile,
     corr: &'a Correlation,
     out: write::Object<'static>,
@@ -39,7 +42,7 @@ struct Emitter<'a> {
 
 /// Builds the output object. Refusals found on the way go to `report`.
 pub fn emit(
-    _orig: &ObjectFile,
+    orig: &ObjectFile,
     fixed: &ObjectFile,
     corr: &Correlation,
     included: &BTreeSet<Included>,
@@ -53,6 +56,7 @@ pub fn emit(
             .filter(|i| i.redirect)
             .map(|i| i.symbol)
             .collect(),
+        orig,
         fixed,
         corr,
         out: write::Object::new(
@@ -105,14 +109,6 @@ pub fn output_name(prefix: Option<&str>, s: &crate::elf::Symbol) -> String {
         Some(p) if s.kind == SymbolKind::Func => format!("{p}new__{}", s.name),
         _ => s.name.clone(),
     }
-}
-
-/// Sections of code shared by every function of an object: the
-/// replacement instructions of alternatives and the aux code of
-/// `static_cpu_has()`. They are copied whole; only the parts reached from
-/// the included functions ever run.
-fn is_shared_code(name: &str) -> bool {
-    name == ".altinstr_replacement" || name == ".altinstr_aux"
 }
 
 fn section_kind(s: &Section) -> SectionKind {
@@ -189,18 +185,27 @@ impl Emitter<'_> {
 
     fn undefined(&mut self, index: usize, report: &mut Report) -> SymbolId {
         let s = &self.fixed.symbols[index];
+        // What the running kernel calls it: the original build's name and
+        // size (a static's number, a clone's number may differ in the
+        // fixed build).
+        let running = self
+            .corr
+            .to_orig
+            .get(&index)
+            .and_then(|&o| self.orig.symbols.get(o))
+            .unwrap_or(s);
         let local = s.binding == Binding::Local && s.section.is_some();
         let symbol = match &self.prefix {
-            Some(p) if local => format!("{p}old__{}", s.name),
-            _ => s.name.clone(),
+            Some(p) if local => format!("{p}old__{}", running.name),
+            _ => running.name.clone(),
         };
         report.undefined.push(UndefinedSymbol {
             symbol: symbol.clone(),
-            name: s.name.clone(),
+            name: running.name.clone(),
             local,
             function: s.section.is_some().then_some(s.kind == SymbolKind::Func),
-            object: local.then(|| self.fixed.path.display().to_string()),
-            size: local.then_some(s.size),
+            object: local.then(|| self.orig.path.display().to_string()),
+            size: local.then_some(running.size),
         });
         if let Some(&id) = self.undefined.get(&symbol) {
             return id;

@@ -152,6 +152,50 @@ pub fn only_line_churn(orig: &[u8], fixed: &[u8], map: &LineMap) -> bool {
     any
 }
 
+/// Whether two string literals differ only in numbers that are line
+/// numbers `map` moves to exactly the fixed value (`__stringify(__LINE__)`
+/// in WARN and fortify messages: `"fs/x.c:30"` -> `"fs/x.c:32"`).
+pub fn only_line_churn_in_string(orig: &[u8], fixed: &[u8], map: &LineMap) -> bool {
+    if map.is_empty() || orig == fixed {
+        return false;
+    }
+    let runs = |s: &[u8]| -> Vec<(bool, Vec<u8>)> {
+        let mut out: Vec<(bool, Vec<u8>)> = Vec::new();
+        for &b in s {
+            let digit = b.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, run)) if *d == digit => run.push(b),
+                _ => out.push((digit, vec![b])),
+            }
+        }
+        out
+    };
+    let (a, b) = (runs(orig), runs(fixed));
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(&b).all(|((da, ra), (db, rb))| {
+        if da != db {
+            return false;
+        }
+        if ra == rb {
+            return true;
+        }
+        if !*da || ra.len() > 7 || rb.len() > 7 {
+            return false;
+        }
+        let num = |r: &[u8]| {
+            std::str::from_utf8(r)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+        };
+        match (num(ra), num(rb)) {
+            (Some(x), Some(y)) => x > 0 && map.map(x) == Some(y),
+            _ => false,
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +228,34 @@ mod tests {
         // Identical code is no churn; other differences are real.
         assert!(!only_line_churn(&a, &a, &m));
         assert!(!only_line_churn(&[1, 2, 3], &[1, 9, 3], &m));
+    }
+
+    #[test]
+    fn line_churn_in_strings() {
+        let m = LineMap::from_patch(PATCH, "fs/x.c");
+        assert!(only_line_churn_in_string(
+            b"fs/x.c:30 bad",
+            b"fs/x.c:32 bad",
+            &m
+        ));
+        assert!(only_line_churn_in_string(
+            b"at 11 and 30",
+            b"at 13 and 32",
+            &m
+        ));
+        // Another number, another text, or a line the fix removed: a change.
+        assert!(!only_line_churn_in_string(b"fs/x.c:30", b"fs/x.c:33", &m));
+        assert!(!only_line_churn_in_string(
+            b"fs/x.c:30 bad",
+            b"fs/x.c:32 worse",
+            &m
+        ));
+        assert!(!only_line_churn_in_string(b"line 51", b"line 52", &m));
+        assert!(!only_line_churn_in_string(b"same 30", b"same 30", &m));
+        assert!(!only_line_churn_in_string(
+            b"fs/x.c:30",
+            b"fs/x.c:32",
+            &LineMap::default()
+        ));
     }
 }

@@ -5,6 +5,7 @@
 //! live-patched safely (with the section or symbol and the reason), and
 //! emits an object holding exactly what must be replaced.
 
+pub mod callers;
 pub mod compare;
 pub mod correlate;
 pub mod emit;
@@ -58,11 +59,11 @@ pub struct Included {
     pub redirect: bool,
 }
 
+/// Sections of code that runs only at boot or module load and is freed
+/// (or never runs again) afterwards. `.ref.text` (`__ref`) is ordinary
+/// run-time code that may refer to init code; it is not among them.
 fn is_init_section(name: &str) -> bool {
-    name.starts_with(".init.")
-        || name == ".init"
-        || name.starts_with(".head.text")
-        || name.starts_with(".ref.text")
+    name.starts_with(".init.") || name == ".init" || name.starts_with(".head.text")
 }
 
 fn is_exit_section(name: &str) -> bool {
@@ -173,7 +174,9 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
     // Changed functions are redirected; they need an ftrace site. A
     // changed static function without one (the kernel's `inline` implies
     // notrace) is carried as a new copy and its callers become changed
-    // instead, up to functions that can be redirected.
+    // instead, up to functions that can be redirected. That is sound only
+    // when every way into the old copy is a direct call from code that
+    // still runs: a stored pointer would keep running the old code.
     let mut work: Vec<usize> = changed.iter().copied().collect();
     let mut seen: HashSet<usize> = changed.iter().copied().collect();
     let mut refused_mcount = false;
@@ -181,51 +184,68 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
         let sym = &fixed.symbols[f];
         let name = sym.name.clone();
         let orig_sym = corr.to_orig.get(&f).map(|&o| &orig.symbols[o]);
-        // The call to __fentry__ is the first instruction, or follows an
-        // ENDBR (4 bytes) on IBT kernels.
-        let has_site = orig_sym.is_some_and(|o| {
-            o.section.is_some_and(|sec| {
-                (0..8).any(|d| ftrace_sites.contains(&(sec, o.value.saturating_add(d))))
-            })
-        });
+        let has_site = orig_sym.is_some_and(|o| special::has_ftrace_site(orig, &ftrace_sites, o));
         if name.ends_with(".cold") {
             included.insert(Included {
                 symbol: f,
                 redirect: false,
+            });
+        } else if has_site {
+            included.insert(Included {
+                symbol: f,
+                redirect: true,
             });
         } else if ftrace_sites.is_empty() {
             if !refused_mcount {
                 report.refuse(Refusal::no_mcount(&orig.path));
                 refused_mcount = true;
             }
-        } else if has_site {
-            included.insert(Included {
-                symbol: f,
-                redirect: true,
-            });
-        } else if sym.binding == Binding::Local && !address_taken_by_data(fixed, f) {
+        } else if sym.binding != Binding::Local {
+            report.refuse(Refusal::no_ftrace_site(&name, section_name(fixed, f)));
+        } else {
+            // In the running kernel (the original object), who reaches it.
+            let uses = orig_sym
+                .map(|o| callers::uses_of(orig, o.index))
+                .unwrap_or_default();
+            if let Some(why) = uses.iter().find_map(|u| u.address_taken(orig)) {
+                report.refuse(Refusal::address_taken(&name, &why));
+                continue;
+            }
             included.insert(Included {
                 symbol: f,
                 redirect: false,
             });
             report.carried.push(name.clone());
-            let callers = callers_of(fixed, f);
+            let mut runtime_callers = 0;
+            let callers = callers::callers_of(fixed, f);
             if callers.is_empty() {
                 report.refuse(Refusal::no_ftrace_site(&name, section_name(fixed, f)));
             }
-            for caller in callers {
+            for caller in callers.iter().copied() {
+                let sec = section_name(fixed, caller);
+                let caller_name = &fixed.symbols[caller].name;
+                if is_init_section(sec) || is_exit_section(sec) {
+                    let when = if is_init_section(sec) {
+                        "init code: it ran at boot (or module load) and was freed"
+                    } else {
+                        "exit code: it runs only when the module goes away"
+                    };
+                    report.ignore(
+                        caller_name,
+                        &format!("calls {name}, a changed function without an ftrace site, from {when}; not redirected, it keeps the old {name}"),
+                    );
+                    continue;
+                }
+                runtime_callers += 1;
                 if seen.insert(caller) {
                     let why = format!("calls {name}, a changed function without an ftrace site");
-                    report.note_change(
-                        &fixed.symbols[caller].name,
-                        section_name(fixed, caller),
-                        &why,
-                    );
+                    report.note_change(caller_name, sec, &why);
                     work.push(caller);
                 }
             }
-        } else {
-            report.refuse(Refusal::no_ftrace_site(&name, section_name(fixed, f)));
+            if runtime_callers == 0 && !callers.is_empty() {
+                report.refuse(Refusal::only_init_callers(&name, section_name(fixed, f)));
+            }
         }
     }
 
@@ -247,6 +267,20 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
                 symbol: s.index,
                 redirect: false,
             });
+        }
+    }
+
+    // A shipped function must use the running kernel's statics, or new
+    // ones that are clearly new: never a guess.
+    for inc in &included {
+        if let Some((name, candidates)) =
+            correlate::ambiguous_static(orig, fixed, &corr, inc.symbol)
+        {
+            report.refuse(Refusal::ambiguous_static(
+                &fixed.symbols[inc.symbol].name,
+                &name,
+                &candidates,
+            ));
         }
     }
 
@@ -292,52 +326,6 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
     }
 }
 
-/// The symbol `f` or its section referenced by a relocation of `section`.
-fn refers_to(obj: &ObjectFile, r: &crate::elf::Reloc, f: usize) -> bool {
-    let Some(target) = obj.symbols.get(r.symbol) else {
-        return false;
-    };
-    if target.index == f {
-        return true;
-    }
-    let sym = &obj.symbols[f];
-    target.kind == SymbolKind::Section
-        && target.section == sym.section
-        && compare::target_offset(r) == i64::try_from(sym.value).unwrap_or(-1)
-}
-
-/// The functions whose code refers to function `f`.
-fn callers_of(obj: &ObjectFile, f: usize) -> Vec<usize> {
-    let mut callers = BTreeSet::new();
-    for caller in obj
-        .symbols
-        .iter()
-        .filter(|s| s.kind == SymbolKind::Func && s.index != f)
-    {
-        let Some(sec) = caller.section else { continue };
-        let (lo, hi) = (caller.value, caller.value.saturating_add(caller.size));
-        let calls = obj.sections[sec]
-            .relocs
-            .iter()
-            .filter(|r| r.offset >= lo && r.offset < hi)
-            .any(|r| refers_to(obj, r, f));
-        if calls {
-            callers.insert(caller.index);
-        }
-    }
-    callers.into_iter().collect()
-}
-
-/// Whether data (other than the kernel's tables) holds the address of
-/// function `f`: then it is called through pointers, which only
-/// redirection could reach.
-fn address_taken_by_data(obj: &ObjectFile, f: usize) -> bool {
-    obj.sections
-        .iter()
-        .filter(|s| s.is_alloc() && !s.is_text() && !special::is_special(&s.name))
-        .any(|s| s.relocs.iter().any(|r| refers_to(obj, r, f)))
-}
-
 /// Fills in, for each changed function, what a patch module needs: its
 /// symbol in the output, whether it is redirected, its binding and the
 /// size of the original.
@@ -361,6 +349,10 @@ fn describe_included(
         c.local = f.binding == Binding::Local;
         c.new_symbol = Some(emit::output_name(opts.symbol_prefix.as_deref(), f));
         c.old_size = corr.to_orig.get(&inc.symbol).map(|&o| orig.symbols[o].size);
+        c.old_name = corr
+            .to_orig
+            .get(&inc.symbol)
+            .map(|&o| orig.symbols[o].name.clone());
     }
 }
 

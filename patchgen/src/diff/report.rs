@@ -38,6 +38,10 @@ pub struct ChangedFunction {
     pub new_symbol: Option<String>,
     /// ELF size of the original function.
     pub old_size: Option<u64>,
+    /// The original function's name in the running kernel (a clone's
+    /// number may differ from the fixed build's: `foo.isra.0` there,
+    /// `foo.isra.1` here).
+    pub old_name: Option<String>,
 }
 
 /// Something that differs but needs no patching.
@@ -99,6 +103,39 @@ impl Refusal {
             Some(section),
             format!("{symbol} changed but has no ftrace call site (notrace, noinstr or not instrumented), so calls to it cannot be redirected"),
             "a static one is carried with its callers automatically; this one is global or its address is stored in data: move the fix into a traceable function",
+        )
+    }
+
+    /// A changed function without an ftrace site is reached other than by
+    /// direct calls (its address is taken or stored).
+    pub fn address_taken(symbol: &str, why: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            None,
+            format!("{symbol} changed and has no ftrace site (notrace), and in the running kernel {why}: a pointer to the old code may be stored and called, so a new copy would not take effect there"),
+            "move the fix into a traceable function (one without `inline`/notrace), or make this function traceable in the fix",
+        )
+    }
+
+    /// A changed function without an ftrace site is called only from init
+    /// code, which has run.
+    pub fn only_init_callers(symbol: &str, section: &str) -> Self {
+        Self::new(
+            Some(symbol),
+            Some(section),
+            format!("{symbol} changed and has no ftrace site, and its only callers are init or exit code, which already ran (or never runs again): nothing at run time can reach the new copy"),
+            "a fix that only takes effect at boot needs a reboot; if run-time code should reach it, that code is in another file: include it in the fix",
+        )
+    }
+
+    /// A shipped function uses a function-scope static that cannot be
+    /// matched with the running kernel's.
+    pub fn ambiguous_static(function: &str, name: &str, candidates: &str) -> Self {
+        Self::new(
+            Some(function),
+            None,
+            format!("{function} uses a static `{name}` that cannot be matched with the running kernel's (its statics of that name: {candidates}): a fresh copy would lose the running state, a wrong match would share another's"),
+            "give the static in the fix a name of its own, or keep the function's statics as they were",
         )
     }
 
@@ -257,6 +294,7 @@ impl Report {
             local: false,
             new_symbol: None,
             old_size: None,
+            old_name: None,
         });
         self.changed_functions.sort_by(|a, b| a.name.cmp(&b.name));
     }

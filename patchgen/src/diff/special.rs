@@ -108,3 +108,39 @@ pub fn ftrace_sites(obj: &ObjectFile) -> HashSet<(usize, u64)> {
     }
     sites
 }
+
+/// Whether function `f` of `obj` has an ftrace site: an entry of
+/// `__mcount_loc` at its start (or after an ENDBR on IBT kernels), or,
+/// where the table does not list it (older toolchains, some section
+/// layouts), a `call __fentry__` as its first instruction.
+pub fn has_ftrace_site(
+    obj: &ObjectFile,
+    sites: &HashSet<(usize, u64)>,
+    f: &crate::elf::Symbol,
+) -> bool {
+    let Some(sec) = f.section else {
+        return false;
+    };
+    if (0..8).any(|d| sites.contains(&(sec, f.value.saturating_add(d)))) {
+        return true;
+    }
+    let Some(section) = obj.sections.get(sec) else {
+        return false;
+    };
+    // Optional endbr64 (f3 0f 1e fa), then e8 rel32 to __fentry__.
+    let start = f.value;
+    let call_at = match obj.bytes(sec, start, 4) {
+        Some([0xf3, 0x0f, 0x1e, 0xfa]) => start + 4,
+        _ => start,
+    };
+    if obj.bytes(sec, call_at, 1) != Some(&[0xe8]) {
+        return false;
+    }
+    section.relocs.iter().any(|r| {
+        r.offset == call_at + 1
+            && obj
+                .symbols
+                .get(r.symbol)
+                .is_some_and(|s| s.section.is_none() && s.name == "__fentry__")
+    })
+}

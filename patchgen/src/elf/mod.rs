@@ -177,6 +177,9 @@ pub struct ObjectFile {
     pub sections: Vec<Section>,
     /// Symbols by symbol-table index.
     pub symbols: Vec<Symbol>,
+    /// Entry points of shared code sections, computed on first use (see
+    /// [`ObjectFile::entry_points`]).
+    entries: std::sync::OnceLock<std::collections::HashMap<usize, Vec<u64>>>,
 }
 
 fn bits_to_bytes(bits: u8) -> u8 {
@@ -354,6 +357,7 @@ impl ObjectFile {
             path: path.to_owned(),
             sections,
             symbols,
+            entries: std::sync::OnceLock::new(),
         })
     }
 
@@ -362,6 +366,40 @@ impl ObjectFile {
         self.symbols
             .iter()
             .filter(move |s| s.section == Some(section) && s.kind != SymbolKind::Section)
+    }
+
+    /// The offsets of section `section` that relocations of other loaded
+    /// sections point at, sorted: where the snippets of a section that many
+    /// functions share (`.altinstr_aux`, `.altinstr_replacement`) begin.
+    /// Computed once for every section and kept.
+    pub fn entry_points(&self, section: usize) -> &[u64] {
+        let all = self.entries.get_or_init(|| {
+            let mut map: std::collections::HashMap<usize, Vec<u64>> = Default::default();
+            for s in self.sections.iter().filter(|s| s.is_alloc()) {
+                for r in &s.relocs {
+                    let Some(t) = self.symbols.get(r.symbol) else {
+                        continue;
+                    };
+                    let Some(ts) = t.section.filter(|&ts| ts != s.index) else {
+                        continue;
+                    };
+                    let off = if is_pc_relative(r.r_type) {
+                        r.addend.saturating_add(i64::from(r.size))
+                    } else {
+                        r.addend
+                    };
+                    if let Some(at) = t.value.checked_add_signed(off) {
+                        map.entry(ts).or_default().push(at);
+                    }
+                }
+            }
+            for v in map.values_mut() {
+                v.sort_unstable();
+                v.dedup();
+            }
+            map
+        });
+        all.get(&section).map_or(&[], Vec::as_slice)
     }
 
     /// The section named `name`.
