@@ -156,6 +156,14 @@ pub fn compile(
         ),
         (Err(_), None) => (src.to_path_buf(), String::new()),
     };
+    // Headers next to the source are found through -iquote (an absolute
+    // path) when the fix's copy is compiled: map the tree away too, so that
+    // __FILE__ in such a header reads "net/wireless/core.h" as in kbuild's
+    // build, not the cache's absolute path.
+    let file_map = format!(
+        "{file_map} -fmacro-prefix-map={}/=",
+        target.source.display()
+    );
     let line = format!(
         "{cc}{overlay_includes} {rest}{file_map} -ffunction-sections -fdata-sections -iquote {} -c -o {} {}",
         src_dir.display(),

@@ -9,6 +9,7 @@ pub mod callers;
 pub mod compare;
 pub mod correlate;
 pub mod emit;
+pub mod entries;
 pub mod lines;
 pub mod report;
 pub mod special;
@@ -86,12 +87,36 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
 
     // Compare every correlated function and data object.
     let mut changed: BTreeSet<usize> = BTreeSet::new(); // fixed indices
+    let mut tables: Option<(entries::Tables, entries::Tables)> = None;
     for (&o, &f) in &corr.to_fixed {
         let (os, fs) = (&orig.symbols[o], &fixed.symbols[f]);
         let (Some(oe), Some(fe)) = (Extent::of(os), Extent::of(fs)) else {
             continue;
         };
-        let Some(why) = compare(orig, oe, fixed, fe, &corr, &opts.line_map) else {
+        let why = compare(orig, oe, fixed, fe, &corr, &opts.line_map).or_else(|| {
+            (os.kind == SymbolKind::Func)
+                .then(|| {
+                    let (ot, ft) = tables.get_or_insert_with(|| {
+                        (
+                            entries::Tables::of(orig, &opts.entry_sizes),
+                            entries::Tables::of(fixed, &opts.entry_sizes),
+                        )
+                    });
+                    entries::compare_entries(
+                        orig,
+                        ot,
+                        os,
+                        fixed,
+                        ft,
+                        fs,
+                        &corr,
+                        &opts.entry_sizes,
+                        &opts.line_map,
+                    )
+                })
+                .flatten()
+        });
+        let Some(why) = why else {
             continue;
         };
         let sec = section_name(fixed, f).to_string();
