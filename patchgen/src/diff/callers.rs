@@ -76,9 +76,17 @@ fn refers_to(obj: &ObjectFile, r: &Reloc, f: usize) -> bool {
 }
 
 /// Whether the PC-relative field at `r.offset` of `data` is the operand of
-/// a direct `call`, `jmp` or `jcc` to offset 0 of its target.
-fn is_direct_branch(data: &[u8], r: &Reloc) -> bool {
-    if !matches!(r.r_type, elf::R_X86_64_PC32 | elf::R_X86_64_PLT32) || target_offset(r) != 0 {
+/// a direct `call`, `jmp` or `jcc` to the entry of function `f`.
+fn is_direct_branch(obj: &ObjectFile, data: &[u8], r: &Reloc, f: usize) -> bool {
+    if !matches!(r.r_type, elf::R_X86_64_PC32 | elf::R_X86_64_PLT32) {
+        return false;
+    }
+    // The symbol itself, or its section at its offset (`.sched.text+0x7c`).
+    let base = obj.symbols.get(r.symbol).map_or(0, |t| t.value);
+    let entry = i64::try_from(base)
+        .unwrap_or(i64::MAX)
+        .saturating_add(target_offset(r));
+    if i64::try_from(obj.symbols[f].value).ok() != Some(entry) {
         return false;
     }
     let Ok(at) = usize::try_from(r.offset) else {
@@ -123,7 +131,7 @@ pub fn uses_of(obj: &ObjectFile, f: usize) -> Vec<Use> {
                 section: sec.index,
                 offset: r.offset,
                 from,
-                call: sec.is_text() && is_direct_branch(&sec.data, r),
+                call: sec.is_text() && is_direct_branch(obj, &sec.data, r, f),
             });
         }
     }

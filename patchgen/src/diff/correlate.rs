@@ -139,11 +139,16 @@ pub fn is_static_local(s: &Symbol) -> bool {
         && number.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// For every symbol, the defined symbols whose bytes refer to it (through
-/// a relocation naming it, or naming its section at an offset inside it),
-/// in the order of their first reference.
-fn referrers(obj: &ObjectFile) -> HashMap<usize, Vec<usize>> {
+/// For every symbol of `wanted`, the defined symbols whose bytes refer to
+/// it (through a relocation naming it, or naming its section at an offset
+/// inside it), in the order of their first reference.
+fn referrers(obj: &ObjectFile, wanted: &[usize]) -> HashMap<usize, Vec<usize>> {
     let mut out: HashMap<usize, Vec<usize>> = HashMap::new();
+    let sections: std::collections::HashSet<usize> = wanted
+        .iter()
+        .filter_map(|&i| obj.symbols[i].section)
+        .collect();
+    let wanted: std::collections::HashSet<usize> = wanted.iter().copied().collect();
     for sec in obj.sections.iter().filter(|s| s.is_alloc()) {
         // The defined symbols of this section, by offset, to attribute each
         // relocation to the function or object it lies in.
@@ -156,14 +161,18 @@ fn referrers(obj: &ObjectFile) -> HashMap<usize, Vec<usize>> {
         }
         owners.sort_by_key(|s| s.value);
         for r in &sec.relocs {
-            let Some(owner) = owners
-                .iter()
-                .rev()
-                .find(|s| s.value <= r.offset && r.offset < s.value.saturating_add(s.size))
-            else {
+            let Some(target) = obj.symbols.get(r.symbol) else {
                 continue;
             };
-            let Some(target) = obj.symbols.get(r.symbol) else {
+            if !target.section.is_some_and(|s| sections.contains(&s)) {
+                continue;
+            }
+            let starts_before = owners.partition_point(|s| s.value <= r.offset);
+            let Some(owner) = owners[..starts_before]
+                .iter()
+                .rev()
+                .find(|s| r.offset < s.value.saturating_add(s.size))
+            else {
                 continue;
             };
             let target = match (target.kind, target.section) {
@@ -173,7 +182,7 @@ fn referrers(obj: &ObjectFile) -> HashMap<usize, Vec<usize>> {
                 },
                 _ => target.index,
             };
-            if target == owner.index {
+            if target == owner.index || !wanted.contains(&target) {
                 continue;
             }
             let list = out.entry(target).or_default();
@@ -282,9 +291,7 @@ fn correlate_static_locals(orig: &ObjectFile, fixed: &ObjectFile, c: &mut Correl
     if os.is_empty() || fs.is_empty() {
         return;
     }
-    let (mut oref, mut fref) = (referrers(orig), referrers(fixed));
-    oref.retain(|s, _| os.contains(s));
-    fref.retain(|s, _| fs.contains(s));
+    let (oref, fref) = (referrers(orig, &os), referrers(fixed, &fs));
     // The statics each symbol uses, per normalized name, in order of use.
     let uses = |obj: &ObjectFile, statics: &[usize], refs: &HashMap<usize, Vec<usize>>| {
         let mut out: HashMap<(usize, String), Vec<usize>> = HashMap::new();

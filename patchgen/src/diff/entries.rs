@@ -18,7 +18,6 @@ use std::collections::HashMap;
 
 use super::compare::{identity, Identity, Side};
 use super::correlate::Correlation;
-use super::lines::LineMap;
 use super::special::EntrySizes;
 use crate::elf::{is_pc_relative, ObjectFile, Symbol};
 
@@ -33,7 +32,8 @@ const COMPARED: &[&str] = &[
 ];
 
 /// The bytes of a `__bug_table` entry (relative pointers, BUGVERBOSE) that
-/// hold the line: `__LINE__` churn there is not a change.
+/// hold the line: only what a WARN prints, never a change in behaviour, and
+/// moved by every line a fix adds above it.
 const BUG_LINE: std::ops::Range<usize> = 8..10;
 
 /// What one table entry says, comparable across the two builds.
@@ -44,8 +44,6 @@ struct Entry {
     bytes: Vec<u8>,
     /// (offset in the entry, type, target).
     targets: Vec<(u64, u32, Target)>,
-    /// A bug entry's line, compared through the fix's line map.
-    line: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,10 +156,8 @@ impl Tables {
                 };
                 targets.push((field, r.r_type, target));
             }
-            let mut line = None;
             if sec.name == "__bug_table" && size >= 12 {
                 if let Some(b) = bytes.get_mut(BUG_LINE) {
-                    line = Some(u64::from(u16::from_le_bytes([b[0], b[1]])));
                     b.fill(0);
                 }
             }
@@ -169,7 +165,6 @@ impl Tables {
                 table: sec.name.clone(),
                 bytes,
                 targets,
-                line,
             });
         }
         out
@@ -178,17 +173,11 @@ impl Tables {
 
 /// Compares the table entries of function `o` (original) and `f` (fixed).
 /// `None` when they mean the same, else what differs.
-#[allow(clippy::too_many_arguments)]
 pub fn compare_entries(
-    orig: &ObjectFile,
-    otables: &Tables,
-    o: &Symbol,
-    fixed: &ObjectFile,
-    ftables: &Tables,
-    f: &Symbol,
+    (orig, otables, o): (&ObjectFile, &Tables, &Symbol),
+    (fixed, ftables, f): (&ObjectFile, &Tables, &Symbol),
     corr: &Correlation,
     sizes: &EntrySizes,
-    lines: &LineMap,
 ) -> Option<String> {
     let a = otables.entries(orig, Side::Orig, corr, sizes, o);
     let b = ftables.entries(fixed, Side::Fixed, corr, sizes, f);
@@ -203,11 +192,7 @@ pub fn compare_entries(
         let ea = a.iter().filter(|e| e.table == *t);
         let eb = b.iter().filter(|e| e.table == *t);
         for (n, (x, y)) in ea.zip(eb).enumerate() {
-            let line_ok = match (x.line, y.line) {
-                (Some(l1), Some(l2)) => l1 == l2 || lines.map(l1) == Some(l2),
-                (l1, l2) => l1 == l2,
-            };
-            if x.bytes != y.bytes || x.targets != y.targets || !line_ok {
+            if x != y {
                 return Some(format!("its {t} entry {n} differs"));
             }
         }

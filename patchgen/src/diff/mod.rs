@@ -103,15 +103,10 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
                         )
                     });
                     entries::compare_entries(
-                        orig,
-                        ot,
-                        os,
-                        fixed,
-                        ft,
-                        fs,
+                        (orig, ot, os),
+                        (fixed, ft, fs),
                         &corr,
                         &opts.entry_sizes,
-                        &opts.line_map,
                     )
                 })
                 .flatten()

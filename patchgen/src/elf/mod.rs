@@ -180,6 +180,9 @@ pub struct ObjectFile {
     /// Entry points of shared code sections, computed on first use (see
     /// [`ObjectFile::entry_points`]).
     entries: std::sync::OnceLock<std::collections::HashMap<usize, Vec<u64>>>,
+    /// The defined symbols of each section (not section symbols), in
+    /// symbol-table order, built on first use.
+    by_section: std::sync::OnceLock<Vec<Vec<usize>>>,
 }
 
 fn bits_to_bytes(bits: u8) -> u8 {
@@ -358,14 +361,31 @@ impl ObjectFile {
             sections,
             symbols,
             entries: std::sync::OnceLock::new(),
+            by_section: std::sync::OnceLock::new(),
         })
     }
 
-    /// The defined symbols of a section, by offset.
+    /// The defined symbols of a section (not its section symbol), in
+    /// symbol-table order.
     pub fn symbols_in(&self, section: usize) -> impl Iterator<Item = &Symbol> {
-        self.symbols
+        let index = self.by_section.get_or_init(|| {
+            let mut v: Vec<Vec<usize>> = vec![Vec::new(); self.sections.len()];
+            for s in self
+                .symbols
+                .iter()
+                .filter(|s| s.kind != SymbolKind::Section)
+            {
+                if let Some(list) = s.section.and_then(|i| v.get_mut(i)) {
+                    list.push(s.index);
+                }
+            }
+            v
+        });
+        index
+            .get(section)
+            .map_or(&[][..], Vec::as_slice)
             .iter()
-            .filter(move |s| s.section == Some(section) && s.kind != SymbolKind::Section)
+            .map(|&i| &self.symbols[i])
     }
 
     /// The offsets of section `section` that relocations of other loaded
