@@ -416,3 +416,43 @@ fn entry_sizes_are_measured_in_the_target_headers() {
         assert_eq!(sizes.get(section), Some(want), "{section}");
     }
 }
+
+/// Two builds of a fix to an object the cache has never built, started at
+/// the same moment: both record the object's command with kbuild in the
+/// shared tree, and neither may see the other's half-written files.
+#[test]
+fn parallel_builds_of_a_never_built_object_both_succeed() {
+    let t = target();
+    let rel = "fs/proc/version.c";
+    // Forget the object, as a fresh cache has never built it.
+    for f in ["fs/proc/version.o", "fs/proc/.version.o.cmd"] {
+        let _ = std::fs::remove_file(t.source.join(f));
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let builds: Vec<_> = (0..2)
+        .map(|i| {
+            let (t, start) = (t.clone(), start.clone());
+            let dir = tmp.path().join(format!("build{i}"));
+            std::thread::spawn(move || {
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                let patch = make_patch(&t, &dir, rel, |s| {
+                    s.replacen("return 0;", "seq_putc(m, ' ');\n\treturn 0;", 1)
+                });
+                let mut req = request(&t, &patch, &dir.join("work"));
+                req.name = format!("test_parallel{i}");
+                start.wait();
+                build::build(&req, &mut |_| {}).map(|_| ())
+            })
+        })
+        .collect();
+    for (i, b) in builds.into_iter().enumerate() {
+        let result = b.join().expect("the build thread panicked");
+        assert!(
+            result.is_ok(),
+            "build {i} failed: {}",
+            result.err().map(|e| e.to_string()).unwrap_or_default()
+        );
+    }
+    assert!(t.source.join("fs/proc/.version.o.cmd").is_file());
+}

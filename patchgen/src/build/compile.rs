@@ -3,8 +3,11 @@
 //! first. The command comes from kbuild's own record of it (`.<obj>.cmd`),
 //! so flags, defines and objtool's options are the target's.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use super::{BuildError, KernelTarget};
 
@@ -23,6 +26,43 @@ pub struct ObjectCommand {
     pub module: Option<String>,
 }
 
+/// A lock on the kernel cache's source tree, shared by parallel builds:
+/// kbuild runs in the tree (to record an object's command) only under the
+/// exclusive lock, and compiles that read the tree's generated headers hold
+/// it shared, so one build never regenerates a header another is reading.
+#[derive(Debug)]
+pub struct TreeLock {
+    _lock: Flock<File>,
+}
+
+impl TreeLock {
+    /// Takes the lock, waiting for the holders of a conflicting one.
+    pub fn take(target: &KernelTarget, exclusive: bool) -> Result<Self, BuildError> {
+        let path = target.source.join(".suture-tree.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| BuildError::Io {
+                what: "cannot open the kernel tree's lock",
+                path: path.clone(),
+                source: e,
+            })?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        let lock = Flock::lock(file, arg).map_err(|(_, errno)| BuildError::Io {
+            what: "cannot lock the kernel tree",
+            path,
+            source: std::io::Error::from(errno),
+        })?;
+        Ok(Self { _lock: lock })
+    }
+}
+
 /// Reads (creating it if needed, by building the object once in the tree)
 /// kbuild's command for `object`.
 pub fn object_command(
@@ -36,6 +76,12 @@ pub fn object_command(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let cmd_file = target.source.join(dir).join(format!(".{name}.cmd"));
+    // Another build may be recording it right now: look again under the lock.
+    let _lock = if cmd_file.is_file() {
+        None
+    } else {
+        Some(TreeLock::take(target, true)?)
+    };
     if !cmd_file.is_file() {
         let out = Command::new("make")
             .arg("-s")
@@ -164,6 +210,8 @@ pub fn compile(
         "{file_map} -fmacro-prefix-map={}/=",
         target.source.display()
     );
+    // kbuild must not rewrite the tree's generated files under this compile.
+    let _lock = TreeLock::take(target, false)?;
     let line = format!(
         "{cc}{overlay_includes} {rest}{file_map} -ffunction-sections -fdata-sections -iquote {} -c -o {} {}",
         src_dir.display(),
