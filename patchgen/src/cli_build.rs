@@ -45,6 +45,12 @@ pub struct BuildArgs {
     /// kernel cache's copy (scripts/setup --with-dbg), else Debian's path.
     #[arg(long, value_name = "PATH")]
     pub vmlinux: Option<PathBuf>,
+    /// Accept a layout change of TYPE (`struct foo`, `union bar`, a typedef
+    /// name) that the changed code reaches; refused otherwise. Only safe
+    /// when no object of the old layout can reach the new code: objects
+    /// allocated before the patch keep the old layout (repeatable).
+    #[arg(long = "accept-layout-change", value_name = "TYPE")]
+    pub accept_layout: Vec<String>,
     /// The companion module's source (default: the one shipped with patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
@@ -101,6 +107,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         kmod: args.kmod.clone().unwrap_or_else(build::default_kmod_dir),
         work: work.path().to_path_buf(),
         vmlinux: args.vmlinux.clone(),
+        accept_layout: args.accept_layout.clone(),
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {

@@ -77,6 +77,11 @@ enum Command {
         /// the defaults and --kernel; repeatable).
         #[arg(long = "entry-size", value_name = "SECTION=BYTES")]
         entry_sizes: Vec<String>,
+        /// Accept a layout change of TYPE (`struct foo`, `union bar`, a
+        /// typedef name) that the changed code reaches. Only safe when no
+        /// object of the old layout can reach the new code (repeatable).
+        #[arg(long = "accept-layout-change", value_name = "TYPE")]
+        accept_layout: Vec<String>,
     },
 }
 
@@ -135,8 +140,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fix,
             source,
             entry_sizes,
+            accept_layout,
         } => {
-            let mut opts = DiffOptions::default();
+            let mut opts = DiffOptions {
+                accept_layout,
+                ..DiffOptions::default()
+            };
             if let (Some(fix), Some(source)) = (&fix, &source) {
                 let text = std::fs::read_to_string(fix)
                     .with_context(|| format!("cannot read {}", fix.display()))?;

@@ -53,6 +53,7 @@ fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
         kmod: build::default_kmod_dir(),
         work: work.to_path_buf(),
         vmlinux: None,
+        accept_layout: Vec::new(),
     }
 }
 

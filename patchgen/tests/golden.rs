@@ -21,6 +21,7 @@
 //!   uses-new-static: F NAME     the output's F refers to a static NAME.N
 //!                               the output defines (a fresh one)
 //!   cflags: FLAG...             extra compiler flags (`-mno-record-mcount`)
+//!   accept-layout: TYPE         diff with --accept-layout-change TYPE
 //!
 //! The fix's line map comes from `diff -u orig.c fixed.c`, as `patchgen
 //! build` gives it from the fix, so moved `__LINE__`s are not changes.
@@ -114,6 +115,11 @@ fn run_case(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("run diff: {e}"))?;
     let opts = DiffOptions {
         line_map: LineMap::from_patch(&String::from_utf8_lossy(&patch.stdout), "case.c"),
+        accept_layout: expect
+            .lines()
+            .filter_map(|l| l.strip_prefix("accept-layout:"))
+            .map(|t| t.trim().to_string())
+            .collect(),
         ..DiffOptions::default()
     };
     let result = diff(&orig, &fixed, &opts);
@@ -242,7 +248,7 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     ));
                 }
             }
-            "cflags" => {}
+            "cflags" | "accept-layout" => {}
             other => return Err(format!("unknown expect key {other}")),
         }
     }

@@ -7,10 +7,15 @@ use std::process::Command;
 use patchgen::ObjectFile;
 
 fn sample_object(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    sample_object_with(dir, name, body, &["-g"])
+}
+
+fn sample_object_with(dir: &Path, name: &str, body: &str, extra: &[&str]) -> std::path::PathBuf {
     let src = dir.join(format!("{name}.c"));
     std::fs::write(&src, body).expect("write source");
     let out = src.with_extension("o");
     let ok = Command::new("cc")
+        .args(extra)
         .args([
             "-c",
             "-O2",
@@ -125,6 +130,16 @@ fn cli_exit_codes() {
     assert_eq!(run(&a, &b).status.code(), Some(0));
     assert!(out.exists());
     std::fs::remove_file(&out).expect("rm");
+    // Without DWARF the struct layouts cannot be checked: refused, saying so.
+    let (na, nb) = (
+        sample_object_with(tmp.path(), "na", "int f(int x) { return x + 1; }\n", &[]),
+        sample_object_with(tmp.path(), "nb", "int f(int x) { return x + 22; }\n", &[]),
+    );
+    let nodwarf = run(&na, &nb);
+    assert_eq!(nodwarf.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&nodwarf.stderr);
+    assert!(err.contains("no DWARF") && err.contains("-g"), "{err}");
+    assert!(!out.exists());
     let same = run(&a, &a);
     assert_eq!(same.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&same.stderr).contains("nothing changed"));

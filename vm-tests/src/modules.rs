@@ -154,6 +154,7 @@ pub fn patchgen_build(
         kmod: workspace_root().join("kmod"),
         work: work.to_path_buf(),
         vmlinux: None,
+        accept_layout: Vec::new(),
     };
     patchgen::build::build(&req, &mut |_| {})
 }

@@ -172,6 +172,9 @@ pub struct BuildRequest {
     /// The target's `vmlinux` with its symbol table (Debian's `-dbg`
     /// package); `None`: the one found for the target, if any.
     pub vmlinux: Option<PathBuf>,
+    /// Types whose changed layout the author accepts (see
+    /// `DiffOptions::accept_layout`).
+    pub accept_layout: Vec<String>,
 }
 
 /// What a build produced.
@@ -302,6 +305,7 @@ pub fn build(
             symbol_prefix: Some(format!("suture{}_", parts.len())),
             entry_sizes: entry_sizes.clone(),
             line_map: line_map(&req.patches, src),
+            accept_layout: req.accept_layout.clone(),
         };
         let result = diff(&orig, &fixed, &opts);
         step(&format!("diffed {}", obj.display()), t, progress);

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod correlate;
 pub mod emit;
 pub mod entries;
+pub mod layout;
 pub mod lines;
 pub mod report;
 pub mod special;
@@ -38,6 +39,10 @@ pub struct DiffOptions {
     /// module can hold several objects' code and refer to an old function
     /// and its replacement at once. The report maps each back.
     pub symbol_prefix: Option<String>,
+    /// Types whose changed layout the fix's author accepts (`struct foo`,
+    /// `union bar`, a typedef name): only safe when no object of the old
+    /// layout can reach the new code. Recorded in the report.
+    pub accept_layout: Vec<String>,
 }
 
 /// What a diff found.
@@ -304,6 +309,12 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
         }
     }
 
+    // The shipped code must not read objects of a type whose layout the
+    // fix changed: the running kernel's objects keep the old one.
+    if report.refusals.is_empty() && !included.is_empty() {
+        check_layouts(orig, fixed, &included, opts, &mut report);
+    }
+
     if report.refusals.is_empty() && included.is_empty() {
         report.result = report::Outcome::NothingChanged;
         return Diff {
@@ -343,6 +354,33 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
                 object: None,
             }
         }
+    }
+}
+
+/// Refuses a layout change of a type the shipped functions reach, unless
+/// the author accepted it for that type (then it is recorded).
+fn check_layouts(
+    orig: &ObjectFile,
+    fixed: &ObjectFile,
+    included: &BTreeSet<Included>,
+    opts: &DiffOptions,
+    report: &mut Report,
+) {
+    let shipped: Vec<String> = included
+        .iter()
+        .map(|i| fixed.symbols[i.symbol].name.clone())
+        .collect();
+    match layout::check(orig, fixed, &shipped) {
+        Ok(changes) => {
+            for c in changes {
+                if opts.accept_layout.contains(&c.type_name) {
+                    report.accepted_layout_changes.push(c);
+                } else {
+                    report.refuse(Refusal::layout_changed(&c));
+                }
+            }
+        }
+        Err(e) => report.refuse(Refusal::layout_unchecked(&e.to_string())),
     }
 }
 

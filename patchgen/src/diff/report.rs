@@ -106,6 +106,44 @@ impl Refusal {
         )
     }
 
+    /// The fix changes the layout of a type the shipped code reaches.
+    pub fn layout_changed(c: &super::layout::LayoutChange) -> Self {
+        let scope = c
+            .scope
+            .as_ref()
+            .map(|f| format!(" (declared in {f})"))
+            .unwrap_or_default();
+        let at = c
+            .declared_at
+            .as_ref()
+            .map(|d| format!(" at {d}"))
+            .unwrap_or_default();
+        Self::new(
+            Some(&c.type_name),
+            None,
+            format!(
+                "the fix changes the layout of {}{scope}{at}: {}; {} would read objects the running kernel laid out the old way",
+                c.type_name,
+                c.changes.join(", "),
+                c.used_by.join(", "),
+            ),
+            &format!(
+                "keep the layout (put new state in a new object, or in padding only the new code writes and old objects cannot hold), or, only if no object of the old layout can ever reach the new code, accept it with --accept-layout-change '{}'",
+                c.type_name
+            ),
+        )
+    }
+
+    /// The layouts could not be checked.
+    pub fn layout_unchecked(why: &str) -> Self {
+        Self::new(
+            None,
+            Some(".debug_info"),
+            format!("the struct layouts the changed code uses cannot be checked: {why}"),
+            "build both objects with the kernel's own command (CONFIG_DEBUG_INFO gives -g)",
+        )
+    }
+
     /// A changed function without an ftrace site is reached other than by
     /// direct calls (its address is taken or stored).
     pub fn address_taken(symbol: &str, why: &str) -> Self {
@@ -264,6 +302,9 @@ pub struct Report {
     pub refusals: Vec<Refusal>,
     /// What the output leaves undefined, to be resolved in the running kernel.
     pub undefined: Vec<UndefinedSymbol>,
+    /// Layout changes the author accepted (`accept_layout`): the patch
+    /// ships code that reads these types with the new layout.
+    pub accepted_layout_changes: Vec<super::layout::LayoutChange>,
 }
 
 impl Report {
@@ -281,6 +322,7 @@ impl Report {
             ignored: Vec::new(),
             refusals: Vec::new(),
             undefined: Vec::new(),
+            accepted_layout_changes: Vec::new(),
         }
     }
 
@@ -341,6 +383,13 @@ impl Report {
                     ));
                 }
             }
+        }
+        for c in &self.accepted_layout_changes {
+            out.push_str(&format!(
+                "accepted layout change of {} (--accept-layout-change): {}\n",
+                c.type_name,
+                c.changes.join(", ")
+            ));
         }
         for i in &self.ignored {
             out.push_str(&format!("ignored {}: {}\n", i.symbol, i.reason));

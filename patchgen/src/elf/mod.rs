@@ -141,8 +141,16 @@ pub struct Section {
     pub size: u64,
     /// Contents.
     pub data: Vec<u8>,
-    /// Relocations applied to this section, sorted by offset.
+    /// Relocations applied to this section, sorted by offset. Empty for
+    /// debugging sections, which are read on demand
+    /// ([`ObjectFile::section_data`], [`ObjectFile::section_relocs`]).
     pub relocs: Vec<Reloc>,
+    /// Where a debugging section's bytes are in the file; its `data` and
+    /// `relocs` are not copied (most of a kernel object is DWARF, which only
+    /// the layout check reads).
+    lazy: Option<std::ops::Range<usize>>,
+    /// A debugging section's relocations, once asked for.
+    lazy_relocs: std::sync::OnceLock<Vec<Reloc>>,
 }
 
 impl Section {
@@ -183,6 +191,8 @@ pub struct ObjectFile {
     /// The defined symbols of each section (not section symbols), in
     /// symbol-table order, built on first use.
     by_section: std::sync::OnceLock<Vec<Vec<usize>>>,
+    /// The file's bytes (debugging sections are read from here on demand).
+    raw: Vec<u8>,
 }
 
 fn bits_to_bytes(bits: u8) -> u8 {
@@ -203,11 +213,29 @@ impl ObjectFile {
             });
         }
         let bytes = std::fs::read(path).map_err(io)?;
-        Self::parse(path, &bytes)
+        Self::parse_owned(path, bytes)
     }
 
     /// Parses an object held in memory; `path` only names it in errors.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ReadError> {
+        Self::parse_owned(path, bytes.to_vec())
+    }
+
+    /// Parses an object held in memory, keeping the bytes.
+    pub fn parse_owned(path: &Path, raw: Vec<u8>) -> Result<Self, ReadError> {
+        let (sections, symbols) = Self::parse_tables(path, &raw)?;
+        Ok(Self {
+            path: path.to_owned(),
+            sections,
+            symbols,
+            entries: std::sync::OnceLock::new(),
+            by_section: std::sync::OnceLock::new(),
+            raw,
+        })
+    }
+
+    /// The sections and symbols of an object.
+    fn parse_tables(path: &Path, bytes: &[u8]) -> Result<(Vec<Section>, Vec<Symbol>), ReadError> {
         let perr = |source| ReadError::Parse {
             path: path.to_owned(),
             source,
@@ -259,31 +287,35 @@ impl ObjectFile {
                     raw.sh_size(endian)
                 )));
             }
-            let data = if sh_type == elf::SHT_NOBITS {
+            let name = section.name().map_err(perr)?.to_string();
+            // Debugging sections stay in the file until asked for.
+            let lazy = if is_lazy(&name, raw.sh_flags(endian)) && sh_type != elf::SHT_NOBITS {
+                let (start, len) = section.file_range().unwrap_or((0, 0));
+                let range = usize::try_from(start)
+                    .ok()
+                    .zip(usize::try_from(len).ok())
+                    .and_then(|(s, l)| Some(s..s.checked_add(l)?))
+                    .filter(|r| r.end <= bytes.len())
+                    .ok_or_else(|| {
+                        wrong(&format!("corrupt: section {index} lies outside the file"))
+                    })?;
+                Some(range)
+            } else {
+                None
+            };
+            let data = if sh_type == elf::SHT_NOBITS || lazy.is_some() {
                 Vec::new()
             } else {
                 section.data().map_err(perr)?.to_vec()
             };
-            let mut relocs = Vec::new();
-            for (offset, reloc) in section.relocations() {
-                let RelocationTarget::Symbol(sym) = reloc.target() else {
-                    return Err(wrong("using relocations without a symbol"));
-                };
-                let RelocationFlags::Elf { r_type } = reloc.flags() else {
-                    return Err(wrong("using non-ELF relocations"));
-                };
-                relocs.push(Reloc {
-                    offset,
-                    r_type,
-                    size: bits_to_bytes(reloc.size()),
-                    symbol: sym.0,
-                    addend: reloc.addend(),
-                });
-            }
-            relocs.sort_by_key(|r| r.offset);
+            let relocs = if lazy.is_some() {
+                Vec::new()
+            } else {
+                read_relocs(section.relocations(), path)?
+            };
             sections.push(Section {
                 index,
-                name: section.name().map_err(perr)?.to_string(),
+                name,
                 sh_type,
                 sh_flags: raw.sh_flags(endian),
                 align,
@@ -292,6 +324,8 @@ impl ObjectFile {
                 size: raw.sh_size(endian),
                 data,
                 relocs,
+                lazy,
+                lazy_relocs: std::sync::OnceLock::new(),
             });
         }
 
@@ -356,13 +390,53 @@ impl ObjectFile {
                 )));
             }
         }
-        Ok(Self {
-            path: path.to_owned(),
-            sections,
-            symbols,
-            entries: std::sync::OnceLock::new(),
-            by_section: std::sync::OnceLock::new(),
-        })
+        Ok((sections, symbols))
+    }
+
+    /// The bytes of section `index` (a debugging section's from the file).
+    pub fn section_data(&self, index: usize) -> &[u8] {
+        match self.sections.get(index) {
+            Some(Section {
+                lazy: Some(range), ..
+            }) => self.raw.get(range.clone()).unwrap_or_default(),
+            Some(s) => &s.data,
+            None => &[],
+        }
+    }
+
+    /// The relocations of section `index`, sorted by offset (a debugging
+    /// section's parsed on first use, checked like the others, and kept).
+    pub fn section_relocs(&self, index: usize) -> Result<&[Reloc], ReadError> {
+        let Some(section) = self.sections.get(index) else {
+            return Ok(&[]);
+        };
+        if section.lazy.is_none() {
+            return Ok(&section.relocs);
+        }
+        if let Some(relocs) = section.lazy_relocs.get() {
+            return Ok(relocs);
+        }
+        let perr = |source| ReadError::Parse {
+            path: self.path.clone(),
+            source,
+        };
+        let file = ElfFile64::<object::Endianness>::parse(&*self.raw).map_err(perr)?;
+        let s = file
+            .section_by_index(object::SectionIndex(index))
+            .map_err(perr)?;
+        let relocs = read_relocs(s.relocations(), &self.path)?;
+        if let Some(r) = relocs.iter().find(|r| r.symbol >= self.symbols.len()) {
+            return Err(ReadError::WrongKind {
+                path: self.path.clone(),
+                what: format!(
+                    "corrupt: a relocation in {} names symbol {} of {}",
+                    section.name,
+                    r.symbol,
+                    self.symbols.len()
+                ),
+            });
+        }
+        Ok(section.lazy_relocs.get_or_init(|| relocs))
     }
 
     /// The defined symbols of a section (not its section symbol), in
@@ -436,6 +510,48 @@ impl ObjectFile {
     }
 }
 
+/// Debugging sections, read only by the layout check: left in the file.
+fn is_lazy(name: &str, sh_flags: u64) -> bool {
+    sh_flags & u64::from(elf::SHF_ALLOC) == 0 && name.starts_with(".debug")
+}
+
+/// A section's relocations, sorted by offset.
+fn read_relocs<'d, 'f, R>(
+    relocations: object::read::elf::ElfSectionRelocationIterator<
+        'd,
+        'f,
+        object::elf::FileHeader64<object::Endianness>,
+        R,
+    >,
+    path: &Path,
+) -> Result<Vec<Reloc>, ReadError>
+where
+    R: object::ReadRef<'d>,
+{
+    let wrong = |what: &str| ReadError::WrongKind {
+        path: path.to_owned(),
+        what: what.to_string(),
+    };
+    let mut relocs = Vec::new();
+    for (offset, reloc) in relocations {
+        let RelocationTarget::Symbol(sym) = reloc.target() else {
+            return Err(wrong("using relocations without a symbol"));
+        };
+        let RelocationFlags::Elf { r_type } = reloc.flags() else {
+            return Err(wrong("using non-ELF relocations"));
+        };
+        relocs.push(Reloc {
+            offset,
+            r_type,
+            size: bits_to_bytes(reloc.size()),
+            symbol: sym.0,
+            addend: reloc.addend(),
+        });
+    }
+    relocs.sort_by_key(|r| r.offset);
+    Ok(relocs)
+}
+
 fn null_section(index: usize) -> Section {
     Section {
         index,
@@ -448,6 +564,8 @@ fn null_section(index: usize) -> Section {
         size: 0,
         data: Vec::new(),
         relocs: Vec::new(),
+        lazy: None,
+        lazy_relocs: std::sync::OnceLock::new(),
     }
 }
 

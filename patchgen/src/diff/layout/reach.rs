@@ -1,0 +1,332 @@
+//! What shipped code can reach, in the fixed build's DWARF: the subtrees of
+//! the shipped functions' subprogram DIEs (abstract and concrete; inlined
+//! callees through their abstract instances), the variables their code's
+//! relocations name, and from there every type reference, transitively.
+//!
+//! One walk serves all shipped functions. Which of them reach a type is
+//! only worked out for the types that changed, by walking the recorded
+//! references backwards: most diffs change no layout, and a patch can ship
+//! dozens of functions that all reach most of the object's types.
+
+use std::collections::BTreeMap;
+
+use super::dwarf::{Dies, FastMap, FastSet};
+use super::types::{Defined, Key, Side};
+use super::LayoutError;
+use crate::diff::compare::target_offset;
+use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
+
+/// What the walk from the shipped functions found.
+#[derive(Debug)]
+pub(super) struct Reached<'a> {
+    /// The DIEs that may define a compared type, by scope and key.
+    pub types: BTreeMap<Defined<'a>, Vec<usize>>,
+    /// Each shipped function (as named by the caller) and the DIEs its
+    /// walk starts from.
+    roots: Vec<(String, Vec<usize>)>,
+    /// Every DIE whose subtree was read.
+    visited: Vec<usize>,
+    /// Who refers to each DIE (by reference or by holding it), built on
+    /// the first question.
+    referrers: Option<FastMap<usize, Vec<usize>>>,
+}
+
+/// Walks from `shipped` through the fixed build `new`, telling `found`
+/// each type that may have to be compared as soon as it is reached (so
+/// that the original build can be read meanwhile).
+pub(super) fn reach<'a>(
+    new: &mut Side<'_, 'a>,
+    fixed: &ObjectFile,
+    shipped: &[String],
+    found: &mut dyn FnMut(Defined<'a>),
+) -> Result<Reached<'a>, LayoutError> {
+    let data = DataSymbols::new(fixed);
+    let mut roots = Vec::new();
+    let mut statics: Vec<(usize, &Symbol)> = Vec::new();
+    for (i, function) in shipped.iter().enumerate() {
+        let base = function.split('.').next().unwrap_or_default();
+        let mut from = new.subprograms(base.as_bytes());
+        for target in data.referenced_by(fixed, function) {
+            let name = variable_name(&target.name);
+            let at_top = new
+                .dwarf
+                .index
+                .variables
+                .get(name.as_bytes())
+                .map(Dies::as_slice);
+            from.extend(at_top.into_iter().flatten());
+            // A static local (`buf.3`), or a static the index does not
+            // know by name: found through its DW_OP_addr.
+            if target.section.is_some() && (target.name.contains('.') || at_top.is_none()) {
+                statics.push((i, target));
+            }
+        }
+        roots.push((function.clone(), from));
+    }
+    for (i, die) in locate_statics(new, fixed, &statics)? {
+        if let Some((_, from)) = roots.get_mut(i) {
+            from.push(die);
+        }
+    }
+
+    let mut visited: FastSet<usize> = FastSet::default();
+    let mut stack: Vec<usize> = roots.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let mut types: BTreeMap<Defined<'a>, Vec<usize>> = BTreeMap::new();
+    let mut seen_defs: FastSet<usize> = FastSet::default();
+    let mut defs: Vec<(usize, Key<'a>)> = Vec::new();
+    while let Some(offset) = stack.pop() {
+        if !visited.insert(offset) {
+            continue;
+        }
+        let node = new.node(offset)?;
+        stack.extend(node.refs.iter().filter(|r| !visited.contains(*r)));
+        defs.clear();
+        defs.extend(node.defs.iter().filter(|(d, _)| !seen_defs.contains(d)));
+        for &(d, key) in &defs {
+            if !seen_defs.insert(d) || !new.may_define(d, key)? {
+                continue;
+            }
+            let defined = (new.scope_of(d)?, key);
+            let dies = types.entry(defined).or_default();
+            if dies.is_empty() {
+                found(defined);
+            }
+            dies.push(d);
+        }
+    }
+    let mut visited: Vec<usize> = visited.into_iter().collect();
+    visited.sort_unstable();
+    Ok(Reached {
+        types,
+        roots,
+        visited,
+        referrers: None,
+    })
+}
+
+impl Reached<'_> {
+    /// The shipped functions whose walk reaches any of `defs`, in the
+    /// order given.
+    pub(super) fn users(&mut self, new: &Side<'_, '_>, defs: &[usize]) -> Vec<String> {
+        let referrers = self.referrers.get_or_insert_with(|| {
+            let mut referrers: FastMap<usize, Vec<usize>> = FastMap::default();
+            for &n in &self.visited {
+                let Some(node) = new.visited_node(n) else {
+                    continue;
+                };
+                let held = node.defs.iter().map(|&(d, _)| d);
+                for target in node.refs.iter().copied().chain(held) {
+                    if target != n {
+                        referrers.entry(target).or_default().push(n);
+                    }
+                }
+            }
+            referrers
+        });
+        let mut reaching: FastSet<usize> = defs.iter().copied().collect();
+        let mut stack: Vec<usize> = defs.to_vec();
+        while let Some(d) = stack.pop() {
+            for &r in referrers.get(&d).into_iter().flatten() {
+                if reaching.insert(r) {
+                    stack.push(r);
+                }
+            }
+        }
+        let mut users: Vec<String> = self
+            .roots
+            .iter()
+            .filter(|(_, roots)| roots.iter().any(|r| reaching.contains(r)))
+            .map(|(f, _)| f.clone())
+            .collect();
+        users.dedup();
+        users
+    }
+}
+
+/// A data symbol's C name: without the `.N` that static locals and
+/// compiler-made copies carry.
+fn variable_name(symbol: &str) -> &str {
+    symbol.split('.').next().unwrap_or_default()
+}
+
+/// Names a compiler gives to data it emits no variable DIE for.
+fn is_compiler_data(name: &str) -> bool {
+    matches!(
+        name,
+        "CSWTCH" | "__func__" | "__FUNCTION__" | "__PRETTY_FUNCTION__" | "__compound_literal"
+    )
+}
+
+/// The named symbols of each section, for relocations against section
+/// symbols (how the assembler refers to local data).
+#[derive(Debug)]
+struct DataSymbols<'o> {
+    by_section: FastMap<usize, Vec<&'o Symbol>>,
+}
+
+impl<'o> DataSymbols<'o> {
+    fn new(obj: &'o ObjectFile) -> Self {
+        let mut by_section: FastMap<usize, Vec<&'o Symbol>> = FastMap::default();
+        for s in &obj.symbols {
+            if let Some(section) = s.section {
+                if !matches!(s.kind, SymbolKind::Section | SymbolKind::File) && !s.name.is_empty() {
+                    by_section.entry(section).or_default().push(s);
+                }
+            }
+        }
+        Self { by_section }
+    }
+
+    /// The data symbols the code of `function` refers to.
+    fn referenced_by(&self, obj: &'o ObjectFile, function: &str) -> Vec<&'o Symbol> {
+        let mut out: Vec<&'o Symbol> = Vec::new();
+        let code = obj
+            .symbols
+            .iter()
+            .filter(|s| s.name == function && s.kind == SymbolKind::Func);
+        for sym in code {
+            let Some(section) = sym.section.and_then(|i| obj.sections.get(i)) else {
+                continue;
+            };
+            let (lo, hi) = (sym.value, sym.value.saturating_add(sym.size.max(1)));
+            let start = section.relocs.partition_point(|r| r.offset < lo);
+            let relocs = section.relocs.get(start..).unwrap_or_default();
+            for r in relocs.iter().take_while(|r| r.offset < hi) {
+                self.targets(obj, r, &mut out);
+            }
+        }
+        out.retain(|s| {
+            let name = variable_name(&s.name);
+            !name.is_empty() && !is_compiler_data(name)
+        });
+        out.sort_by_key(|s| s.index);
+        out.dedup_by_key(|s| s.index);
+        out
+    }
+
+    /// Every data symbol `r` may designate. Like
+    /// `compare::symbol_at_reloc`, but a PC-relative field leaves open
+    /// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
+    /// reading could miss the variable really used: all are taken.
+    fn targets(&self, obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {
+        let Some(target) = obj.symbols.get(r.symbol) else {
+            return;
+        };
+        if target.kind != SymbolKind::Section {
+            if !matches!(target.kind, SymbolKind::Func | SymbolKind::File) {
+                out.push(target);
+            }
+            return;
+        }
+        let Some(index) = target.section else { return };
+        let Some(section) = obj.sections.get(index) else {
+            return;
+        };
+        // Code (calls, jump labels) and literals have no variable DIE.
+        if section.is_text() || section.is_mergeable() || !section.is_alloc() {
+            return;
+        }
+        let Some(candidates) = self.by_section.get(&index) else {
+            return;
+        };
+        let base = target_offset(r);
+        let immediates: &[i64] = if is_pc_relative(r.r_type) {
+            &[0, 1, 2, 4]
+        } else {
+            &[0]
+        };
+        for &imm in immediates {
+            let Ok(at) = u64::try_from(base.saturating_add(imm)) else {
+                continue;
+            };
+            for &s in candidates {
+                let end = s.value.saturating_add(s.size);
+                // One past the end: a loop bound of the array before.
+                let hit = s.value == at
+                    || (s.value <= at && at < end)
+                    || (s.kind == SymbolKind::Object && s.size > 0 && end == at);
+                if hit && s.kind != SymbolKind::Func {
+                    out.push(s);
+                }
+            }
+        }
+    }
+}
+
+/// The variable DIEs of `statics` (shipped function index, symbol): the
+/// DIE whose `DW_AT_location` the relocations of `.debug_info` point at
+/// the symbol, looked up by name in the top-level DIE holding it.
+fn locate_statics(
+    new: &mut Side<'_, '_>,
+    fixed: &ObjectFile,
+    statics: &[(usize, &Symbol)],
+) -> Result<Vec<(usize, usize)>, LayoutError> {
+    if statics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(info) = fixed.section_by_name(".debug_info") else {
+        return Ok(Vec::new());
+    };
+    let mut by_section: FastMap<usize, Vec<&Symbol>> = FastMap::default();
+    let mut by_index: FastSet<usize> = FastSet::default();
+    for &(_, s) in statics {
+        by_index.insert(s.index);
+        if let Some(section) = s.section {
+            by_section.entry(section).or_default().push(s);
+        }
+    }
+    // (symbol index, .debug_info offset of a field that holds its address)
+    let mut sites: Vec<(usize, usize)> = Vec::new();
+    for r in fixed.section_relocs(info.index)? {
+        let Some(target) = fixed.symbols.get(r.symbol) else {
+            continue;
+        };
+        let Ok(at) = usize::try_from(r.offset) else {
+            continue;
+        };
+        if target.kind != SymbolKind::Section {
+            if by_index.contains(&target.index) {
+                sites.push((target.index, at));
+            }
+            continue;
+        }
+        let Ok(addend) = u64::try_from(r.addend) else {
+            continue;
+        };
+        let candidates = target.section.and_then(|i| by_section.get(&i));
+        for s in candidates.into_iter().flatten() {
+            if s.value <= addend && addend < s.value.saturating_add(s.size.max(1)) {
+                sites.push((s.index, at));
+            }
+        }
+    }
+    sites.sort_unstable();
+    sites.dedup();
+    let mut out = Vec::new();
+    for (symbol, at) in sites {
+        let Some(top) = new.dwarf.index.containing(at) else {
+            continue;
+        };
+        let Some(s) = fixed.symbols.get(symbol) else {
+            continue;
+        };
+        let name = variable_name(&s.name).as_bytes();
+        let variables = new.node(top)?.variables;
+        // The variables of that name; and the variable DIE the address is
+        // in, when it is a nameless concrete instance (the walk follows
+        // its abstract origin).
+        let mut dies: Vec<usize> = variables
+            .iter()
+            .filter(|(n, _)| *n == Some(name))
+            .map(|&(_, d)| d)
+            .collect();
+        let holder = variables.iter().rev().find(|&&(_, d)| d <= at);
+        if let Some(&(None, d)) = holder {
+            dies.push(d);
+        }
+        for &(function, _) in statics.iter().filter(|(_, st)| st.index == symbol) {
+            out.extend(dies.iter().map(|&d| (function, d)));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,3 @@
+struct stats;
+extern void publish(struct stats *s);
+int handle(int x) { return x + 1; }
