@@ -206,8 +206,14 @@ pub fn compile(
     // path) when the fix's copy is compiled: map the tree away too, so that
     // __FILE__ in such a header reads "net/wireless/core.h" as in kbuild's
     // build, not the cache's absolute path.
+    // The same for the DWARF's file names (a refused layout change names
+    // the file as the tree does).
+    let debug_map = match overlay {
+        Some(root) => format!(" -fdebug-prefix-map={}/=", root.display()),
+        None => String::new(),
+    };
     let file_map = format!(
-        "{file_map} -fmacro-prefix-map={}/=",
+        "{file_map}{debug_map} -fmacro-prefix-map={}/=",
         target.source.display()
     );
     // kbuild must not rewrite the tree's generated files under this compile.
