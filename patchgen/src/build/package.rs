@@ -153,3 +153,46 @@ pub fn package(
     let manifest = manifest(out, target, info, created);
     suture_bundle::build(&manifest, &module, key).map_err(PackageError::Bundle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::report::{ChangedFunction, Outcome, Report};
+
+    fn changed(name: &str, redirect: bool) -> ChangedFunction {
+        ChangedFunction {
+            name: name.to_string(),
+            section: format!(".text.{name}"),
+            reason: String::new(),
+            redirect,
+            local: true,
+            new_symbol: None,
+            old_size: None,
+            old_name: None,
+        }
+    }
+
+    #[test]
+    fn every_shipped_function_without_a_redirect_is_listed() {
+        let report = Report {
+            orig: "a.o".to_string(),
+            fixed: "b.o".to_string(),
+            result: Outcome::Changed,
+            changed_functions: vec![
+                changed("caller", true),
+                changed("helper", false),
+                changed("caller.cold", false),
+            ],
+            new_functions: vec!["made_out_of_line".to_string()],
+            children: vec!["caller.cold".to_string()],
+            carried: vec!["helper".to_string()],
+            new_data: Vec::new(),
+            ignored: Vec::new(),
+            refusals: Vec::new(),
+            undefined: Vec::new(),
+            accepted_layout_changes: Vec::new(),
+        };
+        let listed: Vec<String> = shipped_without_redirect(&report).collect();
+        assert_eq!(listed, ["caller.cold", "helper", "made_out_of_line"]);
+    }
+}
