@@ -457,3 +457,25 @@ fn parallel_builds_of_a_never_built_object_both_succeed() {
     }
     assert!(t.source.join("fs/proc/.version.o.cmd").is_file());
 }
+
+/// A fix that only adds a function nothing calls has nothing to redirect:
+/// the error names the new function.
+#[test]
+fn only_new_functions_are_named_when_nothing_can_be_redirected() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        format!("{s}\nint suture_test_unused(int x);\nint suture_test_unused(int x) {{ return x * 7; }}\n")
+    });
+    let err = build::build(&request(&t, &patch, &tmp.path().join("work")), &mut |_| {})
+        .expect_err("nothing calls the new function");
+    assert!(
+        matches!(&err, BuildError::NothingToRedirect { new_functions } if new_functions.iter().any(|f| f.ends_with("suture_test_unused"))),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("fs/proc/cmdline.o: suture_test_unused"),
+        "{err}"
+    );
+}

@@ -134,7 +134,7 @@ pub fn category(error: &BuildError) -> String {
                 )
         }
         BuildError::NothingChanged { .. } => "no function changes".to_string(),
-        BuildError::NothingToRedirect => "nothing to redirect".to_string(),
+        BuildError::NothingToRedirect { .. } => "nothing to redirect".to_string(),
         BuildError::OutsideBuild { .. } => "not built into this kernel".to_string(),
         BuildError::CompileFailed { .. } => "does not compile on the base".to_string(),
         BuildError::PatchDoesNotApply { .. } => "patch does not apply".to_string(),
@@ -387,7 +387,9 @@ mod tests {
             "refused: - something new"
         );
         assert_eq!(
-            category(&BuildError::NothingToRedirect),
+            category(&BuildError::NothingToRedirect {
+                new_functions: Vec::new()
+            }),
             "nothing to redirect"
         );
     }

@@ -137,9 +137,13 @@ pub enum BuildError {
         /// The target.
         release: String,
     },
-    /// Every change was in code that is not redirected.
-    #[error("the fix changes no function that can be redirected")]
-    NothingToRedirect,
+    /// Every change was in code that is not redirected: only new
+    /// functions, which nothing in the running kernel calls.
+    #[error("the fix changes no function that can be redirected: it only adds {}, which nothing the fix changes calls (their callers are in files the fix does not touch, or the fix is incomplete); include the callers' files in the fix", list_or_none(new_functions))]
+    NothingToRedirect {
+        /// The new functions (object: function).
+        new_functions: Vec<String>,
+    },
     /// The target's symbols could not be read.
     #[error("cannot read the target kernel's symbols")]
     Symbols(#[from] crate::target_symbols::SymbolSourceError),
@@ -175,6 +179,14 @@ pub struct BuildRequest {
     /// Types whose changed layout the author accepts (see
     /// `DiffOptions::accept_layout`).
     pub accept_layout: Vec<String>,
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "no function".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// What a build produced.

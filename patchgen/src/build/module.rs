@@ -377,7 +377,17 @@ pub fn build_module(
         objs.push(obj);
     }
     if replacements.is_empty() {
-        return Err(BuildError::NothingToRedirect);
+        return Err(BuildError::NothingToRedirect {
+            new_functions: parts
+                .iter()
+                .flat_map(|p| {
+                    p.report
+                        .new_functions
+                        .iter()
+                        .map(move |f| format!("{}: {f}", p.object.display()))
+                })
+                .collect(),
+        });
     }
 
     let target_modules: BTreeSet<&str> = parts
