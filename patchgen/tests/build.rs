@@ -479,3 +479,36 @@ fn only_new_functions_are_named_when_nothing_can_be_redirected() {
         "{err}"
     );
 }
+
+/// A fix whose source needs declarations from files it does not change
+/// (a header): the error says so and names what the compiler missed.
+#[test]
+fn a_fix_missing_its_header_change_names_what_is_undeclared() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace(
+            "seq_putc(m, '\\n');",
+            "seq_putc(m, SUTURE_TEST_NEWLINE + m->suture_test_member);",
+        )
+    });
+    let err = build::build(&request(&t, &patch, &tmp.path().join("work")), &mut |_| {})
+        .expect_err("the fix uses declarations it does not add");
+    let BuildError::FixIncomplete { missing, .. } = &err else {
+        panic!("expected FixIncomplete, got {err}");
+    };
+    assert!(
+        missing.iter().any(|m| m == "SUTURE_TEST_NEWLINE"),
+        "{missing:?}"
+    );
+    assert!(
+        missing
+            .iter()
+            .any(|m| m == "member suture_test_member of struct seq_file"),
+        "{missing:?}"
+    );
+    assert!(
+        err.to_string().contains("lacks changes to other files"),
+        "{err}"
+    );
+}

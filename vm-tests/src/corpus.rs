@@ -136,7 +136,9 @@ pub fn category(error: &BuildError) -> String {
         BuildError::NothingChanged { .. } => "no function changes".to_string(),
         BuildError::NothingToRedirect { .. } => "nothing to redirect".to_string(),
         BuildError::OutsideBuild { .. } => "not built into this kernel".to_string(),
-        BuildError::CompileFailed { .. } => "does not compile on the base".to_string(),
+        BuildError::CompileFailed { .. } | BuildError::FixIncomplete { .. } => {
+            "does not compile on the base".to_string()
+        }
         BuildError::PatchDoesNotApply { .. } => "patch does not apply".to_string(),
         BuildError::NotCode { .. } => "not C code".to_string(),
         BuildError::NoDependencyData { .. } => "header change".to_string(),

@@ -235,6 +235,47 @@ pub fn compile(
     Ok(())
 }
 
+/// What the compiler could not find, from its error lines: identifiers
+/// undeclared, functions declared implicitly, unknown types, members a
+/// struct lacks. gcc quotes with ‘’ in a UTF-8 locale and '' otherwise.
+pub fn missing_declarations(output: &str) -> Vec<String> {
+    let unquote = |s: &str| -> Option<String> {
+        let s = s.trim_start();
+        let open = s.chars().next().filter(|c| matches!(c, '\'' | '‘' | '`'))?;
+        let rest = &s[open.len_utf8()..];
+        let end = rest.find(['\'', '’'])?;
+        Some(rest[..end].to_string())
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in output.lines() {
+        let Some((_, msg)) = line.split_once("error: ") else {
+            continue;
+        };
+        let found = if let Some(rest) = msg.strip_prefix("implicit declaration of function ") {
+            unquote(rest).map(|f| format!("function {f}"))
+        } else if let Some(rest) = msg.strip_prefix("unknown type name ") {
+            unquote(rest).map(|t| format!("type {t}"))
+        } else if msg.contains(" undeclared") {
+            unquote(msg)
+        } else if let Some((ty, member)) = msg.split_once(" has no member named ") {
+            match (unquote(ty), unquote(member)) {
+                (Some(ty), Some(member)) => Some(format!("member {member} of {ty}")),
+                _ => None,
+            }
+        } else if let Some(rest) = msg.strip_prefix("invalid use of undefined type ") {
+            unquote(rest).map(|t| format!("the definition of {t}"))
+        } else {
+            None
+        };
+        if let Some(f) = found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 fn run_shell(
     target: &KernelTarget,
     line: &str,
@@ -253,11 +294,22 @@ fn run_shell(
             source: e,
         })?;
     if !out.status.success() {
+        let output = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        // The original compiled first: a fixed source that does not is
+        // most often a fix that needs other files too.
+        let missing = missing_declarations(&output);
+        if which == "fixed" && !missing.is_empty() {
+            return Err(BuildError::FixIncomplete {
+                object: object.to_path_buf(),
+                missing,
+                output,
+            });
+        }
         return Err(BuildError::CompileFailed {
             object: object.to_path_buf(),
             which,
-            output: String::from_utf8_lossy(&out.stderr).into_owned()
-                + &String::from_utf8_lossy(&out.stdout),
+            output,
         });
     }
     Ok(())
@@ -270,4 +322,30 @@ pub fn object_paths(work: &Path, object: &Path) -> (PathBuf, PathBuf) {
         work.join(format!("{flat}.orig.o")),
         work.join(format!("{flat}.fixed.o")),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_declarations;
+
+    #[test]
+    fn names_what_the_compiler_could_not_find() {
+        let out = "fs/x.c: In function ‘f’:\n\
+            fs/x.c:10:9: error: ‘NEW_FLAG’ undeclared (first use in this function)\n\
+            fs/x.c:11:9: error: implicit declaration of function ‘new_helper’ [-Werror=implicit-function-declaration]\n\
+            fs/x.c:12:14: error: 'struct sock' has no member named 'sk_new'\n\
+            fs/x.c:13:1: error: unknown type name ‘new_t’\n\
+            fs/x.c:14:9: error: ‘NEW_FLAG’ undeclared (first use in this function)\n\
+            fs/x.c:15:9: error: expected ‘;’ before ‘}’ token\n";
+        assert_eq!(
+            missing_declarations(out),
+            [
+                "NEW_FLAG",
+                "function new_helper",
+                "member sk_new of struct sock",
+                "type new_t"
+            ]
+        );
+        assert!(missing_declarations("fs/x.c:1: error: expected ‘;’").is_empty());
+    }
 }

@@ -120,6 +120,18 @@ pub enum BuildError {
         /// The compiler's own messages.
         output: String,
     },
+    /// The fixed source does not compile while the original does, on the
+    /// target's headers: the fix lacks changes to other files.
+    #[error("the fixed {object} does not compile, the original does: the fix probably lacks changes to other files (headers) that declare {}; add them to the fix (a header change is built with the objects that include it).\nThe compiler said:\n{output}", missing.join(", "))]
+    FixIncomplete {
+        /// The object.
+        object: PathBuf,
+        /// What the compiler could not find (`'foo' undeclared`,
+        /// `member 'bar' of struct baz`, ...).
+        missing: Vec<String>,
+        /// The compiler's own messages.
+        output: String,
+    },
     /// An object could not be read.
     #[error("cannot read a compiled object")]
     Read(#[from] crate::elf::ReadError),
