@@ -60,6 +60,80 @@ pub struct BuildArgs {
     /// Print every step's detail.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Also write a JSON report here, whatever the outcome: the result
+    /// (built, nothing-to-patch, refused, error), the exit status, each
+    /// object's changed and new functions, and refusals with a stable
+    /// category, so tools never parse messages.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// The JSON of `--report`.
+#[derive(Debug, serde::Serialize)]
+struct BuildReport<'a> {
+    /// built, nothing-to-patch, refused or error.
+    result: &'a str,
+    /// The exit status patchgen ends with.
+    exit_code: u8,
+    kernel: &'a str,
+    patches: &'a [PathBuf],
+    /// The bundle written (when built).
+    bundle: Option<&'a PathBuf>,
+    /// The differ's report of each object diffed (on a refusal: the refused
+    /// object's, with each refusal's category).
+    objects: Vec<ObjectReport<'a>>,
+    /// The error's message (when not built).
+    error: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ObjectReport<'a> {
+    object: String,
+    report: &'a patchgen::Report,
+}
+
+/// Runs the build; with `--report`, writes what happened whatever it was.
+pub fn run_and_report(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
+    let result = run(args);
+    let Some(path) = &args.report else {
+        return result;
+    };
+    let build_error = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<build::BuildError>());
+    let (outcome, exit_code) = match (&result, build_error) {
+        (Ok(_), _) => ("built", build::EXIT_BUILT),
+        (Err(_), Some(e)) => (e.outcome(), e.exit_code()),
+        (Err(_), None) => ("error", build::EXIT_ERROR),
+    };
+    let objects = match (&result, build_error) {
+        (Ok(out), _) => out
+            .reports
+            .iter()
+            .map(|(o, r)| ObjectReport {
+                object: o.display().to_string(),
+                report: r,
+            })
+            .collect(),
+        (Err(_), Some(build::BuildError::Refused { object, report, .. })) => vec![ObjectReport {
+            object: object.display().to_string(),
+            report,
+        }],
+        _ => Vec::new(),
+    };
+    let report = BuildReport {
+        result: outcome,
+        exit_code,
+        kernel: &args.kernel,
+        patches: &args.patches,
+        bundle: result.is_ok().then_some(&args.output),
+        objects,
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    };
+    let json = serde_json::to_string_pretty(&report)? + "\n";
+    std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    result
 }
 
 fn patch_name(args: &BuildArgs) -> anyhow::Result<String> {

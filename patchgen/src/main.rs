@@ -115,6 +115,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("patchgen: error: {e:#}");
+            if let Some(b) = e.downcast_ref::<patchgen::build::BuildError>() {
+                return ExitCode::from(b.exit_code());
+            }
             e.downcast_ref::<patchgen::keys::BundleCommandError>()
                 .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }
@@ -124,7 +127,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => {
-            cli_build::run(&args)?;
+            cli_build::run_and_report(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Keygen(args) => cli_keys::keygen(&args),

@@ -512,3 +512,73 @@ fn a_fix_missing_its_header_change_names_what_is_undeclared() {
         "{err}"
     );
 }
+
+/// `patchgen build` as a corpus runner uses it: distinct exit statuses for
+/// refused (4), nothing to patch (3) and built (0), and a JSON report with
+/// each refusal's category, whatever the outcome.
+#[test]
+fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_patchgen");
+    let key = tmp.path().join("k");
+    let made = Command::new(bin)
+        .args(["keygen", "-o"])
+        .arg(&key)
+        .output()
+        .expect("keygen");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let run = |name: &str, edit: &dyn Fn(&str) -> String| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let patch = make_patch(&t, &dir, "fs/proc/cmdline.c", edit);
+        let report = dir.join("report.json");
+        let out = Command::new(bin)
+            .args(["build", "--kernel", &t.release])
+            .arg(&patch)
+            .arg("-o")
+            .arg(dir.join(format!("{name}.bundle")))
+            .arg("--key")
+            .arg(key.with_extension("key"))
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .expect("patchgen build");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).expect("the report"))
+                .expect("JSON");
+        (out.status.code(), json)
+    };
+    // __init code changed: refused.
+    let (code, json) = run("refused", &|s| {
+        s.replace(
+            "proc_create_single(\"cmdline\", 0,",
+            "proc_create_single(\"cmdline\", 0444,",
+        )
+    });
+    assert_eq!(code, Some(4), "{json}");
+    assert_eq!(json["result"], "refused");
+    assert_eq!(json["exit_code"], 4);
+    assert_eq!(
+        json["objects"][0]["report"]["refusals"][0]["category"], "init-code",
+        "{json}"
+    );
+    // A comment only: nothing to patch.
+    let (code, json) = run("nothing", &|s| format!("{s}/* a comment */\n"));
+    assert_eq!(code, Some(3), "{json}");
+    assert_eq!(json["result"], "nothing-to-patch");
+    // A real change: built, with the object's changed function.
+    let (code, json) = run("built", &|s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["result"], "built");
+    assert_eq!(
+        json["objects"][0]["report"]["changed_functions"][0]["name"], "cmdline_proc_show",
+        "{json}"
+    );
+}

@@ -377,6 +377,7 @@ mod tests {
     #[test]
     fn refusals_fall_into_categories() {
         let refused = |summary: &str| BuildError::Refused {
+            report: Box::new(patchgen::Report::for_paths("x.o", "x.o")),
             object: PathBuf::from("x.o"),
             summary: summary.to_string(),
         };

@@ -142,6 +142,8 @@ pub enum BuildError {
         object: PathBuf,
         /// The differ's explanation.
         summary: String,
+        /// The differ's report (refusals with their categories).
+        report: Box<crate::Report>,
     },
     /// No object changed.
     #[error("the fix changes no function of the {release} build (only comments, or code not built with this configuration): nothing to patch")]
@@ -191,6 +193,40 @@ pub struct BuildRequest {
     /// Types whose changed layout the author accepts (see
     /// `DiffOptions::accept_layout`).
     pub accept_layout: Vec<String>,
+}
+
+/// `patchgen build`'s exit status for a build that succeeded.
+pub const EXIT_BUILT: u8 = 0;
+/// Exit status: an error (bad input, a tool failed, a file).
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status: nothing to patch (no function of the target's build
+/// changes, the file is not built for the target, or only new functions
+/// nothing calls).
+pub const EXIT_NOTHING_TO_PATCH: u8 = 3;
+/// Exit status: refused, the change cannot be live-patched safely.
+pub const EXIT_REFUSED: u8 = 4;
+
+impl BuildError {
+    /// The exit status `patchgen build` ends with for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused { .. } | Self::NotCode { .. } => EXIT_REFUSED,
+            Self::NothingChanged { .. }
+            | Self::NothingToRedirect { .. }
+            | Self::OutsideBuild { .. } => EXIT_NOTHING_TO_PATCH,
+            _ => EXIT_ERROR,
+        }
+    }
+
+    /// A stable name of the outcome, for reports: `refused`,
+    /// `nothing-to-patch` or `error`.
+    pub fn outcome(&self) -> &'static str {
+        match self.exit_code() {
+            EXIT_REFUSED => "refused",
+            EXIT_NOTHING_TO_PATCH => "nothing-to-patch",
+            _ => "error",
+        }
+    }
 }
 
 fn list_or_none(names: &[String]) -> String {
@@ -338,6 +374,7 @@ pub fn build(
                 return Err(BuildError::Refused {
                     object: obj.clone(),
                     summary: result.report.summary(),
+                    report: Box::new(result.report),
                 })
             }
             (Outcome::Changed, Some(bytes)) => {

@@ -64,21 +64,61 @@ pub struct Refusal {
     pub reason: String,
     /// What the patch author can do.
     pub hint: String,
+    /// What kind of refusal it is, for tools (a corpus runner, a CI):
+    /// stable names, never the message.
+    pub category: RefusalCategory,
+}
+
+/// The kinds of refusal (`category` in the JSON report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalCategory {
+    /// Existing data changed.
+    ExistingData,
+    /// Init code changed or added.
+    InitCode,
+    /// A changed function cannot be redirected (no ftrace site).
+    NotTraceable,
+    /// A changed notrace static is reached through a stored pointer.
+    AddressTaken,
+    /// A changed notrace static is called only from init or exit code.
+    OnlyInitCallers,
+    /// A shipped function uses a static that cannot be matched.
+    AmbiguousStatic,
+    /// The layout of a type the shipped code reaches changed.
+    LayoutChanged,
+    /// The layouts could not be checked (no DWARF).
+    LayoutUnchecked,
+    /// The object was not built with ftrace.
+    NoFtrace,
+    /// The objects were not built the way the differ needs (section
+    /// groups, shared sections, anonymous data, an unknown table).
+    BuildFlags,
+    /// The differ could not write its output (a patchgen bug).
+    Internal,
 }
 
 impl Refusal {
-    fn new(symbol: Option<&str>, section: Option<&str>, reason: String, hint: &str) -> Self {
+    fn new(
+        category: RefusalCategory,
+        symbol: Option<&str>,
+        section: Option<&str>,
+        reason: String,
+        hint: &str,
+    ) -> Self {
         Self {
             section: section.map(str::to_string),
             symbol: symbol.map(str::to_string),
             reason,
             hint: hint.to_string(),
+            category,
         }
     }
 
     /// An existing data object's contents changed.
     pub fn data_changed(symbol: &str, section: &str, why: &str) -> Self {
         Self::new(
+            RefusalCategory::ExistingData,
             Some(symbol),
             Some(section),
             format!("the data object {symbol} in {section} changed ({why}); a live patch replaces code, the running kernel keeps its data"),
@@ -89,6 +129,7 @@ impl Refusal {
     /// Init code changed.
     pub fn init_changed(symbol: &str, section: &str, why: &str) -> Self {
         Self::new(
+            RefusalCategory::InitCode,
             Some(symbol),
             Some(section),
             format!("{symbol} in {section} changed ({why}); init code has already run and been freed in the running kernel"),
@@ -99,6 +140,7 @@ impl Refusal {
     /// A changed function has no ftrace call site.
     pub fn no_ftrace_site(symbol: &str, section: &str) -> Self {
         Self::new(
+            RefusalCategory::NotTraceable,
             Some(symbol),
             Some(section),
             format!("{symbol} changed but has no ftrace call site (notrace, noinstr or not instrumented), so calls to it cannot be redirected"),
@@ -119,6 +161,7 @@ impl Refusal {
             .map(|d| format!(" at {d}"))
             .unwrap_or_default();
         Self::new(
+            RefusalCategory::LayoutChanged,
             Some(&c.type_name),
             None,
             format!(
@@ -137,6 +180,7 @@ impl Refusal {
     /// The layouts could not be checked.
     pub fn layout_unchecked(why: &str) -> Self {
         Self::new(
+            RefusalCategory::LayoutUnchecked,
             None,
             Some(".debug_info"),
             format!("the struct layouts the changed code uses cannot be checked: {why}"),
@@ -148,6 +192,7 @@ impl Refusal {
     /// direct calls (its address is taken or stored).
     pub fn address_taken(symbol: &str, why: &str) -> Self {
         Self::new(
+            RefusalCategory::AddressTaken,
             Some(symbol),
             None,
             format!("{symbol} changed and has no ftrace site (notrace), and in the running kernel {why}: a pointer to the old code may be stored and called, so a new copy would not take effect there"),
@@ -159,6 +204,7 @@ impl Refusal {
     /// code, which has run.
     pub fn only_init_callers(symbol: &str, section: &str) -> Self {
         Self::new(
+            RefusalCategory::OnlyInitCallers,
             Some(symbol),
             Some(section),
             format!("{symbol} changed and has no ftrace site, and its only callers are init or exit code, which already ran (or never runs again): nothing at run time can reach the new copy"),
@@ -170,6 +216,7 @@ impl Refusal {
     /// matched with the running kernel's.
     pub fn ambiguous_static(function: &str, name: &str, candidates: &str) -> Self {
         Self::new(
+            RefusalCategory::AmbiguousStatic,
             Some(function),
             None,
             format!("{function} uses a static `{name}` that cannot be matched with the running kernel's (its statics of that name: {candidates}): a fresh copy would lose the running state, a wrong match would share another's"),
@@ -180,6 +227,7 @@ impl Refusal {
     /// The object has no `__mcount_loc` at all.
     pub fn no_mcount(path: &Path) -> Self {
         Self::new(
+            RefusalCategory::NoFtrace,
             None,
             Some("__mcount_loc"),
             format!("{} has no __mcount_loc section: it was not built with ftrace (-pg -mrecord-mcount), so no function in it can be redirected", path.display()),
@@ -190,6 +238,7 @@ impl Refusal {
     /// A section group (COMDAT) changed.
     pub fn group_changed(section: &str) -> Self {
         Self::new(
+            RefusalCategory::BuildFlags,
             None,
             Some(section),
             format!("the section group {section} changed"),
@@ -200,6 +249,7 @@ impl Refusal {
     /// An included function lives in a section shared with other functions.
     pub fn not_function_sections(symbol: &str, section: &str) -> Self {
         Self::new(
+            RefusalCategory::BuildFlags,
             Some(symbol),
             Some(section),
             format!("{symbol} shares section {section} with other code"),
@@ -210,6 +260,7 @@ impl Refusal {
     /// A reference to something that cannot be named for the running kernel.
     pub fn anonymous_reference(from: &str, section: &str, offset: i64) -> Self {
         Self::new(
+            RefusalCategory::BuildFlags,
             Some(from),
             Some(section),
             format!("{from} refers to {section}{offset:+}, which has no symbol the running kernel could be searched for"),
@@ -220,6 +271,7 @@ impl Refusal {
     /// A section without symbols that has entries for the included code.
     pub fn unknown_table(section: &str) -> Self {
         Self::new(
+            RefusalCategory::BuildFlags,
             None,
             Some(section),
             format!("{section} looks like a kernel table (no symbols) and has entries for the changed code, but patchgen does not know its entry size"),
@@ -230,6 +282,7 @@ impl Refusal {
     /// Writing the output failed.
     pub fn emit_failed(why: &str) -> Self {
         Self::new(
+            RefusalCategory::Internal,
             None,
             None,
             format!("cannot write the output object: {why}"),
@@ -310,9 +363,17 @@ pub struct Report {
 impl Report {
     /// An empty report for two objects.
     pub fn new(orig: &ObjectFile, fixed: &ObjectFile) -> Self {
+        Self::for_paths(
+            &orig.path.display().to_string(),
+            &fixed.path.display().to_string(),
+        )
+    }
+
+    /// An empty report naming two objects by path.
+    pub fn for_paths(orig: &str, fixed: &str) -> Self {
         Self {
-            orig: orig.path.display().to_string(),
-            fixed: fixed.path.display().to_string(),
+            orig: orig.to_string(),
+            fixed: fixed.to_string(),
             result: Outcome::NothingChanged,
             changed_functions: Vec::new(),
             new_functions: Vec::new(),
