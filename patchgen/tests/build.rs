@@ -582,3 +582,27 @@ fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
         "{json}"
     );
 }
+
+/// New code in a module that calls an export of a symbol namespace
+/// (usb_stor_bulk_transfer_buf, USB_STORAGE): the patch module imports the
+/// namespace, so modpost and the kernel accept it.
+#[test]
+fn exports_in_a_namespace_are_imported() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let patch = make_patch(&t, tmp.path(), "drivers/usb/storage/realtek_cr.c", |s| {
+        s.replacen(
+            "\t/* copy the command payload */\n\tmemset(bcb->CDB",
+            "\tif (cmd_len > sizeof(bcb->CDB))\n\t\treturn USB_STOR_TRANSPORT_ERROR;\n\t/* copy the command payload */\n\tmemset(bcb->CDB",
+            1,
+        )
+    });
+    let out = build::build(&request(&t, &patch, &tmp.path().join("work")), &mut |_| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ko = std::fs::read(&out.module.ko).expect("the module");
+    let needle = b"import_ns=USB_STORAGE";
+    assert!(
+        ko.windows(needle.len()).any(|w| w == needle),
+        "the module does not import USB_STORAGE"
+    );
+}

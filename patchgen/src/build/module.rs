@@ -106,7 +106,12 @@ fn c_string(text: &str) -> String {
     out
 }
 
-fn glue_source(name: &str, replacements: &[Replacement], target_modules: &[&str]) -> String {
+fn glue_source(
+    name: &str,
+    replacements: &[Replacement],
+    target_modules: &[&str],
+    namespaces: &BTreeSet<String>,
+) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "// SPDX-License-Identifier: GPL-2.0-only");
     let _ = writeln!(
@@ -159,6 +164,12 @@ fn glue_source(name: &str, replacements: &[Replacement], target_modules: &[&str]
     let _ = writeln!(c, "MODULE_LICENSE(\"GPL\");");
     let _ = writeln!(c, "MODULE_DESCRIPTION(\"suture live patch {name}\");");
     let _ = writeln!(c, "MODULE_INFO(suture_patch, \"{name}\");");
+    // Exports in a symbol namespace that the new code uses: what
+    // MODULE_IMPORT_NS() records (its argument's form differs between
+    // kernel lines; the record does not).
+    for ns in namespaces {
+        let _ = writeln!(c, "MODULE_INFO(import_ns, {});", c_string(ns));
+    }
     // The modules whose code the patch replaces: they must be loaded
     // before it (patchtest loads them in its guest).
     for module in target_modules {
@@ -292,6 +303,24 @@ fn single_kernel_object(parts: &[ObjectPart]) -> Option<String> {
         .then(|| first.kernel_object.clone())
 }
 
+/// The symbol namespaces (`Module.symvers`' fifth column) of the exports
+/// among `used`.
+fn namespaces_of(symvers: &Path, used: &BTreeSet<&str>) -> BTreeSet<String> {
+    let Ok(text) = std::fs::read_to_string(symvers) else {
+        return BTreeSet::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            let symbol = cols.nth(1)?;
+            let ns = cols.nth(2)?.trim();
+            let valid =
+                !ns.is_empty() && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            (valid && used.contains(symbol)).then(|| ns.to_string())
+        })
+        .collect()
+}
+
 fn exported(symvers: &[PathBuf]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for path in symvers {
@@ -396,9 +425,16 @@ pub fn build_module(
         .filter(|o| *o != "vmlinux")
         .collect();
     let target_modules: Vec<&str> = target_modules.into_iter().collect();
+    let used: BTreeSet<&str> = parts
+        .iter()
+        .flat_map(|p| &p.report.undefined)
+        .filter(|u| !u.local)
+        .map(|u| u.name.as_str())
+        .collect();
+    let namespaces = namespaces_of(&target.headers.join("Module.symvers"), &used);
     std::fs::write(
         dir.join("suture_glue.c"),
-        glue_source(name, &replacements, &target_modules),
+        glue_source(name, &replacements, &target_modules, &namespaces),
     )
     .map_err(io("cannot write", &dir))?;
     let kbuild_text = format!(
@@ -491,7 +527,7 @@ mod tests {
             object_file: "fs/iomap/buffered-io.o".to_string(),
             local: true,
         };
-        let c = glue_source("p", &[r], &["ext4"]);
+        let c = glue_source("p", &[r], &["ext4"], &BTreeSet::new());
         assert!(c.contains(
             "extern char suture_old_0[] __asm__(\"suture0_old__iomap_adjust_read_range.isra.0\");"
         ));
@@ -502,5 +538,32 @@ mod tests {
         assert!(c.contains(".new_func = suture_new_0,"));
         assert!(!c.contains("(unsigned long)suture0_old__"));
         assert!(c.contains("MODULE_INFO(suture_target_module, \"ext4\");"));
+        assert!(!c.contains("import_ns"));
+    }
+
+    #[test]
+    fn namespaces_of_the_used_exports_are_imported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let symvers = dir.path().join("Module.symvers");
+        std::fs::write(
+            &symvers,
+            "0x1\tusb_stor_bulk_transfer_buf\tdrivers/usb/storage/usb-storage\tEXPORT_SYMBOL_GPL\tUSB_STORAGE\n\
+             0x2\tkmalloc\tvmlinux\tEXPORT_SYMBOL\t\n\
+             0x3\tdma_buf_get\tvmlinux\tEXPORT_SYMBOL_GPL\tDMA_BUF\n\
+             0x4\tevil\tvmlinux\tEXPORT_SYMBOL\tX\");bad\n",
+        )
+        .expect("write");
+        let used: BTreeSet<&str> = ["usb_stor_bulk_transfer_buf", "kmalloc", "evil"]
+            .into_iter()
+            .collect();
+        let ns = namespaces_of(&symvers, &used);
+        assert_eq!(ns.into_iter().collect::<Vec<_>>(), ["USB_STORAGE"]);
+        let c = glue_source(
+            "p",
+            &[],
+            &[],
+            &["USB_STORAGE".to_string()].into_iter().collect(),
+        );
+        assert!(c.contains("MODULE_INFO(import_ns, \"USB_STORAGE\");"));
     }
 }
