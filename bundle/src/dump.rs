@@ -156,6 +156,16 @@ impl fmt::Display for Inspection {
         for n in &m.new_functions {
             writeln!(f, "  {} ({})", n.name, n.object_file)?;
         }
+        if !m.skipped_functions.is_empty() {
+            writeln!(
+                f,
+                "skipped functions (changed by the fix, left out by its author: NOT fixed by this bundle): {}",
+                m.skipped_functions.len()
+            )?;
+            for n in &m.skipped_functions {
+                writeln!(f, "  {} ({})", n.name, n.object_file)?;
+            }
+        }
         writeln!(f, "symbols: {}", m.symbols.len())?;
         for s in &m.symbols {
             let mut line = format!("  {}", s.symbol);

@@ -61,8 +61,8 @@ pub use layout::{
     PartKind, FORMAT_VERSION, MAGIC, MAX_BUNDLE_SIZE, MAX_MANIFEST_SIZE, MAX_PARTS, MAX_PART_SIZE,
 };
 pub use manifest::{
-    kallsyms_letter_fits, Manifest, ManifestError, NewFunction, ReplacedFunction, SymbolBinding,
-    SymbolKind, SymbolRecord, Target,
+    kallsyms_letter_fits, Manifest, ManifestError, NewFunction, ReplacedFunction, SkippedFunction,
+    SymbolBinding, SymbolKind, SymbolRecord, Target,
 };
 pub use read::{parse, ParseError, Unverified, Verified, VerifyError};
 pub use write::{build, creation_time, BuildError};

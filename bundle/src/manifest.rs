@@ -64,6 +64,22 @@ pub struct Manifest {
     pub patchgen_version: String,
     /// Version of the companion module's interface the patch module uses.
     pub kmod_interface: u32,
+    /// Functions the fix changes that its author left out of the patch
+    /// (`patchgen build --skip-function`): the bundle does NOT fix them.
+    /// Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_functions: Vec<SkippedFunction>,
+}
+
+/// A changed function the author left out of the patch: the running
+/// kernel keeps its old code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedFunction {
+    /// The function.
+    pub name: String,
+    /// The object file it is in.
+    pub object_file: String,
 }
 
 /// The kernel build a bundle is for; patchd compares it with the running
@@ -282,6 +298,19 @@ impl Manifest {
                 .map(|f| format!("{} ({})", f.name, f.object_file)),
         )?;
 
+        cap(
+            "skipped_functions",
+            self.skipped_functions.len(),
+            MAX_FUNCTIONS,
+        )?;
+        for (i, f) in self.skipped_functions.iter().enumerate() {
+            check_symbol(&format!("skipped_functions[{i}].name"), &f.name)?;
+            check_object_file(
+                &format!("skipped_functions[{i}].object_file"),
+                &f.object_file,
+            )?;
+        }
+
         cap("symbols", self.symbols.len(), MAX_SYMBOLS)?;
         for (i, s) in self.symbols.iter().enumerate() {
             s.validate(i)?;
@@ -362,6 +391,7 @@ impl Manifest {
             created: 1_700_000_000,
             patchgen_version: "0.1.0".to_owned(),
             kmod_interface: 1,
+            skipped_functions: Vec::new(),
         }
     }
 }

@@ -154,6 +154,7 @@ fn record(id: &str, phase: Phase) -> BundleRecord {
             cves: vec![format!("CVE-2024-000{}", id.len())],
             target: manifest.target,
             functions: vec![],
+            skipped: Vec::new(),
             dependencies: vec![],
             created: 1_700_000_000,
         },

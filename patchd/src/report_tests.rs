@@ -97,6 +97,7 @@ fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord
             cves: cves.iter().map(|c| (*c).to_owned()).collect(),
             target: suture_bundle::manifest::Manifest::example().target,
             functions: vec![],
+            skipped: Vec::new(),
             dependencies: vec![],
             created,
         },

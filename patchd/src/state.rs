@@ -78,6 +78,9 @@ pub struct ManifestSummary {
     pub target: Target,
     /// The kernel functions it replaces (`old_name`).
     pub functions: Vec<String>,
+    /// Functions the fix changes that its author left out: not fixed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
     /// Ids of bundles it needs applied first.
     pub dependencies: Vec<String>,
     /// When patchgen made it (Unix seconds).
@@ -189,6 +192,11 @@ impl BundleRecord {
                     .replaced_functions
                     .iter()
                     .map(|f| f.old_name.clone())
+                    .collect(),
+                skipped: manifest
+                    .skipped_functions
+                    .iter()
+                    .map(|f| f.name.clone())
                     .collect(),
                 dependencies: manifest.dependencies.clone(),
                 created: manifest.created,
@@ -482,6 +490,7 @@ mod tests {
                 cves: manifest.cves,
                 target: manifest.target,
                 functions: vec!["cmdline_proc_show".to_owned()],
+                skipped: Vec::new(),
                 dependencies: vec![],
                 created: manifest.created,
             },

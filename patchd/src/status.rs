@@ -38,6 +38,8 @@ pub struct BundleStatus {
     pub kernel_state: &'static str,
     /// The kernel functions it replaces.
     pub functions: Vec<String>,
+    /// Functions the fix changes that its author left out: not fixed.
+    pub skipped: Vec<String>,
     /// When it was applied (Unix seconds).
     pub applied_at: Option<u64>,
     /// The same, RFC 3339 UTC.
@@ -72,6 +74,7 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
             phase: record.phase.as_str(),
             kernel_state,
             functions: record.manifest.functions.clone(),
+            skipped: record.manifest.skipped.clone(),
             applied_at: record.applied_at,
             applied_at_utc: record.applied_at.map(utc_rfc3339),
             cves: record.manifest.cves.clone(),
@@ -130,6 +133,13 @@ impl fmt::Display for Status {
                 bundle.applied_at_utc.as_deref().unwrap_or("never")
             )?;
             writeln!(f, "    functions: {}", list(&bundle.functions))?;
+            if !bundle.skipped.is_empty() {
+                writeln!(
+                    f,
+                    "    NOT fixed (left out of the fix by its author): {}",
+                    list(&bundle.skipped)
+                )?;
+            }
             writeln!(f, "    cves: {}", list(&bundle.cves))?;
             writeln!(
                 f,
@@ -145,5 +155,45 @@ impl fmt::Display for Status {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(skipped: &[&str]) -> BundleStatus {
+        BundleStatus {
+            id: "fix".to_owned(),
+            phase: "applied",
+            kernel_state: "enabled",
+            functions: vec!["cmdline_proc_show".to_owned()],
+            skipped: skipped.iter().map(|s| (*s).to_owned()).collect(),
+            applied_at: None,
+            applied_at_utc: None,
+            cves: Vec::new(),
+            description: String::new(),
+            signer_key_id: "k".to_owned(),
+            sha256: "s".to_owned(),
+        }
+    }
+
+    #[test]
+    fn functions_left_out_of_a_fix_are_shown_as_not_fixed() {
+        let status = |b| Status {
+            kernel: KernelIdentity {
+                release: "6.1.0-50-amd64".to_owned(),
+                build_id: "06f8".to_owned(),
+            },
+            companion_loaded: true,
+            bundles: vec![b],
+            other_patches: Vec::new(),
+        };
+        let text = status(bundle(&["proc_cmdline_init"])).to_string();
+        assert!(
+            text.contains("NOT fixed (left out of the fix by its author): proc_cmdline_init"),
+            "{text}"
+        );
+        assert!(!status(bundle(&[])).to_string().contains("NOT fixed"));
     }
 }

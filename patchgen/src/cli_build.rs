@@ -51,6 +51,12 @@ pub struct BuildArgs {
     /// allocated before the patch keep the old layout (repeatable).
     #[arg(long = "accept-layout-change", value_name = "TYPE")]
     pub accept_layout: Vec<String>,
+    /// Leave the changed function NAME out of the patch (e.g. the __init
+    /// part of a fix whose run-time part must ship): it is not fixed, and
+    /// the manifest, `patchgen inspect` and `patchd status` say so
+    /// (repeatable; `foo` also leaves out `foo.isra.0`, `foo.cold`).
+    #[arg(long = "skip-function", value_name = "NAME")]
+    pub skip: Vec<String>,
     /// The companion module's source (default: the one shipped with patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
@@ -182,6 +188,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         work: work.path().to_path_buf(),
         vmlinux: args.vmlinux.clone(),
         accept_layout: args.accept_layout.clone(),
+        skip: args.skip.clone(),
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {

@@ -82,6 +82,10 @@ enum Command {
         /// object of the old layout can reach the new code (repeatable).
         #[arg(long = "accept-layout-change", value_name = "TYPE")]
         accept_layout: Vec<String>,
+        /// Leave the changed function NAME out (it is not fixed; the
+        /// report lists it under `skipped`; repeatable).
+        #[arg(long = "skip-function", value_name = "NAME")]
+        skip: Vec<String>,
     },
 }
 
@@ -144,9 +148,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             source,
             entry_sizes,
             accept_layout,
+            skip,
         } => {
             let mut opts = DiffOptions {
                 accept_layout,
+                skip,
                 ..DiffOptions::default()
             };
             if let (Some(fix), Some(source)) = (&fix, &source) {
@@ -178,6 +184,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let o = ObjectFile::read(&orig)?;
             let f = ObjectFile::read(&fixed)?;
             let result = patchgen::diff(&o, &f, &opts);
+            let unmatched: Vec<&String> = opts
+                .skip
+                .iter()
+                .filter(|s| {
+                    !result
+                        .report
+                        .skipped
+                        .iter()
+                        .any(|c| c.name == **s || c.name.split('.').next() == Some(s.as_str()))
+                })
+                .collect();
+            if !unmatched.is_empty() && result.report.refusals.is_empty() {
+                bail!(
+                    "--skip-function {}: no function of that name changes; give the name as the report shows it",
+                    unmatched.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
             if let Some(path) = &report {
                 let json = serde_json::to_string_pretty(&result.report)?;
                 std::fs::write(path, json + "\n")

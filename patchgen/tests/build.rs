@@ -54,6 +54,7 @@ fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
         work: work.to_path_buf(),
         vmlinux: None,
         accept_layout: Vec::new(),
+        skip: Vec::new(),
     }
 }
 
@@ -605,4 +606,83 @@ fn exports_in_a_namespace_are_imported() {
         ko.windows(needle.len()).any(|w| w == needle),
         "the module does not import USB_STORAGE"
     );
+}
+
+/// The __init part of a fix left out with --skip-function: the run-time
+/// part ships, and the bundle says what it does not fix; a name that
+/// matches nothing is an error, never silently ignored.
+#[test]
+fn a_skipped_function_is_left_out_and_named_in_the_bundle() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_patchgen");
+    let key = tmp.path().join("k");
+    let made = Command::new(bin)
+        .args(["keygen", "-o"])
+        .arg(&key)
+        .output()
+        .expect("keygen");
+    assert!(made.status.success());
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace(
+            "proc_create_single(\"cmdline\", 0,",
+            "proc_create_single(\"cmdline\", 0444,",
+        )
+        .replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    let bundle = tmp.path().join("skip.bundle");
+    let build = |skip: &str| {
+        Command::new(bin)
+            .args(["build", "--kernel", &t.release])
+            .arg(&patch)
+            .arg("-o")
+            .arg(&bundle)
+            .arg("--key")
+            .arg(key.with_extension("key"))
+            .args(["--skip-function", skip])
+            .output()
+            .expect("patchgen build")
+    };
+    // Without the skip the __init change is refused; with it, it ships.
+    let refused = build("cmdline_proc_show_typo");
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(!bundle.exists());
+    let out = build("proc_cmdline_init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = Command::new(bin)
+        .arg("inspect")
+        .arg(&bundle)
+        .output()
+        .expect("inspect");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("NOT fixed by this bundle"), "{text}");
+    assert!(
+        text.contains("proc_cmdline_init (fs/proc/cmdline.o)"),
+        "{text}"
+    );
+    assert!(text.contains("cmdline_proc_show"), "{text}");
+    // A name that matches no changed function is an error.
+    std::fs::remove_file(&bundle).expect("rm");
+    let typo_dir = tmp.path().join("typo");
+    std::fs::create_dir_all(&typo_dir).expect("mkdir");
+    let runtime_only = make_patch(&t, &typo_dir, "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    let typo = Command::new(bin)
+        .args(["build", "--kernel", &t.release])
+        .arg(&runtime_only)
+        .arg("-o")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(key.with_extension("key"))
+        .args(["--skip-function", "proc_cmdline_int"])
+        .output()
+        .expect("patchgen build");
+    assert_eq!(typo.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("proc_cmdline_int"));
+    assert!(!bundle.exists());
 }

@@ -22,6 +22,8 @@
 //!                               the output defines (a fresh one)
 //!   cflags: FLAG...             extra compiler flags (`-mno-record-mcount`)
 //!   accept-layout: TYPE         diff with --accept-layout-change TYPE
+//!   skip: NAME                  diff with --skip-function NAME
+//!   skipped: NAME...            exact set of functions the report skips
 //!
 //! The fix's line map comes from `diff -u orig.c fixed.c`, as `patchgen
 //! build` gives it from the fix, so moved `__LINE__`s are not changes.
@@ -118,6 +120,11 @@ fn run_case(dir: &Path) -> Result<(), String> {
         accept_layout: expect
             .lines()
             .filter_map(|l| l.strip_prefix("accept-layout:"))
+            .map(|t| t.trim().to_string())
+            .collect(),
+        skip: expect
+            .lines()
+            .filter_map(|l| l.strip_prefix("skip:"))
             .map(|t| t.trim().to_string())
             .collect(),
         ..DiffOptions::default()
@@ -248,7 +255,13 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     ));
                 }
             }
-            "cflags" | "accept-layout" => {}
+            "skipped" => {
+                let got: BTreeSet<String> = r.skipped.iter().map(|c| c.name.clone()).collect();
+                if got != names(value) {
+                    return fail(format!("skipped {got:?}, expected {:?}", names(value)));
+                }
+            }
+            "cflags" | "accept-layout" | "skip" => {}
             other => return Err(format!("unknown expect key {other}")),
         }
     }

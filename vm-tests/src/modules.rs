@@ -155,6 +155,7 @@ pub fn patchgen_build(
         work: work.to_path_buf(),
         vmlinux: None,
         accept_layout: Vec::new(),
+        skip: Vec::new(),
     };
     patchgen::build::build(&req, &mut |_| {})
 }
@@ -355,6 +356,7 @@ fn busy_bundle(
         created: suture_bundle::creation_time().map_err(|e| failed("the creation time", &e))?,
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: patchgen::build::package::KMOD_INTERFACE,
+        skipped_functions: Vec::new(),
     };
     let bytes = suture_bundle::build(&manifest, &module, key)
         .map_err(|e| failed("packaging test_patch_busy", &e))?;

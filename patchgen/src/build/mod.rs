@@ -132,6 +132,12 @@ pub enum BuildError {
         /// The compiler's own messages.
         output: String,
     },
+    /// A function to leave out is not among the changed functions.
+    #[error("--skip-function {}: no function of that name changes in the fix's objects; give the name as `patchgen diff` reports it", names.join(", "))]
+    SkipUnmatched {
+        /// The names that matched nothing.
+        names: Vec<String>,
+    },
     /// An object could not be read.
     #[error("cannot read a compiled object")]
     Read(#[from] crate::elf::ReadError),
@@ -193,6 +199,8 @@ pub struct BuildRequest {
     /// Types whose changed layout the author accepts (see
     /// `DiffOptions::accept_layout`).
     pub accept_layout: Vec<String>,
+    /// Changed functions the author leaves out (see `DiffOptions::skip`).
+    pub skip: Vec<String>,
 }
 
 /// `patchgen build`'s exit status for a build that succeeded.
@@ -366,6 +374,7 @@ pub fn build(
             entry_sizes: entry_sizes.clone(),
             line_map: line_map(&req.patches, src),
             accept_layout: req.accept_layout.clone(),
+            skip: req.skip.clone(),
         };
         let result = diff(&orig, &fixed, &opts);
         step(&format!("diffed {}", obj.display()), t, progress);
@@ -391,6 +400,23 @@ pub fn build(
                 reports.push((obj.clone(), result.report));
             }
         }
+    }
+    // Every function the author leaves out must be one the fix changes: a
+    // typo must not ship a patch that is believed to leave something out.
+    let unmatched: Vec<String> = req
+        .skip
+        .iter()
+        .filter(|s| {
+            !reports.iter().any(|(_, r)| {
+                r.skipped
+                    .iter()
+                    .any(|c| c.name == **s || c.name.split('.').next() == Some(s.as_str()))
+            })
+        })
+        .cloned()
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(BuildError::SkipUnmatched { names: unmatched });
     }
     if parts.is_empty() {
         return Err(BuildError::NothingChanged {

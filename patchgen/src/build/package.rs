@@ -2,7 +2,8 @@
 //! it replaces, for which kernel, and how patchd links it.
 
 use suture_bundle::manifest::{
-    Manifest, NewFunction, ReplacedFunction, SymbolBinding, SymbolKind, SymbolRecord, Target,
+    Manifest, NewFunction, ReplacedFunction, SkippedFunction, SymbolBinding, SymbolKind,
+    SymbolRecord, Target,
 };
 use suture_bundle::SigningKey;
 
@@ -129,6 +130,16 @@ pub fn manifest(
             })
             .collect(),
         new_functions,
+        skipped_functions: out
+            .reports
+            .iter()
+            .flat_map(|(obj, r)| {
+                r.skipped.iter().map(move |c| SkippedFunction {
+                    name: c.name.clone(),
+                    object_file: obj.display().to_string(),
+                })
+            })
+            .collect(),
         symbols: manifest_records(&module.records),
         dependencies: info.dependencies.clone(),
         created,
@@ -190,6 +201,7 @@ mod tests {
             ignored: Vec::new(),
             refusals: Vec::new(),
             undefined: Vec::new(),
+            skipped: Vec::new(),
             accepted_layout_changes: Vec::new(),
         };
         let listed: Vec<String> = shipped_without_redirect(&report).collect();

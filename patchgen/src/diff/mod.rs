@@ -43,6 +43,17 @@ pub struct DiffOptions {
     /// `union bar`, a typedef name): only safe when no object of the old
     /// layout can reach the new code. Recorded in the report.
     pub accept_layout: Vec<String>,
+    /// Changed functions the author leaves out of the patch (kpatch's
+    /// `KPATCH_IGNORE_FUNCTION`): by name, or by the name before a clone
+    /// suffix (`foo` leaves out `foo.isra.0` and `foo.cold`). Their changes
+    /// are not shipped; the report lists them under `skipped`.
+    pub skip: Vec<String>,
+}
+
+/// Whether `name` (a fixed-object function) is one the author skips.
+fn skipped(opts: &DiffOptions, name: &str) -> bool {
+    let base = name.split('.').next().unwrap_or(name);
+    opts.skip.iter().any(|s| s == name || s == base)
 }
 
 /// What a diff found.
@@ -120,6 +131,10 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
             continue;
         };
         let sec = section_name(fixed, f).to_string();
+        if os.kind == SymbolKind::Func && skipped(opts, &fs.name) {
+            report.skip(&fs.name, &sec, &why);
+            continue;
+        }
         match os.kind {
             SymbolKind::Func if is_init_section(&sec) => report.refuse(Refusal::init_changed(&fs.name, &sec, &why)),
             SymbolKind::Func if is_exit_section(&sec) => report.ignore(&fs.name, "exit code changed: it never runs in a built-in object or a loaded module's lifetime"),
@@ -169,6 +184,10 @@ pub fn diff(orig: &ObjectFile, fixed: &ObjectFile, opts: &DiffOptions) -> Diff {
             continue;
         }
         let sec = section_name(fixed, s.index);
+        if skipped(opts, &s.name) {
+            report.refuse(Refusal::cannot_skip_new(&s.name));
+            continue;
+        }
         if is_init_section(sec) {
             report.refuse(Refusal::init_changed(&s.name, sec, "new init function"));
             continue;

@@ -96,6 +96,8 @@ pub enum RefusalCategory {
     BuildFlags,
     /// The differ could not write its output (a patchgen bug).
     Internal,
+    /// The author asked to leave out a function that cannot be left out.
+    CannotSkip,
 }
 
 impl Refusal {
@@ -279,6 +281,19 @@ impl Refusal {
         )
     }
 
+    /// The author asked to leave out a function that is new in the fix.
+    pub fn cannot_skip_new(symbol: &str) -> Self {
+        Self::new(
+            RefusalCategory::CannotSkip,
+            Some(symbol),
+            None,
+            format!(
+                "{symbol} is new in the fix: it cannot be left out (the changed code may call it)"
+            ),
+            "leave out the changed functions that call it instead, or drop it from the fix",
+        )
+    }
+
     /// Writing the output failed.
     pub fn emit_failed(why: &str) -> Self {
         Self::new(
@@ -355,6 +370,9 @@ pub struct Report {
     pub refusals: Vec<Refusal>,
     /// What the output leaves undefined, to be resolved in the running kernel.
     pub undefined: Vec<UndefinedSymbol>,
+    /// Changed functions the author left out (`skip`): NOT fixed by the
+    /// patch.
+    pub skipped: Vec<ChangedFunction>,
     /// Layout changes the author accepted (`accept_layout`): the patch
     /// ships code that reads these types with the new layout.
     pub accepted_layout_changes: Vec<super::layout::LayoutChange>,
@@ -383,6 +401,7 @@ impl Report {
             ignored: Vec::new(),
             refusals: Vec::new(),
             undefined: Vec::new(),
+            skipped: Vec::new(),
             accepted_layout_changes: Vec::new(),
         }
     }
@@ -400,6 +419,20 @@ impl Report {
             old_name: None,
         });
         self.changed_functions.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    /// Records a changed function the author left out.
+    pub fn skip(&mut self, name: &str, section: &str, why: &str) {
+        self.skipped.push(ChangedFunction {
+            name: name.to_string(),
+            section: section.to_string(),
+            reason: why.to_string(),
+            redirect: false,
+            local: false,
+            new_symbol: None,
+            old_size: None,
+            old_name: None,
+        });
     }
 
     /// Records an ignored difference.
@@ -444,6 +477,12 @@ impl Report {
                     ));
                 }
             }
+        }
+        for c in &self.skipped {
+            out.push_str(&format!(
+                "skipped {} (left out by the author: NOT fixed by this patch; it changed: {})\n",
+                c.name, c.reason
+            ));
         }
         for c in &self.accepted_layout_changes {
             out.push_str(&format!(
