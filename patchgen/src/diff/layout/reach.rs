@@ -10,8 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use super::dwarf::{Dies, FastMap, FastSet};
-use super::types::{Defined, Key, Side};
+use super::fast::{narrow, wide, FastMap, FastSet};
+use super::index::Dies;
+use super::types::{Defined, Held, Key, Side};
 use super::LayoutError;
 use crate::diff::compare::target_offset;
 use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
@@ -24,36 +25,29 @@ pub(super) struct Reached<'a> {
     /// Each shipped function (as named by the caller) and the DIEs its
     /// walk starts from.
     roots: Vec<(String, Vec<usize>)>,
-    /// Every DIE whose subtree was read.
-    visited: Vec<usize>,
+    /// (DIE, walked DIE that refers to it or holds it), for every
+    /// reference and definition in every walked subtree.
+    edges: Vec<(u32, u32)>,
     /// Who refers to each DIE (by reference or by holding it), built on
     /// the first question.
-    referrers: Option<FastMap<usize, Vec<usize>>>,
+    referrers: Option<FastMap<u32, Vec<u32>>>,
 }
 
-/// Walks from `shipped` through the fixed build `new`, telling `found`
-/// each type that may have to be compared as soon as it is reached (so
-/// that the original build can be read meanwhile).
+/// Walks from `shipped` through the fixed build `new`.
 pub(super) fn reach<'a>(
     new: &mut Side<'_, 'a>,
     fixed: &ObjectFile,
     shipped: &[String],
-    found: &mut dyn FnMut(Defined<'a>),
 ) -> Result<Reached<'a>, LayoutError> {
     let data = DataSymbols::new(fixed);
     let mut roots = Vec::new();
     let mut statics: Vec<(usize, &Symbol)> = Vec::new();
     for (i, function) in shipped.iter().enumerate() {
         let base = function.split('.').next().unwrap_or_default();
-        let mut from = new.subprograms(base.as_bytes());
+        let mut from = new.subprograms(base.as_bytes())?;
         for target in data.referenced_by(fixed, function) {
             let name = variable_name(&target.name);
-            let at_top = new
-                .dwarf
-                .index
-                .variables
-                .get(name.as_bytes())
-                .map(Dies::as_slice);
+            let at_top = new.index.variables.get(name.as_bytes()).map(Dies::as_slice);
             from.extend(at_top.into_iter().flatten());
             // A static local (`buf.3`), or a static the index does not
             // know by name: found through its DW_OP_addr.
@@ -69,62 +63,102 @@ pub(super) fn reach<'a>(
         }
     }
 
-    let mut visited: FastSet<usize> = FastSet::default();
-    let mut stack: Vec<usize> = roots.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+    let mut walked = Bits::new(new.dwarf.info_len());
+    let mut stack: Vec<u32> = roots
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|&d| narrow(d)))
+        .collect();
     let mut types: BTreeMap<Defined<'a>, Vec<usize>> = BTreeMap::new();
-    let mut seen_defs: FastSet<usize> = FastSet::default();
-    let mut defs: Vec<(usize, Key<'a>)> = Vec::new();
+    let mut seen_defs: FastSet<u32> = FastSet::default();
+    // Room for what kernel objects need (room never used costs no memory).
+    let mut edges = Vec::with_capacity(new.index.top_level.len() * 3);
+    let mut held = Held::default();
+    let mut defs: Vec<(u32, Key<'a>)> = Vec::new();
     while let Some(offset) = stack.pop() {
-        if !visited.insert(offset) {
+        if !walked.insert(offset) {
             continue;
         }
-        let node = new.node(offset)?;
-        stack.extend(node.refs.iter().filter(|r| !visited.contains(*r)));
+        new.read_subtree(wide(offset), &mut held, false)?;
+        for &r in &held.refs {
+            if r != offset {
+                edges.push((r, offset));
+            }
+            if !walked.contains(r) {
+                stack.push(r);
+            }
+        }
         defs.clear();
-        defs.extend(node.defs.iter().filter(|(d, _)| !seen_defs.contains(d)));
+        for &(d, key) in &held.defs {
+            if d != offset {
+                edges.push((d, offset));
+            }
+            if !seen_defs.contains(&d) {
+                defs.push((d, key));
+            }
+        }
         for &(d, key) in &defs {
-            if !seen_defs.insert(d) || !new.may_define(d, key)? {
+            if !seen_defs.insert(d) || !new.may_define(wide(d), key)? {
                 continue;
             }
-            let defined = (new.scope_of(d)?, key);
-            let dies = types.entry(defined).or_default();
-            if dies.is_empty() {
-                found(defined);
-            }
-            dies.push(d);
+            let defined = (new.scope_of(wide(d))?, key);
+            types.entry(defined).or_default().push(wide(d));
         }
     }
-    let mut visited: Vec<usize> = visited.into_iter().collect();
-    visited.sort_unstable();
     Ok(Reached {
         types,
         roots,
-        visited,
+        edges,
         referrers: None,
     })
+}
+
+/// A set of `.debug_info` offsets, one bit each: the walk asks it tens of
+/// thousands of times.
+#[derive(Debug)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Self(vec![0; len.div_ceil(64)])
+    }
+
+    fn contains(&self, at: u32) -> bool {
+        let at = wide(at);
+        self.0
+            .get(at / 64)
+            .is_some_and(|w| w & (1 << (at % 64)) != 0)
+    }
+
+    /// Adds `at`; whether it was absent. An offset outside the section is
+    /// never recorded: reading it fails.
+    fn insert(&mut self, at: u32) -> bool {
+        let at = wide(at);
+        match self.0.get_mut(at / 64) {
+            Some(w) => {
+                let bit = 1 << (at % 64);
+                let absent = *w & bit == 0;
+                *w |= bit;
+                absent
+            }
+            None => true,
+        }
+    }
 }
 
 impl Reached<'_> {
     /// The shipped functions whose walk reaches any of `defs`, in the
     /// order given.
-    pub(super) fn users(&mut self, new: &Side<'_, '_>, defs: &[usize]) -> Vec<String> {
+    pub(super) fn users(&mut self, defs: &[usize]) -> Vec<String> {
+        let edges = &self.edges;
         let referrers = self.referrers.get_or_insert_with(|| {
-            let mut referrers: FastMap<usize, Vec<usize>> = FastMap::default();
-            for &n in &self.visited {
-                let Some(node) = new.visited_node(n) else {
-                    continue;
-                };
-                let held = node.defs.iter().map(|&(d, _)| d);
-                for target in node.refs.iter().copied().chain(held) {
-                    if target != n {
-                        referrers.entry(target).or_default().push(n);
-                    }
-                }
+            let mut referrers: FastMap<u32, Vec<u32>> = FastMap::default();
+            for &(target, n) in edges {
+                referrers.entry(target).or_default().push(n);
             }
             referrers
         });
-        let mut reaching: FastSet<usize> = defs.iter().copied().collect();
-        let mut stack: Vec<usize> = defs.to_vec();
+        let mut reaching: FastSet<u32> = defs.iter().map(|&d| narrow(d)).collect();
+        let mut stack: Vec<u32> = reaching.iter().copied().collect();
         while let Some(d) = stack.pop() {
             for &r in referrers.get(&d).into_iter().flatten() {
                 if reaching.insert(r) {
@@ -135,7 +169,7 @@ impl Reached<'_> {
         let mut users: Vec<String> = self
             .roots
             .iter()
-            .filter(|(_, roots)| roots.iter().any(|r| reaching.contains(r)))
+            .filter(|(_, roots)| roots.iter().any(|&r| reaching.contains(&narrow(r))))
             .map(|(f, _)| f.clone())
             .collect();
         users.dedup();
@@ -264,9 +298,6 @@ fn locate_statics(
     if statics.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(info) = fixed.section_by_name(".debug_info") else {
-        return Ok(Vec::new());
-    };
     let mut by_section: FastMap<usize, Vec<&Symbol>> = FastMap::default();
     let mut by_index: FastSet<usize> = FastSet::default();
     for &(_, s) in statics {
@@ -277,7 +308,12 @@ fn locate_statics(
     }
     // (symbol index, .debug_info offset of a field that holds its address)
     let mut sites: Vec<(usize, usize)> = Vec::new();
-    for r in fixed.section_relocs(info.index)? {
+    for r in new
+        .dwarf
+        .sections
+        .relocs(gimli::SectionId::DebugInfo)
+        .iter()
+    {
         let Some(target) = fixed.symbols.get(r.symbol) else {
             continue;
         };
@@ -303,30 +339,50 @@ fn locate_statics(
     sites.sort_unstable();
     sites.dedup();
     let mut out = Vec::new();
+    let mut held = Held::default();
     for (symbol, at) in sites {
-        let Some(top) = new.dwarf.index.containing(at) else {
+        let Some(top) = new.index.containing(at) else {
             continue;
         };
         let Some(s) = fixed.symbols.get(symbol) else {
             continue;
         };
         let name = variable_name(&s.name).as_bytes();
-        let variables = new.node(top)?.variables;
+        new.read_subtree(top, &mut held, true)?;
+        let variables = &held.variables;
         // The variables of that name; and the variable DIE the address is
         // in, when it is a nameless concrete instance (the walk follows
         // its abstract origin).
         let mut dies: Vec<usize> = variables
             .iter()
             .filter(|(n, _)| *n == Some(name))
-            .map(|&(_, d)| d)
+            .map(|&(_, d)| wide(d))
             .collect();
-        let holder = variables.iter().rev().find(|&&(_, d)| d <= at);
+        let holder = variables.iter().rev().find(|&&(_, d)| wide(d) <= at);
         if let Some(&(None, d)) = holder {
-            dies.push(d);
+            dies.push(wide(d));
         }
         for &(function, _) in statics.iter().filter(|(_, st)| st.index == symbol) {
             out.extend(dies.iter().map(|&d| (function, d)));
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bits;
+
+    #[test]
+    fn bits_record_offsets_inside_the_section_only() {
+        let mut bits = Bits::new(130);
+        assert!(bits.insert(0));
+        assert!(bits.insert(129));
+        assert!(!bits.insert(129));
+        assert!(bits.contains(0) && bits.contains(129) && !bits.contains(64));
+        // Outside: never recorded, so never taken as walked.
+        assert!(bits.insert(200));
+        assert!(bits.insert(200));
+        assert!(!bits.contains(200));
+    }
 }

@@ -1,10 +1,16 @@
 //! One build's types, read on demand from its DWARF and memoized: the
-//! subtrees reachability walks, type chains and sizes, and the flattened
-//! layouts of structs and unions.
+//! subtrees the walk reads and where types are defined. Type chains and
+//! sizes are in `chains`, layouts in `flatten`.
+//!
+//! Nothing is kept of a subtree but the members of aggregates (for their
+//! layouts) and the attributes of its types (for type chains): a walk
+//! reads thousands of subtrees once each.
 
-use std::borrow::Cow;
-
-use super::dwarf::{Die, Dwarf, FastMap, Want};
+use super::chains::{is_aggregate, TypeTable, MAX_CHAIN};
+use super::dwarf::{Die, Dwarf, Want};
+use super::fast::{narrow, wide, FastMap, NONE};
+use super::flatten::Layout;
+use super::index::{Functions, Index};
 use super::LayoutError;
 
 /// How a type is named across the builds.
@@ -31,43 +37,32 @@ pub(super) enum Scope<'a> {
 /// A type as both builds name it.
 pub(super) type Defined<'a> = (Scope<'a>, Key<'a>);
 
-/// One reached DIE's subtree, as far as reachability needs it: ranges of
-/// the arenas of [`Side`] (one allocation per arena, not per subtree).
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    refs: (usize, usize),
-    defs: (usize, usize),
-    variables: (usize, usize),
-    /// When the DIE is a struct or union.
-    members: Option<(usize, usize)>,
-}
-
-/// A subtree's contents.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct NodeView<'s, 'a> {
+/// What a subtree holds, as the walk needs it. Offsets are [`narrow`]ed.
+#[derive(Debug, Default)]
+pub(super) struct Held<'a> {
     /// DIEs the subtree refers to (types, abstract origins, specifications).
-    pub refs: &'s [usize],
+    pub refs: Vec<u32>,
     /// DIEs in the subtree that may define a compared type.
-    pub defs: &'s [(usize, Key<'a>)],
+    pub defs: Vec<(u32, Key<'a>)>,
     /// The variables in the subtree, by offset, and their names (none for
-    /// a concrete instance of an abstract one).
-    pub variables: &'s [(Option<&'a [u8]>, usize)],
+    /// a concrete instance of an abstract one), when asked for.
+    pub variables: Vec<(Option<&'a [u8]>, u32)>,
 }
 
 /// A member DIE's attributes.
 #[derive(Debug, Clone, Copy)]
-struct Member<'a> {
-    name: Option<&'a [u8]>,
-    type_ref: Option<usize>,
-    member_location: Option<u64>,
-    data_bit_offset: Option<u64>,
-    bit_offset: Option<u64>,
-    bit_size: Option<u64>,
-    byte_size: Option<u64>,
+pub(super) struct Member<'a> {
+    pub name: Option<&'a [u8]>,
+    pub type_ref: Option<usize>,
+    pub member_location: Option<u64>,
+    pub data_bit_offset: Option<u64>,
+    pub bit_offset: Option<u64>,
+    pub bit_size: Option<u64>,
+    pub byte_size: Option<u64>,
 }
 
 impl<'a> Member<'a> {
-    fn of(die: &Die<'a>) -> Self {
+    pub(super) fn of(die: &Die<'a>) -> Self {
         Self {
             name: die.name,
             type_ref: die.type_ref,
@@ -80,7 +75,32 @@ impl<'a> Member<'a> {
     }
 }
 
-/// The key under which a DIE named `name` may define a compared type.
+/// A [`Member`] as kept for later: bit-field attributes, which few members
+/// have, in a side table.
+#[derive(Debug, Clone, Copy)]
+struct StoredMember<'a> {
+    name: Option<&'a [u8]>,
+    member_location: Option<u64>,
+    type_ref: u32,
+    /// Position in [`Side::bit_fields`], or [`NONE`].
+    bit_field: u32,
+}
+
+/// `data_bit_offset`, `bit_offset`, `bit_size`, `byte_size` of a member.
+type BitField = [Option<u64>; 4];
+
+/// Whether the children of a DIE with `tag` are skipped: enumerators and
+/// call sites refer to no types (a call site's DW_AT_call_origin is a
+/// callee, not shipped code).
+pub(super) fn skips_children(tag: gimli::DwTag) -> bool {
+    matches!(
+        tag,
+        gimli::DW_TAG_enumeration_type | gimli::DW_TAG_call_site | gimli::DW_TAG_GNU_call_site
+    )
+}
+
+/// The key under which a DIE named `name` may define a compared type;
+/// `top_level`: the DIE is a top-level one.
 fn keyed<'a>(die: &Die<'a>, name: &'a [u8], top_level: bool) -> Option<Key<'a>> {
     match die.tag {
         gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type if !die.declaration => {
@@ -96,88 +116,66 @@ fn keyed<'a>(die: &Die<'a>, name: &'a [u8], top_level: bool) -> Option<Key<'a>> 
     }
 }
 
-/// What chains of types need of a type DIE.
-#[derive(Debug, Clone, Copy)]
-struct TypeDie {
-    offset: usize,
-    tag: gimli::DwTag,
-    named: bool,
-    declaration: bool,
-    byte_size: Option<u64>,
-    type_ref: Option<usize>,
-}
-
-/// Whether `tag` only qualifies or renames the type it refers to.
-fn is_qualifier(tag: gimli::DwTag) -> bool {
-    matches!(
-        tag,
-        gimli::DW_TAG_typedef
-            | gimli::DW_TAG_const_type
-            | gimli::DW_TAG_volatile_type
-            | gimli::DW_TAG_restrict_type
-            | gimli::DW_TAG_atomic_type
-            | gimli::DW_TAG_immutable_type
-            | gimli::DW_TAG_packed_type
-            | gimli::DW_TAG_shared_type
-    )
-}
-
-fn is_aggregate(tag: gimli::DwTag) -> bool {
-    matches!(tag, gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type)
-}
-
-/// Longest typedef/qualifier/array chain and deepest nesting of anonymous
-/// aggregates followed; deeper is taken as a reference cycle.
-const MAX_CHAIN: usize = 64;
-
 /// One build's DWARF and what has been read from it.
 #[derive(Debug)]
 pub(super) struct Side<'d, 'a> {
     pub dwarf: &'d Dwarf<'a>,
-    nodes: FastMap<usize, Node>,
-    refs: Vec<usize>,
-    defs: Vec<(usize, Key<'a>)>,
-    variables: Vec<(Option<&'a [u8]>, usize)>,
-    members: Vec<Member<'a>>,
+    /// Walked (the fixed build): what the walk needs of subtrees is kept.
+    pub(super) walked: bool,
+    /// Top-level DIEs by name.
+    pub(super) index: Index<'a>,
+    /// Functions: indexed in the scan on the walked side, on first
+    /// question on the other (asked only about types local to one).
+    pub(super) functions: Option<Functions<'a>>,
+    /// Members of aggregates, by aggregate: [`Self::member_ranges`].
+    members: Vec<StoredMember<'a>>,
+    bit_fields: Vec<BitField>,
+    /// Each aggregate's members, as positions in [`Self::members`].
+    pub(super) member_ranges: FastMap<u32, (u32, u32)>,
     /// Layouts of anonymous aggregates (flattened into each holder).
-    layouts: FastMap<usize, Layout<'a>>,
-    sizes: FastMap<usize, Option<u64>>,
-    /// `anonymous_aggregate` by type DIE and whether arrays are followed.
-    anonymous: FastMap<(usize, bool), Option<usize>>,
-    types: FastMap<usize, TypeDie>,
+    pub(super) layouts: FastMap<u32, Layout<'a>>,
+    /// Type DIEs read, and what was worked out from them.
+    pub(super) types: TypeTable,
     /// Type definitions by function scope: function name -> key -> DIEs.
     local_defs: FastMap<&'a [u8], FastMap<Key<'a>, Vec<usize>>>,
+    /// Room for the members of the aggregate whose layout is being made.
+    pub(super) scratch_members: Vec<Member<'a>>,
 }
 
 impl<'d, 'a> Side<'d, 'a> {
     /// A side to walk (`walked`: the fixed build) or only to look types up
-    /// in (the original).
-    pub(super) fn new(dwarf: &'d Dwarf<'a>, walked: bool) -> Self {
-        // Kernel objects reach on the order of half their top-level DIEs;
-        // sizing the tables for that saves their regrowth.
-        let expected = dwarf.index.top_level.len() / 2;
-        Self {
+    /// in (the original), its top-level DIEs indexed (see `scan`).
+    pub(super) fn new(dwarf: &'d Dwarf<'a>, walked: bool) -> Result<Self, LayoutError> {
+        let mut side = Self {
             dwarf,
-            nodes: FastMap::with_capacity_and_hasher(
-                if walked { expected } else { 0 },
-                Default::default(),
-            ),
-            refs: Vec::new(),
-            defs: Vec::new(),
-            variables: Vec::new(),
+            walked,
+            index: Index::default(),
+            functions: None,
             members: Vec::new(),
+            bit_fields: Vec::new(),
+            member_ranges: FastMap::default(),
             layouts: FastMap::default(),
-            sizes: FastMap::with_capacity_and_hasher(expected, Default::default()),
-            anonymous: FastMap::with_capacity_and_hasher(expected, Default::default()),
-            types: FastMap::with_capacity_and_hasher(expected, Default::default()),
+            types: TypeTable::default(),
             local_defs: FastMap::default(),
+            scratch_members: Vec::new(),
+        };
+        side.scan()?;
+        // Room for what the questions about kernel objects read (type DIEs
+        // on the order of half the top-level ones, four members each on the
+        // walked side): these tables would otherwise grow several times,
+        // and room never used costs no memory.
+        let expected = side.index.top_level.len() / 2;
+        side.types = TypeTable::with_capacity(expected);
+        if walked {
+            side.members.reserve(expected * 4);
         }
+        Ok(side)
     }
 
     /// Subprogram DIEs of the function `name`: named ones, and the
     /// out-of-line instances and definitions that point at them.
-    pub(super) fn subprograms(&self, name: &[u8]) -> Vec<usize> {
-        let index = &self.dwarf.index;
+    pub(super) fn subprograms(&mut self, name: &[u8]) -> Result<Vec<usize>, LayoutError> {
+        let index = self.functions()?;
         let mut out: Vec<usize> = index
             .subprograms
             .get(name)
@@ -196,104 +194,170 @@ impl<'d, 'a> Side<'d, 'a> {
             }
             i += 1;
         }
-        out
+        Ok(out)
     }
 
-    /// Reads (once) the subtree of the DIE at `offset`.
-    pub(super) fn node(&mut self, offset: usize) -> Result<NodeView<'_, 'a>, LayoutError> {
-        let node = match self.nodes.get(&offset) {
-            Some(&node) => node,
-            None => {
-                let node = self.read_node(offset)?;
-                self.nodes.insert(offset, node);
-                node
-            }
-        };
-        self.view(node)
-            .ok_or_else(|| self.dwarf.bad(offset, "subtree not recorded"))
-    }
-
-    fn view(&self, node: Node) -> Option<NodeView<'_, 'a>> {
-        Some(NodeView {
-            refs: self.refs.get(node.refs.0..node.refs.1)?,
-            defs: self.defs.get(node.defs.0..node.defs.1)?,
-            variables: self.variables.get(node.variables.0..node.variables.1)?,
-        })
-    }
-
-    fn read_node(&mut self, offset: usize) -> Result<Node, LayoutError> {
-        let top_level = self.dwarf.index.top_level.binary_search(&offset).is_ok();
-        let start = (
-            self.refs.len(),
-            self.defs.len(),
-            self.variables.len(),
-            self.members.len(),
-        );
-        let mut root_tag = None;
-        let mut sub = self.dwarf.subtree(offset)?;
-        while let Some(level) = sub.next(|_| Want::All)? {
+    /// Reads the subtree of the DIE at `offset` into `held` (cleared first;
+    /// `variables` only if asked for). Keeps the members of an aggregate
+    /// root on the walked side, and the type attributes of its types.
+    pub(super) fn read_subtree(
+        &mut self,
+        offset: usize,
+        held: &mut Held<'a>,
+        variables: bool,
+    ) -> Result<(), LayoutError> {
+        held.refs.clear();
+        held.defs.clear();
+        held.variables.clear();
+        let dwarf = self.dwarf;
+        let keep_members = self.walked && !self.member_ranges.contains_key(&narrow(offset));
+        let first_member = self.members.len();
+        let mut aggregate = false;
+        let top_level = self.index.top_level.binary_search(&offset).is_ok();
+        let mut sub = dwarf.subtree(offset)?;
+        while let Some(level) = sub.next(Want::All)? {
             let die = sub.current();
-            self.refs.extend(die.type_ref);
-            self.refs.extend(die.specification);
-            // A parameter, variable or block of a concrete instance points
-            // into the abstract instance, which is walked whole from the
-            // instance's own DW_AT_abstract_origin: only those of
-            // subprograms, inlined calls and roots are followed.
-            if level == 0
-                || matches!(
-                    die.tag,
-                    gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine
-                )
-            {
-                self.refs.extend(die.abstract_origin);
+            let skip = skips_children(die.tag);
+            if self.note(die, level, top_level, held, keep_members, variables) {
+                aggregate = true;
             }
-            if level == 0 {
-                root_tag = Some(die.tag);
-            } else if level == 1 && die.tag == gimli::DW_TAG_member {
-                self.members.push(Member::of(die));
-            }
-            if die.tag == gimli::DW_TAG_variable {
-                self.variables.push((die.name, die.offset));
-            }
-            if let Some(name) = die.name {
-                if let Some(key) = keyed(die, name, level == 0 && top_level) {
-                    self.defs.push((die.offset, key));
-                }
-            }
-            // Enumerators and call sites refer to no types (a call site's
-            // DW_AT_call_origin is a callee, not shipped code).
-            if matches!(
-                die.tag,
-                gimli::DW_TAG_enumeration_type
-                    | gimli::DW_TAG_call_site
-                    | gimli::DW_TAG_GNU_call_site
-            ) {
+            if skip {
                 sub.skip_children()?;
             }
         }
-        Ok(Node {
-            refs: (start.0, self.refs.len()),
-            defs: (start.1, self.defs.len()),
-            variables: (start.2, self.variables.len()),
-            members: root_tag
-                .is_some_and(is_aggregate)
-                .then_some((start.3, self.members.len())),
-        })
+        if keep_members {
+            self.keep_members(offset, aggregate, first_member);
+        }
+        Ok(())
     }
 
-    /// The subtree of `offset`, if read.
-    pub(super) fn visited_node(&self, offset: usize) -> Option<NodeView<'_, 'a>> {
-        self.view(*self.nodes.get(&offset)?)
+    /// Records what the walk needs of `die`, at `level` below the root of
+    /// a subtree (`top_level`: the root is a top-level DIE), in `held`;
+    /// keeps its type attributes, and when `keep_members` the members of
+    /// the root if it is an aggregate. Whether `die` is an aggregate root.
+    fn note(
+        &mut self,
+        die: &Die<'a>,
+        level: isize,
+        top_level: bool,
+        held: &mut Held<'a>,
+        keep_members: bool,
+        variables: bool,
+    ) -> bool {
+        held.refs.extend(die.type_ref.map(narrow));
+        held.refs.extend(die.specification.map(narrow));
+        // A parameter, variable or block of a concrete instance points
+        // into the abstract instance, which is walked whole from the
+        // instance's own DW_AT_abstract_origin: only those of
+        // subprograms, inlined calls and roots are followed.
+        if level == 0
+            || matches!(
+                die.tag,
+                gimli::DW_TAG_subprogram | gimli::DW_TAG_inlined_subroutine
+            )
+        {
+            held.refs.extend(die.abstract_origin.map(narrow));
+        }
+        self.remember_type(die);
+        if level == 1 && keep_members && die.tag == gimli::DW_TAG_member {
+            self.store_member(Member::of(die));
+        }
+        if variables && die.tag == gimli::DW_TAG_variable {
+            held.variables.push((die.name, narrow(die.offset)));
+        }
+        if let Some(name) = die.name {
+            if let Some(key) = keyed(die, name, level == 0 && top_level) {
+                held.defs.push((narrow(die.offset), key));
+            }
+        }
+        level == 0 && is_aggregate(die.tag)
+    }
+
+    /// Keeps the members stored since `first` as those of the aggregate at
+    /// `offset`, when it is one.
+    fn keep_members(&mut self, offset: usize, aggregate: bool, first: usize) {
+        if aggregate {
+            self.member_ranges
+                .insert(narrow(offset), (narrow(first), narrow(self.members.len())));
+        } else {
+            self.members.truncate(first);
+        }
+    }
+
+    fn store_member(&mut self, m: Member<'a>) {
+        let bits = [m.data_bit_offset, m.bit_offset, m.bit_size, m.byte_size];
+        let bit_field = if bits.iter().all(Option::is_none) {
+            NONE
+        } else {
+            self.bit_fields.push(bits);
+            narrow(self.bit_fields.len() - 1)
+        };
+        self.members.push(StoredMember {
+            name: m.name,
+            member_location: m.member_location,
+            type_ref: m.type_ref.map_or(NONE, narrow),
+            bit_field,
+        });
+    }
+
+    /// The members of the aggregate at `offset`, as positions for
+    /// [`Self::member`]: kept by the scan or the walk, or on the walked
+    /// side read now; elsewhere `None` (the caller reads them as it goes).
+    pub(super) fn members_of(
+        &mut self,
+        offset: usize,
+    ) -> Result<Option<(usize, usize)>, LayoutError> {
+        if !self.walked && !self.member_ranges.contains_key(&narrow(offset)) {
+            return Ok(None);
+        }
+        if !self.member_ranges.contains_key(&narrow(offset)) {
+            let first = narrow(self.members.len());
+            let dwarf = self.dwarf;
+            let mut sub = dwarf.subtree(offset)?;
+            while let Some(level) = sub.next(Want::All)? {
+                if level == 1 && sub.current().tag == gimli::DW_TAG_member {
+                    self.store_member(Member::of(sub.current()));
+                }
+                if level > 0 {
+                    sub.skip_children()?;
+                }
+            }
+            self.member_ranges
+                .insert(narrow(offset), (first, narrow(self.members.len())));
+        }
+        Ok(self
+            .member_ranges
+            .get(&narrow(offset))
+            .map(|&(from, to)| (wide(from), wide(to)))
+            .filter(|&(from, to)| from <= to && to <= self.members.len()))
+    }
+
+    /// The member at position `i` of the recorded ones.
+    pub(super) fn member(&self, i: usize) -> Option<Member<'a>> {
+        let m = self.members.get(i)?;
+        let [data_bit_offset, bit_offset, bit_size, byte_size] = match m.bit_field {
+            NONE => [None; 4],
+            b => *self.bit_fields.get(wide(b))?,
+        };
+        Some(Member {
+            name: m.name,
+            type_ref: (m.type_ref != NONE).then_some(wide(m.type_ref)),
+            member_location: m.member_location,
+            data_bit_offset,
+            bit_offset,
+            bit_size,
+            byte_size,
+        })
     }
 
     /// The scope of the DIE at `offset`: the function whose subtree holds
     /// it, if any.
     pub(super) fn scope_of(&self, offset: usize) -> Result<Scope<'a>, LayoutError> {
-        let top = match self.dwarf.index.containing(offset) {
+        let top = match self.index.containing(offset) {
             Some(top) if top != offset => top,
             _ => return Ok(Scope::File),
         };
-        let mut die = self.dwarf.die(top)?;
+        let mut die = self.dwarf.die_with(top, Want::Index)?;
         if die.tag != gimli::DW_TAG_subprogram {
             return Ok(Scope::File);
         }
@@ -302,38 +366,22 @@ impl<'d, 'a> Side<'d, 'a> {
                 return Ok(Scope::Function(name));
             }
             let Some(origin) = die.origin() else { break };
-            die = self.dwarf.die(origin)?;
+            die = self.dwarf.die_with(origin, Want::Index)?;
         }
         // An unnamed function: compare against the file-scope type of the
         // same name, rather than not at all.
         Ok(Scope::File)
     }
 
-    /// The type-chain attributes of the DIE at `offset`, read once.
-    fn type_die(&mut self, offset: usize) -> Result<TypeDie, LayoutError> {
-        if let Some(&t) = self.types.get(&offset) {
-            return Ok(t);
-        }
-        let die = self.dwarf.die_with(offset, Want::Type)?;
-        let t = TypeDie {
-            offset,
-            tag: die.tag,
-            named: die.has_name,
-            declaration: die.declaration,
-            byte_size: die.byte_size,
-            type_ref: die.type_ref,
-        };
-        self.types.insert(offset, t);
-        Ok(t)
-    }
-
     /// The DIEs that may define `key` in function `function`.
     fn local_defs(&mut self, function: &'a [u8], key: Key<'a>) -> Result<Vec<usize>, LayoutError> {
         if !self.local_defs.contains_key(function) {
             let mut defs: FastMap<Key<'a>, Vec<usize>> = FastMap::default();
-            for root in self.subprograms(function) {
-                for &(offset, key) in self.node(root)?.defs {
-                    defs.entry(key).or_default().push(offset);
+            let mut held = Held::default();
+            for root in self.subprograms(function)? {
+                self.read_subtree(root, &mut held, false)?;
+                for &(offset, key) in &held.defs {
+                    defs.entry(key).or_default().push(wide(offset));
                 }
             }
             self.local_defs.insert(function, defs);
@@ -372,7 +420,7 @@ impl<'d, 'a> Side<'d, 'a> {
     ) -> Result<Vec<(usize, usize)>, LayoutError> {
         let namers = match scope {
             Scope::File => {
-                let index = &self.dwarf.index;
+                let index = &self.index;
                 let found = match key {
                     Key::Tag(n) => index.aggregates.get(n),
                     Key::Typedef(n) => index.typedefs.get(n),
@@ -396,259 +444,4 @@ impl<'d, 'a> Side<'d, 'a> {
         }
         Ok(out)
     }
-
-    /// The anonymous struct or union definition `type_ref` designates
-    /// through qualifiers (not typedefs: a typedef'd one is compared by the
-    /// typedef's name) and, when `arrays`, array types.
-    fn anonymous_aggregate(
-        &mut self,
-        type_ref: Option<usize>,
-        arrays: bool,
-    ) -> Result<Option<usize>, LayoutError> {
-        let Some(start) = type_ref else {
-            return Ok(None);
-        };
-        if let Some(&found) = self.anonymous.get(&(start, arrays)) {
-            return Ok(found);
-        }
-        let found = self.find_anonymous_aggregate(type_ref, arrays)?;
-        self.anonymous.insert((start, arrays), found);
-        Ok(found)
-    }
-
-    fn find_anonymous_aggregate(
-        &mut self,
-        mut type_ref: Option<usize>,
-        arrays: bool,
-    ) -> Result<Option<usize>, LayoutError> {
-        for _ in 0..MAX_CHAIN {
-            let Some(t) = type_ref else { return Ok(None) };
-            let die = self.type_die(t)?;
-            if is_aggregate(die.tag) {
-                return Ok((!die.named && !die.declaration).then_some(t));
-            }
-            let follow = (is_qualifier(die.tag) && die.tag != gimli::DW_TAG_typedef)
-                || (arrays && die.tag == gimli::DW_TAG_array_type);
-            if !follow {
-                return Ok(None);
-            }
-            type_ref = die.type_ref;
-        }
-        Err(self
-            .dwarf
-            .bad(type_ref.unwrap_or(0), "type chain too long (a cycle?)"))
-    }
-
-    /// The size in bits of the type at `type_ref`, when it has one.
-    fn type_bits(&mut self, type_ref: Option<usize>) -> Result<Option<u64>, LayoutError> {
-        let Some(t) = type_ref else { return Ok(None) };
-        Ok(self.type_size(t, 0)?.and_then(|b| b.checked_mul(8)))
-    }
-
-    fn type_size(&mut self, offset: usize, depth: usize) -> Result<Option<u64>, LayoutError> {
-        if let Some(&size) = self.sizes.get(&offset) {
-            return Ok(size);
-        }
-        if depth > MAX_CHAIN {
-            return Err(self.dwarf.bad(offset, "type chain too long (a cycle?)"));
-        }
-        let die = self.type_die(offset)?;
-        let size = if let Some(size) = die.byte_size {
-            Some(size)
-        } else if is_qualifier(die.tag) {
-            match die.type_ref {
-                Some(t) => self.type_size(t, depth + 1)?,
-                None => None,
-            }
-        } else if die.tag == gimli::DW_TAG_array_type {
-            self.array_size(die, depth)?
-        } else if matches!(
-            die.tag,
-            gimli::DW_TAG_pointer_type
-                | gimli::DW_TAG_reference_type
-                | gimli::DW_TAG_rvalue_reference_type
-        ) {
-            Some(8)
-        } else {
-            None
-        };
-        self.sizes.insert(offset, size);
-        Ok(size)
-    }
-
-    fn array_size(&mut self, array: TypeDie, depth: usize) -> Result<Option<u64>, LayoutError> {
-        let Some(element) = array.type_ref else {
-            return Ok(None);
-        };
-        let Some(mut size) = self.type_size(element, depth + 1)? else {
-            return Ok(None);
-        };
-        let mut sub = self.dwarf.subtree(array.offset)?;
-        while let Some(level) = sub.next(|_| Want::All)? {
-            let die = sub.current();
-            if level != 1 || die.tag != gimli::DW_TAG_subrange_type {
-                continue;
-            }
-            let count = match (die.count, die.upper_bound) {
-                (Some(c), _) => c,
-                (None, Some(upper)) => upper
-                    .checked_sub(die.lower_bound.unwrap_or(0))
-                    .and_then(|n| n.checked_add(1))
-                    .unwrap_or(0),
-                // A flexible array member.
-                (None, None) => 0,
-            };
-            size = size.saturating_mul(count);
-        }
-        Ok(Some(size))
-    }
-}
-
-/// One member of a flattened layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Slot<'a> {
-    /// The member's name, or its path through anonymous aggregates.
-    pub path: Cow<'a, str>,
-    /// From the start of the outermost aggregate.
-    pub bit_offset: u64,
-    pub bit_size: u64,
-}
-
-/// A struct or union's layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Layout<'a> {
-    pub is_union: bool,
-    pub byte_size: Option<u64>,
-    pub slots: Vec<Slot<'a>>,
-}
-
-impl<'a> Side<'_, 'a> {
-    /// The layout of the aggregate definition at `offset`, members of
-    /// anonymous aggregates flattened into it.
-    pub(super) fn layout(
-        &mut self,
-        offset: usize,
-        depth: usize,
-    ) -> Result<Layout<'a>, LayoutError> {
-        if let Some(layout) = self.layouts.get(&offset) {
-            return Ok(layout.clone());
-        }
-        if depth > MAX_CHAIN {
-            return Err(self
-                .dwarf
-                .bad(offset, "anonymous aggregates nested too deeply"));
-        }
-        let root = self.type_die(offset)?;
-        let known = self
-            .nodes
-            .get(&offset)
-            .and_then(|n| n.members)
-            .and_then(|(from, to)| self.members.get(from..to));
-        let members = match known {
-            Some(members) => members.to_vec(),
-            None => {
-                let mut members = Vec::new();
-                let mut sub = self.dwarf.subtree(offset)?;
-                while let Some(level) = sub.next(|_| Want::All)? {
-                    if level == 1 && sub.current().tag == gimli::DW_TAG_member {
-                        members.push(Member::of(sub.current()));
-                    }
-                    if level > 0 {
-                        sub.skip_children()?;
-                    }
-                }
-                members
-            }
-        };
-        let mut slots = Vec::with_capacity(members.len());
-        for m in &members {
-            let type_bits = self.type_bits(m.type_ref)?;
-            let bit_size = m.bit_size.or(type_bits).unwrap_or(0);
-            let bit_offset = member_bit_offset(m, bit_size, type_bits);
-            let name = m.name.map(|n| match std::str::from_utf8(n) {
-                Ok(n) => Cow::Borrowed(n),
-                Err(_) => String::from_utf8_lossy(n),
-            });
-            let inner = self.anonymous_aggregate(m.type_ref, name.is_some())?;
-            if let Some(name) = &name {
-                slots.push(Slot {
-                    path: name.clone(),
-                    bit_offset,
-                    bit_size,
-                });
-            }
-            match (inner, name) {
-                (Some(inner), name) => {
-                    let prefix = match name {
-                        None => String::new(),
-                        Some(n) if is_array(self, m.type_ref)? => format!("{n}[0]."),
-                        Some(n) => format!("{n}."),
-                    };
-                    for s in self.layout(inner, depth + 1)?.slots {
-                        slots.push(Slot {
-                            path: Cow::Owned(format!("{prefix}{}", s.path)),
-                            bit_offset: bit_offset.saturating_add(s.bit_offset),
-                            bit_size: s.bit_size,
-                        });
-                    }
-                }
-                (None, Some(_)) => {}
-                (None, None) => slots.push(Slot {
-                    path: Cow::Borrowed("(unnamed)"),
-                    bit_offset,
-                    bit_size,
-                }),
-            }
-        }
-        let layout = Layout {
-            is_union: root.tag == gimli::DW_TAG_union_type,
-            byte_size: root.byte_size,
-            slots,
-        };
-        // Only anonymous aggregates are asked for twice (flattened into
-        // each definition that holds them).
-        if depth > 0 {
-            self.layouts.insert(offset, layout.clone());
-        }
-        Ok(layout)
-    }
-}
-
-/// Whether `type_ref` is an array type through qualifiers.
-fn is_array(side: &mut Side<'_, '_>, mut type_ref: Option<usize>) -> Result<bool, LayoutError> {
-    for _ in 0..MAX_CHAIN {
-        let Some(t) = type_ref else { return Ok(false) };
-        let die = side.type_die(t)?;
-        if die.tag == gimli::DW_TAG_array_type {
-            return Ok(true);
-        }
-        if !is_qualifier(die.tag) || die.tag == gimli::DW_TAG_typedef {
-            return Ok(false);
-        }
-        type_ref = die.type_ref;
-    }
-    Ok(false)
-}
-
-/// A member's offset in bits from the start of its aggregate.
-fn member_bit_offset(m: &Member<'_>, bit_size: u64, type_bits: Option<u64>) -> u64 {
-    if let Some(bits) = m.data_bit_offset {
-        return bits;
-    }
-    let base = m.member_location.unwrap_or(0).saturating_mul(8);
-    let Some(from_msb) = m.bit_offset else {
-        return base;
-    };
-    // DWARF 2-4 bit fields count from the most significant bit of a storage
-    // unit of DW_AT_byte_size (or the type's size); x86 is little-endian.
-    let unit_bits = m
-        .byte_size
-        .and_then(|b| b.checked_mul(8))
-        .or(type_bits)
-        .unwrap_or(0);
-    let within = unit_bits
-        .checked_sub(from_msb)
-        .and_then(|v| v.checked_sub(bit_size))
-        .unwrap_or(0);
-    base.saturating_add(within)
 }
