@@ -514,16 +514,10 @@ fn a_fix_missing_its_header_change_names_what_is_undeclared() {
     );
 }
 
-/// `patchgen build` as a corpus runner uses it: distinct exit statuses for
-/// refused (4), nothing to patch (3) and built (0), and a JSON report with
-/// each refusal's category, whatever the outcome.
-#[test]
-fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
-    let t = target();
-    let tmp = tempfile::tempdir().expect("tmp");
-    let bin = env!("CARGO_BIN_EXE_patchgen");
-    let key = tmp.path().join("k");
-    let made = Command::new(bin)
+/// A signing key made by `patchgen keygen` in `dir`: the secret key's path.
+fn keygen(dir: &Path) -> PathBuf {
+    let key = dir.join("k");
+    let made = Command::new(env!("CARGO_BIN_EXE_patchgen"))
         .args(["keygen", "-o"])
         .arg(&key)
         .output()
@@ -533,6 +527,18 @@ fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
+    key.with_extension("key")
+}
+
+/// `patchgen build` as a corpus runner uses it: distinct exit statuses for
+/// refused (4), nothing to patch (3) and built (0), and a JSON report with
+/// each refusal's category, whatever the outcome.
+#[test]
+fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_patchgen");
+    let key = keygen(tmp.path());
     let run = |name: &str, edit: &dyn Fn(&str) -> String| {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -544,7 +550,7 @@ fn exit_status_and_json_report_tell_refused_nothing_and_built_apart() {
             .arg("-o")
             .arg(dir.join(format!("{name}.bundle")))
             .arg("--key")
-            .arg(key.with_extension("key"))
+            .arg(&key)
             .arg("--report")
             .arg(&report)
             .output()
@@ -616,13 +622,7 @@ fn a_skipped_function_is_left_out_and_named_in_the_bundle() {
     let t = target();
     let tmp = tempfile::tempdir().expect("tmp");
     let bin = env!("CARGO_BIN_EXE_patchgen");
-    let key = tmp.path().join("k");
-    let made = Command::new(bin)
-        .args(["keygen", "-o"])
-        .arg(&key)
-        .output()
-        .expect("keygen");
-    assert!(made.status.success());
+    let key = keygen(tmp.path());
     let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
         s.replace(
             "proc_create_single(\"cmdline\", 0,",
@@ -638,7 +638,7 @@ fn a_skipped_function_is_left_out_and_named_in_the_bundle() {
             .arg("-o")
             .arg(&bundle)
             .arg("--key")
-            .arg(key.with_extension("key"))
+            .arg(&key)
             .args(["--skip-function", skip])
             .output()
             .expect("patchgen build")
@@ -678,7 +678,7 @@ fn a_skipped_function_is_left_out_and_named_in_the_bundle() {
         .arg("-o")
         .arg(&bundle)
         .arg("--key")
-        .arg(key.with_extension("key"))
+        .arg(&key)
         .args(["--skip-function", "proc_cmdline_int"])
         .output()
         .expect("patchgen build");

