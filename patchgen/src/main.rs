@@ -207,6 +207,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
             eprint!("{}", result.report.summary());
+            // The process ends next: the objects' tens of thousands of
+            // allocations are left to the exit rather than freed one by one
+            // (a tenth of a small diff's time).
+            std::mem::forget(o);
+            std::mem::forget(f);
             match (result.report.result, result.object) {
                 (Outcome::Changed, Some(bytes)) => {
                     std::fs::write(&output, bytes)

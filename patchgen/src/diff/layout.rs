@@ -42,6 +42,7 @@ mod relocate;
 mod scan;
 mod types;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::elf::ObjectFile;
@@ -142,6 +143,10 @@ pub enum LayoutError {
     /// A debugging section's relocations could not be read.
     #[error(transparent)]
     Read(#[from] crate::elf::ReadError),
+    /// The original build's side stopped without answering every question
+    /// (a bug).
+    #[error("the layout check's reading of the original build stopped without an answer")]
+    Thread,
     /// DWARF that kernel builds do not produce.
     #[error("{path}: unsupported DWARF at .debug_info offset {offset:#x}: {what}")]
     Unsupported {
@@ -172,22 +177,74 @@ pub fn check(
     if shipped.is_empty() {
         return Ok(Vec::new());
     }
-    // One thread: reading the original build on a second one, meanwhile,
-    // made diffs no faster in fresh processes on a two-CPU machine (the
-    // thread often did not start before the first one waited for it) and
-    // took more memory.
+    // The original build answers on a second thread, asked about each type
+    // as the walk of the fixed build first reaches it: both builds are
+    // read at once. The answers are those the same questions asked one
+    // after the other get (the thread shares nothing but the questions).
+    let orig_sections = DebugSections::new(orig)?;
     let fixed_sections = DebugSections::new(fixed)?;
     let fixed_dwarf = Dwarf::load(&fixed_sections)?;
-    let mut new = Side::new(&fixed_dwarf, true)?;
-    let mut reached = reach::reach(&mut new, fixed, shipped)?;
-    let orig_sections = DebugSections::new(orig)?;
-    let orig_dwarf = Dwarf::load(&orig_sections)?;
-    let mut old = Side::new(&orig_dwarf, false)?;
-    // Each type's layouts are made after the walk, which has read most of
-    // the types they are made of, and kept only until compared.
+    let (ask, questions) = std::sync::mpsc::channel::<Vec<Defined<'_>>>();
+    let (walked, old_answers) = std::thread::scope(|scope| {
+        let old = std::thread::Builder::new()
+            .name("layout-orig".into())
+            .spawn_scoped(scope, || answer_all(&orig_sections, questions));
+        let mut ask = old.is_ok().then_some(ask);
+        let mut new = match Side::new(&fixed_dwarf, true) {
+            Ok(new) => new,
+            Err(e) => return (Err(e), None),
+        };
+        // In batches: a message per type would cost a wake-up each.
+        let mut batch = Vec::with_capacity(QUESTIONS);
+        // Owns the sender: dropped, it tells the thread no more is asked.
+        let mut send = move |batch: &mut Vec<_>| {
+            let questions = std::mem::replace(batch, Vec::with_capacity(QUESTIONS));
+            // A closed channel: the thread failed, as it will say.
+            if ask.as_ref().is_some_and(|tx| tx.send(questions).is_err()) {
+                ask = None;
+            }
+        };
+        let walked = walk(&mut new, fixed, shipped, &mut |defined| {
+            batch.push(defined);
+            if batch.len() == QUESTIONS {
+                send(&mut batch);
+            }
+        });
+        send(&mut batch);
+        drop(send);
+        let old_answers = old
+            .ok()
+            .map(|h| h.join().unwrap_or(Err(LayoutError::Thread)));
+        (
+            walked.map(|(reached, asked)| (new, reached, asked)),
+            old_answers,
+        )
+    });
+    let (new, mut reached, asked) = walked?;
+    let mut old_answers = match old_answers {
+        Some(answers) => answers?,
+        // The thread could not be started: the same questions, asked here.
+        None => {
+            let (ask, questions) = std::sync::mpsc::channel();
+            let _ = ask.send(asked.iter().map(|a| a.defined).collect());
+            drop(ask);
+            answer_all(&orig_sections, questions)?
+        }
+    };
     let mut differing = Vec::new();
-    for &defined in reached.types.keys() {
-        differing.extend(answer(&mut old, asking(&mut new, defined)?)?);
+    for asked in asked {
+        // Every reached type was asked about.
+        let old_layouts = old_answers
+            .remove(&asked.defined)
+            .ok_or(LayoutError::Thread)?;
+        if describe::differ(&asked.layouts, &old_layouts) {
+            differing.push(Differing {
+                defined: asked.defined,
+                found: asked.found,
+                new_layouts: asked.layouts,
+                old_layouts,
+            });
+        }
     }
     let mut changes = Vec::new();
     for d in &differing {
@@ -207,6 +264,9 @@ pub fn check(
     Ok(changes)
 }
 
+/// How many types the original build's side is asked about at once.
+const QUESTIONS: usize = 256;
+
 /// One reached type, as the fixed build defines it.
 #[derive(Debug)]
 struct Asked<'a> {
@@ -216,42 +276,60 @@ struct Asked<'a> {
     layouts: Vec<Layout<'a>>,
 }
 
-/// The fixed build's definitions and layouts of `defined`.
-fn asking<'a>(new: &mut Side<'_, 'a>, defined: Defined<'a>) -> Result<Asked<'a>, LayoutError> {
-    let (scope, key) = defined;
-    let found = new.definitions(scope, key)?;
-    let mut layouts = Vec::with_capacity(found.len());
-    for &(d, _) in &found {
-        layouts.push(new.layout(d)?);
+/// The fixed build's part: the walk from `shipped` (telling `reaching` of
+/// each type as it is first reached), then each reached type's
+/// definitions and layouts.
+fn walk<'a>(
+    new: &mut Side<'_, 'a>,
+    fixed: &ObjectFile,
+    shipped: &[String],
+    reaching: &mut dyn FnMut(Defined<'a>),
+) -> Result<(reach::Reached<'a>, Vec<Asked<'a>>), LayoutError> {
+    let reached = reach::reach(new, fixed, shipped, reaching)?;
+    let mut asked = Vec::with_capacity(reached.types.len());
+    for &defined in reached.types.keys() {
+        let (found, layouts) = layouts_of(new, defined)?;
+        asked.push(Asked {
+            defined,
+            found,
+            layouts,
+        });
     }
-    Ok(Asked {
-        defined,
-        found,
-        layouts,
-    })
+    Ok((reached, asked))
 }
 
-/// Compares `asked` with the original build's definitions of its type:
-/// the type if their layouts differ.
-fn answer<'a>(
-    old: &mut Side<'_, 'a>,
-    asked: Asked<'a>,
-) -> Result<Option<Differing<'a>>, LayoutError> {
-    let (scope, key) = asked.defined;
-    let definitions = old.definitions(scope, key)?;
-    let mut old_layouts = Vec::with_capacity(definitions.len());
-    for (d, _) in definitions {
-        old_layouts.push(old.layout(d)?);
+/// The original build's part, on its own thread: the definitions and
+/// layouts of each type asked about, until no more are asked.
+fn answer_all<'a>(
+    sections: &'a DebugSections<'a>,
+    questions: std::sync::mpsc::Receiver<Vec<Defined<'a>>>,
+) -> Result<BTreeMap<Defined<'a>, Vec<Layout<'a>>>, LayoutError> {
+    let dwarf = Dwarf::load(sections)?;
+    let mut old = Side::new(&dwarf, false)?;
+    let mut answers = BTreeMap::new();
+    for defined in questions.into_iter().flatten() {
+        let layouts = layouts_of(&mut old, defined)?.1;
+        answers.insert(defined, layouts);
     }
-    if !describe::differ(&asked.layouts, &old_layouts) {
-        return Ok(None);
+    Ok(answers)
+}
+
+/// A build's definitions of a type, each as (aggregate DIE, the DIE that
+/// names it), and their layouts.
+type Definitions<'a> = (Vec<(usize, usize)>, Vec<Layout<'a>>);
+
+/// A build's definitions of `defined` and their layouts.
+fn layouts_of<'a>(
+    side: &mut Side<'_, 'a>,
+    defined: Defined<'a>,
+) -> Result<Definitions<'a>, LayoutError> {
+    let (scope, key) = defined;
+    let found = side.definitions(scope, key)?;
+    let mut layouts = Vec::with_capacity(found.len());
+    for &(d, _) in &found {
+        layouts.push(side.layout(d)?);
     }
-    Ok(Some(Differing {
-        defined: asked.defined,
-        found: asked.found,
-        new_layouts: asked.layouts,
-        old_layouts,
-    }))
+    Ok((found, layouts))
 }
 
 #[cfg(test)]

@@ -192,7 +192,49 @@ pub struct ObjectFile {
     /// symbol-table order, built on first use.
     by_section: std::sync::OnceLock<Vec<Vec<usize>>>,
     /// The file's bytes (debugging sections are read from here on demand).
-    raw: Vec<u8>,
+    raw: Bytes,
+}
+
+/// An object's bytes: mapped from its file, or held in memory.
+#[derive(Debug, Clone)]
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(std::sync::Arc<memmap2::Mmap>),
+}
+
+impl Bytes {
+    /// Maps `file` read-only; `None` where it cannot be mapped (a pipe, an
+    /// empty file), to be read instead.
+    ///
+    /// Mapping rather than reading: most of a kernel object is DWARF, of
+    /// which only the layout check reads a part; copying it all cost a
+    /// tenth of a diff's time.
+    fn map(file: &std::fs::File) -> Option<Self> {
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        // SAFETY: the mapping is private and read-only, and every access
+        // through it is bounds-checked against its length. What the
+        // mapping cannot rule out is another process rewriting the object
+        // while it is read (bytes changing under the parser, or SIGBUS
+        // past a truncation): the contract linkers and binutils also rely
+        // on when they map objects. patchgen's inputs are objects a build
+        // has finished writing; `patchgen build` compiles its own into a
+        // private work directory and reads them after the compiler exits.
+        let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(file) }.ok()?;
+        Some(Self::Mapped(std::sync::Arc::new(map)))
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Owned(v) => v,
+            Self::Mapped(m) => m,
+        }
+    }
 }
 
 fn bits_to_bytes(bits: u8) -> u8 {
@@ -212,8 +254,17 @@ impl ObjectFile {
                 path: path.to_owned(),
             });
         }
-        let bytes = std::fs::read(path).map_err(io)?;
-        Self::parse_owned(path, bytes)
+        let file = std::fs::File::open(path).map_err(io)?;
+        let raw = match Bytes::map(&file) {
+            Some(mapped) => mapped,
+            None => {
+                let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io)?;
+                Bytes::Owned(bytes)
+            }
+        };
+        let (sections, symbols) = Self::parse_tables(path, &raw)?;
+        Ok(Self::assemble(path, sections, symbols, raw))
     }
 
     /// Parses an object held in memory; `path` only names it in errors.
@@ -224,14 +275,18 @@ impl ObjectFile {
     /// Parses an object held in memory, keeping the bytes.
     pub fn parse_owned(path: &Path, raw: Vec<u8>) -> Result<Self, ReadError> {
         let (sections, symbols) = Self::parse_tables(path, &raw)?;
-        Ok(Self {
+        Ok(Self::assemble(path, sections, symbols, Bytes::Owned(raw)))
+    }
+
+    fn assemble(path: &Path, sections: Vec<Section>, symbols: Vec<Symbol>, raw: Bytes) -> Self {
+        Self {
             path: path.to_owned(),
             sections,
             symbols,
             entries: std::sync::OnceLock::new(),
             by_section: std::sync::OnceLock::new(),
             raw,
-        })
+        }
     }
 
     /// The sections and symbols of an object.
