@@ -57,6 +57,11 @@ pub struct BuildArgs {
     /// (repeatable; `foo` also leaves out `foo.isra.0`, `foo.cold`).
     #[arg(long = "skip-function", value_name = "NAME")]
     pub skip: Vec<String>,
+
+    /// Most objects one changed header may bring into the build (each is
+    /// compiled twice) [default: 200]
+    #[arg(long, value_name = "N")]
+    pub max_objects: Option<usize>,
     /// The companion module's source (default: the one shipped with patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
@@ -189,6 +194,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         vmlinux: args.vmlinux.clone(),
         accept_layout: args.accept_layout.clone(),
         skip: args.skip.clone(),
+        max_objects: args.max_objects,
     };
     let tty = std::io::stderr().is_terminal();
     let mut progress = |line: &str| {

@@ -45,6 +45,21 @@ enum Command {
     ///
     /// Exit status: 0 signed by one of them, 5 rejected, 1 error, 2 usage.
     Verify(cli_keys::VerifyArgs),
+    /// Record what kbuild builds for a target kernel and, with --deps,
+    /// which files each object's compilation reads (once per target; `build`
+    /// makes them on first need). Prints the objects reading FILE.
+    Kbuild {
+        /// The target kernel (a kernel cache entry).
+        #[arg(long, value_name = "RELEASE")]
+        kernel: String,
+        /// Also find every object's dependencies (minutes, once).
+        #[arg(long)]
+        deps: bool,
+        /// Print the objects built from, or reading, these files (implies
+        /// --deps).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Diff the original and fixed builds of one kernel object.
     ///
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
@@ -138,6 +153,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => cli_keys::sign(&args),
         Command::Inspect(args) => cli_keys::inspect(&args),
         Command::Verify(args) => cli_keys::verify(&args),
+        Command::Kbuild {
+            kernel,
+            deps,
+            files,
+        } => {
+            let target = patchgen::build::KernelTarget::from_cache(&kernel)?;
+            let mut progress = |line: &str| eprintln!("patchgen: {line}");
+            let record = patchgen::build::kbuild::Record::load(&target, &mut progress)?;
+            eprintln!(
+                "patchgen: {} objects ({} in modules)",
+                record.objects.len(),
+                record.objects.iter().filter(|b| b.module).count()
+            );
+            let mut found = None;
+            if deps {
+                found = Some(record.deps(&target, &mut progress)?);
+            }
+            let mut out = std::io::stdout().lock();
+            for file in &files {
+                // Compiled from FILE, or reading it (a header, an
+                // #included C file).
+                let mut objects: Vec<&patchgen::build::kbuild::Built> = record.compiled_from(file);
+                let d = match &mut found {
+                    Some(d) => d,
+                    None => found.insert(record.deps(&target, &mut progress)?),
+                };
+                for b in d
+                    .objects_reading(file)
+                    .into_iter()
+                    .filter_map(|i| record.objects.get(i))
+                {
+                    if !objects.iter().any(|o| o.object == b.object) {
+                        objects.push(b);
+                    }
+                }
+                for b in objects {
+                    let line = format!(
+                        "{}\t{}\t{}\n",
+                        file.display(),
+                        patchgen::build::kbuild::normalize(&b.object).display(),
+                        if b.module { "module" } else { "vmlinux" }
+                    );
+                    if let Err(e) = std::io::Write::write_all(&mut out, line.as_bytes()) {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diff {
             orig,
             fixed,

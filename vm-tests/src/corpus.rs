@@ -141,7 +141,7 @@ pub fn category(error: &BuildError) -> String {
         }
         BuildError::PatchDoesNotApply { .. } => "patch does not apply".to_string(),
         BuildError::NotCode { .. } => "not C code".to_string(),
-        BuildError::NoDependencyData { .. } => "header change".to_string(),
+        BuildError::TooManyObjects { .. } => "header read too widely".to_string(),
         other => format!("error: {}", other.to_string().lines().next().unwrap_or("")),
     }
 }

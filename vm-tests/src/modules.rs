@@ -156,6 +156,7 @@ pub fn patchgen_build(
         vmlinux: None,
         accept_layout: Vec::new(),
         skip: Vec::new(),
+        max_objects: None,
     };
     patchgen::build::build(&req, &mut |_| {})
 }

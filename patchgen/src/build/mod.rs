@@ -9,6 +9,7 @@
 
 pub mod compile;
 pub mod entry_sizes;
+pub mod kbuild;
 pub mod module;
 pub mod package;
 pub mod source;
@@ -94,13 +95,33 @@ pub enum BuildError {
         /// The target.
         release: String,
     },
-    /// A header change needs the build's dependency data.
-    #[error("the fix changes the header {header}; finding the objects that include it needs the dependency data of a full build of the target, which is not there yet: run `{command}` once (it takes long) and build again")]
-    NoDependencyData {
+    /// The record of what kbuild builds could not be made.
+    #[error("kbuild's dry run in {tree} failed, so what the target builds is unknown: {output}")]
+    KbuildDryRun {
+        /// The tree.
+        tree: PathBuf,
+        /// What make said.
+        output: String,
+    },
+    /// A cached kbuild record is damaged.
+    #[error("the kbuild record {path} is damaged ({why}): remove it and build again")]
+    BadKbuildRecord {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A changed header is read by more objects than the build compiles.
+    #[error("{header} is read by {count} objects of the target (for example {examples}); compiling each twice is beyond --max-objects {limit}: raise it if that is meant")]
+    TooManyObjects {
         /// The header.
         header: PathBuf,
-        /// The command that creates the data.
-        command: String,
+        /// How many objects read it.
+        count: usize,
+        /// The limit.
+        limit: usize,
+        /// Some of them.
+        examples: String,
     },
     /// kbuild's command for an object has an unexpected form.
     #[error("kbuild's command for {object} has an unexpected form: {command}")]
@@ -201,7 +222,15 @@ pub struct BuildRequest {
     pub accept_layout: Vec<String>,
     /// Changed functions the author leaves out (see `DiffOptions::skip`).
     pub skip: Vec<String>,
+    /// Most objects one changed header may bring into the build (each is
+    /// compiled twice); `None`: [`DEFAULT_MAX_OBJECTS`].
+    pub max_objects: Option<usize>,
 }
+
+/// Default of [`BuildRequest::max_objects`]: a header read by more objects
+/// than this is most likely one of the kernel's widely used ones, whose
+/// change a live patch rarely can carry; building them all takes hours.
+pub const DEFAULT_MAX_OBJECTS: usize = 200;
 
 /// `patchgen build`'s exit status for a build that succeeded.
 pub const EXIT_BUILT: u8 = 0;
@@ -258,6 +287,109 @@ pub struct BuildOutput {
     pub proofs: Vec<crate::target_symbols::sympos::Proof>,
 }
 
+/// The objects a fix affects, as (object, source) named as kbuild names
+/// them, from kbuild's own record of the target (see `kbuild`): a changed
+/// `.c` file's object, or the objects that `#include` it; a changed
+/// header's readers.
+fn affected_objects(
+    req: &BuildRequest,
+    fix: &source::AppliedFix,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<(PathBuf, PathBuf)>, BuildError> {
+    let record = kbuild::Record::load(&req.target, progress)?;
+    let mut deps = None;
+    let mut objects = Vec::new();
+    let limit = req.max_objects.unwrap_or(DEFAULT_MAX_OBJECTS);
+    for touched in source::classify(&fix.files)? {
+        let file = match touched {
+            source::Touched::Source(file) | source::Touched::Header(file) => file,
+            source::Touched::Ignored(f) => {
+                progress(&format!(
+                    "ignoring {} (not part of the kernel image)",
+                    f.display()
+                ));
+                continue;
+            }
+        };
+        let compiled = record.compiled_from(&file);
+        if !compiled.is_empty() {
+            objects.extend(
+                compiled
+                    .iter()
+                    .map(|b| (b.object.clone(), b.source.clone())),
+            );
+            // A C file compiled on its own may also be #included by another
+            // (fs/compat_binfmt_elf.c includes binfmt_elf.c): that object
+            // runs the same code and needs the same fix.
+            let includers = match record.deps_if_made()? {
+                Some(d) => d.objects_reading(&file),
+                None => record.includers_of(&req.target, &file),
+            };
+            for b in includers.iter().filter_map(|&i| record.objects.get(i)) {
+                if compiled.iter().any(|c| c.object == b.object) {
+                    continue;
+                }
+                progress(&format!(
+                    "{} is also #included by {}: compiling that too",
+                    file.display(),
+                    b.source_path().display()
+                ));
+                objects.push((b.object.clone(), b.source.clone()));
+            }
+            continue;
+        }
+        let deps = match &mut deps {
+            Some(deps) => deps,
+            None => deps.insert(record.deps(&req.target, progress)?),
+        };
+        let readers: Vec<&kbuild::Built> = deps
+            .objects_reading(&file)
+            .into_iter()
+            .filter_map(|i| record.objects.get(i))
+            .collect();
+        if readers.is_empty() {
+            if file.extension().is_some_and(|e| e == "c") {
+                return Err(BuildError::OutsideBuild {
+                    file,
+                    release: req.target.release.clone(),
+                });
+            }
+            progress(&format!(
+                "no object of the target reads {}: nothing to compile for it",
+                file.display()
+            ));
+            continue;
+        }
+        if readers.len() > limit {
+            let examples: Vec<String> = readers
+                .iter()
+                .take(3)
+                .map(|b| b.object.display().to_string())
+                .collect();
+            return Err(BuildError::TooManyObjects {
+                header: file,
+                count: readers.len(),
+                limit,
+                examples: examples.join(", "),
+            });
+        }
+        progress(&format!(
+            "{} is read by {} object(s) of the target: {}",
+            file.display(),
+            readers.len(),
+            readers
+                .iter()
+                .map(|b| kbuild::normalize(&b.object).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        objects.extend(readers.iter().map(|b| (b.object.clone(), b.source.clone())));
+    }
+    objects.sort();
+    objects.dedup();
+    Ok(objects)
+}
+
 /// Runs a build; `progress` receives one line per step.
 pub fn build(
     req: &BuildRequest,
@@ -277,40 +409,7 @@ pub fn build(
 
     let t = Instant::now();
     let fix = source::apply(&req.target, &req.patches, &req.work)?;
-    let mut objects = Vec::new();
-    for touched in source::classify(&fix.files)? {
-        match touched {
-            source::Touched::Source(src) => {
-                let obj = src.with_extension("o");
-                match source::membership(&req.target, &obj) {
-                    source::Membership::NotBuilt => {
-                        return Err(BuildError::OutsideBuild {
-                            file: src,
-                            release: req.target.release.clone(),
-                        })
-                    }
-                    source::Membership::Unknown => progress(&format!(
-                        "the makefiles do not say plainly whether {} is built; compiling it",
-                        obj.display()
-                    )),
-                    source::Membership::Built => {}
-                }
-                objects.push((obj, src));
-            }
-            source::Touched::Header(h) => {
-                for obj in source::objects_including(&req.target, &h)? {
-                    let src = obj.with_extension("c");
-                    objects.push((obj, src));
-                }
-            }
-            source::Touched::Ignored(f) => progress(&format!(
-                "ignoring {} (not part of the kernel image)",
-                f.display()
-            )),
-        }
-    }
-    objects.sort();
-    objects.dedup();
+    let objects = affected_objects(req, &fix, progress)?;
     step("applied the fix", t, progress);
 
     let t = Instant::now();
@@ -341,12 +440,7 @@ pub fn build(
         let t = Instant::now();
         let cmd = compile::object_command(&req.target, obj, src)?;
         let (orig_o, fixed_o) = compile::object_paths(&req.work, obj);
-        let fixed_src = fix.root.join(src);
-        let fixed_src = if fixed_src.is_file() {
-            fixed_src
-        } else {
-            req.target.source.join(src)
-        };
+        let fixed_src = fix.copy_of(&req.target, src)?;
         compile::compile(
             &req.target,
             &cmd,

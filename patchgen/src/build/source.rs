@@ -20,6 +20,35 @@ pub struct AppliedFix {
     pub files: Vec<PathBuf>,
 }
 
+impl AppliedFix {
+    /// The fixed build's copy of `source` (a path as kbuild names it),
+    /// copied from the tree when the fix does not change it: the fixed
+    /// build always compiles from the copy root, so that the files it
+    /// `#include`s from its own directory are the fix's (see
+    /// [`mirror_directory`]).
+    pub fn copy_of(&self, target: &KernelTarget, source: &Path) -> Result<PathBuf, BuildError> {
+        let rel = super::kbuild::normalize(source);
+        let copy = self.root.join(&rel);
+        if copy.is_file() {
+            return Ok(copy);
+        }
+        let from = target.source.join(&rel);
+        if let Some(dir) = copy.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| BuildError::Io {
+                what: "cannot create",
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        std::fs::copy(&from, &copy).map_err(|e| BuildError::Io {
+            what: "cannot copy",
+            path: from,
+            source: e,
+        })?;
+        Ok(copy)
+    }
+}
+
 /// The files a unified diff touches (`-p1` paths).
 pub fn touched_files(patch: &Path) -> Result<Vec<PathBuf>, BuildError> {
     let text = std::fs::read_to_string(patch).map_err(|source| BuildError::Io {
@@ -90,6 +119,7 @@ pub fn apply(
                     source,
                 })?;
             }
+            mirror_directory(target, &rel, &root)?;
             all.insert(rel);
         }
         let out = Command::new("patch")
@@ -126,6 +156,43 @@ pub fn apply(
     })
 }
 
+/// Copies the C sources and headers beside `rel` in the tree into the
+/// copy root (those not there yet), before the fix is applied.
+///
+/// `#include "x.h"` is looked up first in the directory of the file that
+/// includes it, before any search path: a copy of a changed file must find
+/// its unchanged neighbours in its own directory, and an unchanged file
+/// whose neighbour the fix changes must be compiled from its copy, or the
+/// fixed build would silently read the tree's unchanged neighbour.
+fn mirror_directory(target: &KernelTarget, rel: &Path, root: &Path) -> Result<(), BuildError> {
+    let Some(dir) = rel.parent() else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(target.source.join(dir)) else {
+        // A directory the fix creates.
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_code = Path::new(&name)
+            .extension()
+            .is_some_and(|e| e == "c" || e == "h");
+        if !is_code || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let to = root.join(dir).join(&name);
+        if to.exists() {
+            continue;
+        }
+        std::fs::copy(entry.path(), &to).map_err(|source| BuildError::Io {
+            what: "cannot copy",
+            path: entry.path(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// What kind of file a fix touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Touched {
@@ -158,243 +225,4 @@ pub fn classify(files: &[PathBuf]) -> Result<Vec<Touched>, BuildError> {
             }
         })
         .collect()
-}
-
-/// Objects of the target build that include `header`, from kbuild's
-/// dependency files (`.<obj>.cmd`), which exist only after a full build.
-pub fn objects_including(target: &KernelTarget, header: &Path) -> Result<Vec<PathBuf>, BuildError> {
-    if !target.source.join("vmlinux.o").is_file() {
-        return Err(BuildError::NoDependencyData {
-            header: header.to_path_buf(),
-            command: format!(
-                "make -C {} CC={} -j$(nproc) vmlinux modules",
-                target.source.display(),
-                target.cc
-            ),
-        });
-    }
-    let needle = header.to_string_lossy().into_owned();
-    let mut found = BTreeSet::new();
-    let mut stack = vec![target.source.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() && !name.starts_with('.') {
-                stack.push(path);
-            } else if name.starts_with('.') && name.ends_with(".o.cmd") {
-                let Ok(text) = std::fs::read_to_string(&path) else {
-                    continue;
-                };
-                let hit = text.lines().any(|l| {
-                    let l = l.trim().trim_end_matches('\\').trim();
-                    !l.starts_with("$(wildcard")
-                        && (l == needle || l.ends_with(&format!("/{needle}")))
-                });
-                if hit {
-                    let obj = name
-                        .trim_start_matches('.')
-                        .trim_end_matches(".cmd")
-                        .to_string();
-                    if let Ok(rel) = dir.join(obj).strip_prefix(&target.source) {
-                        found.insert(rel.to_path_buf());
-                    }
-                }
-            }
-        }
-    }
-    Ok(found.into_iter().collect())
-}
-
-/// Whether an object is part of the target build, from the kbuild
-/// makefiles and the target's `.config`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Membership {
-    /// Built, into vmlinux (`y`) or a module (`m`).
-    Built,
-    /// Not built with this configuration.
-    NotBuilt,
-    /// The makefiles say it in a way this reader does not evaluate.
-    Unknown,
-}
-
-/// Reads the kbuild makefiles as far as needed to tell whether `object`
-/// (relative to the tree) is built with the target's configuration: the
-/// object must be listed in its directory's `obj-`/`lib-` lines (directly
-/// or as part of a composite object) under a condition that holds, and
-/// every directory above it must be descended into the same way.
-pub fn membership(target: &KernelTarget, object: &Path) -> Membership {
-    let config = std::fs::read_to_string(target.source.join(".config")).unwrap_or_default();
-    let eval = |cond: &str| -> Option<bool> {
-        match cond {
-            "y" | "m" => Some(true),
-            c => {
-                let inner = c.strip_prefix("$(")?.strip_suffix(')')?;
-                let name = inner.split(':').next()?;
-                if !name.starts_with("CONFIG_") {
-                    return None;
-                }
-                let on = config
-                    .lines()
-                    .any(|l| l == format!("{name}=y") || l == format!("{name}=m"));
-                Some(on)
-            }
-        }
-    };
-    let dir = object.parent().unwrap_or(Path::new(""));
-    let name = object
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match listed(target, dir, &name, &eval, 0) {
-        Membership::Built => reachable(target, dir, &eval),
-        other => other,
-    }
-}
-
-type Eval<'a> = dyn Fn(&str) -> Option<bool> + 'a;
-
-/// The assignments of a directory's kbuild file: (variable, values).
-fn assignments(target: &KernelTarget, dir: &Path) -> Vec<(String, Vec<String>)> {
-    let text = ["Kbuild", "Makefile"]
-        .iter()
-        .find_map(|f| std::fs::read_to_string(target.source.join(dir).join(f)).ok())
-        .unwrap_or_default();
-    let joined = text.replace("\\\n", " ");
-    joined
-        .lines()
-        .filter_map(|line| {
-            let line = line.split('#').next().unwrap_or("");
-            let (lhs, rhs) = ["+=", ":=", "?=", "="]
-                .iter()
-                .find_map(|op| line.split_once(op))?;
-            let lhs = lhs.trim();
-            if lhs.is_empty() || lhs.contains(' ') {
-                return None;
-            }
-            Some((
-                lhs.to_string(),
-                rhs.split_whitespace().map(str::to_string).collect(),
-            ))
-        })
-        .collect()
-}
-
-fn listed(
-    target: &KernelTarget,
-    dir: &Path,
-    name: &str,
-    eval: &Eval<'_>,
-    depth: u32,
-) -> Membership {
-    if depth > 4 {
-        return Membership::Unknown;
-    }
-    let mut result = Membership::NotBuilt;
-    for (lhs, values) in assignments(target, dir) {
-        if !values.iter().any(|v| v == name) {
-            continue;
-        }
-        let (var, cond) = match lhs.strip_suffix("-objs") {
-            Some(comp) => (comp.to_string(), "y".to_string()),
-            None => match lhs.split_once('-') {
-                Some((v, c)) => (v.to_string(), c.to_string()),
-                None => continue,
-            },
-        };
-        if matches!(
-            var.as_str(),
-            "ccflags" | "CFLAGS" | "subdir" | "always" | "targets" | "extra" | "hostprogs"
-        ) {
-            continue;
-        }
-        let verdict = match eval(&cond) {
-            Some(false) => Membership::NotBuilt,
-            None => Membership::Unknown,
-            Some(true)
-                if var == "obj"
-                    || var == "lib"
-                    || var == "core"
-                    || var == "drivers"
-                    || var == "libs" =>
-            {
-                Membership::Built
-            }
-            // Part of a composite object (`var.o`) or of a list used as
-            // `$(var-y)`: that must be built.
-            Some(true) => match listed(target, dir, &format!("{var}.o"), eval, depth + 1) {
-                Membership::NotBuilt => {
-                    listed(target, dir, &format!("$({var}-y)"), eval, depth + 1)
-                }
-                other => other,
-            },
-        };
-        match verdict {
-            Membership::Built => return Membership::Built,
-            Membership::Unknown => result = Membership::Unknown,
-            Membership::NotBuilt => {}
-        }
-    }
-    result
-}
-
-/// Whether kbuild descends into `dir`: listed as `sub/` in its parent's
-/// kbuild file (or the top-level Kbuild and the arch Makefile).
-/// Whether the top-level Makefile puts `entry` (`lib/`) into vmlinux
-/// through `core-y`, `drivers-y` or `libs-y` rather than the top-level
-/// Kbuild's `obj-y`.
-fn top_makefile_lists(target: &KernelTarget, entry: &str) -> bool {
-    let text = std::fs::read_to_string(target.source.join("Makefile")).unwrap_or_default();
-    let joined = text.replace("\\\n", " ");
-    joined.lines().any(|line| {
-        let Some((lhs, rhs)) = line.split_once(":=").or_else(|| line.split_once("+=")) else {
-            return false;
-        };
-        matches!(lhs.trim(), "core-y" | "drivers-y" | "libs-y")
-            && rhs.split_whitespace().any(|v| v == entry)
-    })
-}
-
-fn reachable(target: &KernelTarget, dir: &Path, eval: &Eval<'_>) -> Membership {
-    let mut cur = dir.to_path_buf();
-    while let (Some(parent), Some(leaf)) = (cur.parent().map(Path::to_path_buf), cur.file_name()) {
-        let entry = format!("{}/", leaf.to_string_lossy());
-        let full = format!("{}/", cur.display());
-        let in_parent = listed(target, &parent, &entry, eval, 0);
-        let verdict = if parent.as_os_str().is_empty() {
-            // Top level: the tree's Kbuild (obj-y += fs/ ...); arch/x86 is
-            // listed as arch/$(SRCARCH)/.
-            if cur == Path::new("arch") || top_makefile_lists(target, &entry) {
-                Membership::Built
-            } else {
-                in_parent
-            }
-        } else if in_parent == Membership::NotBuilt {
-            // Arch makefiles list their directories by full path.
-            match listed(target, Path::new("arch/x86"), &full, eval, 0) {
-                Membership::NotBuilt
-                    if cur.starts_with("arch/x86") && parent == Path::new("arch") =>
-                {
-                    Membership::Built
-                }
-                other => other,
-            }
-        } else {
-            in_parent
-        };
-        match verdict {
-            Membership::Built => {}
-            other => {
-                if cur.starts_with("arch") && !cur.starts_with("arch/x86") {
-                    return Membership::NotBuilt;
-                }
-                return other;
-            }
-        }
-        cur = parent;
-    }
-    Membership::Built
 }
