@@ -298,6 +298,53 @@ fn a_header_fix_builds_every_object_that_reads_it() {
     );
 }
 
+/// Several fix files on the command line, each touching another file, give
+/// one module; a refusal in any of them builds nothing (all or nothing).
+#[test]
+fn several_fix_files_give_one_module_or_none() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).expect("mkdir");
+    std::fs::create_dir_all(&b).expect("mkdir");
+    let cmdline = make_patch(&t, &a, "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" fixed\\n\");")
+    });
+    let consoles = consoles_fix(&t, &b);
+    let mut req = request(&t, &cmdline, &tmp.path().join("work"));
+    req.patches.push(consoles);
+    let out = build::build(&req, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let mut replaced: Vec<(&str, &str)> = out
+        .module
+        .replacements
+        .iter()
+        .map(|r| (r.old_name.as_str(), r.object_file.as_str()))
+        .collect();
+    replaced.sort();
+    assert_eq!(
+        replaced,
+        [
+            ("c_start", "fs/proc/consoles.o"),
+            ("cmdline_proc_show", "fs/proc/cmdline.o")
+        ]
+    );
+    // The same with a third fix the differ refuses (it changes __init
+    // code): no module.
+    let c = tmp.path().join("c");
+    std::fs::create_dir_all(&c).expect("mkdir");
+    let init = make_patch(&t, &c, "fs/proc/version.c", |s| {
+        s.replacen(
+            "proc_create_single(\"version\", 0,",
+            "proc_create_single(\"version\", 0444,",
+            1,
+        )
+    });
+    req.patches.push(init);
+    req.work = tmp.path().join("work2");
+    let e = build::build(&req, &mut |_| {}).expect_err("refused");
+    assert!(matches!(e, BuildError::Refused { .. }), "{e}");
+}
+
 /// A `.c` file that another `.c` file `#include`s is built as part of the
 /// object that includes it (kernel/sched/build_utility.c includes psi.c).
 #[test]
