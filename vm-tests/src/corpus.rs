@@ -115,24 +115,11 @@ pub fn parse_list(text: &str) -> std::result::Result<Vec<Fix>, String> {
 /// coverage table.
 pub fn category(error: &BuildError) -> String {
     match error {
-        BuildError::Refused { summary, .. } => {
-            let table: &[(&str, &str)] = &[
-                ("init code has already run", "changes __init code"),
-                ("the data object", "changes existing data"),
-                ("has no ftrace call site", "changed function not traceable"),
-                ("no __mcount_loc section", "object built without ftrace"),
-                ("looks like a kernel table", "unknown kernel table"),
-                ("which has no symbol", "anonymous data reference"),
-                ("shares section", "not built with function sections"),
-            ];
-            table
-                .iter()
-                .find(|(needle, _)| summary.contains(needle))
-                .map_or_else(
-                    || format!("refused: {}", summary.lines().nth(1).unwrap_or("").trim()),
-                    |(_, name)| (*name).to_string(),
-                )
-        }
+        // The differ's category of its first refusal: never its message.
+        BuildError::Refused { report, .. } => match report.refusals.first().map(|r| r.category) {
+            Some(c) => refusal_name(c).to_string(),
+            None => "refused".to_string(),
+        },
         BuildError::NothingChanged { .. } => "no function changes".to_string(),
         BuildError::NothingToRedirect { .. } => "nothing to redirect".to_string(),
         BuildError::OutsideBuild { .. } => "not built into this kernel".to_string(),
@@ -143,6 +130,25 @@ pub fn category(error: &BuildError) -> String {
         BuildError::NotCode { .. } => "not C code".to_string(),
         BuildError::TooManyObjects { .. } => "header read too widely".to_string(),
         other => format!("error: {}", other.to_string().lines().next().unwrap_or("")),
+    }
+}
+
+/// The table's name of a refusal category.
+fn refusal_name(category: patchgen::diff::report::RefusalCategory) -> &'static str {
+    use patchgen::diff::report::RefusalCategory as C;
+    match category {
+        C::InitCode => "changes __init code",
+        C::ExistingData => "changes existing data",
+        C::NotTraceable => "changed function not traceable",
+        C::NoFtrace => "object built without ftrace",
+        C::AddressTaken => "notrace static reached by pointer",
+        C::OnlyInitCallers => "notrace static called only from init code",
+        C::AmbiguousStatic => "static local cannot be matched",
+        C::LayoutChanged => "changes a struct layout",
+        C::LayoutUnchecked => "layouts not checkable",
+        C::BuildFlags => "not built the way the differ needs",
+        C::Internal => "patchgen bug",
+        C::CannotSkip => "function cannot be skipped",
     }
 }
 
@@ -376,19 +382,34 @@ mod tests {
 
     #[test]
     fn refusals_fall_into_categories() {
-        let refused = |summary: &str| BuildError::Refused {
-            report: Box::new(patchgen::Report::for_paths("x.o", "x.o")),
-            object: PathBuf::from("x.o"),
-            summary: summary.to_string(),
+        use patchgen::diff::report::Refusal;
+        // The category comes from the report, whatever the message says.
+        let refused = |refusal: Option<Refusal>| {
+            let mut report = patchgen::Report::for_paths("x.o", "x.o");
+            if let Some(r) = refusal {
+                report.refuse(r);
+            }
+            BuildError::Refused {
+                report: Box::new(report),
+                object: PathBuf::from("x.o"),
+                summary: "refused: a message worded any way".to_string(),
+            }
         };
         assert_eq!(
-            category(&refused("refused: this change cannot be live-patched safely\n  - bdev_cache_init in .init.text changed (code); init code has already run and been freed\n")),
+            category(&refused(Some(Refusal::init_changed(
+                "bdev_cache_init",
+                ".init.text",
+                "code"
+            )))),
             "changes __init code"
         );
         assert_eq!(
-            category(&refused("refused: x\n  - something new\n")),
-            "refused: - something new"
+            category(&refused(Some(Refusal::no_mcount(std::path::Path::new(
+                "x.o"
+            ))))),
+            "object built without ftrace"
         );
+        assert_eq!(category(&refused(None)), "refused");
         assert_eq!(
             category(&BuildError::NothingToRedirect {
                 new_functions: Vec::new()
