@@ -592,13 +592,19 @@ fn entry_sizes_are_measured_in_the_target_headers() {
 
 /// Two builds of a fix to an object the cache has never built, started at
 /// the same moment: both record the object's command with kbuild in the
-/// shared tree, and neither may see the other's half-written files.
+/// shared tree and need the record of what the target builds, and neither
+/// may see the other's half-written files.
 #[test]
 fn parallel_builds_of_a_never_built_object_both_succeed() {
     let t = target();
     let rel = "fs/proc/version.c";
-    // Forget the object, as a fresh cache has never built it.
-    for f in ["fs/proc/version.o", "fs/proc/.version.o.cmd"] {
+    // Forget the object, as a fresh cache has never built it, and the
+    // record of what the target builds (both builds make it, one waits).
+    for f in [
+        "fs/proc/version.o",
+        "fs/proc/.version.o.cmd",
+        ".suture-kbuild/objects",
+    ] {
         let _ = std::fs::remove_file(t.source.join(f));
     }
     let tmp = tempfile::tempdir().expect("tmp");
