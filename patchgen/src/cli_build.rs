@@ -62,7 +62,7 @@ pub struct BuildArgs {
     /// compiled twice) [default: 200]
     #[arg(long, value_name = "N")]
     pub max_objects: Option<usize>,
-    /// The companion module's source (default: the one shipped with patchgen).
+    /// The companion module's source (default: the one built into patchgen).
     #[arg(long, value_name = "DIR")]
     pub kmod: Option<PathBuf>,
     /// Keep the work directory (for debugging) instead of removing it.
@@ -189,7 +189,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         target: target.clone(),
         patches: args.patches.clone(),
         name,
-        kmod: args.kmod.clone().unwrap_or_else(build::default_kmod_dir),
+        kmod: args.kmod.clone(),
         work: work.path().to_path_buf(),
         vmlinux: args.vmlinux.clone(),
         accept_layout: args.accept_layout.clone(),

@@ -50,7 +50,7 @@ fn request(t: &KernelTarget, patch: &Path, work: &Path) -> BuildRequest {
         target: t.clone(),
         patches: vec![patch.to_path_buf()],
         name: "test_fix".to_string(),
-        kmod: build::default_kmod_dir(),
+        kmod: None,
         work: work.to_path_buf(),
         vmlinux: None,
         accept_layout: Vec::new(),

@@ -151,7 +151,7 @@ pub fn patchgen_build(
         target: kernel.clone(),
         patches: vec![fix.to_path_buf()],
         name: name.to_string(),
-        kmod: workspace_root().join("kmod"),
+        kmod: None,
         work: work.to_path_buf(),
         vmlinux: None,
         accept_layout: Vec::new(),

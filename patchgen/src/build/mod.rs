@@ -7,6 +7,7 @@
 //! step. Nothing in the kernel cache is modified; all work happens in a
 //! work directory that is removed unless kept.
 
+pub mod companion;
 pub mod compile;
 pub mod entry_sizes;
 pub mod kbuild;
@@ -210,8 +211,9 @@ pub struct BuildRequest {
     pub patches: Vec<PathBuf>,
     /// The patch's name (module name and bundle id).
     pub name: String,
-    /// The companion module's source (for its header and exports).
-    pub kmod: PathBuf,
+    /// The companion module's source (for its header and exports); `None`:
+    /// the sources built into patchgen (see `companion`).
+    pub kmod: Option<PathBuf>,
     /// The work directory (created; the caller removes it).
     pub work: PathBuf,
     /// The target's `vmlinux` with its symbol table (Debian's `-dbg`
@@ -519,7 +521,11 @@ pub fn build(
     }
 
     let t = Instant::now();
-    let mut module = module::build_module(&req.target, &req.kmod, &req.name, &parts, &req.work)?;
+    let kmod = match &req.kmod {
+        Some(dir) => dir.clone(),
+        None => companion::write_sources(&req.work.join("companion"))?,
+    };
+    let mut module = module::build_module(&req.target, &kmod, &req.name, &parts, &req.work)?;
     step("built the patch module", t, progress);
 
     let t = Instant::now();
@@ -565,11 +571,6 @@ fn load_symbols(req: &BuildRequest) -> Result<TargetSymbols, BuildError> {
         vmlinux: vmlinux.as_deref(),
         config: KallsymsConfig::from_config(&config),
     })?)
-}
-
-/// The companion module's source shipped with this patchgen.
-pub fn default_kmod_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../kmod")
 }
 
 /// How the fix moves `src`'s lines, when exactly one of the fixes touches it
