@@ -449,9 +449,14 @@ pub fn build_module(
         &[
             format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()),
             // The work directory's random name must not reach the module
-            // (debug info of the glue and the .mod.c): the same inputs give
-            // the same bytes.
-            format!("KCFLAGS=-ffile-prefix-map={}=.", dir.display()),
+            // (debug info of the glue and the .mod.c), nor where the
+            // companion's sources were written: the same inputs give the
+            // same bytes.
+            format!(
+                "KCFLAGS=-ffile-prefix-map={}=. -ffile-prefix-map={}=suture-companion",
+                dir.display(),
+                kmod.display()
+            ),
         ],
     )?;
     let ko = dir.join(format!("{name}.ko"));
