@@ -23,9 +23,6 @@ DEFINE_MUTEX(suture_mutex);
 /* Registered patches, oldest first; protected by suture_mutex. */
 static LIST_HEAD(suture_patches);
 
-/* Functions start on this boundary; kallsyms sizes include the padding. */
-#define SUTURE_FUNC_ALIGN 16
-
 #define suture_for_each_func(patch, func) \
 	for ((func) = (patch)->funcs; (func)->old_name; (func)++)
 
@@ -155,7 +152,7 @@ static int suture_check_func(struct suture_patch *patch, struct suture_func *fun
 	 * kallsyms measures up to the next symbol, so it includes the padding
 	 * that aligns the next function; the ELF size does not.
 	 */
-	if (size < func->old_size || size - func->old_size >= SUTURE_FUNC_ALIGN) {
+	if (size < func->old_size || size - func->old_size >= SUTURE_SIZE_ALLOWANCE) {
 		pr_err("%s: %s is %lu bytes in the running kernel, the patch expects %lu: it was built for another kernel build\n",
 		       patch->name, func->old_name, size, func->old_size);
 		return -EINVAL;

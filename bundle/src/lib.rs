@@ -46,6 +46,7 @@ mod file;
 mod hex;
 mod keys;
 mod layout;
+pub mod link_record;
 pub mod manifest;
 mod read;
 mod write;
@@ -60,9 +61,10 @@ pub use keys::{
 pub use layout::{
     PartKind, FORMAT_VERSION, MAGIC, MAX_BUNDLE_SIZE, MAX_MANIFEST_SIZE, MAX_PARTS, MAX_PART_SIZE,
 };
+pub use link_record::{kallsyms_letter_fits, LinkRecord, SIZE_ALLOWANCE};
 pub use manifest::{
-    kallsyms_letter_fits, Manifest, ManifestError, NewFunction, ReplacedFunction, SkippedFunction,
-    SymbolBinding, SymbolKind, SymbolRecord, Target,
+    Manifest, ManifestError, NewFunction, ReplacedFunction, SkippedFunction, SymbolBinding,
+    SymbolKind, Target,
 };
 pub use read::{parse, ParseError, Unverified, Verified, VerifyError};
 pub use write::{build, creation_time, BuildError};

@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::link_record::{LinkRecord, SymbolBinding, SymbolKind};
+
 /// Longest patch id; it becomes the patch module's name (`MODULE_NAME_LEN`
 /// is 56 with its NUL, and patchgen may add a prefix). Ids have no `-`: the
 /// kernel turns `-` into `_` in module names, so `a-b` and `a_b` would be
@@ -54,7 +56,7 @@ pub struct Manifest {
     pub new_functions: Vec<NewFunction>,
     /// Symbols of the running kernel the patch module needs that the kernel
     /// does not export: what patchd resolves in `/proc/kallsyms`.
-    pub symbols: Vec<SymbolRecord>,
+    pub symbols: Vec<LinkRecord>,
     /// Ids of bundles that must be applied before this one.
     pub dependencies: Vec<String>,
     /// Creation time, unix seconds (`SOURCE_DATE_EPOCH` when the builder
@@ -120,77 +122,6 @@ pub struct NewFunction {
     pub name: String,
     /// The object file it was taken from.
     pub object_file: String,
-}
-
-/// A symbol of the running kernel the patch module refers to that the
-/// kernel does not export, with what patchd needs to find exactly that one
-/// in `/proc/kallsyms` and write its address into the module.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SymbolRecord {
-    /// The undefined symbol in the patch module that patchd rewrites (it
-    /// differs from `name` when patchgen prefixed the kernel's statics).
-    pub symbol: String,
-    /// The symbol's name in the running kernel's kallsyms.
-    pub name: String,
-    /// Function or data; `None` when patchgen does not know (then patchd
-    /// does not check the kallsyms type letter).
-    pub kind: Option<SymbolKind>,
-    /// Local (`static`: a lowercase kallsyms type), global or weak.
-    pub binding: SymbolBinding,
-    /// `vmlinux`, or the module that defines the symbol (the object column
-    /// of kallsyms); `None` for a global, found wherever it is.
-    pub object: Option<String>,
-    /// The object file that defines it, e.g. `fs/proc/cmdline.o`, when known.
-    pub object_file: Option<String>,
-    /// 1-based position among the symbols of this name in `object`, in
-    /// kallsyms order; `None` when the name is unique there.
-    pub sympos: Option<u32>,
-    /// The symbol's ELF size in the target build, when known.
-    pub size: Option<u64>,
-}
-
-/// A symbol's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SymbolKind {
-    /// Code (`STT_FUNC`; `t`/`T` in kallsyms).
-    Func,
-    /// Data (`STT_OBJECT`; `d`/`D`/`b`/`B`/`r`/`R` in kallsyms).
-    Object,
-}
-
-/// A symbol's binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SymbolBinding {
-    /// `STB_LOCAL`: a `static`, lowercase type letter in kallsyms.
-    Local,
-    /// `STB_GLOBAL`.
-    Global,
-    /// `STB_WEAK`.
-    Weak,
-}
-
-impl SymbolKind {
-    /// The name used in JSON and in the text dump.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SymbolKind::Func => "func",
-            SymbolKind::Object => "object",
-        }
-    }
-}
-
-impl SymbolBinding {
-    /// The name used in JSON and in the text dump.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SymbolBinding::Local => "local",
-            SymbolBinding::Global => "global",
-            SymbolBinding::Weak => "weak",
-        }
-    }
 }
 
 /// Why a manifest is invalid.
@@ -377,7 +308,7 @@ impl Manifest {
                 object_file: "fs/proc/cmdline.o".to_owned(),
             }],
             new_functions: vec![],
-            symbols: vec![SymbolRecord {
+            symbols: vec![LinkRecord {
                 symbol: "suture_old_cmdline_proc_show".to_owned(),
                 name: "cmdline_proc_show".to_owned(),
                 kind: Some(SymbolKind::Func),
@@ -422,7 +353,7 @@ impl Target {
     }
 }
 
-impl SymbolRecord {
+impl LinkRecord {
     fn validate(&self, i: usize) -> Result<(), ManifestError> {
         let field = |name: &str| format!("symbols[{i}].{name}");
         check_symbol(&field("symbol"), &self.symbol)?;
@@ -608,26 +539,3 @@ fn is_version(s: &str) -> bool {
 #[cfg(test)]
 #[path = "manifest_tests.rs"]
 mod tests;
-
-/// Whether a `/proc/kallsyms` type letter fits a symbol record's kind
-/// (`function`) and binding (`local`), the rule patchgen proves positions
-/// with and patchd checks them by. Functions are `t`/`T` (`w`/`W` weak),
-/// data any other letter; per-CPU variables of vmlinux are listed as
-/// absolute (`A`) whatever their binding. `None` fits anything.
-pub fn kallsyms_letter_fits(letter: char, function: Option<bool>, local: Option<bool>) -> bool {
-    if letter == 'A' {
-        return function != Some(true);
-    }
-    let binding = match local {
-        Some(true) => letter.is_ascii_lowercase(),
-        Some(false) => letter.is_ascii_uppercase(),
-        None => true,
-    };
-    let lower = letter.to_ascii_lowercase();
-    let kind = match function {
-        Some(true) => matches!(lower, 't' | 'w'),
-        Some(false) => !matches!(lower, 't' | 'w'),
-        None => true,
-    };
-    binding && kind
-}

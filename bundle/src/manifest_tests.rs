@@ -221,7 +221,7 @@ fn counts_are_capped() {
     let message = expect_error(|m| {
         let s = m.symbols[0].clone();
         m.symbols = (0..=MAX_SYMBOLS)
-            .map(|i| SymbolRecord {
+            .map(|i| LinkRecord {
                 symbol: format!("s{i}"),
                 ..s.clone()
             })

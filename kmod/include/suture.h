@@ -29,6 +29,14 @@
  */
 #define SUTURE_INTERFACE_VERSION 1
 
+/*
+ * A replaced function's kallsyms size (up to the next symbol) is its ELF
+ * size plus less than this many bytes of alignment padding: the link
+ * contract's size allowance, which patchgen and patchd apply too
+ * (suture_bundle::link_record::SIZE_ALLOWANCE).
+ */
+#define SUTURE_SIZE_ALLOWANCE 16
+
 struct suture_fops;
 
 /**

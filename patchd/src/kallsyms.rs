@@ -1,7 +1,7 @@
 //! `/proc/kallsyms`: parsing, the exported-symbol rule, and exact resolution.
 //!
 //! Resolution never guesses: a name that occurs more than once is refused
-//! unless a [`SymbolRecord`] says which object and position to take, and a
+//! unless a [`LinkRecord`] says which object and position to take, and a
 //! record that matches nothing is an error, not a fallback.
 //!
 //! A position (`sympos`) counts the lines of that name in that object in
@@ -12,99 +12,20 @@
 //! function, the room up to the next symbol) is checked again here.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
 use crate::link::{Candidate, LinkError};
 
 /// The object name kallsyms implies for lines without a `[module]` column.
 pub const VMLINUX: &str = "vmlinux";
 
-/// Alignment padding kallsyms sizes may include beyond the ELF size (the
-/// companion module allows the same).
-const SIZE_SLACK: u64 = 16;
-
 /// Prefixes of the symbols the export machinery generates; they are never
 /// candidates for a module's undefined symbol.
 const EXPORT_PREFIXES: [&str; 4] = ["__ksymtab_", "__kstrtab_", "__kstrtabns_", "__crc_"];
 
-/// Which definition of a symbol to link against, as recorded by patchgen or
-/// given on the command line as `NAME=OBJECT[,POS]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SymbolRecord {
-    /// The symbol name in the module.
-    pub name: String,
-    /// `vmlinux` or the name of a loaded module; `None`: anywhere (globals).
-    pub object: Option<String>,
-    /// 1-based position among the symbols of that name in that object, in
-    /// kallsyms order; `None` when the name is unique in the object.
-    pub sympos: Option<u32>,
-    /// The name in kallsyms when it differs from the module's (patchgen
-    /// names references to the kernel's statics `suture0_old__NAME`).
-    pub kernel_name: Option<String>,
-    /// Whether the symbol is local (`static`, lowercase kallsyms type) or
-    /// global (uppercase); `None`: either.
-    pub local: Option<bool>,
-    /// Whether it is a function (`t`/`w` types) or data (others); `None`:
-    /// not known.
-    pub function: Option<bool>,
-    /// The symbol's ELF size in the build the module was made from. When
-    /// several candidates remain, only those whose kallsyms size (distance
-    /// to the next symbol) is this size plus alignment padding (< 16 bytes)
-    /// are kept.
-    pub size: Option<u64>,
-}
-
-impl SymbolRecord {
-    /// A record selecting `object` (and `sympos`) for `name`.
-    pub fn new(name: &str, object: &str, sympos: Option<u32>) -> Self {
-        Self {
-            name: name.to_owned(),
-            object: Some(object.to_owned()),
-            sympos,
-            kernel_name: None,
-            local: None,
-            function: None,
-            size: None,
-        }
-    }
-
-    /// The name to look up in kallsyms.
-    pub fn kernel_name(&self) -> &str {
-        self.kernel_name.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// A bundle manifest's record: `symbol` is the module's name for it, `name`
-/// the kernel's; a weak symbol may be local or global.
-impl From<&suture_bundle::manifest::SymbolRecord> for SymbolRecord {
-    fn from(r: &suture_bundle::manifest::SymbolRecord) -> Self {
-        use suture_bundle::manifest::{SymbolBinding, SymbolKind};
-        Self {
-            name: r.symbol.clone(),
-            kernel_name: (r.name != r.symbol).then(|| r.name.clone()),
-            object: r.object.clone(),
-            sympos: r.sympos,
-            local: match r.binding {
-                SymbolBinding::Local => Some(true),
-                SymbolBinding::Global => Some(false),
-                SymbolBinding::Weak => None,
-            },
-            function: r.kind.map(|kind| kind == SymbolKind::Func),
-            size: r.size,
-        }
-    }
-}
-
-impl fmt::Display for SymbolRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={}", self.name, self.object.as_deref().unwrap_or("*"))?;
-        if let Some(sympos) = self.sympos {
-            write!(f, ",{sympos}")?;
-        }
-        Ok(())
-    }
-}
+/// Which definition of a symbol to link against: the link contract's
+/// record (`suture_bundle::link_record`), from a bundle's manifest, a
+/// `--records` file or a `--symbol NAME=OBJECT[,POS]` argument.
+pub use suture_bundle::LinkRecord;
 
 /// A `--symbol` argument that is not `NAME=OBJECT[,POS]`.
 #[derive(Debug, thiserror::Error)]
@@ -116,10 +37,10 @@ pub struct SymbolRecordError {
     pub reason: &'static str,
 }
 
-impl FromStr for SymbolRecord {
-    type Err = SymbolRecordError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
+/// Parses a `--symbol NAME=OBJECT[,POS]` argument: a record selecting that
+/// object (and position) for the symbol NAME, of any binding and kind.
+pub fn parse_symbol_arg(text: &str) -> Result<LinkRecord, SymbolRecordError> {
+    {
         let error = |reason| SymbolRecordError {
             text: text.to_owned(),
             reason,
@@ -144,7 +65,7 @@ impl FromStr for SymbolRecord {
         if bad(object) || object.contains('=') {
             return Err(error("empty or malformed object name"));
         }
-        Ok(Self::new(name, object, sympos))
+        Ok(LinkRecord::selecting(name, object, sympos))
     }
 }
 
@@ -284,15 +205,11 @@ impl Kallsyms {
 
     /// Finds the one definition of `name` that a module should link against:
     /// the single candidate, or the one `record` selects.
-    pub fn resolve(
-        &self,
-        name: &str,
-        record: Option<&SymbolRecord>,
-    ) -> Result<Resolved, LinkError> {
+    pub fn resolve(&self, name: &str, record: Option<&LinkRecord>) -> Result<Resolved, LinkError> {
         if self.addresses_hidden {
             return Err(LinkError::AddressesHidden);
         }
-        let lookup = record.map_or(name, SymbolRecord::kernel_name);
+        let lookup = record.map_or(name, |r| r.name.as_str());
         let entries: &[Entry] = if EXPORT_PREFIXES.iter().any(|p| lookup.starts_with(p)) {
             &[]
         } else {
@@ -315,14 +232,14 @@ impl Kallsyms {
                 }),
             };
         };
-        if record.name != name {
+        if record.symbol != name {
             return Err(LinkError::UnusedRecord {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             });
         }
         if record.sympos == Some(0) {
             return Err(LinkError::InvalidSympos {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             });
         }
         let object = match &record.object {
@@ -351,13 +268,13 @@ impl Kallsyms {
             candidates: self.candidates(entries, None),
         };
         if let Some(sympos) = record.sympos {
-            let index = usize::try_from(sympos).ok().and_then(|p| p.checked_sub(1));
-            let entry = match (in_object.as_slice(), index.and_then(|i| in_object.get(i))) {
+            let selected = suture_bundle::link_record::select(&in_object, sympos);
+            let entry = match (in_object.as_slice(), selected) {
                 ([], _) => return Err(not_in_object()),
                 (_, Some(entry)) => *entry,
                 (many, None) => {
                     return Err(LinkError::NoSuchPosition {
-                        record: record.clone(),
+                        record: Box::new(record.clone()),
                         count: many.len(),
                     })
                 }
@@ -376,11 +293,11 @@ impl Kallsyms {
             .copied()
             .filter(|e| {
                 record
-                    .local
+                    .local()
                     .is_none_or(|local| e.kind.is_ascii_lowercase() == local)
             })
             .collect();
-        let mut left: Vec<&Entry> = if by_case.is_empty() && record.local == Some(false) {
+        let mut left: Vec<&Entry> = if by_case.is_empty() && record.local() == Some(false) {
             in_object.into_iter().filter(|e| e.object != 0).collect()
         } else {
             by_case
@@ -389,7 +306,7 @@ impl Kallsyms {
             if let Some(size) = record.size {
                 left.retain(|e| {
                     self.size_of(e)
-                        .is_some_and(|ks| ks >= size && ks - size < SIZE_SLACK)
+                        .is_some_and(|ks| suture_bundle::link_record::size_fits(size, ks))
                 });
             }
         }
@@ -407,18 +324,18 @@ impl Kallsyms {
     /// fits the record, and a function has room for its size before the
     /// next symbol. Either failing means the record is for another build
     /// or another symbol; nothing is linked.
-    fn check_selected(&self, record: &SymbolRecord, entry: &Entry) -> Result<(), LinkError> {
-        if !letter_fits(entry.kind, record.function, record.local) {
+    fn check_selected(&self, record: &LinkRecord, entry: &Entry) -> Result<(), LinkError> {
+        if !record.letter_fits(entry.kind) {
             return Err(LinkError::WrongType {
-                record: record.clone(),
+                record: Box::new(record.clone()),
                 found: entry.kind,
             });
         }
-        if let (Some(true), Some(size)) = (record.function, record.size) {
+        if let (Some(true), Some(size)) = (record.function(), record.size) {
             if let Some(kallsyms_size) = self.size_of(entry) {
                 if kallsyms_size < size {
                     return Err(LinkError::TooSmall {
-                        record: record.clone(),
+                        record: Box::new(record.clone()),
                         size,
                         kallsyms_size,
                     });
@@ -443,26 +360,23 @@ impl Kallsyms {
     /// Every definition in `entries` (of one object only, if given), each with
     /// the position a record would need to select it.
     fn candidates(&self, entries: &[Entry], only_object: Option<usize>) -> Vec<Candidate> {
-        let mut positions: HashMap<usize, u32> = HashMap::new();
+        let mut positions: HashMap<usize, usize> = HashMap::new();
         let mut candidates = Vec::new();
         for entry in entries {
-            let pos = positions.entry(entry.object).or_insert(0);
-            *pos = pos.saturating_add(1);
+            let seen = positions.entry(entry.object).or_insert(0);
+            let sympos = suture_bundle::link_record::position_of(*seen);
+            *seen += 1;
             if only_object.is_none_or(|o| o == entry.object) {
                 candidates.push(Candidate {
                     kind: entry.kind,
                     object: self.object_name(entry.object).to_owned(),
-                    sympos: *pos,
+                    sympos,
                 });
             }
         }
         candidates
     }
 }
-
-/// Whether a kallsyms type letter fits a record's kind and binding; the
-/// one rule patchgen proves positions with (in the bundle crate).
-pub use suture_bundle::kallsyms_letter_fits as letter_fits;
 
 /// Module names appear in kallsyms with `-` turned into `_`, as the kernel
 /// names modules; accept either spelling in records.

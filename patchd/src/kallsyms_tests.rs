@@ -24,8 +24,26 @@ fn kallsyms() -> Kallsyms {
     Kallsyms::parse(KALLSYMS).expect("valid kallsyms")
 }
 
-fn record(text: &str) -> SymbolRecord {
-    text.parse().expect("valid record")
+fn record(text: &str) -> LinkRecord {
+    parse_symbol_arg(text).expect("valid record")
+}
+
+/// A record for `symbol` (the kernel's `name`) in vmlinux or anywhere.
+fn linked(
+    symbol: &str,
+    name: &str,
+    object: Option<&str>,
+    sympos: Option<u32>,
+    local: Option<bool>,
+    function: Option<bool>,
+    size: Option<u64>,
+) -> LinkRecord {
+    LinkRecord {
+        object: object.map(str::to_owned),
+        sympos,
+        size,
+        ..LinkRecord::new(symbol, name, local, function)
+    }
 }
 
 #[test]
@@ -164,7 +182,7 @@ fn records_that_match_nothing_are_errors_naming_them() {
         "{error}"
     );
 
-    let zero = SymbolRecord::new("dup_static", "vmlinux", Some(0));
+    let zero = LinkRecord::selecting("dup_static", "vmlinux", Some(0));
     assert!(matches!(
         k.resolve("dup_static", Some(&zero)),
         Err(LinkError::InvalidSympos { .. })
@@ -224,7 +242,7 @@ fn malformed_lines_are_errors_with_their_number() {
 fn record_syntax() {
     assert_eq!(
         record("cmdline_proc_show=vmlinux,2"),
-        SymbolRecord::new("cmdline_proc_show", "vmlinux", Some(2))
+        LinkRecord::selecting("cmdline_proc_show", "vmlinux", Some(2))
     );
     assert_eq!(record("foo=ext4").sympos, None);
     assert_eq!(record("foo=ext4,1").to_string(), "foo=ext4,1");
@@ -238,7 +256,7 @@ fn record_syntax() {
         "foo=a=b",
         "foo=vmlinux,-1",
     ] {
-        let error = bad.parse::<SymbolRecord>().expect_err(bad);
+        let error = parse_symbol_arg(bad).expect_err(bad);
         assert!(error.to_string().contains("NAME=OBJECT[,POS]"), "{error}");
     }
 }
@@ -291,14 +309,16 @@ ffffffff81200040 T helper
 ffffffff81200080 T tail
 ";
     let k = Kallsyms::parse(text).expect("valid");
-    let rec = |local, size| SymbolRecord {
-        name: "suture0_old__helper".to_owned(),
-        object: Some("vmlinux".to_owned()),
-        sympos: None,
-        kernel_name: Some("helper".to_owned()),
-        local: Some(local),
-        function: Some(true),
-        size,
+    let rec = |local, size| {
+        linked(
+            "suture0_old__helper",
+            "helper",
+            Some("vmlinux"),
+            None,
+            Some(local),
+            Some(true),
+            size,
+        )
     };
     // Two statics named helper: sizes 0x30 and 0x80. ELF size 0x2a fits the
     // first with padding, 0x80 the second exactly.
@@ -330,63 +350,32 @@ ffffffff81200080 T tail
     assert_eq!(global.address, 0xffff_ffff_8120_0040);
 }
 
-/// `--records` files are manifest records (patchgen --emit-module writes
-/// them with the bundle's type); unknown fields are refused.
+/// `--records` files hold the link contract's records (patchgen
+/// --emit-module writes them with the bundle's type); unknown fields are
+/// refused. The manifest's records are the same type: nothing translates.
 #[test]
-fn records_file_maps_to_symbol_records() {
-    use suture_bundle::manifest::SymbolRecord as ManifestRecord;
+fn records_file_holds_link_records() {
     let json = r#"[{"symbol":"suture0_old__f","name":"f","kind":"func","binding":"local","object":"vmlinux","object_file":"fs/x.o","sympos":null,"size":42},
                    {"symbol":"g","name":"g","kind":null,"binding":"global","object":null,"object_file":null,"sympos":null,"size":null}]"#;
-    let records: Vec<ManifestRecord> = serde_json::from_str(json).expect("parse");
-    let records: Vec<SymbolRecord> = records.iter().map(SymbolRecord::from).collect();
-    assert_eq!(records[0].kernel_name(), "f");
-    assert_eq!(records[0].name, "suture0_old__f");
+    let records: Vec<LinkRecord> = serde_json::from_str(json).expect("parse");
+    assert_eq!(records[0].name, "f");
+    assert_eq!(records[0].symbol, "suture0_old__f");
     assert_eq!(records[0].size, Some(42));
-    assert_eq!(records[0].local, Some(true));
-    assert_eq!(records[0].function, Some(true));
-    assert_eq!(records[1].function, None);
-    assert_eq!(records[1].kernel_name, None);
+    assert_eq!(records[0].local(), Some(true));
+    assert_eq!(records[0].function(), Some(true));
+    assert_eq!(records[1].function(), None);
+    assert_eq!(records[1].local(), Some(false));
     assert_eq!(records[1].object, None);
-    assert!(serde_json::from_str::<Vec<ManifestRecord>>(
+    assert!(serde_json::from_str::<Vec<LinkRecord>>(
         r#"[{"symbol":"a","name":"a","binding":"local","bogus":1}]"#
     )
     .is_err());
-}
-
-#[test]
-fn manifest_records_map_binding_to_local() {
-    use suture_bundle::manifest::{SymbolBinding, SymbolRecord as ManifestRecord};
-    let record = |binding| ManifestRecord {
-        symbol: "suture0_old__f".to_owned(),
-        name: "f".to_owned(),
-        kind: None,
-        binding,
-        object: Some("vmlinux".to_owned()),
-        object_file: None,
-        sympos: Some(2),
-        size: Some(42),
+    // Weak: either binding.
+    let weak = LinkRecord {
+        binding: suture_bundle::manifest::SymbolBinding::Weak,
+        ..records[1].clone()
     };
-    let local = SymbolRecord::from(&record(SymbolBinding::Local));
-    assert_eq!(
-        (
-            local.name.as_str(),
-            local.kernel_name(),
-            local.local,
-            local.sympos,
-            local.size
-        ),
-        ("suture0_old__f", "f", Some(true), Some(2), Some(42))
-    );
-    assert_eq!(
-        SymbolRecord::from(&record(SymbolBinding::Global)).local,
-        Some(false)
-    );
-    assert_eq!(SymbolRecord::from(&record(SymbolBinding::Weak)).local, None);
-    let same_name = ManifestRecord {
-        symbol: "f".to_owned(),
-        ..record(SymbolBinding::Global)
-    };
-    assert_eq!(SymbolRecord::from(&same_name).kernel_name, None);
+    assert_eq!(weak.local(), None);
 }
 
 /// Issue #4: records with a position proven by patchgen. Positions count
@@ -410,16 +399,18 @@ ffffffff81100240 t after
 ffffffffc0003000 t helper\t[__builtin__ftrace]
 ";
     let k = Kallsyms::parse(text).expect("valid");
-    let rec = |sympos, local, function, size| SymbolRecord {
-        name: "suture0_old__helper".to_owned(),
-        object: Some("vmlinux".to_owned()),
-        sympos: Some(sympos),
-        kernel_name: Some("helper".to_owned()),
-        local: Some(local),
-        function: Some(function),
-        size,
+    let rec = |sympos, local, function, size| {
+        linked(
+            "suture0_old__helper",
+            "helper",
+            Some("vmlinux"),
+            Some(sympos),
+            Some(local),
+            Some(function),
+            size,
+        )
     };
-    let at = |record: SymbolRecord| {
+    let at = |record: LinkRecord| {
         k.resolve("suture0_old__helper", Some(&record))
             .map(|r| r.address)
     };
@@ -461,14 +452,16 @@ ffffffffc0003000 t helper\t[__builtin__ftrace]
         "{error}"
     );
     // Per-CPU variables are `A` whatever their binding; data is not `t`.
-    let counter = |sympos| SymbolRecord {
-        name: "counter".to_owned(),
-        object: Some("vmlinux".to_owned()),
-        sympos: Some(sympos),
-        kernel_name: None,
-        local: Some(true),
-        function: Some(false),
-        size: Some(8),
+    let counter = |sympos| {
+        linked(
+            "counter",
+            "counter",
+            Some("vmlinux"),
+            Some(sympos),
+            Some(true),
+            Some(false),
+            Some(8),
+        )
     };
     assert_eq!(
         k.resolve("counter", Some(&counter(1)))
@@ -482,41 +475,14 @@ ffffffffc0003000 t helper\t[__builtin__ftrace]
             .ok(),
         Some(0xffff_ffff_8110_0180)
     );
-    let data_as_function = SymbolRecord {
-        function: Some(true),
+    let data_as_function = LinkRecord {
+        kind: Some(suture_bundle::manifest::SymbolKind::Func),
         ..counter(2)
     };
     assert!(matches!(
         k.resolve("counter", Some(&data_as_function)),
         Err(LinkError::WrongType { found: 'd', .. })
     ));
-}
-
-#[test]
-fn type_letters_fit_kind_and_binding() {
-    let cases = [
-        ('t', Some(true), Some(true), true),
-        ('T', Some(true), Some(true), false),
-        ('T', Some(true), Some(false), true),
-        ('W', Some(true), Some(false), true),
-        ('w', Some(true), None, true),
-        ('d', Some(false), Some(true), true),
-        ('b', Some(false), Some(true), true),
-        ('R', Some(false), Some(false), true),
-        ('t', Some(false), Some(true), false),
-        ('d', Some(true), Some(true), false),
-        ('A', Some(false), Some(true), true),
-        ('A', Some(false), Some(false), true),
-        ('A', Some(true), Some(false), false),
-        ('x', None, None, true),
-    ];
-    for (letter, function, local, fits) in cases {
-        assert_eq!(
-            letter_fits(letter, function, local),
-            fits,
-            "{letter} {function:?} {local:?}"
-        );
-    }
 }
 
 /// Regression (real fix fs/ext4/namei.c): a loaded module's non-exported
@@ -533,15 +499,7 @@ ffffffffc0001100 t ext4_other\t[ext4]
 ffffffffc0002000 t __SCT__tp_func_kyber_adjust\t[kyber_iosched]
 ";
     let k = Kallsyms::parse(text).expect("valid");
-    let global = |name: &str| SymbolRecord {
-        name: name.to_owned(),
-        object: None,
-        sympos: None,
-        kernel_name: None,
-        local: Some(false),
-        function: Some(true),
-        size: None,
-    };
+    let global = |name: &str| linked(name, name, None, None, Some(false), Some(true), None);
     let found = k
         .resolve("ext4_search_dir", Some(&global("ext4_search_dir")))
         .expect("module global");

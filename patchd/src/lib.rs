@@ -60,7 +60,7 @@ pub use apply::{apply, apply_read, reapply, ApplyError, ApplyReport, ReadBundle}
 pub use audit::{AuditLog, Tampered};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::{ConfigError, Overrides, Settings};
-pub use kallsyms::{Kallsyms, KallsymsError, Resolved, SymbolRecord};
+pub use kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
 pub use kernel::{FakeKernel, Kernel, KernelCall, KernelError, RealKernel};
 pub use link::{link_module, strip_signature, undefined_symbols, LinkError, LinkedModule};
 pub use load::{load_module, LoadError, LoadReport};

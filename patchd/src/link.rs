@@ -17,7 +17,7 @@ use object::elf::SHN_ABS;
 use tracing::info;
 
 use crate::elf::{ModuleElf, UndefinedSymbol, ST_SHNDX_OFFSET, ST_VALUE_OFFSET, SYM_SIZE};
-use crate::kallsyms::{Kallsyms, Resolved, SymbolRecord};
+use crate::kallsyms::{Kallsyms, LinkRecord, Resolved};
 
 /// The marker that ends a signed module.
 const SIGNATURE_MARKER: &[u8] = b"~Module signature appended~\n";
@@ -46,13 +46,13 @@ impl fmt::Display for Candidate {
     }
 }
 
-fn describe(record: &SymbolRecord) -> String {
-    let binding = match record.local {
+fn describe(record: &LinkRecord) -> String {
+    let binding = match record.local() {
         Some(true) => "static ",
         Some(false) => "global ",
         None => "",
     };
-    let kind = match record.function {
+    let kind = match record.function() {
         Some(true) => "function",
         Some(false) => "variable",
         None => "symbol",
@@ -157,7 +157,7 @@ pub enum LinkError {
     #[error("record {record} names a position that does not exist: `{}` has {count} symbol(s) of that name; fix the record", .record.object.as_deref().unwrap_or("any object"))]
     NoSuchPosition {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
         /// How many definitions the object has.
         count: usize,
     },
@@ -166,7 +166,7 @@ pub enum LinkError {
     #[error("record {record} selects a `{found}` line of /proc/kallsyms, which is not what the record describes ({}); the bundle was made for another build or the record is wrong", describe(.record))]
     WrongType {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
         /// The type letter found.
         found: char,
     },
@@ -176,7 +176,7 @@ pub enum LinkError {
     #[error("record {record} selects a function of {size} bytes, but /proc/kallsyms has another symbol {kallsyms_size} bytes after its start; the bundle was made for another build or the record is wrong")]
     TooSmall {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
         /// The recorded size.
         size: u64,
         /// The distance to the next symbol.
@@ -187,21 +187,21 @@ pub enum LinkError {
     #[error("record {record} has position 0; positions start at 1")]
     InvalidSympos {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
     },
 
     /// A record for a symbol the module does not leave undefined.
     #[error("record {record} names a symbol the module does not reference; check its spelling")]
     UnusedRecord {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
     },
 
     /// A record for an exported symbol, which the kernel resolves itself.
     #[error("record {record} names an exported symbol, which the kernel's loader resolves itself; drop the record")]
     RecordForExported {
         /// The record.
-        record: SymbolRecord,
+        record: Box<LinkRecord>,
     },
 
     /// Two records for one symbol.
@@ -299,7 +299,7 @@ pub fn module_name(image: &[u8]) -> Result<Option<String>, LinkError> {
 pub fn link_module(
     image: &[u8],
     kallsyms: &Kallsyms,
-    records: &[SymbolRecord],
+    records: &[LinkRecord],
 ) -> Result<LinkedModule, LinkError> {
     let (module, signed) = strip_signature(image)?;
     let undefined = ModuleElf::parse(module)?.undefined_symbols()?;
@@ -363,25 +363,25 @@ pub fn link_module(
 /// Checks the records against the module and indexes them by name: each must
 /// name a symbol the module leaves undefined and the kernel does not export.
 fn index_records<'r>(
-    records: &'r [SymbolRecord],
+    records: &'r [LinkRecord],
     undefined: &[UndefinedSymbol],
     kallsyms: &Kallsyms,
-) -> Result<HashMap<&'r str, &'r SymbolRecord>, LinkError> {
+) -> Result<HashMap<&'r str, &'r LinkRecord>, LinkError> {
     let mut by_name = HashMap::new();
     for record in records {
-        if !undefined.iter().any(|symbol| symbol.name == record.name) {
+        if !undefined.iter().any(|symbol| symbol.name == record.symbol) {
             return Err(LinkError::UnusedRecord {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             });
         }
-        if kallsyms.is_exported(&record.name) {
+        if kallsyms.is_exported(&record.symbol) {
             return Err(LinkError::RecordForExported {
-                record: record.clone(),
+                record: Box::new(record.clone()),
             });
         }
-        if by_name.insert(record.name.as_str(), record).is_some() {
+        if by_name.insert(record.symbol.as_str(), record).is_some() {
             return Err(LinkError::DuplicateRecord {
-                name: record.name.clone(),
+                name: record.symbol.clone(),
             });
         }
     }

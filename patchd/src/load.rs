@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
 
-use crate::kallsyms::{Kallsyms, KallsymsError, Resolved, SymbolRecord};
+use crate::kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
 use crate::kernel::{Kernel, KernelError};
 use crate::link::{
     link_module, module_name, strip_signature, symbols_to_resolve, undefined_symbols, LinkError,
@@ -118,7 +118,7 @@ pub fn load_module(
     kernel: &dyn Kernel,
     image: &[u8],
     params: &str,
-    records: &[SymbolRecord],
+    records: &[LinkRecord],
 ) -> Result<LoadReport, LoadError> {
     let name = module_name(image).map_err(LoadError::Link)?;
     let undefined = undefined_symbols(image).map_err(LoadError::Link)?;
@@ -167,12 +167,12 @@ pub fn load_module(
 pub fn check_lockdown(
     kernel: &dyn Kernel,
     image: &[u8],
-    records: &[SymbolRecord],
+    records: &[LinkRecord],
 ) -> Result<(), LoadError> {
     let Some(mode) = active_lockdown(kernel)? else {
         return Ok(());
     };
-    let mut symbols: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+    let mut symbols: Vec<String> = records.iter().map(|r| r.symbol.clone()).collect();
     if undefined_symbols(image)
         .map_err(LoadError::Link)?
         .is_empty()

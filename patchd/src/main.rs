@@ -34,8 +34,8 @@ use patchd::privileges::{drop_to, require, RealCapabilities, DAEMON_CAPABILITIES
 use patchd::state::StateDir;
 use patchd::trust::TrustStore;
 use patchd::{
-    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, MetricsSnapshot,
-    Overrides, RealKernel, RevertTarget, Session, Settings, SymbolRecord, SystemClock,
+    failure_kind, link_module, load, AuditLog, Config, FailureKind, Kallsyms, LinkRecord,
+    MetricsSnapshot, Overrides, RealKernel, RevertTarget, Session, Settings, SystemClock,
 };
 
 /// Exit code for an operation that failed.
@@ -230,8 +230,8 @@ enum Command {
         #[arg(value_name = "PARAM=VALUE")]
         params: Vec<String>,
         /// Which definition a symbol links against, when kallsyms has several.
-        #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]")]
-        symbols: Vec<SymbolRecord>,
+        #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::kallsyms::parse_symbol_arg)]
+        symbols: Vec<LinkRecord>,
         /// Link records written by `patchgen build` (NAME.records.json).
         #[arg(long, value_name = "FILE")]
         records: Option<PathBuf>,
@@ -248,8 +248,8 @@ enum Command {
         #[arg(short, long, value_name = "OUT.ko")]
         output: PathBuf,
         /// Which definition a symbol links against, when kallsyms has several.
-        #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]")]
-        symbols: Vec<SymbolRecord>,
+        #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::kallsyms::parse_symbol_arg)]
+        symbols: Vec<LinkRecord>,
         /// Link records written by `patchgen build` (NAME.records.json).
         #[arg(long, value_name = "FILE")]
         records: Option<PathBuf>,
@@ -673,16 +673,16 @@ fn file_stem(path: &Path) -> String {
 
 /// The `--symbol` records plus those of a `--records` file.
 fn with_records(
-    mut symbols: Vec<SymbolRecord>,
+    mut symbols: Vec<LinkRecord>,
     file: Option<&Path>,
-) -> anyhow::Result<Vec<SymbolRecord>> {
+) -> anyhow::Result<Vec<LinkRecord>> {
     let Some(file) = file else {
         return Ok(symbols);
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let records: Vec<suture_bundle::manifest::SymbolRecord> = serde_json::from_str(&text)
+    let records: Vec<LinkRecord> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
-    symbols.extend(records.iter().map(SymbolRecord::from));
+    symbols.extend(records);
     Ok(symbols)
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use suture_bundle::manifest::{Manifest, SymbolBinding, SymbolKind, SymbolRecord};
+use suture_bundle::manifest::{LinkRecord, Manifest, SymbolBinding, SymbolKind};
 use suture_bundle::{SigningKey, PUBLIC_KEY_HEADER};
 
 use crate::clock::FakeClock;
@@ -136,7 +136,7 @@ pub(crate) fn manifest(id: &str) -> Manifest {
     manifest.target.kernel_release = FAKE_RELEASE.to_owned();
     manifest.target.build_id = FAKE_BUILD_ID.to_owned();
     manifest.cves = vec!["CVE-2024-0001".to_owned()];
-    manifest.symbols = vec![SymbolRecord {
+    manifest.symbols = vec![LinkRecord {
         symbol: "suture0_old__cmdline_proc_show".to_owned(),
         name: "cmdline_proc_show".to_owned(),
         kind: Some(SymbolKind::Func),

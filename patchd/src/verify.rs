@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use suture_bundle::manifest::Manifest;
 use suture_bundle::{FileError, ParseError, VerifyingKey};
 
-use crate::kallsyms::SymbolRecord;
+use crate::kallsyms::LinkRecord;
 use crate::kernel::{Kernel, KernelIdentity};
 use crate::link::{module_name, LinkError};
 use crate::load::{check_lockdown, LoadError};
@@ -54,12 +54,8 @@ impl VerifiedBundle {
     }
 
     /// The manifest's link records in the link step's terms.
-    pub fn link_records(&self) -> Vec<SymbolRecord> {
-        self.manifest
-            .symbols
-            .iter()
-            .map(SymbolRecord::from)
-            .collect()
+    pub fn link_records(&self) -> Vec<LinkRecord> {
+        self.manifest.symbols.to_vec()
     }
 }
 
@@ -217,7 +213,7 @@ pub fn verify_bytes(
             module: name,
         });
     }
-    let records: Vec<SymbolRecord> = manifest.symbols.iter().map(SymbolRecord::from).collect();
+    let records: Vec<LinkRecord> = manifest.symbols.to_vec();
     check_lockdown(kernel, &module, &records).map_err(|source| VerifyError::Lockdown {
         path: path.to_owned(),
         id,

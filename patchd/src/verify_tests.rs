@@ -29,9 +29,9 @@ fn a_good_bundle_gives_its_manifest_module_digest_and_signer() {
     );
     let records = bundle.link_records();
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].name, "suture0_old__cmdline_proc_show");
-    assert_eq!(records[0].kernel_name(), "cmdline_proc_show");
-    assert_eq!(records[0].local, Some(true));
+    assert_eq!(records[0].symbol, "suture0_old__cmdline_proc_show");
+    assert_eq!(records[0].name, "cmdline_proc_show");
+    assert_eq!(records[0].local(), Some(true));
     assert!(kernel.changes().is_empty());
 }
 

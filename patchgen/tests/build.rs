@@ -89,7 +89,7 @@ fn cmdline_fix_builds_a_module_with_link_records() {
         .iter()
         .find(|r| r.name == "cmdline_proc_show")
         .expect("a record for the replaced static");
-    assert!(rec.local && rec.size.is_some() && rec.object.as_deref() == Some("vmlinux"));
+    assert!(rec.is_local() && rec.size.is_some() && rec.object.as_deref() == Some("vmlinux"));
     assert_eq!(rec.sympos, Some(1), "a unique static is position 1");
     assert!(
         rec.symbol != rec.name,

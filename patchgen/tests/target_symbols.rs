@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use patchgen::build::LinkRecord;
+use patchgen::build::BuildRecord;
 use patchgen::target_symbols::vmlinux::{SymbolBinding, SymbolType};
 use patchgen::target_symbols::{
     assign_positions, find_debug_vmlinux, image, tables, KallsymsConfig, KallsymsList,
@@ -180,20 +180,20 @@ fn every_duplicated_static_is_placed_from_its_objects_evidence() {
         if kallsyms.same_named(&s.name).len() < 2 {
             continue;
         }
-        records.push(LinkRecord {
-            symbol: format!("suture{}_old__{}", records.len(), s.name),
-            name: s.name.clone(),
-            local: true,
-            object: Some("vmlinux".into()),
-            file: Some(objects[file].object.clone()),
-            size: Some(s.size),
-            function: Some(function),
-            from_object: Some("vmlinux".into()),
-            sympos: None,
-        });
+        let mut record = BuildRecord::new(
+            &format!("suture{}_old__{}", records.len(), s.name),
+            &s.name,
+            true,
+            Some(function),
+        );
+        record.object = Some("vmlinux".into());
+        record.object_file = Some(objects[file].object.clone());
+        record.size = Some(s.size);
+        record.from_object = Some("vmlinux".into());
+        records.push(record);
         addresses.push(s.address);
     }
-    let line_of = |record: &LinkRecord| {
+    let line_of = |record: &BuildRecord| {
         let pos = record.sympos.expect("sympos") as usize;
         let line = kallsyms.same_named(&record.name)[pos - 1];
         kallsyms.get(line).map(|e| e.address)
@@ -215,7 +215,7 @@ fn every_duplicated_static_is_placed_from_its_objects_evidence() {
             Some(*address),
             "`{}` of {:?}",
             record.name,
-            record.file
+            record.object_file
         );
     }
     eprintln!(

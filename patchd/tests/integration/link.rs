@@ -2,7 +2,7 @@
 
 use object::elf::{SHN_ABS, SHN_UNDEF};
 use patchd::link::{module_name, symbols_to_resolve};
-use patchd::{link_module, undefined_symbols, Kallsyms, LinkError, Resolved, SymbolRecord};
+use patchd::{link_module, undefined_symbols, Kallsyms, LinkError, LinkRecord, Resolved};
 
 use crate::fixtures::{
     exported_only_module, kallsyms_text, kallsyms_with_duplicate, patch_module, sign, symtab,
@@ -13,8 +13,8 @@ fn kallsyms() -> Kallsyms {
     Kallsyms::parse(&kallsyms_text()).expect("fixture kallsyms")
 }
 
-fn record(text: &str) -> SymbolRecord {
-    text.parse().expect("valid record")
+fn record(text: &str) -> LinkRecord {
+    patchd::kallsyms::parse_symbol_arg(text).expect("valid record")
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn records_must_name_a_referenced_unexported_symbol_once() {
         }),
     ];
     for (texts, expected) in cases {
-        let records: Vec<SymbolRecord> = texts.iter().map(|t| record(t)).collect();
+        let records: Vec<LinkRecord> = texts.iter().map(|t| record(t)).collect();
         let error = link_module(patch_module(), &k, &records).expect_err("bad records");
         assert!(expected(&error), "{texts:?}: {error:?}");
         assert!(error

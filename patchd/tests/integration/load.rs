@@ -4,7 +4,6 @@
 use nix::errno::Errno;
 use patchd::{
     link_module, load_module, FakeKernel, Kallsyms, KernelCall, KernelError, LinkError, LoadError,
-    SymbolRecord,
 };
 
 use crate::fixtures::{
@@ -97,12 +96,12 @@ fn link_errors_leave_the_kernel_untouched() {
     );
     no_load(&kernel);
 
-    let record: SymbolRecord = "hidden_func=other_mod".parse().expect("record");
+    let record = patchd::kallsyms::parse_symbol_arg("hidden_func=other_mod").expect("record");
     load_module(&kernel, patch_module(), "", &[record]).expect("record selects");
     assert_eq!(kernel.loaded_images().len(), 1);
 
     let kernel = FakeKernel::new(kallsyms_text());
-    let typo: SymbolRecord = "hiden_func=vmlinux".parse().expect("record");
+    let typo = patchd::kallsyms::parse_symbol_arg("hiden_func=vmlinux").expect("record");
     let error = load_module(&kernel, exported_only_module(), "", &[typo]).expect_err("typo");
     assert!(
         matches!(error, LoadError::Link(LinkError::UnusedRecord { .. })),

@@ -19,7 +19,7 @@ pub mod target;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-pub use module::{BuiltModule, LinkRecord, ObjectPart, Replacement};
+pub use module::{BuildRecord, BuiltModule, ObjectPart, Replacement};
 pub use target::KernelTarget;
 
 use crate::diff::report::Outcome;

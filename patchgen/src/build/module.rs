@@ -12,6 +12,8 @@ use object::{Object, ObjectSymbol};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use suture_bundle::link_record::{LinkRecord, SymbolBinding};
+
 use super::{BuildError, KernelTarget};
 use crate::diff::report::{Report, UndefinedSymbol};
 
@@ -32,32 +34,48 @@ pub struct Replacement {
     pub local: bool,
 }
 
-/// What patchd needs to resolve one undefined symbol of the module.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LinkRecord {
-    /// The symbol's name in the module.
-    pub symbol: String,
-    /// Its name in the running kernel's kallsyms.
-    pub name: String,
-    /// Whether it is local to its object (a `static`; lowercase kallsyms type).
-    pub local: bool,
-    /// `vmlinux` or the module holding it, for statics; globals are unique
-    /// among kallsyms' global entries wherever they are.
-    pub object: Option<String>,
-    /// The object file it is defined in (for statics).
-    pub file: Option<String>,
-    /// Its ELF size in the target build (for statics).
-    pub size: Option<u64>,
-    /// Whether it is a function (`None`: not known).
-    pub function: Option<bool>,
+/// A link record as the build makes it: the link contract's record
+/// (`suture_bundle::LinkRecord`, which the bundle ships and patchd
+/// resolves) and, for the position proof only, the kernel object whose code
+/// refers to the symbol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BuildRecord {
+    /// What patchd needs to resolve one undefined symbol of the module.
+    pub record: LinkRecord,
     /// The kernel object (`vmlinux` or a module) whose code refers to it;
     /// `None` when not known. A non-exported symbol that vmlinux code uses
     /// is defined in vmlinux.
-    #[serde(skip)]
     pub from_object: Option<String>,
-    /// Its position among the same-named vmlinux lines of kallsyms, once
-    /// proven (`target_symbols::assign_positions`).
-    pub sympos: Option<u32>,
+}
+
+impl std::ops::Deref for BuildRecord {
+    type Target = LinkRecord;
+
+    fn deref(&self) -> &LinkRecord {
+        &self.record
+    }
+}
+
+impl std::ops::DerefMut for BuildRecord {
+    fn deref_mut(&mut self) -> &mut LinkRecord {
+        &mut self.record
+    }
+}
+
+impl BuildRecord {
+    /// A record for the module's `symbol`, the kernel's `name`: a static of
+    /// `object` (`local`) or a global; `function`: code or data, if known.
+    pub fn new(symbol: &str, name: &str, local: bool, function: Option<bool>) -> Self {
+        Self {
+            record: LinkRecord::new(symbol, name, Some(local), function),
+            from_object: None,
+        }
+    }
+
+    /// Whether the symbol is a static of its object.
+    pub fn is_local(&self) -> bool {
+        self.record.binding == SymbolBinding::Local
+    }
 }
 
 /// One object's contribution to the module.
@@ -83,7 +101,7 @@ pub struct BuiltModule {
     /// The replaced functions.
     pub replacements: Vec<Replacement>,
     /// Records for every undefined symbol the kernel does not export.
-    pub records: Vec<LinkRecord>,
+    pub records: Vec<BuildRecord>,
 }
 
 /// `text` as a C string literal: quotes, backslashes and anything outside
@@ -475,29 +493,19 @@ pub fn build_module(
             continue;
         }
         let record = match undefined.get(sym_name) {
-            Some((u, kernel_object)) => LinkRecord {
-                symbol: u.symbol.clone(),
-                name: u.name.clone(),
-                local: u.local,
-                object: u.local.then(|| kernel_object.clone()),
-                file: u.object.clone(),
-                size: u.size,
-                function: u.function,
-                from_object: Some(kernel_object.clone()),
-                sympos: None,
-            },
+            Some((u, kernel_object)) => {
+                let mut r = BuildRecord::new(&u.symbol, &u.name, u.local, u.function);
+                r.object = u.local.then(|| kernel_object.clone());
+                r.object_file = u.object.clone();
+                r.size = u.size;
+                r.from_object = Some(kernel_object.clone());
+                r
+            }
             // Not from the differ (the generated glue): defined where the
             // parts' code lives when that is one place.
-            None => LinkRecord {
-                symbol: sym_name.to_string(),
-                name: sym_name.to_string(),
-                local: false,
-                object: None,
-                file: None,
-                size: None,
-                function: None,
+            None => BuildRecord {
                 from_object: single_kernel_object(parts),
-                sympos: None,
+                ..BuildRecord::new(sym_name, sym_name, false, None)
             },
         };
         records.insert(record);

@@ -2,8 +2,7 @@
 //! it replaces, for which kernel, and how patchd links it.
 
 use suture_bundle::manifest::{
-    Manifest, NewFunction, ReplacedFunction, SkippedFunction, SymbolBinding, SymbolKind,
-    SymbolRecord, Target,
+    LinkRecord, Manifest, NewFunction, ReplacedFunction, SkippedFunction, Target,
 };
 use suture_bundle::SigningKey;
 
@@ -41,32 +40,10 @@ pub enum PackageError {
     Bundle(#[source] suture_bundle::BuildError),
 }
 
-/// patchgen's link records in the one format patchd reads: the manifest's
-/// (also written as `NAME.records.json` by `--emit-module`).
-pub fn manifest_records(records: &[super::LinkRecord]) -> Vec<SymbolRecord> {
-    records
-        .iter()
-        .map(|r| SymbolRecord {
-            symbol: r.symbol.clone(),
-            name: r.name.clone(),
-            kind: r.function.map(|f| {
-                if f {
-                    SymbolKind::Func
-                } else {
-                    SymbolKind::Object
-                }
-            }),
-            binding: if r.local {
-                SymbolBinding::Local
-            } else {
-                SymbolBinding::Global
-            },
-            object: r.object.clone(),
-            object_file: r.file.clone(),
-            sympos: r.sympos,
-            size: r.size,
-        })
-        .collect()
+/// The link records the bundle ships (also written as `NAME.records.json`
+/// by `--emit-module`): the link contract's records, as patchd reads them.
+pub fn manifest_records(records: &[super::BuildRecord]) -> Vec<LinkRecord> {
+    records.iter().map(|r| r.record.clone()).collect()
 }
 
 /// Every function an object's part of the module ships that no kernel

@@ -17,6 +17,8 @@
 //! both again at link time, and the companion module checks that a replaced
 //! function's kallsyms size is its size plus less than 16 bytes of padding,
 //! which is checked here too so that the build fails instead of the apply.
+//! The rules are the link contract's (`suture_bundle::link_record`), which
+//! patchd applies.
 //! Records of modules are left to patchd's resolution at load time.
 
 use std::collections::{BTreeSet, HashMap};
@@ -24,11 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::kallsyms::{dropped_by_kallsyms, dropped_by_mksysmap};
 use super::vmlinux::{SymbolBinding, SymbolType, Symtab, SymtabSymbol};
 use super::TargetSymbols;
-use crate::build::{LinkRecord, Replacement};
-
-/// Alignment padding the companion module allows between a replaced
-/// function's ELF size and its kallsyms size (`SUTURE_FUNC_ALIGN`).
-pub const FUNC_PADDING: u64 = 16;
+use crate::build::{BuildRecord, Replacement};
 
 /// The object name of the kernel image in records and kallsyms.
 pub const VMLINUX: &str = "vmlinux";
@@ -154,7 +152,7 @@ pub struct Proof {
 /// Sets `object` and `sympos` of every vmlinux record, or refuses. Returns
 /// how each was proven.
 pub fn assign_positions(
-    records: &mut [LinkRecord],
+    records: &mut [BuildRecord],
     replacements: &[Replacement],
     objects: &[ObjectLocals],
     target: &TargetSymbols,
@@ -166,7 +164,7 @@ pub fn assign_positions(
             continue;
         }
         let object = record
-            .file
+            .object_file
             .as_deref()
             .and_then(|f| objects.iter().find(|o| o.object == f));
         let (kallsyms_index, by) = match &index {
@@ -180,13 +178,13 @@ pub fn assign_positions(
                 name: record.name.clone(),
                 what: "internal: no such kallsyms line".to_string(),
             })?;
-        if !letter_fits(entry.letter, record.function, Some(record.local)) {
+        if !record.letter_fits(entry.letter) {
             return Err(SymposError::Unlinkable {
                 name: record.name.clone(),
                 what: format!(
                     "kallsyms lists it as `{}`, which is not a {}; patchd would refuse it",
                     entry.letter,
-                    describe(record.function, record.local)
+                    describe(record.function(), record.is_local())
                 ),
             });
         }
@@ -196,7 +194,7 @@ pub fn assign_positions(
             .same_named(&record.name)
             .iter()
             .position(|&i| i == kallsyms_index)
-            .and_then(|p| u32::try_from(p + 1).ok())
+            .map(suture_bundle::link_record::position_of)
             .ok_or_else(|| SymposError::Unlinkable {
                 name: record.name.clone(),
                 what: "internal: the line is not among its name's".to_string(),
@@ -212,10 +210,6 @@ pub fn assign_positions(
     Ok(proofs)
 }
 
-/// Whether a kallsyms type letter fits a record's kind and binding; the
-/// one rule patchd checks positions by (in the bundle crate).
-pub use suture_bundle::kallsyms_letter_fits as letter_fits;
-
 fn describe(function: Option<bool>, local: bool) -> String {
     let binding = if local { "static" } else { "global" };
     match function {
@@ -227,14 +221,15 @@ fn describe(function: Option<bool>, local: bool) -> String {
 
 /// patchd refuses a function whose kallsyms size is below its ELF size; the
 /// companion module refuses a replaced function whose kallsyms size is not
-/// its size plus less than [`FUNC_PADDING`].
+/// its size plus less than the link contract's allowance
+/// (`suture_bundle::SIZE_ALLOWANCE`).
 fn check_kallsyms_size(
-    record: &LinkRecord,
+    record: &BuildRecord,
     replacements: &[Replacement],
     target: &TargetSymbols,
     kallsyms_index: usize,
 ) -> Result<(), SymposError> {
-    if record.function != Some(true) {
+    if record.function() != Some(true) {
         return Ok(());
     }
     let Some(size) = record.size else {
@@ -258,10 +253,10 @@ fn check_kallsyms_size(
     let replaced = replacements
         .iter()
         .any(|r| r.old_symbol == record.symbol && r.old_name == record.name);
-    if replaced && kallsyms_size - size >= FUNC_PADDING {
+    if replaced && !suture_bundle::link_record::size_fits(size, kallsyms_size) {
         return Err(unlinkable(format!(
             "it is {size} bytes, but kallsyms gives it {kallsyms_size} (more than {} bytes of padding): the companion module would refuse to replace it",
-            FUNC_PADDING - 1
+            suture_bundle::SIZE_ALLOWANCE - 1
         )));
     }
     Ok(())
@@ -338,14 +333,17 @@ fn list_symbols(index: &SymtabIndex<'_>, symbols: &[&SymtabSymbol]) -> String {
 
 /// Finds the record's symbol in the `-dbg` table, then its kallsyms line.
 fn by_symbol_table(
-    record: &LinkRecord,
+    record: &BuildRecord,
     object: Option<&ObjectLocals>,
     index: &SymtabIndex<'_>,
     target: &TargetSymbols,
 ) -> Result<(usize, String), SymposError> {
-    let object_file = record.file.clone().unwrap_or_else(|| "the patch".into());
+    let object_file = record
+        .object_file
+        .clone()
+        .unwrap_or_else(|| "the patch".into());
     let defined = |s: &&&SymtabSymbol| s.letter.is_some_and(|l| !matches!(l, 'U' | 'w' | 'v'));
-    let (symbol, by) = if record.local {
+    let (symbol, by) = if record.is_local() {
         let locals: Vec<&SymtabSymbol> = index
             .named(&record.name)
             .iter()
@@ -391,7 +389,7 @@ fn by_symbol_table(
             });
         }
     }
-    let kind_matches = match record.function {
+    let kind_matches = match record.function() {
         Some(true) => symbol.kind == SymbolType::Func,
         Some(false) => symbol.kind != SymbolType::Func,
         None => true,
@@ -400,7 +398,7 @@ fn by_symbol_table(
         return Err(SymposError::Differs {
             name: record.name.clone(),
             object_file,
-            built: describe(record.function, record.local),
+            built: describe(record.function(), record.is_local()),
             kernel: format!("a symbol of type {:?}", symbol.kind),
         });
     }
@@ -447,7 +445,7 @@ fn by_symbol_table(
 }
 
 fn choose_local<'a>(
-    record: &LinkRecord,
+    record: &BuildRecord,
     object: Option<&ObjectLocals>,
     index: &SymtabIndex<'_>,
     locals: &[&'a SymtabSymbol],
@@ -535,10 +533,13 @@ fn choose_local<'a>(
 
 /// Without a symbol table: the only same-named line whose letter fits.
 fn by_type_letter(
-    record: &LinkRecord,
+    record: &BuildRecord,
     target: &TargetSymbols,
 ) -> Result<(usize, String), SymposError> {
-    let object_file = record.file.clone().unwrap_or_else(|| "the patch".into());
+    let object_file = record
+        .object_file
+        .clone()
+        .unwrap_or_else(|| "the patch".into());
     // The proof below assumes the symbol is among the lines; kallsyms
     // never lists names its filter drops, whatever their type.
     if dropped_by_mksysmap(&record.name, 't') || dropped_by_kallsyms(&record.name, 't') {
@@ -556,7 +557,7 @@ fn by_type_letter(
             target
                 .kallsyms
                 .get(i)
-                .is_some_and(|e| letter_fits(e.letter, record.function, Some(record.local)))
+                .is_some_and(|e| record.letter_fits(e.letter))
         })
         .collect();
     match (lines.len(), fitting.as_slice()) {
@@ -566,7 +567,7 @@ fn by_type_letter(
             detail: format!(
                 "its kallsyms has {} lines of that name, none of a {}",
                 lines.len(),
-                describe(record.function, record.local)
+                describe(record.function(), record.is_local())
             ),
         }),
         (1, [one]) => Ok((*one, "the only kallsyms line of that name".to_string())),
@@ -575,7 +576,7 @@ fn by_type_letter(
             format!(
                 "the only one of {} kallsyms lines of that name of a {}",
                 lines.len(),
-                describe(record.function, record.local)
+                describe(record.function(), record.is_local())
             ),
         )),
         (_, many) => Err(SymposError::NeedsSymbolTable {

@@ -87,35 +87,22 @@ fn objects() -> Vec<ObjectLocals> {
     ]
 }
 
-fn local(name: &str, file: &str, size: Option<u64>, function: bool) -> LinkRecord {
-    LinkRecord {
-        symbol: format!("suture0_old__{name}"),
-        name: name.to_string(),
-        local: true,
-        object: Some(VMLINUX.to_string()),
-        file: Some(file.to_string()),
-        size,
-        function: Some(function),
-        from_object: Some(VMLINUX.to_string()),
-        sympos: None,
-    }
+fn local(name: &str, file: &str, size: Option<u64>, function: bool) -> BuildRecord {
+    let mut r = BuildRecord::new(&format!("suture0_old__{name}"), name, true, Some(function));
+    r.object = Some(VMLINUX.to_string());
+    r.object_file = Some(file.to_string());
+    r.size = size;
+    r.from_object = Some(VMLINUX.to_string());
+    r
 }
 
-fn global(name: &str) -> LinkRecord {
-    LinkRecord {
-        symbol: name.to_string(),
-        name: name.to_string(),
-        local: false,
-        object: None,
-        file: None,
-        size: None,
-        function: Some(true),
-        from_object: Some(VMLINUX.to_string()),
-        sympos: None,
-    }
+fn global(name: &str) -> BuildRecord {
+    let mut r = BuildRecord::new(name, name, false, Some(true));
+    r.from_object = Some(VMLINUX.to_string());
+    r
 }
 
-fn assign_one(record: LinkRecord, target: &TargetSymbols) -> Result<LinkRecord, SymposError> {
+fn assign_one(record: BuildRecord, target: &TargetSymbols) -> Result<BuildRecord, SymposError> {
     let mut records = [record];
     assign_positions(&mut records, &[], &objects(), target)?;
     let [record] = records;
@@ -220,10 +207,8 @@ fn the_pristine_build_must_match_the_kernel() {
 
 #[test]
 fn symbols_kallsyms_does_not_list_are_refused() {
-    let hidden = LinkRecord {
-        function: None,
-        ..local(".Lhidden", "b/core.o", None, true)
-    };
+    let mut hidden = local(".Lhidden", "b/core.o", None, true);
+    hidden.kind = None;
     let error = assign_one(hidden, &target(true)).expect_err("not listed");
     assert!(matches!(error, SymposError::NotListed { .. }), "{error}");
     let error =
@@ -268,13 +253,6 @@ fn type_letters_must_fit() {
     }]);
     let error = assign_one(local("counter", "a/core.o", None, true), &list).expect_err("data");
     assert!(matches!(error, SymposError::NotInVmlinux { .. }), "{error}");
-    assert!(letter_fits('t', Some(true), Some(true)));
-    assert!(!letter_fits('T', Some(true), Some(true)));
-    assert!(letter_fits('W', Some(true), Some(false)));
-    assert!(letter_fits('A', Some(false), Some(true)), "per-CPU statics");
-    assert!(!letter_fits('A', Some(true), None));
-    assert!(letter_fits('b', Some(false), Some(true)));
-    assert!(!letter_fits('t', Some(false), Some(true)));
 }
 
 #[test]
