@@ -61,7 +61,9 @@ pub use audit::{AuditLog, Tampered};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::{ConfigError, Overrides, Settings};
 pub use kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
-pub use kernel::{FakeKernel, Kernel, KernelCall, KernelError, RealKernel};
+#[cfg(any(test, feature = "fake-kernel"))]
+pub use kernel::{FakeKernel, KernelCall};
+pub use kernel::{Kernel, KernelError, RealKernel};
 pub use link::{link_module, strip_signature, undefined_symbols, LinkError, LinkedModule};
 pub use load::{load_module, LoadError, LoadReport};
 pub use metrics::{render, write_textfile, MetricsSnapshot};

@@ -94,6 +94,7 @@ pub fn running_identity(kernel: &dyn Kernel) -> Result<KernelIdentity, KernelErr
 }
 
 /// Encodes one note as the kernel lays it out (tests and the fake kernel).
+#[cfg(any(test, feature = "fake-kernel"))]
 pub(crate) fn encode_note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
     let size = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut note = Vec::new();
@@ -113,6 +114,7 @@ pub(crate) fn encode_note(name: &[u8], kind: u32, desc: &[u8]) -> Vec<u8> {
 
 /// `/sys/kernel/notes` of a kernel with this build-id (hex), between the
 /// other notes a Debian kernel has.
+#[cfg(any(test, feature = "fake-kernel"))]
 pub(crate) fn notes_with_build_id(build_id_hex: &str) -> Vec<u8> {
     let desc: Vec<u8> = (0..build_id_hex.len() / 2)
         .filter_map(|i| u8::from_str_radix(build_id_hex.get(2 * i..2 * i + 2)?, 16).ok())
