@@ -414,6 +414,15 @@ impl<'a> Verified<'a> {
         self.part(PartKind::Module)
     }
 
+    /// Where the patch module is in [`Self::bytes`]: a holder of the whole
+    /// bundle keeps one copy and takes the module from it.
+    pub fn module_range(&self) -> std::ops::Range<usize> {
+        let module = self.module();
+        // Both slices are of the one buffer `parse` was given.
+        let start = (module.as_ptr() as usize).saturating_sub(self.bundle.bytes.as_ptr() as usize);
+        start..start.saturating_add(module.len())
+    }
+
     /// The bytes of a part (every kind is present: [`parse`] checks it).
     pub fn part(&self, kind: PartKind) -> &'a [u8] {
         self.bundle

@@ -379,8 +379,8 @@ fn verify_all(
             .map_err(|error| refuse(path, claimed, ApplyError::Verify(Box::new(error))))?;
         info!(
             bundle = bundle.id(),
-            sha256 = %bundle.sha256,
-            signer = %bundle.signer_key_id,
+            sha256 = %bundle.sha256(),
+            signer = %bundle.signer_key_id(),
             "verified {}",
             path.display()
         );
@@ -415,9 +415,9 @@ fn plan(
             return Err(refused(ApplyError::Duplicate { id }));
         }
         match session.state.get(&id) {
-            Some(record) if mode == Mode::Reapply && record.sha256 != bundle.sha256 => {
+            Some(record) if mode == Mode::Reapply && record.sha256 != bundle.sha256() => {
                 let recorded = record.sha256.clone();
-                let found = bundle.sha256.clone();
+                let found = bundle.sha256().to_string();
                 return Err(refused(ApplyError::CopyChanged {
                     id,
                     recorded,
@@ -431,7 +431,7 @@ fn plan(
                 return Err(refused(ApplyError::ForeignModule { id }));
             }
             Some(record) if mode == Mode::Reapply && record.phase == Phase::Lost => {}
-            Some(record) if record.sha256 != bundle.sha256 => {
+            Some(record) if record.sha256 != bundle.sha256() => {
                 let applied = record.sha256.clone();
                 return Err(refused(ApplyError::OtherVersionApplied { id, applied }));
             }
@@ -449,7 +449,7 @@ fn plan(
             }
             None => {}
         }
-        for dependency in &bundle.manifest.dependencies {
+        for dependency in &bundle.manifest().dependencies {
             let applied = session
                 .state
                 .get(dependency)
@@ -477,9 +477,9 @@ fn apply_all(
         let attempts = apply_one(session, bundle, transaction)?;
         report.applied.push(AppliedBundle {
             id: bundle.id().to_owned(),
-            sha256: bundle.sha256.clone(),
+            sha256: bundle.sha256().to_string(),
             functions: bundle
-                .manifest
+                .manifest()
                 .replaced_functions
                 .iter()
                 .map(|f| f.old_name.clone())
@@ -541,7 +541,7 @@ fn apply_one(
     session.save().map_err(ApplyError::State)?;
     crate::killpoint::reached("apply-loading-saved");
 
-    let loaded = load_module(session.kernel, &bundle.module, "", &bundle.link_records()).map_err(
+    let loaded = load_module(session.kernel, bundle.module(), "", &bundle.link_records()).map_err(
         |source| ApplyError::Load {
             id: id.to_owned(),
             source: Box::new(source),
@@ -699,10 +699,10 @@ fn roll_back(
 pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
     AuditEntry {
         bundle_id: Some(bundle.id().to_owned()),
-        bundle_sha256: Some(bundle.sha256.clone()),
-        signer_key_id: Some(bundle.signer_key_id.clone()),
-        cves: bundle.manifest.cves.clone(),
-        bundle_created: Some(bundle.manifest.created),
+        bundle_sha256: Some(bundle.sha256().to_string()),
+        signer_key_id: Some(bundle.signer_key_id().to_string()),
+        cves: bundle.manifest().cves.clone(),
+        bundle_created: Some(bundle.manifest().created),
         error: None,
         detail: None,
     }

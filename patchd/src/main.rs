@@ -636,7 +636,7 @@ fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &Path) -> anyhow::Resu
     let running = running_identity(kernel).context("cannot identify the running kernel")?;
     for path in bundles {
         let bundle = patchd::verify_bundle(kernel, &trust.verifying_keys(), &running, path)?;
-        let manifest = &bundle.manifest;
+        let manifest = &bundle.manifest();
         let functions: Vec<&str> = manifest
             .replaced_functions
             .iter()
@@ -653,8 +653,8 @@ fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &Path) -> anyhow::Resu
             manifest.id,
             running.release,
             running.build_id,
-            bundle.signer_key_id,
-            bundle.sha256,
+            bundle.signer_key_id(),
+            bundle.sha256(),
             functions.join(", "),
             cves
         );

@@ -174,11 +174,11 @@ impl State {
 impl BundleRecord {
     /// A new record of `bundle` in phase [`Phase::Loading`].
     pub fn loading(bundle: &VerifiedBundle, transaction: u64, now: u64, file: String) -> Self {
-        let manifest = &bundle.manifest;
+        let manifest = &bundle.manifest();
         Self {
             id: manifest.id.clone(),
-            sha256: bundle.sha256.clone(),
-            signer_key_id: bundle.signer_key_id.clone(),
+            sha256: bundle.sha256().to_string(),
+            signer_key_id: bundle.signer_key_id().to_string(),
             phase: Phase::Loading,
             transaction,
             applied_at: None,
@@ -402,7 +402,7 @@ impl StateDir {
                 source,
             })?;
         let relative = format!("{APPLIED_DIR}/{}.bundle", bundle.id());
-        suture_bundle::write_file(&self.dir.join(&relative), &bundle.bytes).map_err(|source| {
+        suture_bundle::write_file(&self.dir.join(&relative), bundle.bytes()).map_err(|source| {
             StateError::Copy {
                 id: bundle.id().to_owned(),
                 source,

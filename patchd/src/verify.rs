@@ -22,17 +22,17 @@ use crate::load::{check_lockdown, LoadError};
 #[derive(Clone)]
 pub struct VerifiedBundle {
     /// Where it was read from.
-    pub path: PathBuf,
+    path: PathBuf,
     /// The whole bundle, as read (for the copy in the state directory).
-    pub bytes: Vec<u8>,
-    /// The patch module.
-    pub module: Vec<u8>,
+    bytes: Vec<u8>,
+    /// Where the patch module is in `bytes`.
+    module: std::ops::Range<usize>,
     /// The signed manifest.
-    pub manifest: Manifest,
+    manifest: Manifest,
     /// sha256 of the whole bundle, hex.
-    pub sha256: String,
+    sha256: String,
     /// The key id of the trusted signer.
-    pub signer_key_id: String,
+    signer_key_id: String,
 }
 
 // Debug without the bytes: a bundle can be 80 MiB.
@@ -47,13 +47,45 @@ impl std::fmt::Debug for VerifiedBundle {
     }
 }
 
+/// What verification found; only [`verify_bytes`] makes one, so holding a
+/// `VerifiedBundle` means the bundle was verified.
 impl VerifiedBundle {
     /// The patch's id (its module's name).
     pub fn id(&self) -> &str {
         &self.manifest.id
     }
 
-    /// The manifest's link records in the link step's terms.
+    /// Where it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The whole bundle, as read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The patch module, signed by a trusted key.
+    pub fn module(&self) -> &[u8] {
+        self.bytes.get(self.module.clone()).unwrap_or_default()
+    }
+
+    /// The signed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// sha256 of the whole bundle, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The key id of the trusted signer.
+    pub fn signer_key_id(&self) -> &str {
+        &self.signer_key_id
+    }
+
+    /// The manifest's link records.
     pub fn link_records(&self) -> Vec<LinkRecord> {
         self.manifest.symbols.to_vec()
     }
@@ -194,14 +226,15 @@ pub fn verify_bytes(
             })?;
         (
             verified.manifest().clone(),
-            verified.module().to_vec(),
+            verified.module_range(),
             verified.sha256(),
             verified.signer_key_id(),
         )
     };
     check_target(path, &manifest, running)?;
     let id = manifest.id.clone();
-    let name = module_name(&module).map_err(|source| VerifyError::Module {
+    let module_bytes = bytes.get(module.clone()).unwrap_or_default();
+    let name = module_name(module_bytes).map_err(|source| VerifyError::Module {
         path: path.to_owned(),
         id: id.clone(),
         source: Box::new(source),
@@ -213,11 +246,12 @@ pub fn verify_bytes(
             module: name,
         });
     }
-    let records: Vec<LinkRecord> = manifest.symbols.to_vec();
-    check_lockdown(kernel, &module, &records).map_err(|source| VerifyError::Lockdown {
-        path: path.to_owned(),
-        id,
-        source: Box::new(source),
+    check_lockdown(kernel, module_bytes, &manifest.symbols).map_err(|source| {
+        VerifyError::Lockdown {
+            path: path.to_owned(),
+            id,
+            source: Box::new(source),
+        }
     })?;
     Ok(VerifiedBundle {
         path: path.to_owned(),

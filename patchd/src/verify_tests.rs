@@ -21,10 +21,11 @@ fn a_good_bundle_gives_its_manifest_module_digest_and_signer() {
     let bytes = bundle_bytes(&manifest("fix_a"), &signing_key());
     let bundle = check(&kernel, bytes.clone()).expect("verifies");
     assert_eq!(bundle.id(), "fix_a");
-    assert_eq!(bundle.module, patch_image("fix_a"));
-    assert_eq!(bundle.sha256, sha256_hex(&bytes));
+    assert_eq!(bundle.module(), patch_image("fix_a"));
+    assert_eq!(bundle.bytes(), bytes);
+    assert_eq!(bundle.sha256(), sha256_hex(&bytes));
     assert_eq!(
-        bundle.signer_key_id,
+        bundle.signer_key_id(),
         suture_bundle::key_id(&signing_key().verifying_key())
     );
     let records = bundle.link_records();
