@@ -12,10 +12,7 @@
 //! file means the defaults; a missing file given with `--config` is an
 //! error. This module only reads; it never creates or changes a file.
 
-use std::fs::OpenOptions;
-use std::io::Read;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -375,20 +372,12 @@ fn read_config(path: &Path, owners: &[u32]) -> Result<Option<String>, ConfigErro
         source,
     };
     // O_NOFOLLOW: the link check above and this open see the same file.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(read)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_FILE.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CONFIG_FILE {
+    let file = crate::files::open_no_follow(path).map_err(read)?;
+    let Some(bytes) = crate::files::read_capped(file, MAX_CONFIG_FILE).map_err(read)? else {
         return Err(ConfigError::TooLarge {
             path: path.to_owned(),
         });
-    }
+    };
     String::from_utf8(bytes)
         .map(Some)
         .map_err(|_| read(std::io::Error::from(std::io::ErrorKind::InvalidData)))

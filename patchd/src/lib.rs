@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 mod elf;
+mod files;
 pub mod kallsyms;
 pub mod kernel;
 pub mod killpoint;

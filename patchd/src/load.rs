@@ -5,7 +5,6 @@
 //! error leaves the kernel exactly as it was.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
@@ -95,16 +94,12 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
         source,
     };
     let file = File::open(path).map_err(read_error)?;
-    let mut image = Vec::new();
-    file.take(MAX_MODULE_SIZE.saturating_add(1))
-        .read_to_end(&mut image)
-        .map_err(read_error)?;
-    if u64::try_from(image.len()).unwrap_or(u64::MAX) > MAX_MODULE_SIZE {
+    let Some(image) = crate::files::read_capped(file, MAX_MODULE_SIZE).map_err(read_error)? else {
         return Err(LoadError::ModuleTooLarge {
             path: path.to_owned(),
             limit: MAX_MODULE_SIZE,
         });
-    }
+    };
     Ok(image)
 }
 

@@ -15,9 +15,7 @@
 //! node-exporter's own `node_textfile_mtime_seconds`.
 
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::Path;
 
 use crate::audit::{AuditRecord, Tampered};
@@ -246,35 +244,9 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
 pub fn write_textfile(dir: &Path, text: &str) -> io::Result<()> {
     // Not `*.prom`, so the collector ignores it; the pid keeps two writers
     // (the daemon and a one-off `patchd metrics`) apart.
-    let temp = dir.join(format!(".{TEXTFILE_NAME}.{}.tmp", std::process::id()));
-    let create = || {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temp)
-    };
-    let mut file = match create() {
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-            // Left by a crashed writer of the same pid: ours to replace.
-            std::fs::remove_file(&temp)?;
-            create()?
-        }
-        other => other?,
-    };
-    // The mode again, whatever the umask took away at creation.
-    let written = file
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .and_then(|()| file.write_all(text.as_bytes()))
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp, dir.join(TEXTFILE_NAME)));
-    if let Err(error) = written {
-        // Best effort: the error that matters is the one returned.
-        let _ = std::fs::remove_file(&temp);
-        return Err(error);
-    }
-    File::open(dir)?.sync_all()
+    let temp = format!(".{TEXTFILE_NAME}.{}.tmp", std::process::id());
+    crate::files::write_atomically(dir, TEXTFILE_NAME, &temp, 0o644, text.as_bytes())
+        .map_err(|e| e.source)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! done. This module never touches the kernel.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -341,24 +340,16 @@ impl StateDir {
             path: path.clone(),
             source,
         };
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-        {
+        let file = match crate::files::open_no_follow(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State::default())
             }
             Err(error) => return Err(io(error)),
         };
-        let mut text = Vec::new();
-        file.take(MAX_STATE_FILE.saturating_add(1))
-            .read_to_end(&mut text)
-            .map_err(io)?;
-        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_STATE_FILE {
+        let Some(text) = crate::files::read_capped(file, MAX_STATE_FILE).map_err(io)? else {
             return Err(StateError::TooLarge { path });
-        }
+        };
         #[derive(Deserialize)]
         struct Versioned {
             version: u32,
@@ -438,35 +429,16 @@ impl StateDir {
     }
 }
 
-/// Writes `dir/name` atomically: `dir/.name.tmp`, fsync, rename over
-/// `dir/name`, fsync `dir`.
+/// Writes `dir/name` atomically through `dir/.name.tmp`, mode 0600 (see
+/// `files::write_atomically`).
 pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
-    let temp = dir.join(format!(".{name}.tmp"));
-    let path = dir.join(name);
-    let io = |what, path: &Path| {
-        let path = path.to_owned();
-        move |source| StateError::Io { what, path, source }
-    };
-    // A temporary file left by a crash is ours to replace.
-    match std::fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(io("remove", &temp)(error)),
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .map_err(io("create", &temp))?;
-    file.write_all(bytes).map_err(io("write", &temp))?;
-    file.sync_all().map_err(io("fsync", &temp))?;
-    drop(file);
-    std::fs::rename(&temp, &path).map_err(io("rename into place", &path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("fsync", dir))?;
-    Ok(())
+    crate::files::write_atomically(dir, name, &format!(".{name}.tmp"), 0o600, bytes).map_err(|e| {
+        StateError::Io {
+            what: e.what,
+            path: e.path,
+            source: e.source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -13,9 +13,6 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::index::{Index, IndexEntry, IndexError, INDEX_FILE, MAX_INDEX_SIZE};
 use crate::config::RepositorySettings;
+use crate::files::read_capped;
 use crate::kernel::KernelIdentity;
 use crate::verify::sha256_hex;
 
@@ -273,14 +271,13 @@ impl Repository {
         let etag = validator("etag");
         let last_modified = validator("last-modified");
         let reader = response.body_mut().as_reader();
-        let bytes =
-            read_at_most(reader, MAX_INDEX_SIZE).map_err(|source| RepositoryError::Body {
-                url: url.clone(),
-                source,
-            })?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_INDEX_SIZE {
+        let read = read_capped(reader, MAX_INDEX_SIZE).map_err(|source| RepositoryError::Body {
+            url: url.clone(),
+            source,
+        })?;
+        let Some(bytes) = read else {
             return Err(RepositoryError::IndexTooLarge { url });
-        }
+        };
         let index = Index::parse(&bytes).map_err(|source| RepositoryError::Index {
             url: url.clone(),
             source,
@@ -320,24 +317,26 @@ impl Repository {
             }
         }
         let reader = response.body_mut().as_reader();
-        let bytes = read_at_most(reader, entry.size).map_err(|source| RepositoryError::Body {
+        // Reading stops one byte past the expected size.
+        let read = read_capped(reader, entry.size).map_err(|source| RepositoryError::Body {
             url: url.clone(),
             source,
         })?;
-        let got = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if got != entry.size {
-            // Reading stops one byte past the expected size.
-            let seen = if got > entry.size {
-                "sent more".to_owned()
-            } else {
-                format!("sent {got}")
-            };
+        let seen = match &read {
+            None => Some("sent more".to_owned()),
+            Some(bytes) if u64::try_from(bytes.len()).unwrap_or(u64::MAX) != entry.size => {
+                Some(format!("sent {}", bytes.len()))
+            }
+            Some(_) => None,
+        };
+        if let Some(seen) = seen {
             return Err(RepositoryError::Size {
                 url,
                 expected: entry.size,
                 seen,
             });
         }
+        let bytes = read.unwrap_or_default();
         let found = sha256_hex(&bytes);
         if found != entry.sha256 {
             return Err(RepositoryError::Digest {
@@ -350,51 +349,16 @@ impl Repository {
     }
 }
 
-/// Reads at most `limit + 1` bytes, so "more than `limit`" is seen without
-/// reading it all.
-fn read_at_most(reader: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
 /// Writes `dir/name` as `dir/.name.part`, fsync, rename, fsync of `dir`:
 /// the watcher sees only the complete file, under its final name.
 pub fn write_into(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RepositoryError> {
-    let temp = dir.join(format!(".{name}.part"));
-    let path = dir.join(name);
-    let failed = |what, path: &Path| {
-        let path = path.to_owned();
-        move |source| RepositoryError::Write { what, path, source }
-    };
-    // A partial file left by a crash is ours to replace.
-    match std::fs::remove_file(&temp) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(failed("remove", &temp)(error)),
-    }
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&temp)
-            .map_err(failed("create", &temp))?;
-        file.write_all(bytes).map_err(failed("write", &temp))?;
-        file.sync_all().map_err(failed("fsync", &temp))?;
-        drop(file);
-        std::fs::rename(&temp, &path).map_err(failed("rename into place", &path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(failed("fsync", dir))
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+    crate::files::write_atomically(dir, name, &format!(".{name}.part"), 0o600, bytes).map_err(|e| {
+        RepositoryError::Write {
+            what: e.what,
+            path: e.path,
+            source: e.source,
+        }
+    })
 }
 
 /// The wait before the next poll: `interval` moved by up to `jitter`

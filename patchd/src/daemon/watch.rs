@@ -9,8 +9,7 @@
 //! followed or waited on. This module never writes to the directory.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Read;
+use std::fs::{DirBuilder, OpenOptions};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -171,18 +170,12 @@ pub fn read_bundle_file(dir: &Path, name: &OsStr) -> Result<Option<ReadBundle>, 
             size: metadata.len(),
         });
     }
-    let bytes = read_capped(file, cap).map_err(io("read"))?;
-    let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if size > cap {
+    // It may have grown since: the read stops one byte past the cap.
+    let Some(bytes) = crate::files::read_capped(file, cap).map_err(io("read"))? else {
+        let size = cap.saturating_add(1);
         return Err(WatchError::TooLarge { path, size });
-    }
+    };
     Ok(Some(ReadBundle { path, bytes }))
-}
-
-fn read_capped(file: File, cap: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// What one read of the inotify descriptor found.
@@ -282,6 +275,7 @@ pub fn display_name(name: &OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

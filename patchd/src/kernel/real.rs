@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -66,17 +66,13 @@ impl RealKernel {
             Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(read_error(error)),
         };
-        let mut bytes = Vec::new();
-        file.take(cap.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
-        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > cap {
-            return Err(KernelError::TooLarge {
+        match crate::files::read_capped(file, cap).map_err(read_error)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => Err(KernelError::TooLarge {
                 path: path.to_owned(),
                 limit: cap,
-            });
+            }),
         }
-        Ok(Some(bytes))
     }
 
     /// Reads a whole text file with a size cap; `Ok(None)` if it is absent.
