@@ -118,18 +118,21 @@ fn serve(
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Some(request) = answer(stream, routes) {
-                    seen.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(request);
-                }
+                // A request that cannot be read is not recorded.
+                let _ = answer(stream, routes, seen);
             }
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
     }
 }
 
-fn answer(stream: TcpStream, routes: &Mutex<HashMap<String, Route>>) -> Option<Seen> {
+/// Reads one request, records it, then answers it: recorded first, so a
+/// test that has its answer also finds the request in [`TestServer::seen`].
+fn answer(
+    stream: TcpStream,
+    routes: &Mutex<HashMap<String, Route>>,
+    seen: &Mutex<Vec<Seen>>,
+) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
@@ -185,14 +188,17 @@ fn answer(stream: TcpStream, routes: &Mutex<HashMap<String, Route>>) -> Option<S
     };
     let length = length.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
     let head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n{length}{extra}\r\n");
+    seen.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Seen {
+            path,
+            headers,
+            status,
+        });
     let mut stream = stream;
     // A client that gave up early (a refused size) may have closed.
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&body);
     let _ = stream.flush();
-    Some(Seen {
-        path,
-        headers,
-        status,
-    })
+    Some(())
 }
