@@ -1,0 +1,450 @@
+//! The commands of the `patchd` binary, one function each, and what they
+//! share: settings, sessions, the daemon's set-up.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use tracing::info;
+
+use patchd::daemon::exporter::{MetricsExporter, MetricsServer};
+use patchd::daemon::signals::{Notifier, Stop};
+use patchd::daemon::{Daemon, DaemonOptions};
+use patchd::kernel::running_identity;
+use patchd::metrics::TEXTFILE_NAME;
+use patchd::ownership::default_owners;
+use patchd::privileges::{drop_to, require, RealCapabilities, DAEMON_CAPABILITIES, KERNEL_CHANGES};
+use patchd::state::StateDir;
+use patchd::trust::TrustStore;
+use patchd::{
+    link_module, load, AuditLog, Config, Kallsyms, LinkRecord, MetricsSnapshot, Overrides,
+    RealKernel, RevertTarget, Session, Settings, SystemClock,
+};
+
+use super::{
+    ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, LinkArgs, LoadModuleArgs, MetricsArgs,
+    ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
+};
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Verify(args) => cmd_verify(config, args),
+        Command::Apply(args) => cmd_apply(config, args),
+        Command::Revert(args) => cmd_revert(config, args),
+        Command::Status(args) => cmd_status(config, args),
+        Command::Report(args) => cmd_report(config, args),
+        Command::Metrics(args) => cmd_metrics(config, args),
+        Command::Daemon(args) => cmd_daemon(config, args),
+        Command::LoadModule(args) => cmd_load_module(args),
+        Command::Link(args) => cmd_link(args),
+        Command::Audit {
+            command: AuditCommand::Verify { state },
+        } => cmd_audit_verify(config, state),
+    }
+}
+
+/// `patchd verify`.
+fn cmd_verify(config: Option<&Path>, args: VerifyArgs) -> anyhow::Result<()> {
+    let VerifyArgs {
+        bundles,
+        keys,
+        kernel_root,
+    } = args;
+    let settings = settings(
+        config,
+        Overrides {
+            keys_dir: keys.keys,
+            ..Overrides::default()
+        },
+    )?;
+    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    verify(&kernel, &bundles, &settings.keys_dir)?;
+    Ok(())
+}
+
+/// `patchd apply`.
+fn cmd_apply(config: Option<&Path>, args: ApplyArgs) -> anyhow::Result<()> {
+    let ApplyArgs {
+        bundles,
+        keys,
+        kmod,
+        state,
+        retry,
+    } = args;
+    let settings = settings(
+        config,
+        Overrides {
+            keys_dir: keys.keys,
+            kmod: kmod.kmod,
+            ..overrides(state, retry)
+        },
+    )?;
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd apply")?;
+    let config = settings.session_config(default_owners());
+    let kernel = RealKernel::new();
+    let mut session = open_session(&kernel, config)?;
+    let report = patchd::apply(&mut session, &bundles)?;
+    if report.companion_loaded {
+        println!("loaded the companion module");
+    }
+    for id in &report.unchanged {
+        println!("{id}: applied already");
+    }
+    for bundle in &report.applied {
+        println!(
+            "{}: applied ({}; sha256 {})",
+            bundle.id,
+            bundle.functions.join(", "),
+            bundle.sha256
+        );
+    }
+    Ok(())
+}
+
+/// `patchd revert`.
+fn cmd_revert(config: Option<&Path>, args: RevertArgs) -> anyhow::Result<()> {
+    let RevertArgs {
+        ids,
+        all,
+        state,
+        retry,
+    } = args;
+    let settings = settings(config, overrides(state, retry))?;
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd revert")?;
+    let config = settings.session_config(default_owners());
+    let kernel = RealKernel::new();
+    let mut session = open_session(&kernel, config)?;
+    let target = if all {
+        RevertTarget::All
+    } else {
+        RevertTarget::Ids(ids)
+    };
+    let report = patchd::revert(&mut session, &target)?;
+    if report.reverted.is_empty() {
+        println!("nothing to revert");
+    }
+    for id in &report.reverted {
+        println!("{id}: reverted");
+    }
+    Ok(())
+}
+
+/// `patchd status`.
+fn cmd_status(config: Option<&Path>, args: StatusArgs) -> anyhow::Result<()> {
+    let StatusArgs { json, state } = args;
+    let settings = settings(
+        config,
+        Overrides {
+            state_dir: state.state_dir,
+            ..Overrides::default()
+        },
+    )?;
+    let config = settings.session_config(default_owners());
+    let kernel = RealKernel::new();
+    let session = open_session(&kernel, config)?;
+    let status = patchd::status(&session).context("cannot read the kernel's state")?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{status}");
+    }
+    Ok(())
+}
+
+/// `patchd report`.
+fn cmd_report(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
+    let ReportArgs { json, csv, state } = args;
+    let settings = settings(config, state_only(state))?;
+    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let report = patchd::report(&dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if csv {
+        print!("{}", report.to_csv());
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// `patchd metrics`.
+fn cmd_metrics(config: Option<&Path>, args: MetricsArgs) -> anyhow::Result<()> {
+    let MetricsArgs {
+        textfile,
+        state,
+        kernel_root,
+    } = args;
+    let settings = settings(config, state_only(state))?;
+    // The flag, or the config file's metrics.textfile_dir.
+    let textfile = textfile.or(settings.metrics.textfile_dir);
+    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let identity = running_identity(&kernel).context("cannot identify the running kernel")?;
+    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let state = dir.load()?;
+    let audit = AuditLog::new(dir.path()).read_verified()?;
+    let snapshot = MetricsSnapshot::collect(&state, audit.as_deref(), None, &identity);
+    let text = patchd::render(&snapshot);
+    match &textfile {
+        Some(textfile) => patchd::write_textfile(textfile, &text)
+            .with_context(|| format!("cannot write {}", textfile.join(TEXTFILE_NAME).display()))?,
+        None => print!("{text}"),
+    }
+    if let Err(tampered) = audit {
+        return Err(anyhow::Error::new(tampered)
+            .context("the metrics drawn from the audit log were left out (suture_audit_log_intact 0); run `patchd audit verify`"));
+    }
+    Ok(())
+}
+
+/// `patchd daemon`.
+fn cmd_daemon(config: Option<&Path>, args: DaemonArgs) -> anyhow::Result<()> {
+    let DaemonArgs {
+        once,
+        no_repository,
+        watch_dir,
+        keys,
+        kmod,
+        state,
+        retry,
+        kernel_root,
+    } = args;
+    let settings = settings(
+        config,
+        Overrides {
+            keys_dir: keys.keys,
+            kmod: kmod.kmod,
+            watch_dir,
+            ..overrides(state, retry)
+        },
+    )?;
+    daemon(settings, once, !no_repository, kernel_root)?;
+    Ok(())
+}
+
+/// `patchd load-module`.
+fn cmd_load_module(args: LoadModuleArgs) -> anyhow::Result<()> {
+    let LoadModuleArgs {
+        module,
+        params,
+        symbols,
+        records,
+    } = args;
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd load-module")?;
+    let symbols = with_records(symbols, records.as_deref())?;
+    let image = load::read_module(&module)?;
+    let report = load::load_module(&RealKernel::new(), &image, &params.join(" "), &symbols)
+        .with_context(|| format!("cannot load {}", module.display()))?;
+    let name = report.module_name.unwrap_or_else(|| file_stem(&module));
+    info!(
+        linked = report.resolved.len(),
+        signature_stripped = report.signature_stripped,
+        "loaded {name}"
+    );
+    Ok(())
+}
+
+/// `patchd link`.
+fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
+    let LinkArgs {
+        module,
+        kallsyms,
+        output,
+        symbols,
+        records,
+    } = args;
+    let symbols = with_records(symbols, records.as_deref())?;
+    let image = load::read_module(&module)?;
+    let text = std::fs::read_to_string(&kallsyms)
+        .with_context(|| format!("cannot read {}", kallsyms.display()))?;
+    let kallsyms =
+        Kallsyms::parse(&text).with_context(|| format!("cannot use {}", kallsyms.display()))?;
+    let linked = link_module(&image, &kallsyms, &symbols)
+        .with_context(|| format!("cannot link {}", module.display()))?;
+    std::fs::write(&output, &linked.image)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    info!(
+        linked = linked.resolved.len(),
+        signature_stripped = linked.signature_stripped,
+        "wrote {}",
+        output.display()
+    );
+    Ok(())
+}
+
+/// `patchd audit verify`.
+fn cmd_audit_verify(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
+    let settings = settings(
+        config,
+        Overrides {
+            state_dir: state.state_dir,
+            ..Overrides::default()
+        },
+    )?;
+    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let log = AuditLog::new(dir.path());
+    let lines = log.verify()??;
+    println!(
+        "audit log {}: {lines} line(s), the hash chain is intact",
+        log.path().display()
+    );
+    Ok(())
+}
+
+/// The settings: the config file (`--config`, or the default file if it
+/// exists), then the flags.
+fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+    Ok(Settings::load(config, &overrides, &default_owners())?)
+}
+
+/// Only `--state-dir`.
+fn state_only(state: StateArgs) -> Overrides {
+    Overrides {
+        state_dir: state.state_dir,
+        ..Overrides::default()
+    }
+}
+
+/// The flags shared by the commands that work with the state.
+fn overrides(state: StateArgs, retry: RetryArgs) -> Overrides {
+    Overrides {
+        state_dir: state.state_dir,
+        switch_attempts: retry.switch_attempts,
+        switch_backoff_ms: retry.switch_backoff_ms,
+        ..Overrides::default()
+    }
+}
+
+/// Opens a session (locks and reconciles the state) with the system clock,
+/// reporting what reconciling changed.
+fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'_>> {
+    static CLOCK: SystemClock = SystemClock;
+    let session = Session::open(kernel, &CLOCK, config)?;
+    for change in &session.reconciled().changes {
+        eprintln!("patchd: reconciled {}: {}", change.id, change.what);
+    }
+    Ok(session)
+}
+
+/// `patchd daemon`.
+fn daemon(
+    settings: Settings,
+    once: bool,
+    repository: bool,
+    kernel_root: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    static CLOCK: SystemClock = SystemClock;
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd daemon")?;
+    // Before any thread exists (ureq's resolver and the metrics endpoint
+    // start some): every thread inherits the blocked mask, so SIGTERM
+    // reaches only the signalfd.
+    let stop = if once {
+        None
+    } else {
+        Some(Stop::on_signals().context("cannot route SIGTERM and SIGINT to a signalfd")?)
+    };
+    let metrics = settings.metrics.clone();
+    let server = match metrics.listen.filter(|_| !once) {
+        Some(address) => Some(
+            MetricsServer::bind(address)
+                .with_context(|| format!("cannot serve metrics on {address} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
+    // Capabilities are per thread: dropped while this is the only one.
+    drop_to(&RealCapabilities, DAEMON_CAPABILITIES)
+        .context("cannot drop the capabilities the daemon does not need")?;
+    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let options = DaemonOptions { repository };
+    let mut daemon = Daemon::new(&kernel, &CLOCK, settings, default_owners(), options)?;
+    daemon.set_notifier(Notifier::from_env());
+    if metrics.textfile_dir.is_some() || server.is_some() {
+        let served = server.as_ref().map(MetricsServer::text);
+        let exporter = MetricsExporter::new(metrics.textfile_dir, served, daemon.running().clone());
+        daemon.add_observer(Box::new(exporter));
+    }
+    if let Some(server) = server {
+        let address = server.local_addr()?;
+        server
+            .spawn()
+            .context("cannot start the metrics endpoint's thread")?;
+        info!("metrics: serving http://{address}/metrics");
+    }
+    let Some(stop) = stop else {
+        return once_result(&daemon.run_once()?);
+    };
+    // A daemon stopped by a signal did its job, whatever failed on the way
+    // (the log and the audit log have it).
+    daemon.run(&stop)?;
+    Ok(())
+}
+
+/// `--once` fails when anything failed, so a boot unit shows it.
+fn once_result(summary: &patchd::daemon::Summary) -> anyhow::Result<()> {
+    if !summary.is_clean() {
+        anyhow::bail!(
+            "{} bundle(s) or file(s) could not be applied ({}) and {} repository request(s) failed; the log and the audit log say why",
+            summary.failed.len(),
+            summary.failed.join(", "),
+            summary.repository_failures
+        );
+    }
+    Ok(())
+}
+
+/// `patchd verify`: every bundle, one line each on stdout.
+fn verify(kernel: &RealKernel, bundles: &[PathBuf], keys: &Path) -> anyhow::Result<()> {
+    let trust = TrustStore::open(keys, &default_owners())?;
+    let running = running_identity(kernel).context("cannot identify the running kernel")?;
+    for path in bundles {
+        let bundle = patchd::verify_bundle(kernel, &trust.verifying_keys(), &running, path)?;
+        let manifest = &bundle.manifest();
+        let functions: Vec<&str> = manifest
+            .replaced_functions
+            .iter()
+            .map(|f| f.old_name.as_str())
+            .collect();
+        let cves = if manifest.cves.is_empty() {
+            "none".to_owned()
+        } else {
+            manifest.cves.join(", ")
+        };
+        println!(
+            "{}: ok: {} for {} (build-id {}), signed by {}, sha256 {}; replaces {}; fixes {}",
+            path.display(),
+            manifest.id,
+            running.release,
+            running.build_id,
+            bundle.signer_key_id(),
+            bundle.sha256(),
+            functions.join(", "),
+            cves
+        );
+    }
+    Ok(())
+}
+
+/// The module name implied by a file name (`dir/foo.ko` -> `foo`), for
+/// modules without a `name=` in `.modinfo`.
+fn file_stem(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |stem| stem.to_string_lossy().into_owned(),
+    )
+}
+
+/// The `--symbol` records plus those of a `--records` file.
+fn with_records(
+    mut symbols: Vec<LinkRecord>,
+    file: Option<&Path>,
+) -> anyhow::Result<Vec<LinkRecord>> {
+    let Some(file) = file else {
+        return Ok(symbols);
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let records: Vec<LinkRecord> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
+    symbols.extend(records);
+    Ok(symbols)
+}
