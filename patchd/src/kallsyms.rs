@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::link::{Candidate, LinkError};
+use crate::link_error::{Candidate, LinkError};
 
 /// The object name kallsyms implies for lines without a `[module]` column.
 pub const VMLINUX: &str = "vmlinux";

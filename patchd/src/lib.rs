@@ -40,6 +40,7 @@ pub mod kallsyms;
 pub mod kernel;
 pub mod killpoint;
 pub mod link;
+mod link_error;
 pub mod load;
 pub mod metrics;
 pub mod ownership;
