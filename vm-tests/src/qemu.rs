@@ -276,7 +276,10 @@ pub fn run_guest(target: &Target, modules: &BuiltModules, spec: &GuestSpec) -> R
         .arg("-initrd")
         .arg(&initrd)
         .arg("-append")
-        .arg("console=ttyS0 panic=-1 loglevel=4")
+        // A soft lockup panics the guest (with every CPU's backtrace in the
+        // serial log) instead of hanging the boot until the host's timeout:
+        // a lockup is a failure either way, and its traces are the evidence.
+        .arg("console=ttyS0 panic=-1 loglevel=4 softlockup_panic=1 softlockup_all_cpu_backtrace=1")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(io_err("cannot open", &log_path))?)
         .stderr(log)
