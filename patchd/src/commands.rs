@@ -10,14 +10,14 @@ use patchd::daemon::exporter::{MetricsExporter, MetricsServer};
 use patchd::daemon::signals::{Notifier, Stop};
 use patchd::daemon::{Daemon, DaemonOptions};
 use patchd::kernel::running_identity;
-use patchd::metrics::TEXTFILE_NAME;
+use patchd::observe::metrics::TEXTFILE_NAME;
 use patchd::ownership::default_owners;
 use patchd::privileges::{drop_to, require, RealCapabilities, DAEMON_CAPABILITIES, KERNEL_CHANGES};
-use patchd::state::StateDir;
-use patchd::trust::TrustStore;
+use patchd::transaction::state::StateDir;
+use patchd::verify::trust::TrustStore;
 use patchd::{
-    link_module, load, AuditLog, Config, Kallsyms, LinkRecord, MetricsSnapshot, Overrides,
-    RealKernel, RevertTarget, Session, Settings, SystemClock,
+    link::load, link_module, AuditLog, Config, Kallsyms, LinkRecord, MetricsSnapshot, ModuleImage,
+    Overrides, RealKernel, RevertTarget, Session, Settings, SystemClock,
 };
 
 use super::{
@@ -232,8 +232,7 @@ fn cmd_load_module(args: LoadModuleArgs) -> anyhow::Result<()> {
     } = args;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd load-module")?;
     let symbols = with_records(symbols, records.as_deref())?;
-    let image = load::read_module(&module)?;
-    let report = load::load_module(&RealKernel::new(), &image, &params.join(" "), &symbols)
+    let report = load::load_module_file(&RealKernel::new(), &module, &params.join(" "), &symbols)
         .with_context(|| format!("cannot load {}", module.display()))?;
     let name = report.module_name.unwrap_or_else(|| file_stem(&module));
     info!(
@@ -259,7 +258,9 @@ fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", kallsyms.display()))?;
     let kallsyms =
         Kallsyms::parse(&text).with_context(|| format!("cannot use {}", kallsyms.display()))?;
-    let linked = link_module(&image, &kallsyms, &symbols)
+    let parsed =
+        ModuleImage::parse(&image).with_context(|| format!("cannot link {}", module.display()))?;
+    let linked = link_module(&parsed, &kallsyms, &symbols)
         .with_context(|| format!("cannot link {}", module.display()))?;
     std::fs::write(&output, &linked.image)
         .with_context(|| format!("cannot write {}", output.display()))?;

@@ -19,10 +19,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ownership::{check_trusted_path, OwnershipError};
-use crate::session::{Config, DEFAULT_KMOD};
-use crate::state::DEFAULT_STATE_DIR;
-use crate::switch::RetryPolicy;
-use crate::trust::DEFAULT_KEYS_DIR;
+use crate::transaction::session::{Config, DEFAULT_KMOD};
+use crate::transaction::state::DEFAULT_STATE_DIR;
+use crate::transaction::switch::RetryPolicy;
+use crate::verify::trust::DEFAULT_KEYS_DIR;
 
 /// The config file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/suture/patchd.toml";

@@ -1,79 +1,72 @@
 //! patchd: suture's server side, which puts live patches into a running
 //! Linux kernel and takes them out again, and keeps the evidence.
 //!
-//! The data flows one way, verify -> link -> load -> enable:
+//! The data flows one way, verify -> link -> load -> enable, and the
+//! folders follow it:
 //!
-//! - [`trust`] and [`verify`] check a bundle before anything touches the
-//!   kernel: signature by a key of a root-owned trust store, digests and
-//!   caps (the `suture-bundle` crate), the target kernel's release and
-//!   build-id, lockdown;
-//! - [`kallsyms`], [`link`] and [`load`] are the user-space link step:
-//!   non-exported symbols are resolved exactly in `/proc/kallsyms` and
-//!   rewritten as absolute symbols before `init_module`;
-//! - [`switch`] enables and disables patches through the companion module,
-//!   retrying its `EBUSY` refusals;
-//! - [`apply`], [`revert`] and [`status`] are the commands, all or nothing
-//!   across the bundles of one apply; [`state`] records each step before it
-//!   happens and [`reconcile`] squares the record with the kernel at every
-//!   start; [`audit`] keeps a hash-chained log of every attempt;
-//! - [`report`] turns the state and the verified audit log into compliance
-//!   figures (vulnerability gap per CVE, reboots avoided, failures), and
-//!   [`metrics`] the same for Prometheus;
-//! - [`privileges`] refuses kernel changes without `CAP_SYS_MODULE` and
-//!   drops the daemon's other capabilities;
-//! - [`kernel`] is the one trait through which patchd touches the kernel,
-//!   with the real implementation and a recording fake for tests, and
-//!   [`clock`] the same for time.
+//! - [`verify`] checks a bundle before anything touches the kernel:
+//!   signature by a key of a root-owned trust store ([`verify::trust`]),
+//!   digests and caps (the `suture-bundle` crate), the target kernel's
+//!   release and build-id, lockdown; a [`VerifiedBundle`] can only come
+//!   from there, and carries its patch module read once;
+//! - [`link`] is the user-space link step: non-exported symbols are
+//!   resolved exactly in `/proc/kallsyms` and rewritten as absolute symbols
+//!   before `init_module` ([`link::load`]);
+//! - [`transaction`] changes the kernel: [`apply`], [`revert`],
+//!   reconciling at every start, the state file recorded before each step,
+//!   the enable/disable switch with its `EBUSY` retries, and the
+//!   hash-chained audit log of every attempt;
+//! - [`observe`] turns the state and the verified audit log into `status`,
+//!   compliance figures (`report`) and Prometheus metrics;
+//! - [`daemon`] watches a directory and a repository and applies what
+//!   arrives; [`config`], [`privileges`] and [`ownership`] are its
+//!   settings, capabilities and trusted owners;
+//! - [`kernel`] is the one trait through which patchd touches the kernel
+//!   (the recording fake only with the `fake-kernel` feature), and
+//!   [`clock`] the same for time; `files` holds the one capped read and the
+//!   one atomic write.
 //!
 //! The library never panics on its input: bundles, module files, kallsyms
 //! text and state files are untrusted, and every offset and size from them
 //! is checked.
 
-pub mod apply;
-pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-mod elf;
+#[cfg(any(test, feature = "fake-kernel"))]
+pub mod fake_kernel;
 mod files;
-pub mod kallsyms;
 pub mod kernel;
 pub mod killpoint;
 pub mod link;
-mod link_error;
-pub mod load;
-pub mod metrics;
+pub mod observe;
 pub mod ownership;
 pub mod privileges;
-pub mod reconcile;
-pub mod report;
-pub mod revert;
-pub mod session;
-pub mod state;
-pub mod status;
-pub mod switch;
-pub mod trust;
+pub mod transaction;
 pub mod verify;
 
 #[cfg(test)]
 mod testkit;
 
-pub use apply::{apply, apply_read, reapply, ApplyError, ApplyReport, ReadBundle};
-pub use audit::{AuditLog, Tampered};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use config::{ConfigError, Overrides, Settings};
-pub use kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
 #[cfg(any(test, feature = "fake-kernel"))]
-pub use kernel::{FakeKernel, KernelCall};
+pub use fake_kernel::{FakeKernel, KernelCall};
 pub use kernel::{Kernel, KernelError, RealKernel};
-pub use link::{link_module, strip_signature, undefined_symbols, LinkError, LinkedModule};
-pub use load::{load_module, LoadError, LoadReport};
-pub use metrics::{render, write_textfile, MetricsSnapshot};
-pub use report::{report, Report, ReportError};
-pub use revert::{revert, RevertError, RevertReport, RevertTarget};
-pub use session::{Config, Session, SessionError};
-pub use status::{status, Status};
-pub use switch::{RetryPolicy, SwitchError};
+pub use link::kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
+pub use link::load::{load_module, LoadError, LoadReport};
+pub use link::{
+    link_module, strip_signature, undefined_symbols, LinkError, LinkedModule, ModuleImage,
+};
+pub use observe::metrics::{render, write_textfile, MetricsSnapshot};
+pub use observe::report::{report, Report, ReportError};
+pub use observe::status::{status, Status};
+pub use transaction::apply::{apply, apply_read, reapply, ApplyError, ApplyReport, ReadBundle};
+pub use transaction::audit::{AuditLog, Tampered};
+pub use transaction::revert::{revert, RevertError, RevertReport, RevertTarget};
+pub use transaction::session::{Config, Session};
+pub use transaction::switch::{RetryPolicy, SwitchError};
+pub use transaction::SessionError;
 pub use verify::{verify_bundle, VerifiedBundle, VerifyError};
 
 /// How a command failed, for the command line's exit codes.
@@ -128,8 +121,8 @@ fn classify_one(error: &(dyn std::error::Error + 'static)) -> FailureKind {
         return FailureKind::Rejected;
     }
     let switch = error.downcast_ref::<SwitchError>().or_else(|| {
-        match error.downcast_ref::<revert::TakeOutError>() {
-            Some(revert::TakeOutError::Switch(inner)) => Some(inner),
+        match error.downcast_ref::<transaction::take_out::TakeOutError>() {
+            Some(transaction::take_out::TakeOutError::Switch(inner)) => Some(inner),
             _ => None,
         }
     });

@@ -253,7 +253,7 @@ struct LoadModuleArgs {
     #[arg(value_name = "PARAM=VALUE")]
     params: Vec<String>,
     /// Which definition a symbol links against, when kallsyms has several.
-    #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::kallsyms::parse_symbol_arg)]
+    #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::link::kallsyms::parse_symbol_arg)]
     symbols: Vec<LinkRecord>,
     /// Link records written by `patchgen build` (NAME.records.json).
     #[arg(long, value_name = "FILE")]
@@ -273,7 +273,7 @@ struct LinkArgs {
     #[arg(short, long, value_name = "OUT.ko")]
     output: PathBuf,
     /// Which definition a symbol links against, when kallsyms has several.
-    #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::kallsyms::parse_symbol_arg)]
+    #[arg(long = "symbol", value_name = "NAME=OBJECT[,POS]", value_parser = patchd::link::kallsyms::parse_symbol_arg)]
     symbols: Vec<LinkRecord>,
     /// Link records written by `patchgen build` (NAME.records.json).
     #[arg(long, value_name = "FILE")]

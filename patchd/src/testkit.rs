@@ -9,9 +9,9 @@ use suture_bundle::manifest::{LinkRecord, Manifest, SymbolBinding, SymbolKind};
 use suture_bundle::{SigningKey, PUBLIC_KEY_HEADER};
 
 use crate::clock::FakeClock;
-use crate::kernel::{FakeKernel, FAKE_BUILD_ID, FAKE_RELEASE};
-use crate::session::{Config, Session};
-use crate::switch::RetryPolicy;
+use crate::fake_kernel::{FakeKernel, FAKE_BUILD_ID, FAKE_RELEASE};
+use crate::transaction::session::{Config, Session};
+use crate::transaction::switch::RetryPolicy;
 
 /// kallsyms for the fixtures: what the companion module and the patch
 /// modules below need, plus an export so the export rule applies.

@@ -1,5 +1,5 @@
 //! The daemon's metrics: after every change, the metrics text
-//! ([`crate::metrics`]) is rendered again from the state and the verified
+//! ([`crate::observe::metrics`]) is rendered again from the state and the verified
 //! audit log, written to the textfile directory (node-exporter's textfile
 //! collector) and handed to the loopback endpoint, if either is configured.
 //!
@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 
 use super::{Observer, Summary};
 use crate::kernel::KernelIdentity;
-use crate::metrics::{render, write_textfile, MetricsSnapshot, TEXTFILE_NAME};
-use crate::session::Session;
+use crate::observe::metrics::{render, write_textfile, MetricsSnapshot, TEXTFILE_NAME};
+use crate::transaction::session::Session;
 
 /// Longest request head read.
 const MAX_REQUEST_HEAD: usize = 8 << 10;

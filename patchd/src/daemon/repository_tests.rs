@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::*;
 use crate::daemon::index::{IndexTarget, INDEX_VERSION};
 use crate::daemon::test_server::{Route, TestServer};
-use crate::kernel::{FAKE_BUILD_ID, FAKE_RELEASE};
+use crate::fake_kernel::{FAKE_BUILD_ID, FAKE_RELEASE};
 
 const ETAG: &str = "\"index-v1\"";
 const LAST_MODIFIED: &str = "Wed, 21 Oct 2026 07:28:00 GMT";

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::test_server::{Route, TestServer};
 use super::*;
-use crate::apply::apply;
-use crate::audit::{AuditAction, AuditRecord, AuditResult};
 use crate::config::RepositorySettings;
-use crate::kernel::FakeKernel;
+use crate::fake_kernel::FakeKernel;
 use crate::ownership::default_owners;
-use crate::state::{Phase, StateDir};
 use crate::testkit::{bundle_bytes, manifest, signing_key, stranger_key, TestHost};
+use crate::transaction::apply::apply;
+use crate::transaction::audit::{AuditAction, AuditRecord, AuditResult};
+use crate::transaction::state::{Phase, StateDir};
 use crate::verify::sha256_hex;
 
 /// The test host's settings, with a watch directory beside the state.
@@ -66,7 +66,7 @@ fn audit_lines(host: &TestHost) -> Vec<AuditRecord> {
         .collect()
 }
 
-fn state_of(host: &TestHost) -> crate::state::State {
+fn state_of(host: &TestHost) -> crate::transaction::state::State {
     let dir = StateDir::open(&host.path().join("state"), &default_owners()).expect("open");
     dir.load().expect("load")
 }
@@ -126,7 +126,8 @@ fn boot_reapply_restores_lost_bundles_and_leaves_other_kernels_bundles_lost() {
         apply(&mut session, &[host.bundle("fix_a")]).expect("applies");
     }
     {
-        let old = TestHost::kernel().with_identity(crate::kernel::FAKE_RELEASE, &"00".repeat(20));
+        let old =
+            TestHost::kernel().with_identity(crate::fake_kernel::FAKE_RELEASE, &"00".repeat(20));
         let path = host.path().join("in/fix_old.bundle");
         std::fs::write(&path, other_kernel_bundle("fix_old")).expect("write");
         let mut session = host.session(&old);
@@ -421,13 +422,13 @@ fn once_polls_the_repository_and_applies_what_it_brought() {
             "name": name,
             "sha256": sha256_hex(bytes),
             "size": bytes.len(),
-            "target": { "kernel_release": crate::kernel::FAKE_RELEASE, "build_id": build_id },
+            "target": { "kernel_release": crate::fake_kernel::FAKE_RELEASE, "build_id": build_id },
         })
     };
     let index = serde_json::json!({
         "version": 1,
         "bundles": [
-            entry("fix_a-6.1.bundle", &fix_a, crate::kernel::FAKE_BUILD_ID),
+            entry("fix_a-6.1.bundle", &fix_a, crate::fake_kernel::FAKE_BUILD_ID),
             entry("fix_other-6.1.bundle", &other, &"00".repeat(20)),
         ]
     });

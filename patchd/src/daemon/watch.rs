@@ -19,8 +19,8 @@ use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use suture_bundle::MAX_BUNDLE_SIZE;
 
-use crate::apply::ReadBundle;
 use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::transaction::apply::ReadBundle;
 
 /// The suffix of a bundle file.
 pub const BUNDLE_SUFFIX: &str = ".bundle";

@@ -17,9 +17,9 @@ use tracing::{debug, error, info, warn};
 
 use super::watch::{self, display_name, WatchError};
 use super::Daemon;
-use crate::apply::{apply_read, reapply, ApplyError};
-use crate::session::Session;
-use crate::state::Phase;
+use crate::transaction::apply::{apply_read, reapply, ApplyError};
+use crate::transaction::session::Session;
+use crate::transaction::state::Phase;
 use crate::verify::sha256_hex;
 
 /// What became of one file.

@@ -3,14 +3,12 @@
 //! Every read of `/proc` or `/sys` and every syscall that changes the kernel
 //! goes through [`Kernel`], so the logic above it (linking, loading,
 //! enabling, reverting, reconciling) is tested without root against
-//! `FakeKernel`. Nothing outside this module may touch the kernel directly.
-//! The fake is built only for tests (unit tests, and integration tests
-//! through the `fake-kernel` feature): the production binary has only the
-//! real kernel.
+//! `FakeKernel` (`crate::fake_kernel`). Nothing outside this module may
+//! touch the kernel directly. The fake is built only for tests (unit tests,
+//! and integration tests through the `fake-kernel` feature): the production
+//! binary has only the real kernel.
 
-#[cfg(any(test, feature = "fake-kernel"))]
-mod fake;
-mod notes;
+pub(crate) mod notes;
 mod real;
 
 use std::fmt;
@@ -18,8 +16,6 @@ use std::path::PathBuf;
 
 use nix::errno::Errno;
 
-#[cfg(any(test, feature = "fake-kernel"))]
-pub use fake::{FakeKernel, KernelCall, FAKE_BUILD_ID, FAKE_LAST_BUSY, FAKE_RELEASE};
 pub use notes::{gnu_build_id, running_identity, KernelIdentity};
 pub use real::RealKernel;
 

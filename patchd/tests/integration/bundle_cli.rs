@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use patchd::audit::{AuditAction, AuditEntry, AuditLog, AuditResult};
+use patchd::transaction::audit::{AuditAction, AuditEntry, AuditLog, AuditResult};
 use suture_bundle::manifest::Manifest;
 use suture_bundle::{SigningKey, PUBLIC_KEY_HEADER};
 

@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use patchd::{link_module, Kallsyms};
+use patchd::{link_module, Kallsyms, ModuleImage};
 
 use crate::fixtures::{kallsyms_text, kallsyms_with_duplicate, patch_module, write};
 
@@ -31,7 +31,7 @@ fn link_writes_the_linked_module_and_logs_each_symbol() {
     let output = patchd(&["link", &module, "--kallsyms", &kallsyms, "-o", out_arg]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let want = link_module(
-        patch_module(),
+        &ModuleImage::parse(patch_module()).expect("a module"),
         &Kallsyms::parse(&kallsyms_text()).expect("valid"),
         &[],
     )

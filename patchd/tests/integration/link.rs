@@ -1,20 +1,37 @@
 //! Linking objects compiled from C against a synthetic kallsyms.
 
 use object::elf::{SHN_ABS, SHN_UNDEF};
-use patchd::link::{module_name, symbols_to_resolve};
-use patchd::{link_module, undefined_symbols, Kallsyms, LinkError, LinkRecord, Resolved};
+use patchd::link::module_name;
+use patchd::{
+    link_module, undefined_symbols, Kallsyms, LinkError, LinkRecord, LinkedModule, ModuleImage,
+    Resolved,
+};
 
 use crate::fixtures::{
     exported_only_module, kallsyms_text, kallsyms_with_duplicate, patch_module, sign, symtab,
     HIDDEN_COUNTER, HIDDEN_FUNC,
 };
 
+/// Reads `image` once and links it, as patchd does.
+fn link(
+    image: &[u8],
+    kallsyms: &Kallsyms,
+    records: &[LinkRecord],
+) -> Result<LinkedModule, LinkError> {
+    link_module(&ModuleImage::parse(image)?, kallsyms, records)
+}
+
+/// The symbols of `image` that patchd must link.
+fn to_resolve(image: &[u8], kallsyms: &Kallsyms) -> Result<Vec<String>, LinkError> {
+    ModuleImage::parse(image)?.to_resolve(kallsyms)
+}
+
 fn kallsyms() -> Kallsyms {
     Kallsyms::parse(&kallsyms_text()).expect("fixture kallsyms")
 }
 
 fn record(text: &str) -> LinkRecord {
-    patchd::kallsyms::parse_symbol_arg(text).expect("valid record")
+    patchd::link::kallsyms::parse_symbol_arg(text).expect("valid record")
 }
 
 #[test]
@@ -31,7 +48,7 @@ fn lists_undefined_symbols_and_those_to_resolve() {
             "weak_missing"
         ]
     );
-    let mut to_resolve = symbols_to_resolve(image, &kallsyms()).expect("valid object");
+    let mut to_resolve = to_resolve(image, &kallsyms()).expect("valid object");
     to_resolve.sort();
     assert_eq!(
         to_resolve,
@@ -47,7 +64,7 @@ fn lists_undefined_symbols_and_those_to_resolve() {
 #[test]
 fn hidden_symbols_become_absolute_and_nothing_else_changes() {
     let image = patch_module();
-    let linked = link_module(image, &kallsyms(), &[]).expect("links");
+    let linked = link(image, &kallsyms(), &[]).expect("links");
     assert!(!linked.signature_stripped);
     let mut resolved = linked.resolved.clone();
     resolved.sort_by(|a, b| a.name.cmp(&b.name));
@@ -91,8 +108,8 @@ fn hidden_symbols_become_absolute_and_nothing_else_changes() {
 #[test]
 fn signed_module_is_unsigned_when_rewritten() {
     let image = patch_module();
-    let unsigned = link_module(image, &kallsyms(), &[]).expect("links");
-    let signed = link_module(&sign(image), &kallsyms(), &[]).expect("links");
+    let unsigned = link(image, &kallsyms(), &[]).expect("links");
+    let signed = link(&sign(image), &kallsyms(), &[]).expect("links");
     assert!(signed.signature_stripped);
     assert_eq!(signed.image, unsigned.image);
     assert_eq!(signed.resolved, unsigned.resolved);
@@ -101,7 +118,7 @@ fn signed_module_is_unsigned_when_rewritten() {
 #[test]
 fn module_needing_no_rewrite_keeps_its_signature() {
     let signed = sign(exported_only_module());
-    let linked = link_module(&signed, &kallsyms(), &[]).expect("links");
+    let linked = link(&signed, &kallsyms(), &[]).expect("links");
     assert_eq!(linked.image, signed);
     assert!(linked.resolved.is_empty());
     assert!(!linked.signature_stripped);
@@ -110,7 +127,7 @@ fn module_needing_no_rewrite_keeps_its_signature() {
 #[test]
 fn ambiguous_symbol_is_refused_then_selected_by_record() {
     let kallsyms = Kallsyms::parse(&kallsyms_with_duplicate()).expect("valid");
-    let error = link_module(patch_module(), &kallsyms, &[]).expect_err("ambiguous");
+    let error = link(patch_module(), &kallsyms, &[]).expect_err("ambiguous");
     let message = error.to_string();
     assert!(matches!(error, LinkError::Ambiguous { .. }), "{error:?}");
     assert!(
@@ -126,7 +143,7 @@ fn ambiguous_symbol_is_refused_then_selected_by_record() {
             "other_mod",
         ),
     ] {
-        let linked = link_module(patch_module(), &kallsyms, &[record(text)]).expect(text);
+        let linked = link(patch_module(), &kallsyms, &[record(text)]).expect(text);
         let found = linked
             .resolved
             .iter()
@@ -154,7 +171,7 @@ fn records_must_name_a_referenced_unexported_symbol_once() {
     ];
     for (texts, expected) in cases {
         let records: Vec<LinkRecord> = texts.iter().map(|t| record(t)).collect();
-        let error = link_module(patch_module(), &k, &records).expect_err("bad records");
+        let error = link(patch_module(), &k, &records).expect_err("bad records");
         assert!(expected(&error), "{texts:?}: {error:?}");
         assert!(error
             .to_string()
@@ -166,12 +183,12 @@ fn records_must_name_a_referenced_unexported_symbol_once() {
 fn unresolvable_symbol_is_an_error_naming_it() {
     let text = kallsyms_text().replace(" d hidden_counter\n", " d other_counter\n");
     let kallsyms = Kallsyms::parse(&text).expect("valid");
-    let error = link_module(patch_module(), &kallsyms, &[]).expect_err("missing");
+    let error = link(patch_module(), &kallsyms, &[]).expect_err("missing");
     assert!(matches!(&error, LinkError::NotFound { name } if name == "hidden_counter"));
     assert!(error.to_string().contains("loaded module"), "{error}");
 
-    let error = link_module(patch_module(), &kallsyms, &[record("hidden_counter=ext4")])
-        .expect_err("not in ext4");
+    let error =
+        link(patch_module(), &kallsyms, &[record("hidden_counter=ext4")]).expect_err("not in ext4");
     assert!(matches!(error, LinkError::NotInObject { .. }), "{error:?}");
 }
 
@@ -182,7 +199,7 @@ fn hidden_addresses_are_reported_not_linked() {
         .map(|line| format!("0000000000000000{}\n", &line[16..]))
         .collect();
     let kallsyms = Kallsyms::parse(&text).expect("valid");
-    let error = link_module(patch_module(), &kallsyms, &[]).expect_err("hidden");
+    let error = link(patch_module(), &kallsyms, &[]).expect_err("hidden");
     assert!(matches!(error, LinkError::AddressesHidden), "{error:?}");
     // The export rule still holds without addresses.
     assert!(kallsyms.is_exported("exported_func"));
@@ -200,8 +217,8 @@ fn kallsyms_without_export_entries_is_refused() {
     let kallsyms = Kallsyms::parse(&text).expect("valid");
     assert!(!kallsyms.lists_exports());
     for result in [
-        link_module(patch_module(), &kallsyms, &[]).map(|_| ()),
-        symbols_to_resolve(exported_only_module(), &kallsyms).map(|_| ()),
+        link(patch_module(), &kallsyms, &[]).map(|_| ()),
+        to_resolve(exported_only_module(), &kallsyms).map(|_| ()),
     ] {
         let error = result.expect_err("no export information");
         assert!(matches!(error, LinkError::NoExportInformation), "{error:?}");

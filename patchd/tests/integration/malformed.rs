@@ -7,7 +7,7 @@ use object::elf::{FileHeader64, SHT_STRTAB, SHT_SYMTAB};
 use object::read::elf::{FileHeader, SectionHeader};
 use object::LittleEndian;
 use patchd::link::module_name;
-use patchd::{link_module, undefined_symbols, Kallsyms, LinkError, LinkedModule};
+use patchd::{link_module, undefined_symbols, Kallsyms, LinkError, LinkedModule, ModuleImage};
 
 use crate::fixtures::{kallsyms_text, patch_module, sign};
 
@@ -18,7 +18,7 @@ fn link(image: &[u8], what: &str) -> Result<LinkedModule, LinkError> {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let _ = undefined_symbols(image);
         let _ = module_name(image);
-        link_module(image, &kallsyms, &[])
+        link_module(&ModuleImage::parse(image)?, &kallsyms, &[])
     }));
     result.unwrap_or_else(|_| panic!("panicked on {what}"))
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use patchd::audit::{AuditAction, AuditEntry, AuditLog, AuditResult};
+use patchd::transaction::audit::{AuditAction, AuditEntry, AuditLog, AuditResult};
 
 fn patchd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_patchd"))

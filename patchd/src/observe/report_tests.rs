@@ -7,11 +7,11 @@ use std::time::Duration;
 use crate::clock::Clock;
 
 use super::*;
-use crate::apply::apply;
-use crate::audit::GENESIS;
 use crate::ownership::default_owners;
-use crate::state::{BundleRecord, ManifestSummary};
 use crate::testkit::TestHost;
+use crate::transaction::apply::apply;
+use crate::transaction::audit::GENESIS;
+use crate::transaction::state::{BundleRecord, ManifestSummary};
 use crate::{failure_kind, FailureKind};
 
 const T0: u64 = 1_700_000_000;
@@ -449,7 +449,10 @@ fn a_tampered_log_is_refused_with_the_audit_exit_kind() {
         apply(&mut session, &[host.bundle("fix_a")]).expect("applies");
         apply(&mut session, &[host.bundle("fix_b")]).expect("applies");
     }
-    let log = host.config().state_dir.join(crate::audit::AUDIT_FILE);
+    let log = host
+        .config()
+        .state_dir
+        .join(crate::transaction::audit::AUDIT_FILE);
     let text = std::fs::read_to_string(&log).expect("read");
     std::fs::write(&log, text.replacen("fix_a", "fix_z", 1)).expect("write");
     let dir = StateDir::open(&host.config().state_dir, &default_owners()).expect("open");

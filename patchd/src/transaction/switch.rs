@@ -150,7 +150,7 @@ mod tests {
 
     use super::*;
     use crate::clock::FakeClock;
-    use crate::kernel::{FakeKernel, KernelCall, FAKE_LAST_BUSY};
+    use crate::fake_kernel::{FakeKernel, KernelCall, FAKE_LAST_BUSY};
 
     fn kernel() -> FakeKernel {
         FakeKernel::new("")

@@ -2,7 +2,8 @@
 //! and nothing reaches the kernel either way.
 
 use super::*;
-use crate::kernel::{running_identity, FakeKernel, FAKE_BUILD_ID, FAKE_RELEASE};
+use crate::fake_kernel::{FakeKernel, FAKE_BUILD_ID, FAKE_RELEASE};
+use crate::kernel::running_identity;
 use crate::testkit::{bundle_bytes, manifest, patch_image, signing_key, stranger_key, KALLSYMS};
 
 fn kernel() -> FakeKernel {

@@ -5,7 +5,7 @@
 //!
 //! [`MetricsSnapshot::collect`] takes its figures from the state and the
 //! records of a verified audit log (the same computation as
-//! [`crate::report`]); [`render`] is a pure function of the snapshot, so
+//! [`crate::observe::report`]); [`render`] is a pure function of the snapshot, so
 //! the text is tested byte for byte. When the audit log fails verification
 //! the figures drawn from it are left out, never computed from a tampered
 //! log, and `suture_audit_log_intact` is 0 so that an alert can fire.
@@ -18,10 +18,10 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use crate::audit::{AuditRecord, Tampered};
+use super::report::Report;
 use crate::kernel::KernelIdentity;
-use crate::report::Report;
-use crate::state::{Phase, State};
+use crate::transaction::audit::{AuditRecord, Tampered};
+use crate::transaction::state::{Phase, State};
 
 /// The file [`write_textfile`] writes: node-exporter's textfile collector
 /// reads `*.prom` in its directory.
@@ -45,7 +45,7 @@ pub struct MetricsSnapshot {
 }
 
 /// The metrics drawn from a verified audit log (definitions in
-/// [`crate::report`]).
+/// [`crate::observe::report`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFigures {
     /// `apply` lines with result `failed`.

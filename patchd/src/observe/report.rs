@@ -38,9 +38,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::audit::{AuditAction, AuditError, AuditLog, AuditRecord, AuditResult, Tampered};
 use crate::clock::utc_rfc3339;
-use crate::state::{Phase, State, StateDir, StateError};
+use crate::transaction::audit::{
+    AuditAction, AuditError, AuditLog, AuditRecord, AuditResult, Tampered,
+};
+use crate::transaction::state::{Phase, State, StateDir, StateError};
 
 /// The compliance figures of one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -7,16 +7,18 @@
 //! size-capped buffer, and the module handed on is a copy of those bytes.
 //! This module never changes the kernel.
 
+pub mod trust;
+
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use suture_bundle::manifest::Manifest;
 use suture_bundle::{FileError, ParseError, VerifyingKey};
 
-use crate::kallsyms::LinkRecord;
 use crate::kernel::{Kernel, KernelIdentity};
-use crate::link::{module_name, LinkError};
-use crate::load::{check_lockdown, LoadError};
+use crate::link::kallsyms::LinkRecord;
+use crate::link::load::{check_lockdown, LoadError};
+use crate::link::{LinkError, ModuleFacts, ModuleImage};
 
 /// A bundle that passed every check, with what apply needs.
 #[derive(Clone)]
@@ -27,6 +29,9 @@ pub struct VerifiedBundle {
     bytes: Vec<u8>,
     /// Where the patch module is in `bytes`.
     module: std::ops::Range<usize>,
+    /// What reading the patch module found, so that linking and loading
+    /// do not read it again.
+    module_facts: ModuleFacts,
     /// The signed manifest.
     manifest: Manifest,
     /// sha256 of the whole bundle, hex.
@@ -68,6 +73,11 @@ impl VerifiedBundle {
     /// The patch module, signed by a trusted key.
     pub fn module(&self) -> &[u8] {
         self.bytes.get(self.module.clone()).unwrap_or_default()
+    }
+
+    /// The patch module with what verification read from it.
+    pub fn patch_module(&self) -> ModuleImage<'_> {
+        ModuleImage::from_parsed(self.module(), &self.module_facts)
     }
 
     /// The signed manifest.
@@ -213,53 +223,107 @@ pub fn verify_bytes(
     path: &Path,
     bytes: Vec<u8>,
 ) -> Result<VerifiedBundle, VerifyError> {
-    let (manifest, module, sha256, signer_key_id) = {
-        let unverified = suture_bundle::parse(&bytes).map_err(|source| VerifyError::Malformed {
+    let checked = check(kernel, trusted, running, path, &bytes)?;
+    Ok(checked.into_bundle(path, bytes))
+}
+
+/// As [`verify_bytes`], but a refusal also says what the bundle claims to
+/// be (for the audit log), read only when it is refused.
+pub fn verify_or_claim(
+    kernel: &dyn Kernel,
+    trusted: &[VerifyingKey],
+    running: &KernelIdentity,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<VerifiedBundle, Box<Refused>> {
+    match check(kernel, trusted, running, path, &bytes) {
+        Ok(checked) => Ok(checked.into_bundle(path, bytes)),
+        Err(error) => Err(Box::new(Refused {
+            error,
+            claimed: Claimed::of(&bytes),
+        })),
+    }
+}
+
+/// A refused bundle: why, and what it claims to be.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why it was refused.
+    pub error: VerifyError,
+    /// What it claims to be (unauthenticated).
+    pub claimed: Claimed,
+}
+
+/// What the checks of [`check`] found, to keep beside the bytes.
+struct Checked {
+    module: std::ops::Range<usize>,
+    module_facts: ModuleFacts,
+    manifest: Manifest,
+    sha256: String,
+    signer_key_id: String,
+}
+
+impl Checked {
+    fn into_bundle(self, path: &Path, bytes: Vec<u8>) -> VerifiedBundle {
+        VerifiedBundle {
+            path: path.to_owned(),
+            bytes,
+            module: self.module,
+            module_facts: self.module_facts,
+            manifest: self.manifest,
+            sha256: self.sha256,
+            signer_key_id: self.signer_key_id,
+        }
+    }
+}
+
+/// Every check of [`verify_bytes`], reading the bundle and its module once.
+fn check(
+    kernel: &dyn Kernel,
+    trusted: &[VerifyingKey],
+    running: &KernelIdentity,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Checked, VerifyError> {
+    let unverified = suture_bundle::parse(bytes).map_err(|source| VerifyError::Malformed {
+        path: path.to_owned(),
+        source,
+    })?;
+    let verified = unverified
+        .verify(trusted)
+        .map_err(|source| VerifyError::Untrusted {
             path: path.to_owned(),
             source,
         })?;
-        let verified = unverified
-            .verify(trusted)
-            .map_err(|source| VerifyError::Untrusted {
-                path: path.to_owned(),
-                source,
-            })?;
-        (
-            verified.manifest().clone(),
-            verified.module_range(),
-            verified.sha256(),
-            verified.signer_key_id(),
-        )
-    };
+    let manifest = verified.manifest().clone();
     check_target(path, &manifest, running)?;
     let id = manifest.id.clone();
-    let module_bytes = bytes.get(module.clone()).unwrap_or_default();
-    let name = module_name(module_bytes).map_err(|source| VerifyError::Module {
-        path: path.to_owned(),
-        id: id.clone(),
-        source: Box::new(source),
-    })?;
-    if name.as_deref() != Some(id.as_str()) {
+    let patch_module =
+        ModuleImage::parse(verified.module()).map_err(|source| VerifyError::Module {
+            path: path.to_owned(),
+            id: id.clone(),
+            source: Box::new(source),
+        })?;
+    if patch_module.name() != Some(id.as_str()) {
         return Err(VerifyError::ModuleName {
             path: path.to_owned(),
+            module: patch_module.name().map(str::to_owned),
             id,
-            module: name,
         });
     }
-    check_lockdown(kernel, module_bytes, &manifest.symbols).map_err(|source| {
+    check_lockdown(kernel, &patch_module, &manifest.symbols).map_err(|source| {
         VerifyError::Lockdown {
             path: path.to_owned(),
             id,
             source: Box::new(source),
         }
     })?;
-    Ok(VerifiedBundle {
-        path: path.to_owned(),
-        bytes,
-        module,
+    Ok(Checked {
+        module: verified.module_range(),
+        module_facts: patch_module.into_facts(),
         manifest,
-        sha256,
-        signer_key_id,
+        sha256: verified.sha256(),
+        signer_key_id: verified.signer_key_id(),
     })
 }
 

@@ -5,11 +5,11 @@
 use nix::errno::Errno;
 
 use super::*;
-use crate::audit::{AuditRecord, AuditResult};
-use crate::kernel::{FakeKernel, KernelCall};
-use crate::revert::{revert, RevertError, RevertTarget};
-use crate::state::STATE_FILE;
+use crate::fake_kernel::{FakeKernel, KernelCall};
 use crate::testkit::{manifest, signing_key, stranger_key, TestHost};
+use crate::transaction::audit::{AuditRecord, AuditResult};
+use crate::transaction::revert::{revert, RevertError, RevertTarget};
+use crate::transaction::state::STATE_FILE;
 use crate::{failure_kind, FailureKind};
 
 fn audit_lines(host: &TestHost) -> Vec<AuditRecord> {
@@ -49,7 +49,7 @@ fn changes(kernel: &FakeKernel) -> Vec<String> {
 }
 
 fn assert_chain_intact(host: &TestHost) {
-    let log = crate::audit::AuditLog::new(&host.path().join("state"));
+    let log = crate::transaction::audit::AuditLog::new(&host.path().join("state"));
     assert!(
         log.verify().expect("readable").is_ok(),
         "audit chain broken"
@@ -433,8 +433,8 @@ fn status_reads_the_kernel_and_lists_patches_patchd_did_not_apply() {
         .with_patch("by_hand", false);
     let mut session = host.session(&kernel);
     apply(&mut session, &[host.bundle("fix_a")]).expect("applies");
-    let status = crate::status::status(&session).expect("status");
-    assert_eq!(status.kernel.release, crate::kernel::FAKE_RELEASE);
+    let status = crate::observe::status::status(&session).expect("status");
+    assert_eq!(status.kernel.release, crate::fake_kernel::FAKE_RELEASE);
     assert!(status.companion_loaded);
     assert_eq!(status.other_patches, ["by_hand"]);
     let bundle = &status.bundles[0];
@@ -458,7 +458,7 @@ fn status_reads_the_kernel_and_lists_patches_patchd_did_not_apply() {
     assert_eq!(json["bundles"][0]["kernel_state"], "enabled");
 
     revert(&mut session, &RevertTarget::All).expect("reverts");
-    let status = crate::status::status(&session).expect("status");
+    let status = crate::observe::status::status(&session).expect("status");
     assert!(status.bundles.is_empty());
     assert!(status.to_string().contains("applied bundles: none"));
 }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::state::{write_atomically, StateError};
 use crate::clock::utc_rfc3339;
-use crate::state::{write_atomically, StateError};
 use crate::verify::sha256_hex;
 
 /// The log's file name in the state directory.

@@ -3,17 +3,14 @@
 //! the bundle. The record says `reverting` before the kernel is touched, so
 //! a crash in between is finished or undone by the next start.
 //!
-//! [`take_out`] — disable if enabled, unload if loaded — is also how a
-//! failed apply is rolled back and how reconciling removes half-applied
-//! patches.
+//! Taking a patch out is the shared step of [`super::take_out`].
 
 use tracing::info;
 
-use crate::audit::{AuditAction, AuditEntry, AuditResult};
-use crate::kernel::{Kernel, KernelError, PatchAttribute};
-use crate::session::Session;
-use crate::state::{BundleRecord, Phase, StateError};
-use crate::switch::{switch_patch, SwitchError};
+use super::audit::{AuditAction, AuditResult};
+use super::session::Session;
+use super::state::{Phase, StateError};
+use super::take_out::{entry_of, phase_in_kernel, take_out, TakeOutError};
 
 /// What to revert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,32 +26,6 @@ pub enum RevertTarget {
 pub struct RevertReport {
     /// The bundles reverted, in the order they were.
     pub reverted: Vec<String>,
-}
-
-/// Why a patch could not be taken out of the kernel.
-#[derive(Debug, thiserror::Error)]
-pub enum TakeOutError {
-    /// Disabling was refused.
-    #[error(transparent)]
-    Switch(SwitchError),
-    /// Its state in the kernel could not be read.
-    #[error("cannot read the state of patch {id} in the kernel")]
-    Read {
-        /// The patch.
-        id: String,
-        /// The cause.
-        #[source]
-        source: KernelError,
-    },
-    /// Unloading failed.
-    #[error("cannot unload patch module {id}")]
-    Unload {
-        /// The patch.
-        id: String,
-        /// The cause.
-        #[source]
-        source: KernelError,
-    },
 }
 
 /// Why a revert stopped.
@@ -91,62 +62,6 @@ pub enum RevertError {
     /// The state could not be written.
     #[error(transparent)]
     State(StateError),
-}
-
-/// Whether a patch is enabled (its sysfs `enabled` reads `1`).
-pub(crate) fn patch_enabled(kernel: &dyn Kernel, id: &str) -> Result<bool, KernelError> {
-    Ok(kernel
-        .read_patch_attribute(id, PatchAttribute::Enabled)?
-        .is_some_and(|value| value.trim() == "1"))
-}
-
-/// Takes patch `id` out of the kernel: disables it if it is enabled, then
-/// unloads its module if it is loaded.
-pub(crate) fn take_out(session: &Session<'_>, id: &str) -> Result<(), TakeOutError> {
-    let kernel = session.kernel;
-    let read = |source| TakeOutError::Read {
-        id: id.to_owned(),
-        source,
-    };
-    if patch_enabled(kernel, id).map_err(read)? {
-        switch_patch(kernel, session.clock, &session.config.retry, id, false)
-            .map_err(TakeOutError::Switch)?;
-    }
-    if kernel.module_loaded(id).map_err(read)? {
-        kernel
-            .delete_module(id)
-            .map_err(|source| TakeOutError::Unload {
-                id: id.to_owned(),
-                source,
-            })?;
-        info!(patch = id, "unloaded");
-    }
-    Ok(())
-}
-
-/// After a failed [`take_out`]: what the kernel has now, as a phase
-/// (`None`: nothing is left).
-pub(crate) fn phase_in_kernel(kernel: &dyn Kernel, id: &str) -> Option<Phase> {
-    if patch_enabled(kernel, id).unwrap_or(false) {
-        Some(Phase::Applied)
-    } else if kernel.module_loaded(id).unwrap_or(true) {
-        Some(Phase::Disabled)
-    } else {
-        None
-    }
-}
-
-/// The audit entry of a recorded bundle.
-pub(crate) fn entry_of(record: &BundleRecord) -> AuditEntry {
-    AuditEntry {
-        bundle_id: Some(record.id.clone()),
-        bundle_sha256: Some(record.sha256.clone()),
-        signer_key_id: Some(record.signer_key_id.clone()),
-        cves: record.manifest.cves.clone(),
-        bundle_created: Some(record.manifest.created),
-        error: None,
-        detail: None,
-    }
 }
 
 /// Reverts bundles, newest first; stops at the first that cannot be.

@@ -2,12 +2,12 @@
 //! records every bundle patchd has put into the kernel and how far it got;
 //! `applied/ID.bundle` keeps a copy of each applied bundle so it can be
 //! applied again later; `lock` keeps two patchd processes from working at
-//! once; the audit log lives beside them (see [`crate::audit`]).
+//! once; the audit log lives beside them (see [`crate::transaction::audit`]).
 //!
 //! `state.json` is replaced atomically (a temporary file, fsync, rename,
 //! fsync of the directory), so a crash leaves the old or the new state,
 //! never a mix. Each step of an apply is recorded *before* it touches the
-//! kernel, so after a crash [`crate::reconcile`] knows what may be half
+//! kernel, so after a crash [`crate::transaction::reconcile`] knows what may be half
 //! done. This module never touches the kernel.
 
 use std::fs::{DirBuilder, File, OpenOptions};

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::link_error::{Candidate, LinkError};
+use super::error::{Candidate, LinkError};
 
 /// The object name kallsyms implies for lines without a `[module]` column.
 pub const VMLINUX: &str = "vmlinux";
@@ -215,23 +215,39 @@ impl Kallsyms {
         } else {
             self.by_name.get(lookup).map_or(&[], Vec::as_slice)
         };
-        let found = |entry: &Entry| Resolved {
+        let entry = match record {
+            None => match entries {
+                [] => {
+                    return Err(LinkError::NotFound {
+                        name: name.to_owned(),
+                    })
+                }
+                [entry] => entry,
+                _ => {
+                    return Err(LinkError::Ambiguous {
+                        name: name.to_owned(),
+                        candidates: self.candidates(entries, None),
+                    })
+                }
+            },
+            Some(record) => self.select_by_record(name, record, entries)?,
+        };
+        Ok(Resolved {
             name: name.to_owned(),
             address: entry.address,
             object: self.object_name(entry.object).to_owned(),
-        };
-        let Some(record) = record else {
-            return match entries {
-                [] => Err(LinkError::NotFound {
-                    name: name.to_owned(),
-                }),
-                [entry] => Ok(found(entry)),
-                _ => Err(LinkError::Ambiguous {
-                    name: name.to_owned(),
-                    candidates: self.candidates(entries, None),
-                }),
-            };
-        };
+        })
+    }
+
+    /// The one entry of `entries` (the lines named like the record) that
+    /// `record` selects: by its position, or narrowed by object, binding
+    /// and size; never a guess.
+    fn select_by_record<'e>(
+        &self,
+        name: &str,
+        record: &LinkRecord,
+        entries: &'e [Entry],
+    ) -> Result<&'e Entry, LinkError> {
         if record.symbol != name {
             return Err(LinkError::UnusedRecord {
                 record: Box::new(record.clone()),
@@ -242,19 +258,7 @@ impl Kallsyms {
                 record: Box::new(record.clone()),
             });
         }
-        let object = match &record.object {
-            None => None,
-            Some(wanted) => {
-                let wanted = normalize_object(wanted);
-                let Some(id) = self.objects.iter().position(|o| *o == wanted) else {
-                    return Err(LinkError::ObjectNotLoaded {
-                        name: name.to_owned(),
-                        object: wanted,
-                    });
-                };
-                Some(id)
-            }
-        };
+        let object = self.object_of(name, record)?;
         let in_object: Vec<&Entry> = entries
             .iter()
             .filter(|e| object.is_none_or(|o| e.object == o))
@@ -280,14 +284,41 @@ impl Kallsyms {
                 }
             };
             self.check_selected(record, entry)?;
-            return Ok(found(entry));
+            return Ok(entry);
         }
-        // Binding, then size, narrow what is left; never a guess. A loaded
-        // module's lines do not tell binding by case: its non-exported
-        // globals show lowercase too (seen for ext4_search_dir, a global
-        // of ext4, as `t`). So a global record takes the uppercase lines,
-        // and only when there is none, a module's lowercase ones; a local
-        // record needs a lowercase line.
+        match self.narrow(record, in_object).as_slice() {
+            [] => Err(not_in_object()),
+            [entry] => Ok(entry),
+            _ => Err(LinkError::Ambiguous {
+                name: name.to_owned(),
+                candidates: self.candidates(entries, object),
+            }),
+        }
+    }
+
+    /// The index of the object the record names (`None`: any object).
+    fn object_of(&self, name: &str, record: &LinkRecord) -> Result<Option<usize>, LinkError> {
+        let Some(wanted) = &record.object else {
+            return Ok(None);
+        };
+        let wanted = normalize_object(wanted);
+        match self.objects.iter().position(|o| *o == wanted) {
+            Some(id) => Ok(Some(id)),
+            None => Err(LinkError::ObjectNotLoaded {
+                name: name.to_owned(),
+                object: wanted,
+            }),
+        }
+    }
+
+    /// A record without a position: binding, then size, narrow the lines
+    /// of its object.
+    fn narrow<'e>(&self, record: &LinkRecord, in_object: Vec<&'e Entry>) -> Vec<&'e Entry> {
+        // A loaded module's lines do not tell binding by case: its
+        // non-exported globals show lowercase too (seen for ext4_search_dir,
+        // a global of ext4, as `t`). So a global record takes the uppercase
+        // lines, and only when there is none, a module's lowercase ones; a
+        // local record needs a lowercase line.
         let by_case: Vec<&Entry> = in_object
             .iter()
             .copied()
@@ -310,14 +341,7 @@ impl Kallsyms {
                 });
             }
         }
-        match left.as_slice() {
-            [] => Err(not_in_object()),
-            [entry] => Ok(found(entry)),
-            _ => Err(LinkError::Ambiguous {
-                name: name.to_owned(),
-                candidates: self.candidates(entries, object),
-            }),
-        }
+        left
     }
 
     /// What patchgen proved of the line a position selects: its type letter

@@ -15,11 +15,11 @@
 
 use tracing::{info, warn};
 
-use crate::audit::{AuditAction, AuditResult};
+use super::audit::{AuditAction, AuditResult};
+use super::session::{ReconcileReport, Reconciled, Session};
+use super::state::{Phase, StateError};
+use super::take_out::{entry_of, patch_enabled, phase_in_kernel, take_out};
 use crate::kernel::KernelError;
-use crate::revert::{entry_of, patch_enabled, phase_in_kernel, take_out};
-use crate::session::Session;
-use crate::state::{Phase, StateError};
 
 /// What to do with one record, given what the kernel shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,22 +47,6 @@ pub fn decide(phase: Phase, loaded: bool, enabled: bool) -> Decision {
         (Phase::Applied | Phase::Disabled, false, false) => Record(Phase::Lost),
         (Phase::Lost, false, false) => Keep,
     }
-}
-
-/// One change reconciling made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reconciled {
-    /// The bundle.
-    pub id: String,
-    /// What was found and done.
-    pub what: String,
-}
-
-/// Everything reconciling changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileReport {
-    /// The changes, in order.
-    pub changes: Vec<Reconciled>,
 }
 
 /// Why reconciling stopped.

@@ -4,9 +4,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::audit::{AuditAction, AuditResult, GENESIS};
 use crate::clock::utc_rfc3339;
-use crate::state::{BundleRecord, ManifestSummary};
+use crate::transaction::audit::{AuditAction, AuditResult, GENESIS};
+use crate::transaction::state::{BundleRecord, ManifestSummary};
 
 fn kernel() -> KernelIdentity {
     KernelIdentity {

@@ -18,8 +18,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
 
-use super::notes::notes_with_build_id;
-use super::{Kernel, KernelError, PatchAttribute, COMPANION_MODULE};
+use crate::kernel::notes::notes_with_build_id;
+use crate::kernel::{check_module_name, Kernel, KernelError, PatchAttribute, COMPANION_MODULE};
 use crate::link::{module_name, undefined_symbols};
 
 /// The release a [`FakeKernel`] runs unless told otherwise.
@@ -398,7 +398,7 @@ impl Kernel for FakeKernel {
         self.record(KernelCall::DeleteModule {
             name: name.to_owned(),
         });
-        super::check_module_name(name)?;
+        check_module_name(name)?;
         let mut sim = self.sim();
         if let Some(&errno) = sim.delete_errno_of.get(name) {
             return Err(KernelError::from_unload_errno(name, errno));
@@ -436,7 +436,7 @@ impl Kernel for FakeKernel {
             patch: patch.to_owned(),
             attribute,
         });
-        super::check_module_name(patch)?;
+        check_module_name(patch)?;
         let sim = self.sim();
         Ok(sim.patches.get(patch).map(|p| match attribute {
             PatchAttribute::Enabled => u8::from(p.enabled).to_string(),
@@ -450,7 +450,7 @@ impl Kernel for FakeKernel {
             patch: patch.to_owned(),
             enabled,
         });
-        super::check_module_name(patch)?;
+        check_module_name(patch)?;
         let mut sim = self.sim();
         let Some(current) = sim.patches.get(patch).map(|p| p.enabled) else {
             return Err(KernelError::PatchNotRegistered {

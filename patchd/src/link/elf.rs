@@ -10,7 +10,7 @@ use object::elf::{self, FileHeader64, SectionHeader64, Sym64};
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym, SymbolTable};
 use object::LittleEndian;
 
-use crate::link_error::LinkError;
+use super::error::LinkError;
 
 type Header = FileHeader64<LittleEndian>;
 

@@ -4,13 +4,13 @@
 //! copy.
 
 use super::*;
-use crate::audit::{AuditRecord, AuditResult};
 use crate::clock::Clock;
-use crate::kernel::{FakeKernel, KernelCall};
-use crate::state::STATE_FILE;
+use crate::fake_kernel::{FakeKernel, KernelCall};
 use crate::testkit::{
     bundle_bytes, manifest, public_key_text, signing_key, stranger_key, TestHost,
 };
+use crate::transaction::audit::{AuditRecord, AuditResult};
+use crate::transaction::state::STATE_FILE;
 
 fn audit_lines(host: &TestHost) -> Vec<AuditRecord> {
     let text = std::fs::read_to_string(host.path().join("state/audit.log")).unwrap_or_default();
@@ -42,7 +42,10 @@ fn changes(kernel: &FakeKernel) -> Vec<String> {
 
 /// Applies `ids` on one kernel, then "reboots": returns the state as the
 /// next start on a fresh kernel sees it (every bundle lost).
-fn applied_then_rebooted(host: &TestHost, ids: &[&str]) -> Vec<crate::state::BundleRecord> {
+fn applied_then_rebooted(
+    host: &TestHost,
+    ids: &[&str],
+) -> Vec<crate::transaction::state::BundleRecord> {
     let kernel = TestHost::kernel();
     let mut session = host.session(&kernel);
     let paths: Vec<PathBuf> = ids.iter().map(|id| host.bundle(id)).collect();
@@ -241,7 +244,7 @@ fn a_kill_during_a_reapply_leaves_the_bundle_lost_at_the_next_start() {
         let before = applied_then_rebooted(&host, &["fix_a"]);
         // What the state file says after a kill in the middle of reapply().
         let path = host.path().join("state").join(STATE_FILE);
-        let mut state: crate::state::State =
+        let mut state: crate::transaction::state::State =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         let transaction = state.next_transaction;
         state.next_transaction += 1;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
 
-use crate::kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
+use super::error::LinkError;
+use super::kallsyms::{Kallsyms, KallsymsError, LinkRecord, Resolved};
+use super::module::ModuleImage;
+use super::rewrite::link_module;
 use crate::kernel::{Kernel, KernelError};
-use crate::link::{
-    link_module, module_name, strip_signature, symbols_to_resolve, undefined_symbols, LinkError,
-};
 
 /// Cap on a module file. Modules with full debug information reach tens of
 /// MiB; a larger file is not a module patchd should load.
@@ -103,31 +103,41 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(image)
 }
 
-/// Loads the module `image` with parameters `params` (space-separated
-/// `NAME=VALUE`), linking its non-exported symbols first if it has any.
+/// Reads the module file at `path` and loads it (see [`load_module`]).
+pub fn load_module_file(
+    kernel: &dyn Kernel,
+    path: &Path,
+    params: &str,
+    records: &[LinkRecord],
+) -> Result<LoadReport, LoadError> {
+    let image = read_module(path)?;
+    let module = ModuleImage::parse(&image).map_err(LoadError::Link)?;
+    load_module(kernel, &module, params, records)
+}
+
+/// Loads `module` with parameters `params` (space-separated `NAME=VALUE`),
+/// linking its non-exported symbols first if it has any.
 ///
 /// A module that needs no linking is loaded byte for byte as given, so its
 /// signature stays valid. One that does is refused up front under lockdown,
 /// because linking must strip its signature.
 pub fn load_module(
     kernel: &dyn Kernel,
-    image: &[u8],
+    module: &ModuleImage<'_>,
     params: &str,
     records: &[LinkRecord],
 ) -> Result<LoadReport, LoadError> {
-    let name = module_name(image).map_err(LoadError::Link)?;
-    let undefined = undefined_symbols(image).map_err(LoadError::Link)?;
-    if undefined.is_empty() && records.is_empty() {
+    if module.undefined().is_empty() && records.is_empty() {
         debug!("the module has no undefined symbols; loading it unchanged");
-        return load_unchanged(kernel, image, params, name);
+        return load_unchanged(kernel, module, params);
     }
 
     let kallsyms = kernel.kallsyms().map_err(LoadError::KernelState)?;
     let kallsyms = Kallsyms::parse(&kallsyms).map_err(LoadError::Kallsyms)?;
-    let to_resolve = symbols_to_resolve(image, &kallsyms).map_err(LoadError::Link)?;
+    let to_resolve = module.to_resolve(&kallsyms).map_err(LoadError::Link)?;
     if to_resolve.is_empty() && records.is_empty() {
         debug!("every undefined symbol is exported; loading the module unchanged");
-        return load_unchanged(kernel, image, params, name);
+        return load_unchanged(kernel, module, params);
     }
 
     if !to_resolve.is_empty() {
@@ -139,7 +149,7 @@ pub fn load_module(
         }
     }
 
-    let linked = link_module(image, &kallsyms, records).map_err(LoadError::Link)?;
+    let linked = link_module(module, &kallsyms, records).map_err(LoadError::Link)?;
     if linked.resolved.is_empty() {
         warn!("nothing was linked: the module's unexported symbols are all weak and undefined");
     }
@@ -147,7 +157,7 @@ pub fn load_module(
         .load_module(&linked.image, params)
         .map_err(LoadError::Load)?;
     Ok(LoadReport {
-        module_name: name,
+        module_name: module.name().map(str::to_owned),
         linked: !linked.resolved.is_empty(),
         resolved: linked.resolved,
         signature_stripped: linked.signature_stripped,
@@ -161,22 +171,19 @@ pub fn load_module(
 /// `records` are the link records that come with the module.
 pub fn check_lockdown(
     kernel: &dyn Kernel,
-    image: &[u8],
+    module: &ModuleImage<'_>,
     records: &[LinkRecord],
 ) -> Result<(), LoadError> {
     let Some(mode) = active_lockdown(kernel)? else {
         return Ok(());
     };
     let mut symbols: Vec<String> = records.iter().map(|r| r.symbol.clone()).collect();
-    if undefined_symbols(image)
-        .map_err(LoadError::Link)?
-        .is_empty()
-    {
+    if module.undefined().is_empty() {
         debug!("the module has no undefined symbols");
     } else {
         let kallsyms = kernel.kallsyms().map_err(LoadError::KernelState)?;
         let kallsyms = Kallsyms::parse(&kallsyms).map_err(LoadError::Kallsyms)?;
-        for name in symbols_to_resolve(image, &kallsyms).map_err(LoadError::Link)? {
+        for name in module.to_resolve(&kallsyms).map_err(LoadError::Link)? {
             if !symbols.contains(&name) {
                 symbols.push(name);
             }
@@ -185,8 +192,7 @@ pub fn check_lockdown(
     if !symbols.is_empty() {
         return Err(LoadError::Lockdown { mode, symbols });
     }
-    let (_, signed) = strip_signature(image).map_err(LoadError::Link)?;
-    if signed {
+    if module.signed() {
         Ok(())
     } else {
         Err(LoadError::LockdownUnsigned { mode })
@@ -207,13 +213,14 @@ fn active_lockdown(kernel: &dyn Kernel) -> Result<Option<String>, LoadError> {
 
 fn load_unchanged(
     kernel: &dyn Kernel,
-    image: &[u8],
+    module: &ModuleImage<'_>,
     params: &str,
-    module_name: Option<String>,
 ) -> Result<LoadReport, LoadError> {
-    kernel.load_module(image, params).map_err(LoadError::Load)?;
+    kernel
+        .load_module(module.image(), params)
+        .map_err(LoadError::Load)?;
     Ok(LoadReport {
-        module_name,
+        module_name: module.name().map(str::to_owned),
         linked: false,
         resolved: Vec::new(),
         signature_stripped: false,

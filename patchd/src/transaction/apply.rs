@@ -7,7 +7,7 @@
 //! The apply is a transaction in the state file: it is recorded as open
 //! before the kernel is touched, each bundle's phase is recorded before each
 //! step, and the transaction is closed only when every bundle is applied.
-//! A crash in between is undone by the next start ([`crate::reconcile`]).
+//! A crash in between is undone by the next start ([`crate::transaction::reconcile`]).
 //!
 //! [`reapply`] puts a bundle recorded as lost (its module is gone, after a
 //! reboot) back from its copy in the state directory, through the same
@@ -15,183 +15,19 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::audit::{AuditAction, AuditEntry, AuditError, AuditResult};
-use crate::kernel::{running_identity, KernelError, PatchAttribute, COMPANION_MODULE};
-use crate::load::{load_module, read_module, LoadError};
-use crate::revert::{entry_of, phase_in_kernel, take_out};
-use crate::session::Session;
-use crate::state::{BundleRecord, OpenTransaction, Phase, StateError};
-use crate::switch::{switch_patch, SwitchError};
-use crate::trust::{TrustError, TrustStore};
-use crate::verify::{verify_bytes, Claimed, VerifiedBundle, VerifyError};
-
-/// What an apply did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    /// The bundles applied now, in order.
-    pub applied: Vec<AppliedBundle>,
-    /// Bundles that were applied already (same id and digest).
-    pub unchanged: Vec<String>,
-    /// Whether this apply loaded the companion module.
-    pub companion_loaded: bool,
-}
-
-/// One bundle this apply put into effect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppliedBundle {
-    /// Its id.
-    pub id: String,
-    /// sha256 of the bundle.
-    pub sha256: String,
-    /// The functions it replaces.
-    pub functions: Vec<String>,
-    /// How many attempts enabling took.
-    pub attempts: u32,
-}
-
-/// Why an apply did not happen; the kernel and the state are as before
-/// unless the error is [`ApplyError::RollbackIncomplete`].
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The running kernel's identity could not be read.
-    #[error("cannot identify the running kernel")]
-    Identity(#[source] KernelError),
-
-    /// The trust store is unusable.
-    #[error(transparent)]
-    Trust(TrustError),
-
-    /// A bundle failed verification.
-    #[error(transparent)]
-    Verify(Box<VerifyError>),
-
-    /// The same id twice in one apply.
-    #[error("bundle {id} is given twice; give each bundle once")]
-    Duplicate {
-        /// The id.
-        id: String,
-    },
-
-    /// The id is applied from another bundle file.
-    #[error("a different bundle {id} is applied already (sha256 {applied}); revert it first (patchd revert {id})")]
-    OtherVersionApplied {
-        /// The id.
-        id: String,
-        /// The digest of the applied one.
-        applied: String,
-    },
-
-    /// Re-applying an id that is not recorded.
-    #[error(
-        "patchd has no record of a bundle {id} to re-apply: `patchd status` lists what it has"
-    )]
-    NotRecorded {
-        /// The id.
-        id: String,
-    },
-
-    /// The copy kept in the state directory is not the bundle that was
-    /// applied.
-    #[error("the copy of bundle {id} in the state directory has sha256 {found}, but the bundle applied had {recorded}: it was replaced; apply the bundle again from its original file after `patchd revert {id}`")]
-    CopyChanged {
-        /// The id.
-        id: String,
-        /// The digest in the state.
-        recorded: String,
-        /// The digest of the copy.
-        found: String,
-    },
-
-    /// The id is recorded, but not applied.
-    #[error("bundle {id} is recorded as {}; revert it first (patchd revert {id}), then apply it again", .phase.as_str())]
-    NotApplicable {
-        /// The id.
-        id: String,
-        /// Its phase.
-        phase: Phase,
-    },
-
-    /// A dependency is missing.
-    #[error("bundle {id} needs bundle {dependency} applied first: apply {dependency} before it, or ahead of it in the same command")]
-    MissingDependency {
-        /// The bundle.
-        id: String,
-        /// What it needs.
-        dependency: String,
-    },
-
-    /// A module of that name is loaded, not by patchd.
-    #[error("a module named {id} is loaded, but patchd did not apply it: disable and unload it first (echo 0 > /sys/kernel/suture/{id}/enabled; rmmod {id})")]
-    ForeignModule {
-        /// The id.
-        id: String,
-    },
-
-    /// The companion module could not be loaded.
-    #[error("cannot load the companion module {path}: give its path with --kmod")]
-    Companion {
-        /// Its file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: Box<LoadError>,
-    },
-
-    /// A module called `suture` without the companion's sysfs directory.
-    #[error("a module named suture is loaded but /sys/kernel/suture/ does not exist: it is not suture's companion module; unload it")]
-    NoCompanionSysfs,
-
-    /// A patch module did not load.
-    #[error("cannot load the patch module of bundle {id}")]
-    Load {
-        /// The bundle.
-        id: String,
-        /// The cause.
-        #[source]
-        source: Box<LoadError>,
-    },
-
-    /// A patch module loaded without registering.
-    #[error("the patch module of bundle {id} loaded but did not register with the companion module (no /sys/kernel/suture/{id}/); dmesg may say why")]
-    NotRegistered {
-        /// The bundle.
-        id: String,
-    },
-
-    /// Enabling failed.
-    #[error("cannot enable bundle {id}")]
-    Enable {
-        /// The bundle.
-        id: String,
-        /// The cause.
-        #[source]
-        source: SwitchError,
-    },
-
-    /// Reading the kernel's state failed.
-    #[error("cannot read the kernel's state")]
-    Kernel(#[source] KernelError),
-
-    /// The state could not be written.
-    #[error(transparent)]
-    State(StateError),
-
-    /// The audit log could not be written, so the change was undone.
-    #[error("cannot write the audit log, so the change is undone")]
-    Audit(#[source] AuditError),
-
-    /// The apply failed and could not undo everything.
-    #[error("the apply failed, and undoing it left {} in the kernel (recorded so: see patchd status); revert later with patchd revert", .remaining.join(", "))]
-    RollbackIncomplete {
-        /// Why the apply failed.
-        #[source]
-        cause: Box<ApplyError>,
-        /// The bundles still in the kernel.
-        remaining: Vec<String>,
-    },
-}
+pub use super::apply_error::{AppliedBundle, ApplyError, ApplyReport};
+use super::audit::{AuditAction, AuditEntry, AuditResult};
+use super::rollback::roll_back;
+use super::session::Session;
+use super::state::{BundleRecord, OpenTransaction, Phase};
+use super::switch::switch_patch;
+use super::take_out::entry_of_bundle;
+use crate::kernel::{running_identity, PatchAttribute, COMPANION_MODULE};
+use crate::link::load::{load_module, load_module_file};
+use crate::verify::trust::TrustStore;
+use crate::verify::{verify_or_claim, Claimed, Refused, VerifiedBundle, VerifyError};
 
 /// A bundle file read already, by a caller that had to open it itself (the
 /// daemon refuses symbolic links and reads each file once): the bytes
@@ -374,9 +210,11 @@ fn verify_all(
             Source::Read(ReadBundle { path, bytes }) => (path, bytes),
         };
         let path = path.as_path();
-        let claimed = Claimed::of(&bytes);
-        let bundle = verify_bytes(session.kernel, &keys, &running, path, bytes)
-            .map_err(|error| refuse(path, claimed, ApplyError::Verify(Box::new(error))))?;
+        let bundle =
+            verify_or_claim(session.kernel, &keys, &running, path, bytes).map_err(|refused| {
+                let Refused { error, claimed } = *refused;
+                refuse(path, claimed, ApplyError::Verify(Box::new(error)))
+            })?;
         info!(
             bundle = bundle.id(),
             sha256 = %bundle.sha256(),
@@ -504,8 +342,7 @@ fn ensure_companion(session: &Session<'_>) -> Result<bool, ApplyError> {
             path: path.clone(),
             source: Box::new(source),
         };
-        let image = read_module(path).map_err(companion)?;
-        load_module(kernel, &image, "", &[]).map_err(companion)?;
+        load_module_file(kernel, path, "", &[]).map_err(companion)?;
         info!(path = %path.display(), "loaded the companion module");
     }
     match kernel.suture_patches().map_err(ApplyError::Kernel)? {
@@ -541,12 +378,14 @@ fn apply_one(
     session.save().map_err(ApplyError::State)?;
     crate::killpoint::reached("apply-loading-saved");
 
-    let loaded = load_module(session.kernel, bundle.module(), "", &bundle.link_records()).map_err(
-        |source| ApplyError::Load {
-            id: id.to_owned(),
-            source: Box::new(source),
-        },
-    )?;
+    let records = bundle.link_records();
+    let loaded =
+        load_module(session.kernel, &bundle.patch_module(), "", &records).map_err(|source| {
+            ApplyError::Load {
+                id: id.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
     info!(bundle = id, linked = loaded.resolved.len(), "loaded");
     crate::killpoint::reached("apply-module-loaded");
     let registered = session
@@ -601,111 +440,6 @@ fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), Ap
         }
     }
     session.save().map_err(ApplyError::State)
-}
-
-/// Takes out every bundle of `transaction`, newest first, then the
-/// companion module if this apply loaded it and nothing else uses it.
-/// Bundles that were lost `before` get their old record back (and keep
-/// their copy); the others are forgotten. Returns the bundles that could not
-/// be taken out (recorded as what the kernel has).
-fn roll_back(
-    session: &mut Session<'_>,
-    transaction: u64,
-    companion_loaded: bool,
-    before: &[BundleRecord],
-) -> Vec<String> {
-    let ids: Vec<(String, Phase)> = session
-        .state
-        .bundles
-        .iter()
-        .filter(|b| b.transaction == transaction)
-        .map(|b| (b.id.clone(), b.phase))
-        .collect();
-    let mut remaining = Vec::new();
-    for (id, phase) in ids.iter().rev() {
-        let lost_before = before.iter().find(|record| &record.id == id);
-        match take_out(session, id) {
-            Ok(()) => {
-                let record = match lost_before {
-                    Some(old) => session
-                        .state
-                        .get_mut(id)
-                        .map(|record| std::mem::replace(record, old.clone())),
-                    None => session.state.remove(id),
-                };
-                if let Some(record) = record {
-                    if lost_before.is_none() {
-                        if let Err(error) = session.dir.remove_bundle(&record.bundle_file) {
-                            warn!(bundle = %id, error = %error, "cannot remove the bundle copy");
-                        }
-                    }
-                    if *phase == Phase::Applied {
-                        let mut entry = entry_of(&record);
-                        entry.detail =
-                            Some("undone: a later bundle of the same apply failed".into());
-                        session.audit_or_log(AuditAction::Rollback, AuditResult::Ok, entry);
-                    }
-                }
-                info!(bundle = %id, "rolled back");
-            }
-            Err(error) => {
-                let text = crate::error_text(&error);
-                warn!(bundle = %id, error = %text, "cannot roll back");
-                let now = session.clock.now();
-                let in_kernel = phase_in_kernel(session.kernel, id);
-                let entry = match in_kernel {
-                    Some(phase) => session.state.get_mut(id).map(|record| {
-                        record.phase = phase;
-                        record.updated_at = now;
-                        if phase == Phase::Applied && record.applied_at.is_none() {
-                            record.applied_at = Some(now);
-                        }
-                        entry_of(record)
-                    }),
-                    None => match lost_before {
-                        Some(old) => session.state.get_mut(id).map(|record| {
-                            *record = old.clone();
-                            entry_of(record)
-                        }),
-                        None => session.state.remove(id).map(|record| entry_of(&record)),
-                    },
-                };
-                if let Some(mut entry) = entry {
-                    entry.error = Some(text);
-                    session.audit_or_log(AuditAction::Rollback, AuditResult::Failed, entry);
-                }
-                if in_kernel.is_some() && session.state.get(id).is_some() {
-                    remaining.push(id.clone());
-                }
-            }
-        }
-        if let Err(error) = session.save() {
-            warn!(error = %crate::error_text(&error), "cannot write the state during a rollback");
-        }
-    }
-    if companion_loaded && remaining.is_empty() {
-        let unused = matches!(session.kernel.suture_patches(), Ok(Some(p)) if p.is_empty());
-        if unused {
-            match session.kernel.delete_module(COMPANION_MODULE) {
-                Ok(()) => info!("unloaded the companion module this apply had loaded"),
-                Err(error) => warn!(error = %error, "cannot unload the companion module"),
-            }
-        }
-    }
-    remaining
-}
-
-/// The audit entry of a verified bundle.
-pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
-    AuditEntry {
-        bundle_id: Some(bundle.id().to_owned()),
-        bundle_sha256: Some(bundle.sha256().to_string()),
-        signer_key_id: Some(bundle.signer_key_id().to_string()),
-        cves: bundle.manifest().cves.clone(),
-        bundle_created: Some(bundle.manifest().created),
-        error: None,
-        detail: None,
-    }
 }
 
 #[cfg(test)]

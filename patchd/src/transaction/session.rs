@@ -1,20 +1,19 @@
 //! One run of a patchd command that works with the state: the locked state
-//! directory, the state read from it and reconciled with the kernel, the
-//! audit log, the kernel and the clock. Opening a session reconciles, so
-//! every command starts from what the kernel really has.
+//! directory, the state read from it, the audit log, the kernel and the
+//! clock. [`Session::open`] (in [`super`]) also reconciles the state with
+//! the kernel, so every command starts from what the kernel really has.
 
 use std::path::PathBuf;
 
 use tracing::error;
 
-use crate::audit::{AuditAction, AuditEntry, AuditError, AuditLog, AuditResult};
+use super::audit::{AuditAction, AuditEntry, AuditError, AuditLog, AuditResult};
+use super::state::{State, StateDir, StateError, DEFAULT_STATE_DIR};
+use super::switch::RetryPolicy;
 use crate::clock::Clock;
 use crate::kernel::Kernel;
 use crate::ownership::default_owners;
-use crate::reconcile::{reconcile, ReconcileError, ReconcileReport};
-use crate::state::{State, StateDir, StateError, DEFAULT_STATE_DIR};
-use crate::switch::RetryPolicy;
-use crate::trust::DEFAULT_KEYS_DIR;
+use crate::verify::trust::DEFAULT_KEYS_DIR;
 
 /// Where the companion module is unless `--kmod` says otherwise.
 pub const DEFAULT_KMOD: &str = "/usr/lib/suture/suture.ko";
@@ -46,15 +45,20 @@ impl Default for Config {
     }
 }
 
-/// Why a session could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// The state directory or file is unusable.
-    #[error(transparent)]
-    State(StateError),
-    /// Reconciling with the kernel failed.
-    #[error(transparent)]
-    Reconcile(ReconcileError),
+/// One change reconciling made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The bundle.
+    pub id: String,
+    /// What was found and done.
+    pub what: String,
+}
+
+/// Everything reconciling changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// The changes, in order.
+    pub changes: Vec<Reconciled>,
 }
 
 /// A command's view of the host, with the state directory locked.
@@ -65,7 +69,7 @@ pub struct Session<'k> {
     pub(crate) dir: StateDir,
     pub(crate) state: State,
     pub(crate) audit: AuditLog,
-    reconciled: ReconcileReport,
+    pub(crate) reconciled: ReconcileReport,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -78,18 +82,17 @@ impl std::fmt::Debug for Session<'_> {
 }
 
 impl<'k> Session<'k> {
-    /// Locks the state directory, reads the state and reconciles it with
-    /// the kernel.
-    pub fn open(
+    /// Locks the state directory and reads the state, without reconciling
+    /// it with the kernel: [`Session::open`] does both.
+    pub(crate) fn lock(
         kernel: &'k dyn Kernel,
         clock: &'k dyn Clock,
         config: Config,
-    ) -> Result<Self, SessionError> {
-        let dir = StateDir::open(&config.state_dir, &config.trusted_owners)
-            .map_err(SessionError::State)?;
-        let state = dir.load().map_err(SessionError::State)?;
+    ) -> Result<Self, StateError> {
+        let dir = StateDir::open(&config.state_dir, &config.trusted_owners)?;
+        let state = dir.load()?;
         let audit = AuditLog::new(dir.path());
-        let mut session = Self {
+        Ok(Self {
             kernel,
             clock,
             config,
@@ -97,9 +100,7 @@ impl<'k> Session<'k> {
             state,
             audit,
             reconciled: ReconcileReport::default(),
-        };
-        session.reconciled = reconcile(&mut session).map_err(SessionError::Reconcile)?;
-        Ok(session)
+        })
     }
 
     /// The state as it is now.

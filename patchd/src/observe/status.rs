@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::clock::utc_rfc3339;
 use crate::kernel::{running_identity, KernelError, KernelIdentity};
-use crate::revert::patch_enabled;
-use crate::session::Session;
+use crate::transaction::session::Session;
+use crate::transaction::take_out::patch_enabled;
 
 /// What `patchd status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

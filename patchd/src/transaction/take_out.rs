@@ -1,0 +1,109 @@
+//! Taking a patch out of the kernel — disable it if it is enabled, unload
+//! its module if it is loaded — the one step that reverting, rolling back a
+//! failed apply and reconciling after a crash all use, with what they need
+//! around it: whether a patch is enabled, what is left after a failure, the
+//! audit entry of a recorded bundle.
+
+use tracing::info;
+
+use super::audit::AuditEntry;
+use super::session::Session;
+use super::state::{BundleRecord, Phase};
+use super::switch::{switch_patch, SwitchError};
+use crate::kernel::{Kernel, KernelError, PatchAttribute};
+use crate::verify::VerifiedBundle;
+
+/// Why a patch could not be taken out of the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeOutError {
+    /// Disabling was refused.
+    #[error(transparent)]
+    Switch(SwitchError),
+    /// Its state in the kernel could not be read.
+    #[error("cannot read the state of patch {id} in the kernel")]
+    Read {
+        /// The patch.
+        id: String,
+        /// The cause.
+        #[source]
+        source: KernelError,
+    },
+    /// Unloading failed.
+    #[error("cannot unload patch module {id}")]
+    Unload {
+        /// The patch.
+        id: String,
+        /// The cause.
+        #[source]
+        source: KernelError,
+    },
+}
+
+/// Whether a patch is enabled (its sysfs `enabled` reads `1`).
+pub(crate) fn patch_enabled(kernel: &dyn Kernel, id: &str) -> Result<bool, KernelError> {
+    Ok(kernel
+        .read_patch_attribute(id, PatchAttribute::Enabled)?
+        .is_some_and(|value| value.trim() == "1"))
+}
+
+/// Takes patch `id` out of the kernel: disables it if it is enabled, then
+/// unloads its module if it is loaded.
+pub(crate) fn take_out(session: &Session<'_>, id: &str) -> Result<(), TakeOutError> {
+    let kernel = session.kernel;
+    let read = |source| TakeOutError::Read {
+        id: id.to_owned(),
+        source,
+    };
+    if patch_enabled(kernel, id).map_err(read)? {
+        switch_patch(kernel, session.clock, &session.config.retry, id, false)
+            .map_err(TakeOutError::Switch)?;
+    }
+    if kernel.module_loaded(id).map_err(read)? {
+        kernel
+            .delete_module(id)
+            .map_err(|source| TakeOutError::Unload {
+                id: id.to_owned(),
+                source,
+            })?;
+        info!(patch = id, "unloaded");
+    }
+    Ok(())
+}
+
+/// After a failed [`take_out`]: what the kernel has now, as a phase
+/// (`None`: nothing is left).
+pub(crate) fn phase_in_kernel(kernel: &dyn Kernel, id: &str) -> Option<Phase> {
+    if patch_enabled(kernel, id).unwrap_or(false) {
+        Some(Phase::Applied)
+    } else if kernel.module_loaded(id).unwrap_or(true) {
+        Some(Phase::Disabled)
+    } else {
+        None
+    }
+}
+
+/// The audit entry of a recorded bundle.
+pub(crate) fn entry_of(record: &BundleRecord) -> AuditEntry {
+    AuditEntry {
+        bundle_id: Some(record.id.clone()),
+        bundle_sha256: Some(record.sha256.clone()),
+        signer_key_id: Some(record.signer_key_id.clone()),
+        cves: record.manifest.cves.clone(),
+        bundle_created: Some(record.manifest.created),
+        error: None,
+        detail: None,
+    }
+}
+
+/// The audit entry of a verified bundle.
+pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
+    AuditEntry {
+        bundle_id: Some(bundle.id().to_owned()),
+        bundle_sha256: Some(bundle.sha256().to_string()),
+        signer_key_id: Some(bundle.signer_key_id().to_string()),
+        cves: bundle.manifest().cves.clone(),
+        bundle_created: Some(bundle.manifest().created),
+        error: None,
+        detail: None,
+    }
+}
