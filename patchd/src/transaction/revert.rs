@@ -3,7 +3,8 @@
 //! the bundle. The record says `reverting` before the kernel is touched, so
 //! a crash in between is finished or undone by the next start.
 //!
-//! Taking a patch out is the shared step of [`super::take_out`].
+//! The take-out step itself (disable, unload) is [`super::take_out`], which
+//! a failed apply's roll-back and reconciling use too.
 
 use tracing::info;
 
