@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::kallsyms::{dropped_by_kallsyms, dropped_by_mksysmap};
 use super::vmlinux::{SymbolBinding, SymbolType, Symtab, SymtabSymbol};
 use super::TargetSymbols;
-use crate::build::{BuildRecord, Replacement};
+use crate::linkage::{BuildRecord, Replacement};
 
 /// The object name of the kernel image in records and kallsyms.
 pub const VMLINUX: &str = "vmlinux";
