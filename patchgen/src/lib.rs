@@ -9,6 +9,7 @@ pub mod build;
 pub mod diff;
 pub mod elf;
 pub mod keys;
+pub mod linkage;
 pub mod target_symbols;
 
 pub use diff::{diff, Diff, DiffOptions, Report};

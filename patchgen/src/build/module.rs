@@ -9,74 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use object::{Object, ObjectSymbol};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use suture_bundle::link_record::{LinkRecord, SymbolBinding};
 
 use super::{BuildError, KernelTarget};
 use crate::diff::report::{Report, UndefinedSymbol};
-
-/// One function the patch module replaces.
-#[derive(Debug, Clone, Serialize)]
-pub struct Replacement {
-    /// The kernel's name of the replaced function.
-    pub old_name: String,
-    /// Its ELF size in the target build.
-    pub old_size: u64,
-    /// The module's symbol for the old function (what patchd links).
-    pub old_symbol: String,
-    /// The replacement's symbol in the module.
-    pub new_symbol: String,
-    /// The object file it comes from.
-    pub object_file: String,
-    /// Whether the old function is a static of its object.
-    pub local: bool,
-}
-
-/// A link record as the build makes it: the link contract's record
-/// (`suture_bundle::LinkRecord`, which the bundle ships and patchd
-/// resolves) and, for the position proof only, the kernel object whose code
-/// refers to the symbol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct BuildRecord {
-    /// What patchd needs to resolve one undefined symbol of the module.
-    pub record: LinkRecord,
-    /// The kernel object (`vmlinux` or a module) whose code refers to it;
-    /// `None` when not known. A non-exported symbol that vmlinux code uses
-    /// is defined in vmlinux.
-    pub from_object: Option<String>,
-}
-
-impl std::ops::Deref for BuildRecord {
-    type Target = LinkRecord;
-
-    fn deref(&self) -> &LinkRecord {
-        &self.record
-    }
-}
-
-impl std::ops::DerefMut for BuildRecord {
-    fn deref_mut(&mut self) -> &mut LinkRecord {
-        &mut self.record
-    }
-}
-
-impl BuildRecord {
-    /// A record for the module's `symbol`, the kernel's `name`: a static of
-    /// `object` (`local`) or a global; `function`: code or data, if known.
-    pub fn new(symbol: &str, name: &str, local: bool, function: Option<bool>) -> Self {
-        Self {
-            record: LinkRecord::new(symbol, name, Some(local), function),
-            from_object: None,
-        }
-    }
-
-    /// Whether the symbol is a static of its object.
-    pub fn is_local(&self) -> bool {
-        self.record.binding == SymbolBinding::Local
-    }
-}
+pub use crate::linkage::{BuildRecord, Replacement};
 
 /// One object's contribution to the module.
 #[derive(Debug)]
@@ -363,11 +300,80 @@ pub fn build_module(
     let dir = work.join("module");
     std::fs::create_dir_all(&dir).map_err(io("cannot create", &dir))?;
     let symvers = companion_symvers(target, kmod, work)?;
+    let contents = Contents::write(parts, &dir)?;
+    if contents.replacements.is_empty() {
+        return Err(BuildError::NothingToRedirect {
+            new_functions: parts
+                .iter()
+                .flat_map(|p| {
+                    p.report
+                        .new_functions
+                        .iter()
+                        .map(move |f| format!("{}: {f}", p.object.display()))
+                })
+                .collect(),
+        });
+    }
+    let ko = link_module(target, kmod, name, parts, &contents, &dir, &symvers)?;
+    let records = link_records(target, &symvers, &ko, &dir, &contents.undefined, parts)?;
+    Ok(BuiltModule {
+        ko,
+        name: name.to_string(),
+        replacements: contents.replacements,
+        records,
+    })
+}
 
-    let mut replacements = Vec::new();
-    let mut undefined: BTreeMap<String, (UndefinedSymbol, String)> = BTreeMap::new();
-    let mut objs = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
+/// What the parts put in the module: the functions it replaces, the
+/// symbols their code leaves undefined, and their objects as kbuild takes
+/// them.
+struct Contents {
+    /// The functions the module replaces.
+    replacements: Vec<Replacement>,
+    /// The differ's undefined symbols by module symbol, each with the
+    /// kernel object whose code uses it.
+    undefined: BTreeMap<String, (UndefinedSymbol, String)>,
+    /// The parts' objects (`changesN.o`), written as shipped objects.
+    objs: Vec<String>,
+}
+
+impl Contents {
+    /// Collects the parts' contents and writes each part's object into
+    /// `dir` as a shipped object, with the command file modpost reads.
+    fn write(parts: &[ObjectPart], dir: &Path) -> Result<Self, BuildError> {
+        let mut contents = Self {
+            replacements: Vec::new(),
+            undefined: BTreeMap::new(),
+            objs: Vec::new(),
+        };
+        for (i, part) in parts.iter().enumerate() {
+            contents.add_replacements(i, part);
+            let file = part.object.to_string_lossy().into_owned();
+            for u in &part.report.undefined {
+                let mut u = u.clone();
+                u.object = u.object.as_ref().map(|_| file.clone());
+                contents
+                    .undefined
+                    .entry(u.symbol.clone())
+                    .or_insert((u, part.kernel_object.clone()));
+            }
+            let obj = format!("changes{i}.o");
+            std::fs::write(dir.join(format!("{obj}_shipped")), &part.bytes)
+                .map_err(io("cannot write", dir))?;
+            // modpost reads every object's kbuild command file (for the
+            // module's srcversion); a shipped object has none of its own.
+            let cmd = format!("cmd_{}/{obj} := patchgen diff\n", dir.display());
+            std::fs::write(dir.join(format!(".{obj}.cmd")), cmd)
+                .map_err(io("cannot write", dir))?;
+            contents.objs.push(obj);
+        }
+        Ok(contents)
+    }
+
+    /// The replacements of part `i`'s redirected functions; a replaced
+    /// static is also an undefined symbol (under a prefixed alias) that
+    /// patchd links to the running kernel's function.
+    fn add_replacements(&mut self, i: usize, part: &ObjectPart) {
         let prefix = format!("suture{i}_");
         let file = part.object.to_string_lossy().into_owned();
         for c in part.report.changed_functions.iter().filter(|c| c.redirect) {
@@ -383,7 +389,7 @@ pub fn build_module(
                 old_name.clone()
             };
             if c.local {
-                undefined.insert(
+                self.undefined.insert(
                     old_symbol.clone(),
                     (
                         UndefinedSymbol {
@@ -398,7 +404,7 @@ pub fn build_module(
                     ),
                 );
             }
-            replacements.push(Replacement {
+            self.replacements.push(Replacement {
                 old_name,
                 old_size,
                 old_symbol,
@@ -407,36 +413,20 @@ pub fn build_module(
                 local: c.local,
             });
         }
-        for u in &part.report.undefined {
-            let mut u = u.clone();
-            u.object = u.object.as_ref().map(|_| file.clone());
-            undefined
-                .entry(u.symbol.clone())
-                .or_insert((u, part.kernel_object.clone()));
-        }
-        let obj = format!("changes{i}.o");
-        std::fs::write(dir.join(format!("{obj}_shipped")), &part.bytes)
-            .map_err(io("cannot write", &dir))?;
-        // modpost reads every object's kbuild command file (for the
-        // module's srcversion); a shipped object has none of its own.
-        let cmd = format!("cmd_{}/{obj} := patchgen diff\n", dir.display());
-        std::fs::write(dir.join(format!(".{obj}.cmd")), cmd).map_err(io("cannot write", &dir))?;
-        objs.push(obj);
     }
-    if replacements.is_empty() {
-        return Err(BuildError::NothingToRedirect {
-            new_functions: parts
-                .iter()
-                .flat_map(|p| {
-                    p.report
-                        .new_functions
-                        .iter()
-                        .map(move |f| format!("{}: {f}", p.object.display()))
-                })
-                .collect(),
-        });
-    }
+}
 
+/// Writes the glue and the Kbuild file into `dir` and links the module
+/// there with kbuild against the target's headers: the `.ko`.
+fn link_module(
+    target: &KernelTarget,
+    kmod: &Path,
+    name: &str,
+    parts: &[ObjectPart],
+    contents: &Contents,
+    dir: &Path,
+    symvers: &Path,
+) -> Result<PathBuf, BuildError> {
     let target_modules: BTreeSet<&str> = parts
         .iter()
         .map(|p| p.kernel_object.as_str())
@@ -452,18 +442,18 @@ pub fn build_module(
     let namespaces = namespaces_of(&target.headers.join("Module.symvers"), &used);
     std::fs::write(
         dir.join("suture_glue.c"),
-        glue_source(name, &replacements, &target_modules, &namespaces),
+        glue_source(name, &contents.replacements, &target_modules, &namespaces),
     )
-    .map_err(io("cannot write", &dir))?;
+    .map_err(io("cannot write", dir))?;
     let kbuild_text = format!(
         "obj-m := {name}.o\n{name}-y := suture_glue.o {}\nccflags-y := -I{}\n",
-        objs.join(" "),
+        contents.objs.join(" "),
         kmod.join("include").display(),
     );
-    std::fs::write(dir.join("Kbuild"), kbuild_text).map_err(io("cannot write", &dir))?;
+    std::fs::write(dir.join("Kbuild"), kbuild_text).map_err(io("cannot write", dir))?;
     kbuild(
         target,
-        &dir,
+        dir,
         &[
             format!("KBUILD_EXTRA_SYMBOLS={}", symvers.display()),
             // The work directory's random name must not reach the module
@@ -477,13 +467,24 @@ pub fn build_module(
             ),
         ],
     )?;
-    let ko = dir.join(format!("{name}.ko"));
+    Ok(dir.join(format!("{name}.ko")))
+}
 
-    // Records for what the kernel will not resolve by itself.
-    let exports = exported(&[target.headers.join("Module.symvers"), symvers]);
-    let bytes = std::fs::read(&ko).map_err(io("cannot read", &ko))?;
+/// Records for what the kernel will not resolve by itself: every undefined
+/// symbol of the built module that neither the kernel nor the companion
+/// exports.
+fn link_records(
+    target: &KernelTarget,
+    symvers: &Path,
+    ko: &Path,
+    dir: &Path,
+    undefined: &BTreeMap<String, (UndefinedSymbol, String)>,
+    parts: &[ObjectPart],
+) -> Result<Vec<BuildRecord>, BuildError> {
+    let exports = exported(&[target.headers.join("Module.symvers"), symvers.to_path_buf()]);
+    let bytes = std::fs::read(ko).map_err(io("cannot read", ko))?;
     let file = object::File::parse(&*bytes).map_err(|e| BuildError::ModuleBuildFailed {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         output: format!("the built module does not parse: {e}"),
     })?;
     let mut records = BTreeSet::new();
@@ -510,12 +511,7 @@ pub fn build_module(
         };
         records.insert(record);
     }
-    Ok(BuiltModule {
-        ko,
-        name: name.to_string(),
-        replacements,
-        records: records.into_iter().collect(),
-    })
+    Ok(records.into_iter().collect())
 }
 
 #[cfg(test)]

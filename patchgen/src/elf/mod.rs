@@ -5,11 +5,13 @@
 //! through the `object` crate, which checks offsets and sizes; anything it
 //! cannot read is an error naming the file, never a panic.
 
+mod parse;
+
 use std::path::{Path, PathBuf};
 
 use object::elf;
-use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
-use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, RelocationTarget};
+use object::read::elf::ElfFile64;
+use object::{Object, ObjectSection};
 
 /// Largest input accepted (the largest 6.1 kernel objects are a few MiB;
 /// `vmlinux.o` is not an input).
@@ -237,10 +239,6 @@ impl std::ops::Deref for Bytes {
     }
 }
 
-fn bits_to_bytes(bits: u8) -> u8 {
-    bits.div_ceil(8)
-}
-
 impl ObjectFile {
     /// Reads and parses `path`.
     pub fn read(path: &Path) -> Result<Self, ReadError> {
@@ -263,7 +261,7 @@ impl ObjectFile {
                 Bytes::Owned(bytes)
             }
         };
-        let (sections, symbols) = Self::parse_tables(path, &raw)?;
+        let (sections, symbols) = parse::parse_tables(path, &raw)?;
         Ok(Self::assemble(path, sections, symbols, raw))
     }
 
@@ -274,7 +272,7 @@ impl ObjectFile {
 
     /// Parses an object held in memory, keeping the bytes.
     pub fn parse_owned(path: &Path, raw: Vec<u8>) -> Result<Self, ReadError> {
-        let (sections, symbols) = Self::parse_tables(path, &raw)?;
+        let (sections, symbols) = parse::parse_tables(path, &raw)?;
         Ok(Self::assemble(path, sections, symbols, Bytes::Owned(raw)))
     }
 
@@ -287,165 +285,6 @@ impl ObjectFile {
             by_section: std::sync::OnceLock::new(),
             raw,
         }
-    }
-
-    /// The sections and symbols of an object.
-    fn parse_tables(path: &Path, bytes: &[u8]) -> Result<(Vec<Section>, Vec<Symbol>), ReadError> {
-        let perr = |source| ReadError::Parse {
-            path: path.to_owned(),
-            source,
-        };
-        let wrong = |what: &str| ReadError::WrongKind {
-            path: path.to_owned(),
-            what: what.to_string(),
-        };
-        match object::FileKind::parse(bytes).map_err(perr)? {
-            object::FileKind::Elf64 => {}
-            object::FileKind::Elf32 => return Err(wrong("a 32-bit ELF file")),
-            other => return Err(wrong(&format!("not ELF ({other:?})"))),
-        }
-        let file = ElfFile64::<object::Endianness>::parse(bytes).map_err(perr)?;
-        let header = file.elf_header();
-        let endian = file.endian();
-        if header.e_machine(endian) != elf::EM_X86_64 {
-            return Err(wrong(&format!("for machine {}", header.e_machine(endian))));
-        }
-        if header.e_type(endian) != elf::ET_REL {
-            return Err(wrong("not relocatable (an executable or shared object)"));
-        }
-        if !file.is_little_endian() {
-            return Err(wrong("big-endian"));
-        }
-
-        let mut sections = Vec::new();
-        for section in file.sections() {
-            let raw = section.elf_section_header();
-            let index = section.index().0;
-            // Keep indices aligned with the header table (index 0 is null).
-            while sections.len() < index {
-                sections.push(null_section(sections.len()));
-            }
-            let sh_type = raw.sh_type(endian);
-            let align = raw.sh_addralign(endian);
-            // Kernel objects align to pages at most (PMD-sized at the very
-            // most); larger is corruption, and would make the writer pad
-            // the output by that much.
-            if align > 1 && (!align.is_power_of_two() || align > MAX_ALIGN) {
-                return Err(wrong(&format!(
-                    "corrupt: section {index} has alignment {align}"
-                )));
-            }
-            // A NOBITS size is not backed by the file: cap it like a file.
-            if raw.sh_size(endian) > MAX_OBJECT_SIZE {
-                return Err(wrong(&format!(
-                    "corrupt: section {index} claims {} bytes",
-                    raw.sh_size(endian)
-                )));
-            }
-            let name = section.name().map_err(perr)?.to_string();
-            // Debugging sections stay in the file until asked for.
-            let lazy = if is_lazy(&name, raw.sh_flags(endian)) && sh_type != elf::SHT_NOBITS {
-                let (start, len) = section.file_range().unwrap_or((0, 0));
-                let range = usize::try_from(start)
-                    .ok()
-                    .zip(usize::try_from(len).ok())
-                    .and_then(|(s, l)| Some(s..s.checked_add(l)?))
-                    .filter(|r| r.end <= bytes.len())
-                    .ok_or_else(|| {
-                        wrong(&format!("corrupt: section {index} lies outside the file"))
-                    })?;
-                Some(range)
-            } else {
-                None
-            };
-            let data = if sh_type == elf::SHT_NOBITS || lazy.is_some() {
-                Vec::new()
-            } else {
-                section.data().map_err(perr)?.to_vec()
-            };
-            let relocs = if lazy.is_some() {
-                Vec::new()
-            } else {
-                read_relocs(section.relocations(), path)?
-            };
-            sections.push(Section {
-                index,
-                name,
-                sh_type,
-                sh_flags: raw.sh_flags(endian),
-                align,
-                entsize: raw.sh_entsize(endian),
-                info: raw.sh_info(endian),
-                size: raw.sh_size(endian),
-                data,
-                relocs,
-                lazy,
-                lazy_relocs: std::sync::OnceLock::new(),
-            });
-        }
-
-        let mut symbols = Vec::new();
-        for symbol in file.symbols() {
-            let index = symbol.index().0;
-            while symbols.len() < index {
-                symbols.push(null_symbol(symbols.len()));
-            }
-            let section = match symbol.section() {
-                object::SymbolSection::Section(i) => Some(i.0),
-                _ => None,
-            };
-            let kind = match symbol.kind() {
-                object::SymbolKind::Text => SymbolKind::Func,
-                object::SymbolKind::Data | object::SymbolKind::Tls => SymbolKind::Object,
-                object::SymbolKind::Section => SymbolKind::Section,
-                object::SymbolKind::File => SymbolKind::File,
-                _ => SymbolKind::Other,
-            };
-            let binding = if symbol.is_weak() {
-                Binding::Weak
-            } else if symbol.is_global() {
-                Binding::Global
-            } else {
-                Binding::Local
-            };
-            let mut name = symbol.name().map_err(perr)?.to_string();
-            if kind == SymbolKind::Section {
-                if let Some(s) = section.and_then(|i| sections.get(i)) {
-                    name.clone_from(&s.name);
-                }
-            }
-            symbols.push(Symbol {
-                index,
-                name,
-                kind,
-                binding,
-                section,
-                value: symbol.address(),
-                size: symbol.size(),
-            });
-        }
-        if let Some(s) = symbols
-            .iter()
-            .find(|s| s.section.is_some_and(|i| i >= sections.len()))
-        {
-            return Err(wrong(&format!(
-                "corrupt: symbol {} names section {:?} of {}",
-                s.index,
-                s.section,
-                sections.len()
-            )));
-        }
-        for section in &sections {
-            if let Some(r) = section.relocs.iter().find(|r| r.symbol >= symbols.len()) {
-                return Err(wrong(&format!(
-                    "corrupt: a relocation in {} names symbol {} of {}",
-                    section.name,
-                    r.symbol,
-                    symbols.len()
-                )));
-            }
-        }
-        Ok((sections, symbols))
     }
 
     /// The bytes of section `index` (a debugging section's from the file).
@@ -479,7 +318,7 @@ impl ObjectFile {
         let s = file
             .section_by_index(object::SectionIndex(index))
             .map_err(perr)?;
-        let relocs = read_relocs(s.relocations(), &self.path)?;
+        let relocs = parse::read_relocs(s.relocations(), &self.path)?;
         if let Some(r) = relocs.iter().find(|r| r.symbol >= self.symbols.len()) {
             return Err(ReadError::WrongKind {
                 path: self.path.clone(),
@@ -562,77 +401,6 @@ impl ObjectFile {
         let start = usize::try_from(offset).ok()?;
         let end = usize::try_from(offset.checked_add(len)?).ok()?;
         s.data.get(start..end)
-    }
-}
-
-/// Debugging sections, read only by the layout check: left in the file.
-fn is_lazy(name: &str, sh_flags: u64) -> bool {
-    sh_flags & u64::from(elf::SHF_ALLOC) == 0 && name.starts_with(".debug")
-}
-
-/// A section's relocations, sorted by offset.
-fn read_relocs<'d, 'f, R>(
-    relocations: object::read::elf::ElfSectionRelocationIterator<
-        'd,
-        'f,
-        object::elf::FileHeader64<object::Endianness>,
-        R,
-    >,
-    path: &Path,
-) -> Result<Vec<Reloc>, ReadError>
-where
-    R: object::ReadRef<'d>,
-{
-    let wrong = |what: &str| ReadError::WrongKind {
-        path: path.to_owned(),
-        what: what.to_string(),
-    };
-    let mut relocs = Vec::new();
-    for (offset, reloc) in relocations {
-        let RelocationTarget::Symbol(sym) = reloc.target() else {
-            return Err(wrong("using relocations without a symbol"));
-        };
-        let RelocationFlags::Elf { r_type } = reloc.flags() else {
-            return Err(wrong("using non-ELF relocations"));
-        };
-        relocs.push(Reloc {
-            offset,
-            r_type,
-            size: bits_to_bytes(reloc.size()),
-            symbol: sym.0,
-            addend: reloc.addend(),
-        });
-    }
-    relocs.sort_by_key(|r| r.offset);
-    Ok(relocs)
-}
-
-fn null_section(index: usize) -> Section {
-    Section {
-        index,
-        name: String::new(),
-        sh_type: elf::SHT_NULL,
-        sh_flags: 0,
-        align: 0,
-        entsize: 0,
-        info: 0,
-        size: 0,
-        data: Vec::new(),
-        relocs: Vec::new(),
-        lazy: None,
-        lazy_relocs: std::sync::OnceLock::new(),
-    }
-}
-
-fn null_symbol(index: usize) -> Symbol {
-    Symbol {
-        index,
-        name: String::new(),
-        kind: SymbolKind::Other,
-        binding: Binding::Local,
-        section: None,
-        value: 0,
-        size: 0,
     }
 }
 

@@ -21,7 +21,9 @@
 
 pub mod image;
 pub mod kallsyms;
+pub mod object_locals;
 pub mod sympos;
+mod symtab_index;
 pub mod tables;
 pub mod vmlinux;
 

@@ -21,53 +21,17 @@
 //! patchd applies.
 //! Records of modules are left to patchd's resolution at load time.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use super::kallsyms::{dropped_by_kallsyms, dropped_by_mksysmap};
-use super::vmlinux::{SymbolBinding, SymbolType, Symtab, SymtabSymbol};
+pub use super::object_locals::ObjectLocals;
+use super::symtab_index::{group_is_object, list_symbols, SymtabIndex};
+use super::vmlinux::{SymbolBinding, SymbolType, SymtabSymbol};
 use super::TargetSymbols;
-use crate::build::{BuildRecord, Replacement};
+use crate::linkage::{BuildRecord, Replacement};
 
 /// The object name of the kernel image in records and kallsyms.
 pub const VMLINUX: &str = "vmlinux";
-
-/// What the pristine build of one object says about its own symbols.
-#[derive(Debug, Clone, Default)]
-pub struct ObjectLocals {
-    /// The object, relative to the tree (`fs/proc/cmdline.o`).
-    pub object: String,
-    /// Its `STT_FILE` symbol (the source file's base name), if it has one.
-    pub file_symbol: Option<String>,
-    /// Its local functions and data objects: (name, is a function).
-    pub locals: BTreeSet<(String, bool)>,
-}
-
-impl ObjectLocals {
-    /// Reads them from the pristine object.
-    pub fn from_object(object: &str, file: &crate::ObjectFile) -> Self {
-        use crate::elf::{Binding, SymbolKind};
-        let file_symbol = file
-            .symbols
-            .iter()
-            .find(|s| s.kind == SymbolKind::File && !s.name.is_empty())
-            .map(|s| s.name.clone());
-        let locals = file
-            .symbols
-            .iter()
-            .filter(|s| s.binding == Binding::Local && s.section.is_some())
-            .filter_map(|s| match s.kind {
-                SymbolKind::Func => Some((s.name.clone(), true)),
-                SymbolKind::Object => Some((s.name.clone(), false)),
-                _ => None,
-            })
-            .collect();
-        Self {
-            object: object.to_string(),
-            file_symbol,
-            locals,
-        }
-    }
-}
 
 /// Why a record's position cannot be proven. Each names the symbol.
 #[derive(Debug, thiserror::Error)]
@@ -262,75 +226,6 @@ fn check_kallsyms_size(
     Ok(())
 }
 
-/// Symbols of the `-dbg` table by name, and the locals of each file group.
-struct SymtabIndex<'a> {
-    symtab: &'a Symtab,
-    by_name: HashMap<&'a str, Vec<&'a SymtabSymbol>>,
-}
-
-impl<'a> SymtabIndex<'a> {
-    fn new(symtab: &'a Symtab) -> Self {
-        let mut by_name: HashMap<&str, Vec<&SymtabSymbol>> = HashMap::new();
-        for symbol in &symtab.symbols {
-            by_name.entry(&symbol.name).or_default().push(symbol);
-        }
-        Self { symtab, by_name }
-    }
-
-    fn named(&self, name: &str) -> &[&'a SymtabSymbol] {
-        self.by_name.get(name).map_or(&[], Vec::as_slice)
-    }
-
-    fn file_name(&self, file: Option<usize>) -> &str {
-        file.and_then(|f| self.symtab.files.get(f))
-            .map_or("(no file symbol)", String::as_str)
-    }
-
-    /// The local functions and data objects after file symbol `file`.
-    fn group_locals(&self, file: usize) -> BTreeSet<(&str, bool)> {
-        self.symtab
-            .symbols
-            .iter()
-            .filter(|s| s.file == Some(file) && s.binding == SymbolBinding::Local)
-            .filter_map(|s| match s.kind {
-                SymbolType::Func => Some((s.name.as_str(), true)),
-                SymbolType::Object => Some((s.name.as_str(), false)),
-                SymbolType::Other => None,
-            })
-            .collect()
-    }
-}
-
-/// Whether a file group of vmlinux is the pristine object: every local of
-/// the group is one of the object's, and every local function of the object
-/// is in the group. (The object may have local data the link discards,
-/// such as `.discard.*` and `.exitcall.exit` entries.)
-fn group_is_object(group: &BTreeSet<(&str, bool)>, object: &ObjectLocals) -> bool {
-    group
-        .iter()
-        .all(|(name, func)| object.locals.contains(&((*name).to_string(), *func)))
-        && object
-            .locals
-            .iter()
-            .filter(|(_, func)| *func)
-            .all(|(name, _)| group.contains(&(name.as_str(), true)))
-}
-
-fn list_symbols(index: &SymtabIndex<'_>, symbols: &[&SymtabSymbol]) -> String {
-    symbols
-        .iter()
-        .map(|s| {
-            format!(
-                "{:#x} ({} bytes, after file symbol {})",
-                s.address,
-                s.size,
-                index.file_name(s.file)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Finds the record's symbol in the `-dbg` table, then its kallsyms line.
 fn by_symbol_table(
     record: &BuildRecord,
@@ -342,48 +237,64 @@ fn by_symbol_table(
         .object_file
         .clone()
         .unwrap_or_else(|| "the patch".into());
-    let defined = |s: &&&SymtabSymbol| s.letter.is_some_and(|l| !matches!(l, 'U' | 'w' | 'v'));
     let (symbol, by) = if record.is_local() {
-        let locals: Vec<&SymtabSymbol> = index
-            .named(&record.name)
-            .iter()
-            .filter(defined)
-            .filter(|s| s.binding == SymbolBinding::Local)
-            .copied()
-            .collect();
+        let locals = defined_named(index, &record.name, true);
         choose_local(record, object, index, &locals, &object_file)?
     } else {
-        let globals: Vec<&SymtabSymbol> = index
-            .named(&record.name)
-            .iter()
-            .filter(defined)
-            .filter(|s| s.binding != SymbolBinding::Local)
-            .copied()
-            .collect();
-        match globals.as_slice() {
-            [one] => (*one, "the one global definition".to_string()),
-            [] => {
-                return Err(SymposError::NotInVmlinux {
-                    name: record.name.clone(),
-                    object_file,
-                    detail: "no global or weak definition of that name".to_string(),
-                })
-            }
-            many => {
-                return Err(SymposError::Ambiguous {
-                    name: record.name.clone(),
-                    object_file,
-                    why: "vmlinux has several global definitions".to_string(),
-                    candidates: list_symbols(index, many),
-                })
-            }
-        }
+        choose_global(record, index, &object_file)?
     };
+    check_as_built(record, symbol, &object_file)?;
+    let line = kallsyms_line(record, symbol, target, &object_file)?;
+    Ok((line, by))
+}
+
+/// The symbols of the table named `name` that vmlinux defines: its statics
+/// (`local`), or its global and weak definitions.
+fn defined_named<'a>(index: &SymtabIndex<'a>, name: &str, local: bool) -> Vec<&'a SymtabSymbol> {
+    index
+        .named(name)
+        .iter()
+        .filter(|s| s.letter.is_some_and(|l| !matches!(l, 'U' | 'w' | 'v')))
+        .filter(|s| (s.binding == SymbolBinding::Local) == local)
+        .copied()
+        .collect()
+}
+
+/// The one global (or weak) definition of the record's name.
+fn choose_global<'a>(
+    record: &BuildRecord,
+    index: &SymtabIndex<'a>,
+    object_file: &str,
+) -> Result<(&'a SymtabSymbol, String), SymposError> {
+    let globals = defined_named(index, &record.name, false);
+    match globals.as_slice() {
+        [one] => Ok((*one, "the one global definition".to_string())),
+        [] => Err(SymposError::NotInVmlinux {
+            name: record.name.clone(),
+            object_file: object_file.to_string(),
+            detail: "no global or weak definition of that name".to_string(),
+        }),
+        many => Err(SymposError::Ambiguous {
+            name: record.name.clone(),
+            object_file: object_file.to_string(),
+            why: "vmlinux has several global definitions".to_string(),
+            candidates: list_symbols(index, many),
+        }),
+    }
+}
+
+/// Refuses a symbol whose size or type is not the pristine build's: the
+/// build does not reproduce the kernel's.
+fn check_as_built(
+    record: &BuildRecord,
+    symbol: &SymtabSymbol,
+    object_file: &str,
+) -> Result<(), SymposError> {
     if let Some(size) = record.size {
         if symbol.size != size {
             return Err(SymposError::Differs {
                 name: record.name.clone(),
-                object_file,
+                object_file: object_file.to_string(),
                 built: format!("{size} bytes"),
                 kernel: format!("{} bytes", symbol.size),
             });
@@ -397,11 +308,21 @@ fn by_symbol_table(
     if !kind_matches {
         return Err(SymposError::Differs {
             name: record.name.clone(),
-            object_file,
+            object_file: object_file.to_string(),
             built: describe(record.function(), record.is_local()),
             kernel: format!("a symbol of type {:?}", symbol.kind),
         });
     }
+    Ok(())
+}
+
+/// The kallsyms line of `symbol` (its index in the list).
+fn kallsyms_line(
+    record: &BuildRecord,
+    symbol: &SymtabSymbol,
+    target: &TargetSymbols,
+    object_file: &str,
+) -> Result<usize, SymposError> {
     // Its kallsyms line: same name, same address. Lines of one name at one
     // address are interchangeable for linking only if their letters agree.
     let lines: Vec<usize> = target
@@ -429,7 +350,7 @@ fn by_symbol_table(
     if letters.len() > 1 {
         return Err(SymposError::Ambiguous {
             name: record.name.clone(),
-            object_file,
+            object_file: object_file.to_string(),
             why: format!(
                 "kallsyms lists it {} times at its address with different types",
                 lines.len()
@@ -441,9 +362,12 @@ fn by_symbol_table(
                 .join(", "),
         });
     }
-    Ok((first, by))
+    Ok(first)
 }
 
+/// The one static of the record's name among `locals` that is the
+/// object's: the only one, the only one after the object's file symbol, or
+/// the only one whose file group is the pristine object.
 fn choose_local<'a>(
     record: &BuildRecord,
     object: Option<&ObjectLocals>,

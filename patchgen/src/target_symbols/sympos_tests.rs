@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::target_symbols::kallsyms::{KallsymsEntry, KallsymsList};
+use crate::target_symbols::vmlinux::Symtab;
 
 const TEXT: u64 = 0xffff_ffff_8100_0000;
 
