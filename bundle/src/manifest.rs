@@ -169,6 +169,16 @@ pub enum ManifestError {
 impl Manifest {
     /// Checks every field; see the constants of this module for the caps.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        self.validate_identity()?;
+        self.target.validate()?;
+        self.validate_functions()?;
+        self.validate_symbols()?;
+        self.validate_dependencies()?;
+        self.validate_build_info()
+    }
+
+    /// The id, the description and the CVE ids.
+    fn validate_identity(&self) -> Result<(), ManifestError> {
         check(
             "id",
             &self.id,
@@ -190,9 +200,11 @@ impl Manifest {
                 "a CVE id (CVE-YYYY-NNNN, 4 to 19 digits after the year)",
             )?;
         }
-        unique("cves", self.cves.iter().map(String::as_str))?;
-        self.target.validate()?;
+        unique("cves", self.cves.iter().map(String::as_str))
+    }
 
+    /// The replaced (at least one), new and skipped functions.
+    fn validate_functions(&self) -> Result<(), ManifestError> {
         if self.replaced_functions.is_empty() {
             return Err(ManifestError::NothingReplaced);
         }
@@ -241,15 +253,22 @@ impl Manifest {
                 &f.object_file,
             )?;
         }
+        Ok(())
+    }
 
+    /// The symbol records, one per symbol.
+    fn validate_symbols(&self) -> Result<(), ManifestError> {
         cap("symbols", self.symbols.len(), MAX_SYMBOLS)?;
         for (i, s) in self.symbols.iter().enumerate() {
             s.validate(i)?;
         }
         // One record per undefined symbol of the module: two would let
         // patchd pick.
-        unique("symbols", self.symbols.iter().map(|s| s.symbol.as_str()))?;
+        unique("symbols", self.symbols.iter().map(|s| s.symbol.as_str()))
+    }
 
+    /// The dependencies: patch ids, not this patch's own, each once.
+    fn validate_dependencies(&self) -> Result<(), ManifestError> {
         cap("dependencies", self.dependencies.len(), MAX_DEPENDENCIES)?;
         for (i, dep) in self.dependencies.iter().enumerate() {
             check(
@@ -262,8 +281,11 @@ impl Manifest {
                 return Err(ManifestError::DependsOnItself { id: shown(dep) });
             }
         }
-        unique("dependencies", self.dependencies.iter().map(String::as_str))?;
+        unique("dependencies", self.dependencies.iter().map(String::as_str))
+    }
 
+    /// The creation time, the patchgen version and the kmod interface.
+    fn validate_build_info(&self) -> Result<(), ManifestError> {
         if self.created > MAX_CREATED {
             return Err(invalid(
                 "created",
