@@ -384,7 +384,19 @@ impl Plan {
     /// The guest side of the run: generated step checks and the files
     /// under /suture/validate.
     pub fn guest(&self) -> Result<GuestSetup> {
-        let read = |p: &Path| std::fs::read(p).map_err(io_err("cannot read", p));
+        let mut files = self.script_files()?;
+        files.extend(self.user_files()?);
+        let mut checks = Vec::new();
+        for b in &self.bundles {
+            files.extend(self.bundle_files(b)?);
+            checks.extend(step_checks(b));
+        }
+        Ok(GuestSetup { checks, files })
+    }
+
+    /// The guest's step functions and the load (the default's, the user's
+    /// script, or the mark that there is none).
+    fn script_files(&self) -> Result<Vec<GuestFile>> {
         let guest_dir = workspace_root().join("vm-tests/guest/validate");
         let mut files = vec![GuestFile {
             path: "/suture/validate/steps.sh".to_string(),
@@ -410,6 +422,13 @@ impl Plan {
                 mode: 0o644,
             }),
         }
+        Ok(files)
+    }
+
+    /// The host files the tests need, in /suture/files/, executable when
+    /// they are on the host.
+    fn user_files(&self) -> Result<Vec<GuestFile>> {
+        let mut files = Vec::new();
         for path in &self.files {
             let name =
                 path.file_name()
@@ -429,82 +448,80 @@ impl Plan {
                 mode: if executable { 0o755 } else { 0o644 },
             });
         }
-        let mut checks = Vec::new();
-        for b in &self.bundles {
-            let dir = format!("/suture/validate/{}", b.name);
-            files.push(GuestFile {
-                path: format!("{dir}/bundle"),
-                data: read(&b.path)?,
-                mode: 0o644,
-            });
-            files.push(GuestFile {
-                path: format!("{dir}/id"),
-                data: b.manifest.id.clone().into_bytes(),
-                mode: 0o644,
-            });
-            let functions: String = b
-                .manifest
-                .replaced_functions
-                .iter()
-                .map(|f| format!("{}\n", f.old_name))
-                .collect();
-            files.push(GuestFile {
-                path: format!("{dir}/functions"),
-                data: functions.into_bytes(),
-                mode: 0o644,
-            });
-            let classes = match self.load {
-                Load::Default => b.classes().join(" "),
-                _ => String::new(),
-            };
-            files.push(GuestFile {
-                path: format!("{dir}/load_classes"),
-                data: classes.into_bytes(),
-                mode: 0o644,
-            });
-            // The modules this bundle patches, dependencies first: the
-            // guest loads only these for it.
-            let kmods: String =
-                crate::qemu::kernel_module_closure(&self.target, &b.kernel_modules())?
-                    .into_iter()
-                    .map(|(name, _)| name + "\n")
-                    .collect();
-            files.push(GuestFile {
-                path: format!("{dir}/kmods"),
-                data: kmods.into_bytes(),
-                mode: 0o644,
-            });
-            if let Some(test) = &b.test {
-                files.push(GuestFile {
-                    path: format!("{dir}/test"),
-                    data: read(&test.path)?,
-                    mode: 0o755,
-                });
-                let shown = test.path.file_name().map_or_else(
-                    || test.path.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                files.push(GuestFile {
-                    path: format!("{dir}/test_name"),
-                    data: shown.into_bytes(),
-                    mode: 0o644,
-                });
-            }
-            for step in b.steps() {
-                checks.push((
-                    format!("{}.{}", b.name, step.as_str()),
-                    format!(
-                        "# patchtest: {} of {}\nset -- {}\n. /suture/validate/steps.sh\n{}\n",
-                        step.as_str(),
-                        b.name,
-                        b.name,
-                        step.guest_call()
-                    ),
-                ));
-            }
-        }
-        Ok(GuestSetup { checks, files })
+        Ok(files)
     }
+
+    /// One bundle's directory in the guest: the bundle, its id, functions,
+    /// load classes, the kernel modules it patches, and its test.
+    fn bundle_files(&self, b: &BundleUnderTest) -> Result<Vec<GuestFile>> {
+        let dir = format!("/suture/validate/{}", b.name);
+        let file = |name: &str, data: Vec<u8>| GuestFile {
+            path: format!("{dir}/{name}"),
+            data,
+            mode: 0o644,
+        };
+        let bundle = read(&b.path)?;
+        let functions: String = b
+            .manifest
+            .replaced_functions
+            .iter()
+            .map(|f| format!("{}\n", f.old_name))
+            .collect();
+        let classes = match self.load {
+            Load::Default => b.classes().join(" "),
+            _ => String::new(),
+        };
+        // The modules this bundle patches, dependencies first: the guest
+        // loads only these for it.
+        let kmods: String = crate::qemu::kernel_module_closure(&self.target, &b.kernel_modules())?
+            .into_iter()
+            .map(|(name, _)| name + "\n")
+            .collect();
+        let mut files = vec![
+            file("bundle", bundle),
+            file("id", b.manifest.id.clone().into_bytes()),
+            file("functions", functions.into_bytes()),
+            file("load_classes", classes.into_bytes()),
+            file("kmods", kmods.into_bytes()),
+        ];
+        if let Some(test) = &b.test {
+            files.push(GuestFile {
+                path: format!("{dir}/test"),
+                data: read(&test.path)?,
+                mode: 0o755,
+            });
+            let shown = test.path.file_name().map_or_else(
+                || test.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            files.push(file("test_name", shown.into_bytes()));
+        }
+        Ok(files)
+    }
+}
+
+/// A host file's bytes.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io_err("cannot read", path))
+}
+
+/// The generated guest check of each step of `b`: (name, script).
+fn step_checks(b: &BundleUnderTest) -> Vec<(String, String)> {
+    b.steps()
+        .into_iter()
+        .map(|step| {
+            (
+                format!("{}.{}", b.name, step.as_str()),
+                format!(
+                    "# patchtest: {} of {}\nset -- {}\n. /suture/validate/steps.sh\n{}\n",
+                    step.as_str(),
+                    b.name,
+                    b.name,
+                    step.guest_call()
+                ),
+            )
+        })
+        .collect()
 }
 
 impl Plan {
