@@ -159,6 +159,9 @@ fn write_identity(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
         "target package: {}",
         m.target.package_version.as_deref().unwrap_or("none")
     )?;
+    if !m.target_modules.is_empty() {
+        writeln!(f, "target modules: {}", m.target_modules.join(" "))?;
+    }
     writeln!(f, "created: {} ({})", m.created, utc_timestamp(m.created))?;
     writeln!(f, "patchgen version: {}", m.patchgen_version)?;
     writeln!(f, "kmod interface: {}", m.kmod_interface)?;
@@ -243,6 +246,25 @@ pub(crate) fn utc_timestamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::utc_timestamp;
+    use crate::{build, parse, Manifest, SigningKey};
+
+    fn dump(manifest: &Manifest) -> String {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let bytes = build(manifest, b"\x7fELF", &key).expect("valid bundle");
+        parse(&bytes).expect("parses").inspection().to_string()
+    }
+
+    #[test]
+    fn target_modules_are_printed_only_when_there_are_some() {
+        let mut manifest = Manifest::example();
+        assert!(!dump(&manifest).contains("target modules"));
+        manifest.target_modules = vec!["ext4".to_owned(), "jbd2".to_owned()];
+        assert!(
+            dump(&manifest).contains("\ntarget package: 6.1.176-1\ntarget modules: ext4 jbd2\n"),
+            "{}",
+            dump(&manifest)
+        );
+    }
 
     #[test]
     fn utc_timestamps() {

@@ -33,6 +33,8 @@ pub const MAX_FUNCTIONS: usize = 4096;
 pub const MAX_SYMBOLS: usize = 16384;
 /// Most dependencies in one manifest.
 pub const MAX_DEPENDENCIES: usize = 64;
+/// Most kernel modules one manifest names as patched.
+pub const MAX_TARGET_MODULES: usize = 256;
 /// Latest creation time accepted: 9999-12-31T23:59:59Z.
 pub const MAX_CREATED: u64 = 253_402_300_799;
 
@@ -71,6 +73,13 @@ pub struct Manifest {
     /// Absent from the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_functions: Vec<SkippedFunction>,
+    /// The kernel modules (not vmlinux) whose functions the patch
+    /// replaces, sorted, each once: they must be loaded before the patch
+    /// module (patchgen also writes them to its modinfo as
+    /// `suture_target_module`). Absent from the JSON when empty, as for a
+    /// patch of vmlinux only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_modules: Vec<String>,
 }
 
 /// A changed function the author left out of the patch: the running
@@ -172,6 +181,7 @@ impl Manifest {
         self.validate_identity()?;
         self.target.validate()?;
         self.validate_functions()?;
+        self.validate_target_modules()?;
         self.validate_symbols()?;
         self.validate_dependencies()?;
         self.validate_build_info()
@@ -252,6 +262,38 @@ impl Manifest {
                 &format!("skipped_functions[{i}].object_file"),
                 &f.object_file,
             )?;
+        }
+        Ok(())
+    }
+
+    /// The patched kernel modules: module names other than vmlinux, in
+    /// sorted order, each once.
+    fn validate_target_modules(&self) -> Result<(), ManifestError> {
+        cap(
+            "target_modules",
+            self.target_modules.len(),
+            MAX_TARGET_MODULES,
+        )?;
+        for (i, module) in self.target_modules.iter().enumerate() {
+            check(
+                &format!("target_modules[{i}]"),
+                module,
+                |m| m != "vmlinux" && is_module_name(m),
+                "a kernel module name other than vmlinux ([A-Za-z0-9_-], 1 to 55 bytes)",
+            )?;
+        }
+        unique(
+            "target_modules",
+            self.target_modules.iter().map(String::as_str),
+        )?;
+        if let Some(i) = (1..self.target_modules.len())
+            .find(|&i| self.target_modules[i] < self.target_modules[i - 1])
+        {
+            return Err(invalid(
+                &format!("target_modules[{i}]"),
+                &self.target_modules[i],
+                "in sorted order after the module before it",
+            ));
         }
         Ok(())
     }
@@ -345,6 +387,7 @@ impl Manifest {
             patchgen_version: "0.1.0".to_owned(),
             kmod_interface: 1,
             skipped_functions: Vec::new(),
+            target_modules: Vec::new(),
         }
     }
 }

@@ -102,6 +102,9 @@ pub struct BuiltModule {
     pub replacements: Vec<Replacement>,
     /// Records for every undefined symbol the kernel does not export.
     pub records: Vec<BuildRecord>,
+    /// The modules (not vmlinux) whose code it replaces, sorted, each once:
+    /// its `suture_target_module` modinfo entries.
+    pub target_modules: Vec<String>,
 }
 
 /// `text` as a C string literal: quotes, backslashes and anything outside
@@ -515,6 +518,7 @@ pub fn build_module(
         name: name.to_string(),
         replacements,
         records: records.into_iter().collect(),
+        target_modules: target_modules.iter().map(|m| m.to_string()).collect(),
     })
 }
 

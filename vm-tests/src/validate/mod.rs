@@ -177,26 +177,6 @@ pub struct BundleUnderTest {
     pub manifest: Manifest,
     /// The test script, if any.
     pub test: Option<TestScript>,
-    /// The `suture_target_module` entries of the patch module's modinfo.
-    pub target_modules: Vec<String>,
-}
-
-/// The values of `key` in a module's `.modinfo` (`key=value` strings, NUL
-/// separated); none when the module does not parse.
-pub fn modinfo_values(module: &[u8], key: &str) -> Vec<String> {
-    use object::{Object, ObjectSection};
-    let Ok(file) = object::File::parse(module) else {
-        return Vec::new();
-    };
-    let Some(data) = file.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
-        return Vec::new();
-    };
-    let prefix = format!("{key}=");
-    data.split(|b| *b == 0)
-        .filter_map(|entry| std::str::from_utf8(entry).ok())
-        .filter_map(|entry| entry.strip_prefix(&prefix))
-        .map(str::to_string)
-        .collect()
 }
 
 impl BundleUnderTest {
@@ -216,7 +196,6 @@ impl BundleUnderTest {
             .verify(std::slice::from_ref(key))
             .map_err(|e| format!("{shown}: {e} (pass the public key that signed it with --key)"))?;
         let manifest = verified.manifest().clone();
-        let target_modules = modinfo_values(verified.module(), "suture_target_module");
         let target = &manifest.target;
         if target.kernel_release != kernel.release || target.build_id != kernel.build_id {
             return Err(format!(
@@ -233,16 +212,15 @@ impl BundleUnderTest {
             name: manifest.id.clone(),
             manifest,
             test,
-            target_modules,
         })
     }
 
     /// The kernel modules whose code the bundle patches, which the guest
-    /// loads first: the patch module's `suture_target_module` modinfo
-    /// (patchgen writes one per module), and the modules its link
+    /// loads first: the manifest's `target_modules` (patchgen lists every
+    /// module whose functions the patch replaces), and the modules its link
     /// records name.
     pub fn kernel_modules(&self) -> Vec<String> {
-        let mut set: BTreeSet<String> = self.target_modules.iter().cloned().collect();
+        let mut set: BTreeSet<String> = self.manifest.target_modules.iter().cloned().collect();
         for s in &self.manifest.symbols {
             if let Some(object) = s.object.as_deref().filter(|o| *o != "vmlinux") {
                 set.insert(object.to_string());
