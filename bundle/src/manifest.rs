@@ -13,18 +13,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use crate::link_record::{LinkRecord, SymbolBinding, SymbolKind};
+use crate::names::{
+    is_build_id, is_cve_id, is_debian_version, is_description, is_kernel_release, is_module_name,
+    is_object_file, is_patch_id, is_symbol_name, is_version,
+};
+pub use crate::names::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_OBJECT_FILE_LEN, MAX_SYMBOL_NAME_LEN};
 
-/// Longest patch id; it becomes the patch module's name (`MODULE_NAME_LEN`
-/// is 56 with its NUL, and patchgen may add a prefix). Ids have no `-`: the
-/// kernel turns `-` into `_` in module names, so `a-b` and `a_b` would be
-/// one patch in the kernel and two to patchd.
-pub const MAX_ID_LEN: usize = 48;
-/// Longest description, in bytes.
-pub const MAX_DESCRIPTION_LEN: usize = 4096;
-/// Longest kernel symbol name (`KSYM_NAME_LEN` in 6.1 is 512 with its NUL).
-pub const MAX_SYMBOL_NAME_LEN: usize = 511;
-/// Longest object file path (`fs/proc/cmdline.o`).
-pub const MAX_OBJECT_FILE_LEN: usize = 255;
 /// Most CVE ids in one manifest.
 pub const MAX_CVES: usize = 256;
 /// Most replaced functions, and most new functions, in one manifest.
@@ -522,83 +516,6 @@ pub(crate) fn shown(value: &str) -> String {
     }
     out.push('`');
     out
-}
-
-fn bounded(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max
-}
-
-fn is_patch_id(s: &str) -> bool {
-    bounded(s, MAX_ID_LEN)
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn is_description(s: &str) -> bool {
-    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-}
-
-fn is_cve_id(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("CVE-") else {
-        return false;
-    };
-    let Some((year, number)) = rest.split_once('-') else {
-        return false;
-    };
-    year.len() == 4
-        && year.bytes().all(|b| b.is_ascii_digit())
-        && (4..=19).contains(&number.len())
-        && number.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_kernel_release(s: &str) -> bool {
-    bounded(s, 64)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
-}
-
-fn is_build_id(s: &str) -> bool {
-    (8..=128).contains(&s.len())
-        && s.len() % 2 == 0
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn is_debian_version(s: &str) -> bool {
-    bounded(s, 128)
-        && s.starts_with(|c: char| c.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+~:-".contains(&b))
-}
-
-fn is_symbol_name(s: &str) -> bool {
-    bounded(s, MAX_SYMBOL_NAME_LEN)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
-}
-
-fn is_module_name(s: &str) -> bool {
-    bounded(s, 55)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn is_object_file(s: &str) -> bool {
-    bounded(s, MAX_OBJECT_FILE_LEN)
-        && s.split('/').all(|part| {
-            !part.is_empty()
-                && part != "."
-                && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
-        })
-}
-
-fn is_version(s: &str) -> bool {
-    bounded(s, 64)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
 }
 
 #[cfg(test)]
