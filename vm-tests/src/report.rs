@@ -53,7 +53,7 @@ pub struct GuestRun {
 }
 
 /// Kernel log patterns that fail a run wherever they appear.
-pub(crate) const PROBLEM_PATTERNS: &[&str] = &[
+pub const PROBLEM_PATTERNS: &[&str] = &[
     "WARNING:",
     "BUG:",
     "Oops",
@@ -74,7 +74,7 @@ pub(crate) const PROBLEM_PATTERNS: &[&str] = &[
 ];
 
 /// Taint letters by bit, as in the kernel's `taint_flags` table.
-pub(crate) const TAINT_BITS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
+pub const TAINT_BITS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
 
 /// The letters of the taint bits set in `taint`.
 pub fn taint_letters(taint: u64) -> String {

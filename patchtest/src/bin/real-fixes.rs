@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use patchgen::build::KernelTarget;
-use suture_bundle::SigningKey;
-use vm_tests::corpus::{self, Built, Fix};
-use vm_tests::modules::test_key;
-use vm_tests::validate::{
+use patchtest::corpus::{self, Built, Fix};
+use patchtest::validate::{
     self, BundleUnderTest, Expectations, Load, Plan, TestScript, ValidationReport,
 };
+use suture_bundle::SigningKey;
+use vm_tests::modules::test_key;
 use vm_tests::{work_dir, workspace_root, Target};
 
 fn main() -> ExitCode {
@@ -40,10 +40,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Compiles the static test programs of vm-tests/validate/programs for
+/// Compiles the static test programs of patchtest/fixtures/programs for
 /// the guest, which has no compiler.
 fn programs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let src = workspace_root().join("vm-tests/validate/programs");
+    let src = workspace_root().join("patchtest/fixtures/programs");
     let mut out = Vec::new();
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&src)
         .with_context(|| format!("cannot read {}", src.display()))?

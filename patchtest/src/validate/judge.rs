@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{BundleUnderTest, Expect, Load, Plan, Step, ALLOWED_TAINT, SKIPPED};
-use crate::report::{taint_letters, CheckResult, GuestRun, TAINT_BITS};
-use crate::{io_err, HarnessError, Result};
+use vm_tests::report::{taint_letters, CheckResult, GuestRun, TAINT_BITS};
+use vm_tests::{io_err, HarnessError, Result};
 
 /// How a step went.
 #[derive(Debug, Clone, Serialize)]
@@ -147,7 +147,7 @@ fn is_kernel_problem(line: &str) -> bool {
         .and_then(|rest| rest.split_once(']'))
         .is_some_and(|(stamp, _)| stamp.trim().parse::<f64>().is_ok());
     kernel_line
-        && crate::report::PROBLEM_PATTERNS
+        && vm_tests::report::PROBLEM_PATTERNS
             .iter()
             .any(|p| line.contains(p))
 }

@@ -1,8 +1,8 @@
 //! patchtest: validates signed bundles in a QEMU guest of their target
 //! kernel before they ship.
 //!
-//! For each bundle, one guest boot runs these steps (vm-tests/guest/
-//! validate/steps.sh), each a guest check with its own exit status, time
+//! For each bundle, one guest boot runs these steps (patchtest/guest/
+//! steps.sh), each a guest check with its own exit status, time
 //! and output:
 //!
 //! | step | what | expected |
@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde::Serialize;
 use suture_bundle::Manifest;
 
-use crate::report::GuestRun;
-use crate::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
+use vm_tests::report::GuestRun;
+use vm_tests::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
 
 /// Exit status of a step the guest skipped (an earlier step failed).
 const SKIPPED: i32 = 125;
@@ -135,7 +135,7 @@ impl TestScript {
 /// The load that runs on every vCPU while a bundle is applied and reverted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Load {
-    /// vm-tests/guest/validate/load.sh with exercisers chosen per bundle
+    /// patchtest/guest/load.sh with exercisers chosen per bundle
     /// from the source files of its replaced functions.
     Default,
     /// The user's script, run as `sh SCRIPT CPU` once per vCPU.
@@ -144,7 +144,7 @@ pub enum Load {
     None,
 }
 
-/// Exercisers of the default load; see vm-tests/guest/validate/load.sh.
+/// Exercisers of the default load; see patchtest/guest/load.sh.
 const ALL_CLASSES: &[&str] = &["proc", "fs", "kernel", "mm", "net"];
 
 /// The exercisers likely to reach code in `object_file` (a path in the
@@ -375,7 +375,7 @@ impl Plan {
     /// The guest's step functions and the load (the default's, the user's
     /// script, or the mark that there is none).
     fn script_files(&self) -> Result<Vec<GuestFile>> {
-        let guest_dir = workspace_root().join("vm-tests/guest/validate");
+        let guest_dir = workspace_root().join("patchtest/guest");
         let mut files = vec![GuestFile {
             path: "/suture/validate/steps.sh".to_string(),
             data: read(&guest_dir.join("steps.sh"))?,
@@ -451,7 +451,7 @@ impl Plan {
         };
         // The modules this bundle patches, dependencies first: the guest
         // loads only these for it.
-        let kmods: String = crate::qemu::kernel_module_closure(&self.target, &b.kernel_modules())?
+        let kmods: String = vm_tests::kernel_module_closure(&self.target, &b.kernel_modules())?
             .into_iter()
             .map(|(name, _)| name + "\n")
             .collect();
@@ -507,24 +507,25 @@ impl Plan {
     /// every bundle's steps. `overall` bounds the whole boot: a guest that
     /// outlives it hung (`HarnessError::Timeout`, serial log kept).
     pub fn boot(&self, overall: Duration) -> Result<GuestRun> {
-        let mut modules = crate::BuiltModules {
+        let mut modules = vm_tests::BuiltModules {
             modules: Default::default(),
             records: Default::default(),
             bundles: Default::default(),
             trusted_key: Some(self.key.clone()),
         };
-        modules
-            .modules
-            .insert("suture".to_string(), crate::build_companion(&self.target)?);
+        modules.modules.insert(
+            "suture".to_string(),
+            vm_tests::build_companion(&self.target)?,
+        );
         let setup = self.guest()?;
-        let mut spec = crate::GuestSpec::new(&self.run_name, &[]);
+        let mut spec = vm_tests::GuestSpec::new(&self.run_name, &[]);
         spec.cpus = self.cpus;
         spec.check_timeout = self.step_timeout;
         spec.timeout = overall;
         spec.kernel_modules = self.kernel_modules();
         spec.generated_checks = setup.checks;
         spec.files = setup.files;
-        crate::run_guest(&self.target, &modules, &spec)
+        vm_tests::run_guest(&self.target, &modules, &spec)
     }
 }
 

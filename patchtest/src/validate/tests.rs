@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::judge::step_reason;
 use super::*;
-use crate::report::{CheckResult, GuestRun};
+use vm_tests::report::{CheckResult, GuestRun};
 
 #[test]
 fn expectations_parse_and_loaded_naming() {
