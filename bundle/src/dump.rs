@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::hex;
 use crate::layout::FORMAT_VERSION;
-use crate::manifest::Manifest;
+use crate::manifest::{LinkRecord, Manifest};
 use crate::read::{Unverified, Verified};
 
 /// A bundle's layout, digests, signer and manifest.
@@ -94,7 +94,21 @@ fn as_u64(n: usize) -> u64 {
 impl fmt::Display for Inspection {
     /// The stable text dump.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.manifest;
+        self.write_layout(f)?;
+        writeln!(f)?;
+        write_identity(f, &self.manifest)?;
+        write_functions(f, &self.manifest)?;
+        writeln!(f, "symbols: {}", self.manifest.symbols.len())?;
+        for s in &self.manifest.symbols {
+            writeln!(f, "{}", symbol_line(s))?;
+        }
+        Ok(())
+    }
+}
+
+impl Inspection {
+    /// The dump's first block: format, size, signature, manifest and parts.
+    fn write_layout(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "suture bundle, format version {}", self.format_version)?;
         writeln!(f, "size: {} bytes, sha256 {}", self.size, self.sha256)?;
         if self.signature_verified {
@@ -122,79 +136,91 @@ impl fmt::Display for Inspection {
                 part.kind, part.size, part.sha256
             )?;
         }
-        writeln!(f)?;
-        writeln!(f, "id: {}", m.id)?;
-        if m.description.is_empty() {
-            writeln!(f, "description: none")?;
-        } else {
-            writeln!(f, "description:")?;
-            for line in m.description.lines() {
-                writeln!(f, "  {line}")?;
-            }
-        }
-        writeln!(f, "cves: {}", list_or_none(&m.cves))?;
-        writeln!(f, "target kernel: {}", m.target.kernel_release)?;
-        writeln!(f, "target build-id: {}", m.target.build_id)?;
-        writeln!(
-            f,
-            "target package: {}",
-            m.target.package_version.as_deref().unwrap_or("none")
-        )?;
-        writeln!(f, "created: {} ({})", m.created, utc_timestamp(m.created))?;
-        writeln!(f, "patchgen version: {}", m.patchgen_version)?;
-        writeln!(f, "kmod interface: {}", m.kmod_interface)?;
-        writeln!(f, "dependencies: {}", list_or_none(&m.dependencies))?;
-        writeln!(f, "replaced functions: {}", m.replaced_functions.len())?;
-        for r in &m.replaced_functions {
-            writeln!(
-                f,
-                "  {} ({} bytes, {}) -> {}",
-                r.old_name, r.old_size, r.object_file, r.new_name
-            )?;
-        }
-        writeln!(f, "new functions: {}", m.new_functions.len())?;
-        for n in &m.new_functions {
-            writeln!(f, "  {} ({})", n.name, n.object_file)?;
-        }
-        if !m.skipped_functions.is_empty() {
-            writeln!(
-                f,
-                "skipped functions (changed by the fix, left out by its author: NOT fixed by this bundle): {}",
-                m.skipped_functions.len()
-            )?;
-            for n in &m.skipped_functions {
-                writeln!(f, "  {} ({})", n.name, n.object_file)?;
-            }
-        }
-        writeln!(f, "symbols: {}", m.symbols.len())?;
-        for s in &m.symbols {
-            let mut line = format!("  {}", s.symbol);
-            if s.name != s.symbol {
-                let _ = write!(line, " = {}", s.name);
-            }
-            let kind = s.kind.map_or("unknown kind", |k| k.as_str());
-            let _ = write!(
-                line,
-                ": {kind} {}, in {}",
-                s.binding.as_str(),
-                s.object.as_deref().unwrap_or("any object")
-            );
-            if let Some(object_file) = &s.object_file {
-                let _ = write!(line, " ({object_file})");
-            }
-            match s.sympos {
-                Some(pos) => {
-                    let _ = write!(line, ", sympos {pos}");
-                }
-                None => line.push_str(", unique"),
-            }
-            if let Some(size) = s.size {
-                let _ = write!(line, ", {size} bytes");
-            }
-            writeln!(f, "{line}")?;
-        }
         Ok(())
     }
+}
+
+/// What the patch is, which kernel it is for and who built it.
+fn write_identity(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
+    writeln!(f, "id: {}", m.id)?;
+    if m.description.is_empty() {
+        writeln!(f, "description: none")?;
+    } else {
+        writeln!(f, "description:")?;
+        for line in m.description.lines() {
+            writeln!(f, "  {line}")?;
+        }
+    }
+    writeln!(f, "cves: {}", list_or_none(&m.cves))?;
+    writeln!(f, "target kernel: {}", m.target.kernel_release)?;
+    writeln!(f, "target build-id: {}", m.target.build_id)?;
+    writeln!(
+        f,
+        "target package: {}",
+        m.target.package_version.as_deref().unwrap_or("none")
+    )?;
+    if !m.target_modules.is_empty() {
+        writeln!(f, "target modules: {}", m.target_modules.join(" "))?;
+    }
+    writeln!(f, "created: {} ({})", m.created, utc_timestamp(m.created))?;
+    writeln!(f, "patchgen version: {}", m.patchgen_version)?;
+    writeln!(f, "kmod interface: {}", m.kmod_interface)?;
+    writeln!(f, "dependencies: {}", list_or_none(&m.dependencies))
+}
+
+/// The replaced, new and skipped functions.
+fn write_functions(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
+    writeln!(f, "replaced functions: {}", m.replaced_functions.len())?;
+    for r in &m.replaced_functions {
+        writeln!(
+            f,
+            "  {} ({} bytes, {}) -> {}",
+            r.old_name, r.old_size, r.object_file, r.new_name
+        )?;
+    }
+    writeln!(f, "new functions: {}", m.new_functions.len())?;
+    for n in &m.new_functions {
+        writeln!(f, "  {} ({})", n.name, n.object_file)?;
+    }
+    if !m.skipped_functions.is_empty() {
+        writeln!(
+            f,
+            "skipped functions (changed by the fix, left out by its author: NOT fixed by this bundle): {}",
+            m.skipped_functions.len()
+        )?;
+        for n in &m.skipped_functions {
+            writeln!(f, "  {} ({})", n.name, n.object_file)?;
+        }
+    }
+    Ok(())
+}
+
+/// One symbol record's line: the symbol, what it resolves to and where.
+fn symbol_line(s: &LinkRecord) -> String {
+    let mut line = format!("  {}", s.symbol);
+    if s.name != s.symbol {
+        let _ = write!(line, " = {}", s.name);
+    }
+    let kind = s.kind.map_or("unknown kind", |k| k.as_str());
+    let _ = write!(
+        line,
+        ": {kind} {}, in {}",
+        s.binding.as_str(),
+        s.object.as_deref().unwrap_or("any object")
+    );
+    if let Some(object_file) = &s.object_file {
+        let _ = write!(line, " ({object_file})");
+    }
+    match s.sympos {
+        Some(pos) => {
+            let _ = write!(line, ", sympos {pos}");
+        }
+        None => line.push_str(", unique"),
+    }
+    if let Some(size) = s.size {
+        let _ = write!(line, ", {size} bytes");
+    }
+    line
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -220,6 +246,25 @@ pub(crate) fn utc_timestamp(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::utc_timestamp;
+    use crate::{build, parse, Manifest, SigningKey};
+
+    fn dump(manifest: &Manifest) -> String {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let bytes = build(manifest, b"\x7fELF", &key).expect("valid bundle");
+        parse(&bytes).expect("parses").inspection().to_string()
+    }
+
+    #[test]
+    fn target_modules_are_printed_only_when_there_are_some() {
+        let mut manifest = Manifest::example();
+        assert!(!dump(&manifest).contains("target modules"));
+        manifest.target_modules = vec!["ext4".to_owned(), "jbd2".to_owned()];
+        assert!(
+            dump(&manifest).contains("\ntarget package: 6.1.176-1\ntarget modules: ext4 jbd2\n"),
+            "{}",
+            dump(&manifest)
+        );
+    }
 
     #[test]
     fn utc_timestamps() {

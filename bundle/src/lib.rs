@@ -48,6 +48,7 @@ mod keys;
 mod layout;
 pub mod link_record;
 pub mod manifest;
+mod names;
 mod read;
 mod write;
 

@@ -13,18 +13,12 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 pub use crate::link_record::{LinkRecord, SymbolBinding, SymbolKind};
+use crate::names::{
+    is_build_id, is_cve_id, is_debian_version, is_description, is_kernel_release, is_module_name,
+    is_object_file, is_patch_id, is_symbol_name, is_version,
+};
+pub use crate::names::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_OBJECT_FILE_LEN, MAX_SYMBOL_NAME_LEN};
 
-/// Longest patch id; it becomes the patch module's name (`MODULE_NAME_LEN`
-/// is 56 with its NUL, and patchgen may add a prefix). Ids have no `-`: the
-/// kernel turns `-` into `_` in module names, so `a-b` and `a_b` would be
-/// one patch in the kernel and two to patchd.
-pub const MAX_ID_LEN: usize = 48;
-/// Longest description, in bytes.
-pub const MAX_DESCRIPTION_LEN: usize = 4096;
-/// Longest kernel symbol name (`KSYM_NAME_LEN` in 6.1 is 512 with its NUL).
-pub const MAX_SYMBOL_NAME_LEN: usize = 511;
-/// Longest object file path (`fs/proc/cmdline.o`).
-pub const MAX_OBJECT_FILE_LEN: usize = 255;
 /// Most CVE ids in one manifest.
 pub const MAX_CVES: usize = 256;
 /// Most replaced functions, and most new functions, in one manifest.
@@ -33,6 +27,8 @@ pub const MAX_FUNCTIONS: usize = 4096;
 pub const MAX_SYMBOLS: usize = 16384;
 /// Most dependencies in one manifest.
 pub const MAX_DEPENDENCIES: usize = 64;
+/// Most kernel modules one manifest names as patched.
+pub const MAX_TARGET_MODULES: usize = 256;
 /// Latest creation time accepted: 9999-12-31T23:59:59Z.
 pub const MAX_CREATED: u64 = 253_402_300_799;
 
@@ -71,6 +67,13 @@ pub struct Manifest {
     /// Absent from the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_functions: Vec<SkippedFunction>,
+    /// The kernel modules (not vmlinux) whose functions the patch
+    /// replaces, sorted, each once: they must be loaded before the patch
+    /// module (patchgen also writes them to its modinfo as
+    /// `suture_target_module`). Absent from the JSON when empty, as for a
+    /// patch of vmlinux only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_modules: Vec<String>,
 }
 
 /// A changed function the author left out of the patch: the running
@@ -169,6 +172,17 @@ pub enum ManifestError {
 impl Manifest {
     /// Checks every field; see the constants of this module for the caps.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        self.validate_identity()?;
+        self.target.validate()?;
+        self.validate_functions()?;
+        self.validate_target_modules()?;
+        self.validate_symbols()?;
+        self.validate_dependencies()?;
+        self.validate_build_info()
+    }
+
+    /// The id, the description and the CVE ids.
+    fn validate_identity(&self) -> Result<(), ManifestError> {
         check(
             "id",
             &self.id,
@@ -190,9 +204,11 @@ impl Manifest {
                 "a CVE id (CVE-YYYY-NNNN, 4 to 19 digits after the year)",
             )?;
         }
-        unique("cves", self.cves.iter().map(String::as_str))?;
-        self.target.validate()?;
+        unique("cves", self.cves.iter().map(String::as_str))
+    }
 
+    /// The replaced (at least one), new and skipped functions.
+    fn validate_functions(&self) -> Result<(), ManifestError> {
         if self.replaced_functions.is_empty() {
             return Err(ManifestError::NothingReplaced);
         }
@@ -241,15 +257,54 @@ impl Manifest {
                 &f.object_file,
             )?;
         }
+        Ok(())
+    }
 
+    /// The patched kernel modules: module names other than vmlinux, in
+    /// sorted order, each once.
+    fn validate_target_modules(&self) -> Result<(), ManifestError> {
+        cap(
+            "target_modules",
+            self.target_modules.len(),
+            MAX_TARGET_MODULES,
+        )?;
+        for (i, module) in self.target_modules.iter().enumerate() {
+            check(
+                &format!("target_modules[{i}]"),
+                module,
+                |m| m != "vmlinux" && is_module_name(m),
+                "a kernel module name other than vmlinux ([A-Za-z0-9_-], 1 to 55 bytes)",
+            )?;
+        }
+        unique(
+            "target_modules",
+            self.target_modules.iter().map(String::as_str),
+        )?;
+        if let Some(i) = (1..self.target_modules.len())
+            .find(|&i| self.target_modules[i] < self.target_modules[i - 1])
+        {
+            return Err(invalid(
+                &format!("target_modules[{i}]"),
+                &self.target_modules[i],
+                "in sorted order after the module before it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The symbol records, one per symbol.
+    fn validate_symbols(&self) -> Result<(), ManifestError> {
         cap("symbols", self.symbols.len(), MAX_SYMBOLS)?;
         for (i, s) in self.symbols.iter().enumerate() {
             s.validate(i)?;
         }
         // One record per undefined symbol of the module: two would let
         // patchd pick.
-        unique("symbols", self.symbols.iter().map(|s| s.symbol.as_str()))?;
+        unique("symbols", self.symbols.iter().map(|s| s.symbol.as_str()))
+    }
 
+    /// The dependencies: patch ids, not this patch's own, each once.
+    fn validate_dependencies(&self) -> Result<(), ManifestError> {
         cap("dependencies", self.dependencies.len(), MAX_DEPENDENCIES)?;
         for (i, dep) in self.dependencies.iter().enumerate() {
             check(
@@ -262,8 +317,11 @@ impl Manifest {
                 return Err(ManifestError::DependsOnItself { id: shown(dep) });
             }
         }
-        unique("dependencies", self.dependencies.iter().map(String::as_str))?;
+        unique("dependencies", self.dependencies.iter().map(String::as_str))
+    }
 
+    /// The creation time, the patchgen version and the kmod interface.
+    fn validate_build_info(&self) -> Result<(), ManifestError> {
         if self.created > MAX_CREATED {
             return Err(invalid(
                 "created",
@@ -323,6 +381,7 @@ impl Manifest {
             patchgen_version: "0.1.0".to_owned(),
             kmod_interface: 1,
             skipped_functions: Vec::new(),
+            target_modules: Vec::new(),
         }
     }
 }
@@ -457,83 +516,6 @@ pub(crate) fn shown(value: &str) -> String {
     }
     out.push('`');
     out
-}
-
-fn bounded(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max
-}
-
-fn is_patch_id(s: &str) -> bool {
-    bounded(s, MAX_ID_LEN)
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-fn is_description(s: &str) -> bool {
-    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-}
-
-fn is_cve_id(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("CVE-") else {
-        return false;
-    };
-    let Some((year, number)) = rest.split_once('-') else {
-        return false;
-    };
-    year.len() == 4
-        && year.bytes().all(|b| b.is_ascii_digit())
-        && (4..=19).contains(&number.len())
-        && number.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn is_kernel_release(s: &str) -> bool {
-    bounded(s, 64)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
-}
-
-fn is_build_id(s: &str) -> bool {
-    (8..=128).contains(&s.len())
-        && s.len() % 2 == 0
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn is_debian_version(s: &str) -> bool {
-    bounded(s, 128)
-        && s.starts_with(|c: char| c.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+~:-".contains(&b))
-}
-
-fn is_symbol_name(s: &str) -> bool {
-    bounded(s, MAX_SYMBOL_NAME_LEN)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
-}
-
-fn is_module_name(s: &str) -> bool {
-    bounded(s, 55)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-fn is_object_file(s: &str) -> bool {
-    bounded(s, MAX_OBJECT_FILE_LEN)
-        && s.split('/').all(|part| {
-            !part.is_empty()
-                && part != "."
-                && part != ".."
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
-        })
-}
-
-fn is_version(s: &str) -> bool {
-    bounded(s, 64)
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
 }
 
 #[cfg(test)]

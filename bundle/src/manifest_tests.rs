@@ -61,6 +61,14 @@ fn valid_edge_cases() {
         ("dependencies", |m| {
             m.dependencies = vec!["base_fix".to_owned(), "other".to_owned()]
         }),
+        ("target modules, `-` allowed", |m| {
+            m.target_modules = vec!["ext4".to_owned(), "snd-hda-intel".to_owned()]
+        }),
+        ("target modules at the cap", |m| {
+            m.target_modules = (0..MAX_TARGET_MODULES)
+                .map(|i| format!("m{i:03}"))
+                .collect()
+        }),
         ("created at the cap", |m| m.created = MAX_CREATED),
         ("created 0", |m| m.created = 0),
     ];
@@ -193,6 +201,33 @@ fn invalid_fields_are_named() {
         ("field dependencies has 65", |m| {
             m.dependencies = (0..65).map(|i| format!("d{i}")).collect()
         }),
+        ("field target_modules[0] is `ext/4`", |m| {
+            m.target_modules = vec!["ext/4".to_owned()]
+        }),
+        ("field target_modules[0] is ``", |m| {
+            m.target_modules = vec![String::new()]
+        }),
+        ("field target_modules[0] is `vmlinux`", |m| {
+            m.target_modules = vec!["vmlinux".to_owned()]
+        }),
+        ("field target_modules[0]", |m| {
+            m.target_modules = vec!["m".repeat(56)]
+        }),
+        ("field target_modules lists `ext4` twice", |m| {
+            m.target_modules = vec!["ext4".to_owned(), "ext4".to_owned()]
+        }),
+        (
+            "field target_modules[1] is `ext4`, which is not in sorted order",
+            |m| m.target_modules = vec!["jbd2".to_owned(), "ext4".to_owned()],
+        ),
+        (
+            "field target_modules has 257 entries, more than the limit of 256",
+            |m| {
+                m.target_modules = (0..=MAX_TARGET_MODULES)
+                    .map(|i| format!("m{i:03}"))
+                    .collect()
+            },
+        ),
         ("field created", |m| m.created = MAX_CREATED + 1),
         ("field patchgen_version", |m| m.patchgen_version.clear()),
         ("field patchgen_version", |m| {
@@ -273,4 +308,31 @@ fn json_field_order_is_fixed() {
         .map(|k| json.find(k).unwrap_or_else(|| panic!("{k} missing")))
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+}
+
+#[test]
+fn target_modules_round_trip() {
+    let mut m = Manifest::example();
+    m.target_modules = vec!["ext4".to_owned(), "jbd2".to_owned()];
+    m.validate().expect("valid");
+    let json = serde_json::to_string(&m).expect("to json");
+    assert!(
+        json.ends_with(r#","target_modules":["ext4","jbd2"]}"#),
+        "{json}"
+    );
+    let back: Manifest = serde_json::from_str(&json).expect("from json");
+    assert_eq!(back, m);
+    assert_eq!(serde_json::to_string(&back).expect("to json"), json);
+}
+
+#[test]
+fn manifest_without_target_modules_parses_and_stays_without() {
+    // A manifest written before the field existed, as every vmlinux-only
+    // patch's still is: no `target_modules` key.
+    let json = serde_json::to_string(&Manifest::example()).expect("to json");
+    assert!(!json.contains("target_modules"), "{json}");
+    let m: Manifest = serde_json::from_str(&json).expect("from json");
+    assert!(m.target_modules.is_empty());
+    m.validate().expect("valid");
+    assert_eq!(serde_json::to_string(&m).expect("to json"), json);
 }

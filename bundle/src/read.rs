@@ -224,24 +224,82 @@ impl std::fmt::Debug for Part<'_> {
 /// the manifest and of every part, and the manifest's fields. The signature
 /// is checked by [`Unverified::verify`].
 pub fn parse(bytes: &[u8]) -> Result<Unverified<'_>, ParseError> {
+    let header = read_header(bytes)?;
+    let table = read_part_table(bytes, &header)?;
+    check_total_length(bytes, table.end)?;
+
+    let manifest_bytes = slice(bytes, table.manifest_start, header.manifest_len)
+        .ok_or_else(|| truncated(bytes, table.signed_len))?;
+    check_digest("manifest", manifest_bytes, &header.manifest_sha256)?;
+    let parts = checked_parts(bytes, &table)?;
+    let signature = read_array(bytes, table.signed_len)
+        .ok_or_else(|| truncated(bytes, table.signed_len.saturating_add(SIGNATURE_LEN)))?;
+    let manifest = decode_manifest(manifest_bytes)?;
+
+    Ok(Unverified {
+        bytes,
+        manifest,
+        manifest_len: header.manifest_len,
+        manifest_sha256: header.manifest_sha256,
+        signed_len: table.signed_len,
+        signer: header.signer,
+        signature,
+        parts,
+    })
+}
+
+/// The fixed header's fields, each checked against its cap.
+struct Header {
+    manifest_len: usize,
+    part_count: usize,
+    signer: [u8; PUBLIC_KEY_LEN],
+    manifest_sha256: [u8; SHA256_LEN],
+}
+
+/// Where everything after the header is, from the part table.
+struct PartTable {
+    /// Where the manifest starts (the part table's end).
+    manifest_start: usize,
+    /// End of the signed bytes (the manifest's end).
+    signed_len: usize,
+    /// The parts in table order, not yet digest-checked.
+    entries: Vec<PartEntry>,
+    /// The bundle's total length as the table declares it.
+    end: usize,
+}
+
+/// One entry of the part table.
+struct PartEntry {
+    kind: PartKind,
+    offset: usize,
+    len: usize,
+    sha256: [u8; SHA256_LEN],
+}
+
+/// The error for `bytes` being shorter than the `expected` length.
+fn truncated(bytes: &[u8], expected: usize) -> ParseError {
+    ParseError::Truncated {
+        size: bytes.len(),
+        expected,
+    }
+}
+
+/// The size cap, the magic and the header's fields.
+fn read_header(bytes: &[u8]) -> Result<Header, ParseError> {
     if bytes.len() > MAX_BUNDLE_SIZE {
         return Err(ParseError::TooLarge {
             size: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
         });
     }
-    let truncated = |expected| ParseError::Truncated {
-        size: bytes.len(),
-        expected,
-    };
     if slice(bytes, OFF_MAGIC, MAGIC.len()) != Some(&MAGIC[..]) {
         return Err(if bytes.len() < MAGIC.len() && MAGIC.starts_with(bytes) {
-            truncated(HEADER_LEN)
+            truncated(bytes, HEADER_LEN)
         } else {
             ParseError::BadMagic
         });
     }
-    let header = slice(bytes, 0, HEADER_LEN).ok_or_else(|| truncated(HEADER_LEN))?;
-    let field = |offset| read_u32(header, offset).ok_or_else(|| truncated(HEADER_LEN));
+    let header = slice(bytes, 0, HEADER_LEN).ok_or_else(|| truncated(bytes, HEADER_LEN))?;
+    let field = |offset| read_u32(header, offset).ok_or_else(|| truncated(bytes, HEADER_LEN));
     let version = field(OFF_VERSION)?;
     if version != FORMAT_VERSION {
         return Err(ParseError::UnsupportedVersion { version });
@@ -262,96 +320,116 @@ pub fn parse(bytes: &[u8]) -> Result<Unverified<'_>, ParseError> {
         .ok()
         .filter(|n| (1..=MAX_PARTS).contains(n))
         .ok_or(ParseError::PartCount { count })?;
-    let signer = read_array(header, OFF_SIGNER).ok_or_else(|| truncated(HEADER_LEN))?;
+    let signer = read_array(header, OFF_SIGNER).ok_or_else(|| truncated(bytes, HEADER_LEN))?;
     let manifest_sha256 =
-        read_array(header, OFF_MANIFEST_SHA256).ok_or_else(|| truncated(HEADER_LEN))?;
+        read_array(header, OFF_MANIFEST_SHA256).ok_or_else(|| truncated(bytes, HEADER_LEN))?;
+    Ok(Header {
+        manifest_len,
+        part_count,
+        signer,
+        manifest_sha256,
+    })
+}
 
-    // The caps above bound every sum below far inside usize; checked
-    // arithmetic all the same, so no future cap can make it wrap.
-    let overflow = || truncated(usize::MAX);
-    let table_len = part_count
+/// The part table: every entry's kind and size checked, each kind present
+/// once, and the offsets of the manifest, the signature and every part.
+fn read_part_table(bytes: &[u8], header: &Header) -> Result<PartTable, ParseError> {
+    // The caps bound every sum below far inside usize; checked arithmetic
+    // all the same, so no future cap can make it wrap.
+    let overflow = || truncated(bytes, usize::MAX);
+    let table_len = header
+        .part_count
         .checked_mul(PART_ENTRY_LEN)
         .ok_or_else(overflow)?;
     let table_end = HEADER_LEN.checked_add(table_len).ok_or_else(overflow)?;
-    let table = slice(bytes, HEADER_LEN, table_len).ok_or_else(|| truncated(table_end))?;
-    let signed_len = table_end.checked_add(manifest_len).ok_or_else(overflow)?;
+    let table = slice(bytes, HEADER_LEN, table_len).ok_or_else(|| truncated(bytes, table_end))?;
+    let signed_len = table_end
+        .checked_add(header.manifest_len)
+        .ok_or_else(overflow)?;
     let mut next = signed_len.checked_add(SIGNATURE_LEN).ok_or_else(overflow)?;
 
-    let mut entries: Vec<(PartKind, usize, usize, [u8; SHA256_LEN])> =
-        Vec::with_capacity(part_count);
-    for index in 0..part_count {
+    let mut entries: Vec<PartEntry> = Vec::with_capacity(header.part_count);
+    for index in 0..header.part_count {
         let at = index.checked_mul(PART_ENTRY_LEN).ok_or_else(overflow)?;
-        let entry = slice(table, at, PART_ENTRY_LEN).ok_or_else(|| truncated(table_end))?;
+        let entry = slice(table, at, PART_ENTRY_LEN).ok_or_else(|| truncated(bytes, table_end))?;
         let kind_field: [u8; 8] =
-            read_array(entry, PART_OFF_KIND).ok_or_else(|| truncated(table_end))?;
+            read_array(entry, PART_OFF_KIND).ok_or_else(|| truncated(bytes, table_end))?;
         let kind = PartKind::from_field(&kind_field).ok_or_else(|| ParseError::UnknownPart {
             index,
             kind: crate::manifest::shown(&String::from_utf8_lossy(&kind_field)),
         })?;
-        if entries.iter().any(|(k, ..)| *k == kind) {
+        if entries.iter().any(|e| e.kind == kind) {
             return Err(ParseError::DuplicatePart { kind });
         }
-        let size = read_u64(entry, PART_OFF_LEN).ok_or_else(|| truncated(table_end))?;
+        let size = read_u64(entry, PART_OFF_LEN).ok_or_else(|| truncated(bytes, table_end))?;
         let len = usize::try_from(size)
             .ok()
             .filter(|len| (1..=MAX_PART_SIZE).contains(len))
             .ok_or(ParseError::PartSize { kind, size })?;
-        let sha256 = read_array(entry, PART_OFF_SHA256).ok_or_else(|| truncated(table_end))?;
-        entries.push((kind, next, len, sha256));
+        let sha256 =
+            read_array(entry, PART_OFF_SHA256).ok_or_else(|| truncated(bytes, table_end))?;
+        entries.push(PartEntry {
+            kind,
+            offset: next,
+            len,
+            sha256,
+        });
         next = next.checked_add(len).ok_or_else(overflow)?;
     }
     for kind in PartKind::ALL {
-        if !entries.iter().any(|(k, ..)| *k == kind) {
+        if !entries.iter().any(|e| e.kind == kind) {
             return Err(ParseError::MissingPart { kind });
         }
     }
-    match bytes.len().cmp(&next) {
-        std::cmp::Ordering::Less => return Err(truncated(next)),
-        std::cmp::Ordering::Greater => {
-            return Err(ParseError::TrailingData {
-                size: bytes.len(),
-                expected: next,
-            })
-        }
-        std::cmp::Ordering::Equal => {}
-    }
+    Ok(PartTable {
+        manifest_start: table_end,
+        signed_len,
+        entries,
+        end: next,
+    })
+}
 
-    let manifest_bytes =
-        slice(bytes, table_end, manifest_len).ok_or_else(|| truncated(signed_len))?;
-    check_digest("manifest", manifest_bytes, &manifest_sha256)?;
-    let mut parts = Vec::with_capacity(entries.len());
-    for (kind, offset, len, sha256) in entries {
-        let part = slice(bytes, offset, len).ok_or_else(|| truncated(next))?;
-        check_digest(kind.as_str(), part, &sha256)?;
+/// `bytes` must be exactly the `end` the part table declares: no
+/// truncation, no trailing data.
+fn check_total_length(bytes: &[u8], end: usize) -> Result<(), ParseError> {
+    match bytes.len().cmp(&end) {
+        std::cmp::Ordering::Less => Err(truncated(bytes, end)),
+        std::cmp::Ordering::Greater => Err(ParseError::TrailingData {
+            size: bytes.len(),
+            expected: end,
+        }),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
+/// Every part's bytes, checked against its digest.
+fn checked_parts<'a>(bytes: &'a [u8], table: &PartTable) -> Result<Vec<Part<'a>>, ParseError> {
+    let mut parts = Vec::with_capacity(table.entries.len());
+    for entry in &table.entries {
+        let part =
+            slice(bytes, entry.offset, entry.len).ok_or_else(|| truncated(bytes, table.end))?;
+        check_digest(entry.kind.as_str(), part, &entry.sha256)?;
         parts.push(Part {
-            kind,
+            kind: entry.kind,
             bytes: part,
-            sha256,
+            sha256: entry.sha256,
         });
     }
-    let signature = read_array(bytes, signed_len)
-        .ok_or_else(|| truncated(signed_len.saturating_add(SIGNATURE_LEN)))?;
+    Ok(parts)
+}
 
+/// The manifest: JSON of the right shape, valid fields, and byte-for-byte
+/// what this crate would write.
+fn decode_manifest(manifest_bytes: &[u8]) -> Result<Manifest, ParseError> {
     let manifest: Manifest = serde_json::from_slice(manifest_bytes)
         .map_err(|source| ParseError::ManifestSyntax { source })?;
     manifest
         .validate()
         .map_err(|source| ParseError::Manifest { source })?;
     match serde_json::to_vec(&manifest) {
-        Ok(canonical) if canonical == manifest_bytes => {}
-        _ => return Err(ParseError::ManifestNotCanonical),
+        Ok(canonical) if canonical == manifest_bytes => Ok(manifest),
+        _ => Err(ParseError::ManifestNotCanonical),
     }
-
-    Ok(Unverified {
-        bytes,
-        manifest,
-        manifest_len,
-        manifest_sha256,
-        signed_len,
-        signer,
-        signature,
-        parts,
-    })
 }
 
 fn check_digest(

@@ -7,14 +7,16 @@
 //! Nothing in the kernel path is mocked: what runs in the guest is the real
 //! kernel, the real module loader and our real modules. A check that cannot
 //! run is an error, never a skip.
+//!
+//! The VM tests of the companion module and patchd (`tests/`), `suture-vm`
+//! and the benchmarks are built on this library, and so is the `patchtest`
+//! crate, which validates bundles in a guest.
 
-pub mod corpus;
 pub mod initramfs;
 pub mod modules;
 pub mod qemu;
 pub mod report;
 pub mod target;
-pub mod validate;
 
 use std::path::PathBuf;
 
@@ -68,7 +70,11 @@ pub enum HarnessError {
 /// Result type of the rig.
 pub type Result<T> = std::result::Result<T, HarnessError>;
 
-/// The workspace root (the directory holding `kernels/` and `kmod/`).
+/// The workspace root (the directory holding `kernels/` and `kmod/`),
+/// fixed when the rig is compiled: the rig, and the commands built on it
+/// (patchtest among them), read the companion's sources, the guest scripts
+/// and `kernels/default.env` from the checkout they were built in, and
+/// build `patchd` there.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
@@ -82,7 +88,9 @@ pub fn work_dir() -> PathBuf {
         .join("vm-tests")
 }
 
-pub(crate) fn io_err(
+/// The error for an I/O failure on `path`, as a `map_err` argument:
+/// `what` says what was being done (`"cannot read"`).
+pub fn io_err(
     what: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(std::io::Error) -> HarnessError {

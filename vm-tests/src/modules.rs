@@ -358,6 +358,7 @@ fn busy_bundle(
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: patchgen::build::package::KMOD_INTERFACE,
         skipped_functions: Vec::new(),
+        target_modules: Vec::new(),
     };
     let bytes = suture_bundle::build(&manifest, &module, key)
         .map_err(|e| failed("packaging test_patch_busy", &e))?;

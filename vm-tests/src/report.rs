@@ -53,7 +53,7 @@ pub struct GuestRun {
 }
 
 /// Kernel log patterns that fail a run wherever they appear.
-pub(crate) const PROBLEM_PATTERNS: &[&str] = &[
+pub const PROBLEM_PATTERNS: &[&str] = &[
     "WARNING:",
     "BUG:",
     "Oops",
@@ -74,7 +74,7 @@ pub(crate) const PROBLEM_PATTERNS: &[&str] = &[
 ];
 
 /// Taint letters by bit, as in the kernel's `taint_flags` table.
-pub(crate) const TAINT_BITS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
+pub const TAINT_BITS: &[u8] = b"PFSRMBUDAWCIOELKXTN";
 
 /// The letters of the taint bits set in `taint`.
 pub fn taint_letters(taint: u64) -> String {
@@ -92,6 +92,111 @@ fn marker<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     Some(line[at + tag.len()..].trim())
 }
 
+/// What the guest's markers said, gathered line by line.
+#[derive(Default)]
+struct LogReader {
+    checks: Vec<CheckResult>,
+    current: Option<CheckResult>,
+    taint: Option<u64>,
+    dmesg: String,
+    in_dmesg: bool,
+    finished: bool,
+    figures: Vec<(String, String)>,
+}
+
+impl LogReader {
+    /// Takes one line of the serial log: a marker, a dmesg line, or output
+    /// of the running check.
+    fn line(&mut self, line: &str) {
+        if let Some(rest) = marker(line, "CHECK-BEGIN") {
+            if let Some(c) = self.current.take() {
+                self.checks.push(c);
+            }
+            self.current = Some(CheckResult {
+                name: rest.to_string(),
+                status: None,
+                output: String::new(),
+                seconds: None,
+            });
+        } else if let Some(rest) = marker(line, "CHECK-END") {
+            self.end_check(rest);
+        } else if let Some(rest) = marker(line, "TAINT") {
+            self.taint = rest.parse().ok();
+        } else if marker(line, "DMESG-BEGIN").is_some() {
+            self.in_dmesg = true;
+        } else if marker(line, "DMESG-END").is_some() {
+            self.in_dmesg = false;
+        } else if marker(line, "DONE").is_some() {
+            self.finished = true;
+        } else if let Some(rest) = marker(line, "FIGURE") {
+            if let Some((k, v)) = rest.split_once(' ') {
+                self.figures.push((k.to_string(), v.trim().to_string()));
+            }
+        } else if self.in_dmesg {
+            self.dmesg.push_str(line);
+            self.dmesg.push('\n');
+        } else if let Some(c) = self.current.as_mut() {
+            c.output.push_str(line);
+            c.output.push('\n');
+        }
+    }
+
+    /// `CHECK-END name status [seconds]`: closes the running check, with its
+    /// status when the name matches.
+    fn end_check(&mut self, rest: &str) {
+        let mut parts = rest.split_whitespace();
+        let (check, status) = (parts.next(), parts.next().and_then(|s| s.parse().ok()));
+        let seconds = parts.next().and_then(|s| s.parse().ok());
+        if let Some(mut c) = self.current.take() {
+            if check == Some(c.name.as_str()) {
+                c.status = status;
+                c.seconds = seconds;
+            }
+            self.checks.push(c);
+        }
+    }
+}
+
+/// The kernel problems in the log and dmesg, unexpected taint, and a guest
+/// that never reported its taint or never finished.
+fn find_problems(
+    log: &str,
+    dmesg: &str,
+    taint: Option<u64>,
+    allowed_taint: &str,
+    finished: bool,
+) -> Vec<String> {
+    let mut problems: Vec<String> = Vec::new();
+    // The console carries what dmesg would, and more if the guest died.
+    for line in log.lines().chain(dmesg.lines()) {
+        if line.contains("@@SUTURE-") {
+            continue;
+        }
+        if PROBLEM_PATTERNS.iter().any(|p| line.contains(p)) && !problems.iter().any(|l| l == line)
+        {
+            problems.push(line.to_string());
+        }
+    }
+    match taint {
+        Some(t) => {
+            let unexpected: String = taint_letters(t)
+                .chars()
+                .filter(|c| !allowed_taint.contains(*c))
+                .collect();
+            if !unexpected.is_empty() {
+                problems.push(format!(
+                    "kernel tainted {unexpected} (taint {t}; allowed: {allowed_taint})"
+                ));
+            }
+        }
+        None => problems.push("the guest never reported its taint flags".to_string()),
+    }
+    if !finished {
+        problems.push("the guest did not reach the end of its checks".to_string());
+    }
+    problems
+}
+
 impl GuestRun {
     /// Parses a serial log.
     pub fn parse(
@@ -101,100 +206,30 @@ impl GuestRun {
         elapsed: Duration,
         dir: PathBuf,
     ) -> Self {
-        let mut checks: Vec<CheckResult> = Vec::new();
-        let mut current: Option<CheckResult> = None;
-        let mut taint = None;
-        let mut dmesg = String::new();
-        let mut in_dmesg = false;
-        let mut finished = false;
-        let mut figures = Vec::new();
-
+        let mut reader = LogReader::default();
         for line in log.lines() {
-            if let Some(rest) = marker(line, "CHECK-BEGIN") {
-                if let Some(c) = current.take() {
-                    checks.push(c);
-                }
-                current = Some(CheckResult {
-                    name: rest.to_string(),
-                    status: None,
-                    output: String::new(),
-                    seconds: None,
-                });
-            } else if let Some(rest) = marker(line, "CHECK-END") {
-                let mut parts = rest.split_whitespace();
-                let (check, status) = (parts.next(), parts.next().and_then(|s| s.parse().ok()));
-                let seconds = parts.next().and_then(|s| s.parse().ok());
-                if let Some(mut c) = current.take() {
-                    if check == Some(c.name.as_str()) {
-                        c.status = status;
-                        c.seconds = seconds;
-                    }
-                    checks.push(c);
-                }
-            } else if let Some(rest) = marker(line, "TAINT") {
-                taint = rest.parse().ok();
-            } else if marker(line, "DMESG-BEGIN").is_some() {
-                in_dmesg = true;
-            } else if marker(line, "DMESG-END").is_some() {
-                in_dmesg = false;
-            } else if marker(line, "DONE").is_some() {
-                finished = true;
-            } else if let Some(rest) = marker(line, "FIGURE") {
-                if let Some((k, v)) = rest.split_once(' ') {
-                    figures.push((k.to_string(), v.trim().to_string()));
-                }
-            } else if in_dmesg {
-                dmesg.push_str(line);
-                dmesg.push('\n');
-            } else if let Some(c) = current.as_mut() {
-                c.output.push_str(line);
-                c.output.push('\n');
-            }
+            reader.line(line);
         }
-        if let Some(c) = current.take() {
-            checks.push(c);
+        if let Some(c) = reader.current.take() {
+            reader.checks.push(c);
         }
-
-        let mut problems: Vec<String> = Vec::new();
-        // The console carries what dmesg would, and more if the guest died.
-        for line in log.lines().chain(dmesg.lines()) {
-            if line.contains("@@SUTURE-") {
-                continue;
-            }
-            if PROBLEM_PATTERNS.iter().any(|p| line.contains(p))
-                && !problems.iter().any(|l| l == line)
-            {
-                problems.push(line.to_string());
-            }
-        }
-        match taint {
-            Some(t) => {
-                let unexpected: String = taint_letters(t)
-                    .chars()
-                    .filter(|c| !allowed_taint.contains(*c))
-                    .collect();
-                if !unexpected.is_empty() {
-                    problems.push(format!(
-                        "kernel tainted {unexpected} (taint {t}; allowed: {allowed_taint})"
-                    ));
-                }
-            }
-            None => problems.push("the guest never reported its taint flags".to_string()),
-        }
-        if !finished {
-            problems.push("the guest did not reach the end of its checks".to_string());
-        }
-
+        let problems = find_problems(
+            log,
+            &reader.dmesg,
+            reader.taint,
+            allowed_taint,
+            reader.finished,
+        );
         Self {
             name: name.to_string(),
-            checks,
-            taint,
-            dmesg,
+            checks: reader.checks,
+            taint: reader.taint,
+            dmesg: reader.dmesg,
             problems,
-            finished,
+            finished: reader.finished,
             elapsed,
             dir,
-            figures,
+            figures: reader.figures,
         }
     }
 

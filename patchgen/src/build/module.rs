@@ -39,6 +39,9 @@ pub struct BuiltModule {
     pub replacements: Vec<Replacement>,
     /// Records for every undefined symbol the kernel does not export.
     pub records: Vec<BuildRecord>,
+    /// The modules (not vmlinux) whose code it replaces, sorted, each once:
+    /// its `suture_target_module` modinfo entries.
+    pub target_modules: Vec<String>,
 }
 
 /// `text` as a C string literal: quotes, backslashes and anything outside
@@ -321,7 +324,22 @@ pub fn build_module(
         name: name.to_string(),
         replacements: contents.replacements,
         records,
+        target_modules: target_modules(parts)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     })
+}
+
+/// The kernel modules (not vmlinux) whose code the parts replace, sorted,
+/// each once.
+fn target_modules(parts: &[ObjectPart]) -> Vec<&str> {
+    let modules: BTreeSet<&str> = parts
+        .iter()
+        .map(|p| p.kernel_object.as_str())
+        .filter(|o| *o != "vmlinux")
+        .collect();
+    modules.into_iter().collect()
 }
 
 /// What the parts put in the module: the functions it replaces, the
@@ -427,12 +445,7 @@ fn link_module(
     dir: &Path,
     symvers: &Path,
 ) -> Result<PathBuf, BuildError> {
-    let target_modules: BTreeSet<&str> = parts
-        .iter()
-        .map(|p| p.kernel_object.as_str())
-        .filter(|o| *o != "vmlinux")
-        .collect();
-    let target_modules: Vec<&str> = target_modules.into_iter().collect();
+    let target_modules = target_modules(parts);
     let used: BTreeSet<&str> = parts
         .iter()
         .flat_map(|p| &p.report.undefined)

@@ -122,6 +122,7 @@ pub fn manifest(
         created,
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: KMOD_INTERFACE,
+        target_modules: module.target_modules.clone(),
     }
 }
 
@@ -158,6 +159,49 @@ mod tests {
             old_size: None,
             old_name: None,
         }
+    }
+
+    /// A build of one replaced function of `ext4`'s code.
+    fn ext4_build() -> (BuildOutput, KernelTarget) {
+        let module = super::super::BuiltModule {
+            ko: "fs_ext4_fix.ko".into(),
+            name: "fs_ext4_fix".to_string(),
+            replacements: vec![super::super::Replacement {
+                old_name: "ext4_fill_super".to_string(),
+                old_size: 100,
+                old_symbol: "ext4_fill_super".to_string(),
+                new_symbol: "suture0_new__ext4_fill_super".to_string(),
+                object_file: "fs/ext4/super.o".to_string(),
+                local: false,
+            }],
+            records: Vec::new(),
+            target_modules: vec!["ext4".to_string()],
+        };
+        let out = BuildOutput {
+            module,
+            reports: Vec::new(),
+            timings: Vec::new(),
+            proofs: Vec::new(),
+        };
+        let target = KernelTarget {
+            release: "6.1.0-50-amd64".to_string(),
+            package_version: None,
+            build_id: "0123456789abcdef".to_string(),
+            source: "/nonexistent".into(),
+            headers: "/nonexistent".into(),
+            cc: "gcc-12".to_string(),
+            image: None,
+            debug_vmlinux: None,
+        };
+        (out, target)
+    }
+
+    #[test]
+    fn the_manifest_names_the_modules_the_patch_module_targets() {
+        let (out, target) = ext4_build();
+        let m = manifest(&out, &target, &PatchInfo::default(), 0);
+        assert_eq!(m.target_modules, ["ext4"]);
+        m.validate().unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

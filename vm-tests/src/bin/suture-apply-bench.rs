@@ -16,6 +16,7 @@
 //! guest kernel logs a problem. Exit codes: 0 figures printed, 1 failed,
 //! 2 usage.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -287,6 +288,8 @@ fn range(figures: &[(String, String)], key: &str, unit: f64) -> anyhow::Result<S
     ))
 }
 
+/// The figures as a table, one column per patchd build, with a footer
+/// naming the builds.
 fn render(
     target: &Target,
     cli: &Cli,
@@ -294,164 +297,225 @@ fn render(
     f: &[(String, String)],
     elapsed: Duration,
 ) -> anyhow::Result<String> {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let w = &mut out;
-    let _ = writeln!(
-        w,
-        "patchd apply benchmark: kernel {}, QEMU TCG (no KVM), 2 vCPUs, {} rounds; guest clock",
-        target.release, cli.rounds
-    );
-    let _ = writeln!(w, "median [min - max] of the rounds");
-    let _ = writeln!(w);
-    let _ = write!(w, "{:44}", "");
-    for b in builds {
-        let _ = write!(w, "{:>28}", format!("{} patchd", b.label));
-    }
-    let _ = writeln!(w);
-    let row = |w: &mut String, label: &str, cell: &dyn Fn(&str) -> anyhow::Result<String>| {
-        let _ = write!(w, "{label:44}");
-        for b in builds {
-            let text = cell(b.label)?;
-            let _ = write!(w, "{text:>28}");
-        }
-        let _ = writeln!(w);
-        anyhow::Ok(())
+    let mut table = Table {
+        out: String::new(),
+        builds,
+        figures: f,
     };
-    for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
-        row(w, &format!("apply, {what} (ms)"), &|l| {
-            range(f, &format!("apply_{l}_{kind}"), 1000.0)
-        })?;
-        for (phase, key) in [
-            ("start, verify", "verify"),
-            ("plan, link", "link"),
-            ("load (init_module)", "load"),
-            ("enable (the switch)", "enable"),
-            ("record, exit", "record"),
-        ] {
-            row(w, &format!("  {phase}"), &|l| {
-                range(f, &format!("apply_{key}_{l}_{kind}"), 1000.0)
-            })?;
+    table.heading(target, cli);
+    table.apply_rows()?;
+    table.revert_rows()?;
+    table.first_apply_rows()?;
+    table.switch_rows()?;
+    table.daemon_rows()?;
+    table.footer(elapsed);
+    Ok(table.out)
+}
+
+/// The text of one cell, from a build's label.
+type Cell<'c> = &'c dyn Fn(&str) -> anyhow::Result<String>;
+
+/// The benchmark's table as it is written: one column per patchd build.
+struct Table<'a> {
+    out: String,
+    builds: &'a [Build],
+    figures: &'a [(String, String)],
+}
+
+impl Table<'_> {
+    /// One row: its label, and a cell per build.
+    fn row(&mut self, label: &str, cell: Cell) -> anyhow::Result<()> {
+        let _ = write!(self.out, "{label:44}");
+        for b in self.builds {
+            let text = cell(b.label)?;
+            let _ = write!(self.out, "{text:>28}");
         }
+        let _ = writeln!(self.out);
+        Ok(())
     }
-    for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
-        row(w, &format!("revert, {what} (ms)"), &|l| {
-            range(f, &format!("revert_{l}_{kind}"), 1000.0)
-        })?;
-        for (phase, key) in [
-            ("start, disable (the switch)", "disable"),
-            ("unload", "unload"),
-            ("record, exit", "record"),
-        ] {
-            row(w, &format!("  {phase}"), &|l| {
-                range(f, &format!("revert_{key}_{l}_{kind}"), 1000.0)
-            })?;
-        }
-    }
-    row(w, "cat /proc/kallsyms >/dev/null (ms)", &|l| {
-        range(f, &format!("kallsyms_read_{l}"), 1000.0)
-    })?;
-    row(w, "  its lines", &|l| {
-        Ok(format!("{:.0}", single(f, &format!("kallsyms_lines_{l}"))?))
-    })?;
-    row(w, "first apply of the boot, 1 function (ms)", &|l| {
-        Ok(format!(
-            "{:.1}",
-            single(f, &format!("apply_{l}_first"))? / 1000.0
-        ))
-    })?;
-    row(w, "  link, load (suture.ko too)", &|l| {
-        Ok(format!(
-            "{:.1}",
-            single(f, &format!("apply_linkload_{l}_first"))? / 1000.0
-        ))
-    })?;
-    for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
-        row(w, &format!("stop_machine pause, {what} (us)"), &|l| {
-            range(f, &format!("pause_{l}_{kind}"), 1000.0)
-        })?;
-    }
-    row(w, "  threads; stacks walked in the stop", &|l| {
-        Ok(format!(
-            "{:.0}; {:.0} / {:.0}",
-            single(f, &format!("threads_{l}"))?,
-            single(f, &format!("walked_{l}_one"))?,
-            single(f, &format!("walked_{l}_twenty"))?
-        ))
-    })?;
-    row(w, "switches refused EBUSY and retried", &|l| {
-        let total: f64 = ["one", "twenty", "first"]
-            .iter()
-            .flat_map(|k| {
-                values(f, &format!("busy_{l}_{k}"))
-                    .into_iter()
-                    .chain(values(f, &format!("busy_revert_{l}_{k}")))
-            })
-            .sum();
-        Ok(format!("{total:.0}"))
-    })?;
-    row(w, "idle daemon: RSS (KiB)", &|l| {
-        Ok(format!("{:.0}", single(f, &format!("daemon_rss_kib_{l}"))?))
-    })?;
-    row(w, "  peak RSS since start (KiB)", &|l| {
-        Ok(format!("{:.0}", single(f, &format!("daemon_hwm_kib_{l}"))?))
-    })?;
-    row(w, "idle daemon: CPU, % of one CPU", &|l| {
-        let window = single(f, &format!("daemon_window_us_{l}"))? / 1e6;
-        let ticks = single(f, &format!("daemon_ticks_{l}"))?;
-        Ok(format!(
-            "{:.2} ({ticks:.0} ticks/{window:.1} s)",
-            100.0 * ticks / TICKS_PER_SEC / window
-        ))
-    })?;
-    row(w, "  on-CPU time, % of one CPU", &|l| {
-        let window = single(f, &format!("daemon_window_us_{l}"))? / 1e6;
-        match values(f, &format!("daemon_oncpu_ns_{l}")).first() {
-            Some(ns) => Ok(format!(
-                "{:.4} ({:.2} ms)",
-                100.0 * ns / 1e9 / window,
-                ns / 1e6
-            )),
-            None => Ok("not measured".to_string()),
-        }
-    })?;
-    row(w, "  threads", &|l| {
-        Ok(format!("{:.0}", single(f, &format!("daemon_threads_{l}"))?))
-    })?;
-    row(w, "  context switches in the window", &|l| {
-        Ok(format!(
-            "{:.0}",
-            single(f, &format!("daemon_switches_{l}"))?
-        ))
-    })?;
-    row(w, "  start-up: ready after (ms), CPU ticks", &|l| {
-        Ok(format!(
-            "{:.0}, {:.0}",
-            single(f, &format!("daemon_ready_{l}"))? / 1000.0,
-            single(f, &format!("daemon_start_ticks_{l}"))?
-        ))
-    })?;
-    let _ = writeln!(w);
-    for b in builds {
-        let size = std::fs::metadata(&b.host_path).map_or(0, |m| m.len());
+
+    /// What was measured where, and the builds' column headings.
+    fn heading(&mut self, target: &Target, cli: &Cli) {
+        let w = &mut self.out;
         let _ = writeln!(
             w,
-            "{} patchd: {} ({:.1} MB), in the guest {}",
-            b.label,
-            b.host_path.display(),
-            size as f64 / 1e6,
-            b.guest_path
+            "patchd apply benchmark: kernel {}, QEMU TCG (no KVM), 2 vCPUs, {} rounds; guest clock",
+            target.release, cli.rounds
+        );
+        let _ = writeln!(w, "median [min - max] of the rounds");
+        let _ = writeln!(w);
+        let _ = write!(w, "{:44}", "");
+        for b in self.builds {
+            let _ = write!(w, "{:>28}", format!("{} patchd", b.label));
+        }
+        let _ = writeln!(w);
+    }
+
+    /// `patchd apply` of each bundle, and its phases.
+    fn apply_rows(&mut self) -> anyhow::Result<()> {
+        let f = self.figures;
+        for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
+            self.row(&format!("apply, {what} (ms)"), &|l| {
+                range(f, &format!("apply_{l}_{kind}"), 1000.0)
+            })?;
+            for (phase, key) in [
+                ("start, verify", "verify"),
+                ("plan, link", "link"),
+                ("load (init_module)", "load"),
+                ("enable (the switch)", "enable"),
+                ("record, exit", "record"),
+            ] {
+                self.row(&format!("  {phase}"), &|l| {
+                    range(f, &format!("apply_{key}_{l}_{kind}"), 1000.0)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `patchd revert` of each bundle, and its phases.
+    fn revert_rows(&mut self) -> anyhow::Result<()> {
+        let f = self.figures;
+        for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
+            self.row(&format!("revert, {what} (ms)"), &|l| {
+                range(f, &format!("revert_{l}_{kind}"), 1000.0)
+            })?;
+            for (phase, key) in [
+                ("start, disable (the switch)", "disable"),
+                ("unload", "unload"),
+                ("record, exit", "record"),
+            ] {
+                self.row(&format!("  {phase}"), &|l| {
+                    range(f, &format!("revert_{key}_{l}_{kind}"), 1000.0)
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reading kallsyms, and the boot's first apply (which loads suture.ko
+    /// too).
+    fn first_apply_rows(&mut self) -> anyhow::Result<()> {
+        let f = self.figures;
+        self.row("cat /proc/kallsyms >/dev/null (ms)", &|l| {
+            range(f, &format!("kallsyms_read_{l}"), 1000.0)
+        })?;
+        self.row("  its lines", &|l| {
+            Ok(format!("{:.0}", single(f, &format!("kallsyms_lines_{l}"))?))
+        })?;
+        self.row("first apply of the boot, 1 function (ms)", &|l| {
+            Ok(format!(
+                "{:.1}",
+                single(f, &format!("apply_{l}_first"))? / 1000.0
+            ))
+        })?;
+        self.row("  link, load (suture.ko too)", &|l| {
+            Ok(format!(
+                "{:.1}",
+                single(f, &format!("apply_linkload_{l}_first"))? / 1000.0
+            ))
+        })
+    }
+
+    /// The stop_machine pause of the switch, and switches retried.
+    fn switch_rows(&mut self) -> anyhow::Result<()> {
+        let f = self.figures;
+        for (what, kind) in [("1 function", "one"), ("20 functions", "twenty")] {
+            self.row(&format!("stop_machine pause, {what} (us)"), &|l| {
+                range(f, &format!("pause_{l}_{kind}"), 1000.0)
+            })?;
+        }
+        self.row("  threads; stacks walked in the stop", &|l| {
+            Ok(format!(
+                "{:.0}; {:.0} / {:.0}",
+                single(f, &format!("threads_{l}"))?,
+                single(f, &format!("walked_{l}_one"))?,
+                single(f, &format!("walked_{l}_twenty"))?
+            ))
+        })?;
+        self.row("switches refused EBUSY and retried", &|l| {
+            let total: f64 = ["one", "twenty", "first"]
+                .iter()
+                .flat_map(|k| {
+                    values(f, &format!("busy_{l}_{k}"))
+                        .into_iter()
+                        .chain(values(f, &format!("busy_revert_{l}_{k}")))
+                })
+                .sum();
+            Ok(format!("{total:.0}"))
+        })
+    }
+
+    /// The idle daemon's memory, CPU, threads and start-up.
+    fn daemon_rows(&mut self) -> anyhow::Result<()> {
+        let f = self.figures;
+        self.row("idle daemon: RSS (KiB)", &|l| {
+            Ok(format!("{:.0}", single(f, &format!("daemon_rss_kib_{l}"))?))
+        })?;
+        self.row("  peak RSS since start (KiB)", &|l| {
+            Ok(format!("{:.0}", single(f, &format!("daemon_hwm_kib_{l}"))?))
+        })?;
+        self.row("idle daemon: CPU, % of one CPU", &|l| {
+            let window = single(f, &format!("daemon_window_us_{l}"))? / 1e6;
+            let ticks = single(f, &format!("daemon_ticks_{l}"))?;
+            Ok(format!(
+                "{:.2} ({ticks:.0} ticks/{window:.1} s)",
+                100.0 * ticks / TICKS_PER_SEC / window
+            ))
+        })?;
+        self.row("  on-CPU time, % of one CPU", &|l| {
+            let window = single(f, &format!("daemon_window_us_{l}"))? / 1e6;
+            match values(f, &format!("daemon_oncpu_ns_{l}")).first() {
+                Some(ns) => Ok(format!(
+                    "{:.4} ({:.2} ms)",
+                    100.0 * ns / 1e9 / window,
+                    ns / 1e6
+                )),
+                None => Ok("not measured".to_string()),
+            }
+        })?;
+        self.row("  threads", &|l| {
+            Ok(format!("{:.0}", single(f, &format!("daemon_threads_{l}"))?))
+        })?;
+        self.row("  context switches in the window", &|l| {
+            Ok(format!(
+                "{:.0}",
+                single(f, &format!("daemon_switches_{l}"))?
+            ))
+        })?;
+        self.row("  start-up: ready after (ms), CPU ticks", &|l| {
+            Ok(format!(
+                "{:.0}, {:.0}",
+                single(f, &format!("daemon_ready_{l}"))? / 1000.0,
+                single(f, &format!("daemon_start_ticks_{l}"))?
+            ))
+        })
+    }
+
+    /// The builds measured, how phases are timed, and the run's time.
+    fn footer(&mut self, elapsed: Duration) {
+        let w = &mut self.out;
+        let _ = writeln!(w);
+        for b in self.builds {
+            let size = std::fs::metadata(&b.host_path).map_or(0, |m| m.len());
+            let _ = writeln!(
+                w,
+                "{} patchd: {} ({:.1} MB), in the guest {}",
+                b.label,
+                b.host_path.display(),
+                size as f64 / 1e6,
+                b.guest_path
+            );
+        }
+        let _ = writeln!(
+            w,
+            "phases from the stamps of patchd's log lines (verified, linked symbol, loaded, enabled; \
+             disabled, unloaded); each row's median is taken on its own"
+        );
+        let _ = writeln!(
+            w,
+            "guest boot and benchmark took {:.1} s",
+            elapsed.as_secs_f64()
         );
     }
-    let _ = writeln!(
-        w,
-        "phases from the stamps of patchd's log lines (verified, linked symbol, loaded, enabled; \
-         disabled, unloaded); each row's median is taken on its own"
-    );
-    let _ = writeln!(
-        w,
-        "guest boot and benchmark took {:.1} s",
-        elapsed.as_secs_f64()
-    );
-    Ok(out)
 }

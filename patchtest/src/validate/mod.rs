@@ -1,8 +1,8 @@
 //! patchtest: validates signed bundles in a QEMU guest of their target
 //! kernel before they ship.
 //!
-//! For each bundle, one guest boot runs these steps (vm-tests/guest/
-//! validate/steps.sh), each a guest check with its own exit status, time
+//! For each bundle, one guest boot runs these steps (patchtest/guest/
+//! steps.sh), each a guest check with its own exit status, time
 //! and output:
 //!
 //! | step | what | expected |
@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde::Serialize;
 use suture_bundle::Manifest;
 
-use crate::report::GuestRun;
-use crate::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
+use vm_tests::report::GuestRun;
+use vm_tests::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
 
 /// Exit status of a step the guest skipped (an earlier step failed).
 const SKIPPED: i32 = 125;
@@ -135,7 +135,7 @@ impl TestScript {
 /// The load that runs on every vCPU while a bundle is applied and reverted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Load {
-    /// vm-tests/guest/validate/load.sh with exercisers chosen per bundle
+    /// patchtest/guest/load.sh with exercisers chosen per bundle
     /// from the source files of its replaced functions.
     Default,
     /// The user's script, run as `sh SCRIPT CPU` once per vCPU.
@@ -144,7 +144,7 @@ pub enum Load {
     None,
 }
 
-/// Exercisers of the default load; see vm-tests/guest/validate/load.sh.
+/// Exercisers of the default load; see patchtest/guest/load.sh.
 const ALL_CLASSES: &[&str] = &["proc", "fs", "kernel", "mm", "net"];
 
 /// The exercisers likely to reach code in `object_file` (a path in the
@@ -177,26 +177,6 @@ pub struct BundleUnderTest {
     pub manifest: Manifest,
     /// The test script, if any.
     pub test: Option<TestScript>,
-    /// The `suture_target_module` entries of the patch module's modinfo.
-    pub target_modules: Vec<String>,
-}
-
-/// The values of `key` in a module's `.modinfo` (`key=value` strings, NUL
-/// separated); none when the module does not parse.
-pub fn modinfo_values(module: &[u8], key: &str) -> Vec<String> {
-    use object::{Object, ObjectSection};
-    let Ok(file) = object::File::parse(module) else {
-        return Vec::new();
-    };
-    let Some(data) = file.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
-        return Vec::new();
-    };
-    let prefix = format!("{key}=");
-    data.split(|b| *b == 0)
-        .filter_map(|entry| std::str::from_utf8(entry).ok())
-        .filter_map(|entry| entry.strip_prefix(&prefix))
-        .map(str::to_string)
-        .collect()
 }
 
 impl BundleUnderTest {
@@ -216,7 +196,6 @@ impl BundleUnderTest {
             .verify(std::slice::from_ref(key))
             .map_err(|e| format!("{shown}: {e} (pass the public key that signed it with --key)"))?;
         let manifest = verified.manifest().clone();
-        let target_modules = modinfo_values(verified.module(), "suture_target_module");
         let target = &manifest.target;
         if target.kernel_release != kernel.release || target.build_id != kernel.build_id {
             return Err(format!(
@@ -233,16 +212,15 @@ impl BundleUnderTest {
             name: manifest.id.clone(),
             manifest,
             test,
-            target_modules,
         })
     }
 
     /// The kernel modules whose code the bundle patches, which the guest
-    /// loads first: the patch module's `suture_target_module` modinfo
-    /// (patchgen writes one per module), and the modules its link
+    /// loads first: the manifest's `target_modules` (patchgen lists every
+    /// module whose functions the patch replaces), and the modules its link
     /// records name.
     pub fn kernel_modules(&self) -> Vec<String> {
-        let mut set: BTreeSet<String> = self.target_modules.iter().cloned().collect();
+        let mut set: BTreeSet<String> = self.manifest.target_modules.iter().cloned().collect();
         for s in &self.manifest.symbols {
             if let Some(object) = s.object.as_deref().filter(|o| *o != "vmlinux") {
                 set.insert(object.to_string());
@@ -384,8 +362,20 @@ impl Plan {
     /// The guest side of the run: generated step checks and the files
     /// under /suture/validate.
     pub fn guest(&self) -> Result<GuestSetup> {
-        let read = |p: &Path| std::fs::read(p).map_err(io_err("cannot read", p));
-        let guest_dir = workspace_root().join("vm-tests/guest/validate");
+        let mut files = self.script_files()?;
+        files.extend(self.user_files()?);
+        let mut checks = Vec::new();
+        for b in &self.bundles {
+            files.extend(self.bundle_files(b)?);
+            checks.extend(step_checks(b));
+        }
+        Ok(GuestSetup { checks, files })
+    }
+
+    /// The guest's step functions and the load (the default's, the user's
+    /// script, or the mark that there is none).
+    fn script_files(&self) -> Result<Vec<GuestFile>> {
+        let guest_dir = workspace_root().join("patchtest/guest");
         let mut files = vec![GuestFile {
             path: "/suture/validate/steps.sh".to_string(),
             data: read(&guest_dir.join("steps.sh"))?,
@@ -410,6 +400,13 @@ impl Plan {
                 mode: 0o644,
             }),
         }
+        Ok(files)
+    }
+
+    /// The host files the tests need, in /suture/files/, executable when
+    /// they are on the host.
+    fn user_files(&self) -> Result<Vec<GuestFile>> {
+        let mut files = Vec::new();
         for path in &self.files {
             let name =
                 path.file_name()
@@ -429,82 +426,80 @@ impl Plan {
                 mode: if executable { 0o755 } else { 0o644 },
             });
         }
-        let mut checks = Vec::new();
-        for b in &self.bundles {
-            let dir = format!("/suture/validate/{}", b.name);
-            files.push(GuestFile {
-                path: format!("{dir}/bundle"),
-                data: read(&b.path)?,
-                mode: 0o644,
-            });
-            files.push(GuestFile {
-                path: format!("{dir}/id"),
-                data: b.manifest.id.clone().into_bytes(),
-                mode: 0o644,
-            });
-            let functions: String = b
-                .manifest
-                .replaced_functions
-                .iter()
-                .map(|f| format!("{}\n", f.old_name))
-                .collect();
-            files.push(GuestFile {
-                path: format!("{dir}/functions"),
-                data: functions.into_bytes(),
-                mode: 0o644,
-            });
-            let classes = match self.load {
-                Load::Default => b.classes().join(" "),
-                _ => String::new(),
-            };
-            files.push(GuestFile {
-                path: format!("{dir}/load_classes"),
-                data: classes.into_bytes(),
-                mode: 0o644,
-            });
-            // The modules this bundle patches, dependencies first: the
-            // guest loads only these for it.
-            let kmods: String =
-                crate::qemu::kernel_module_closure(&self.target, &b.kernel_modules())?
-                    .into_iter()
-                    .map(|(name, _)| name + "\n")
-                    .collect();
-            files.push(GuestFile {
-                path: format!("{dir}/kmods"),
-                data: kmods.into_bytes(),
-                mode: 0o644,
-            });
-            if let Some(test) = &b.test {
-                files.push(GuestFile {
-                    path: format!("{dir}/test"),
-                    data: read(&test.path)?,
-                    mode: 0o755,
-                });
-                let shown = test.path.file_name().map_or_else(
-                    || test.path.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                files.push(GuestFile {
-                    path: format!("{dir}/test_name"),
-                    data: shown.into_bytes(),
-                    mode: 0o644,
-                });
-            }
-            for step in b.steps() {
-                checks.push((
-                    format!("{}.{}", b.name, step.as_str()),
-                    format!(
-                        "# patchtest: {} of {}\nset -- {}\n. /suture/validate/steps.sh\n{}\n",
-                        step.as_str(),
-                        b.name,
-                        b.name,
-                        step.guest_call()
-                    ),
-                ));
-            }
-        }
-        Ok(GuestSetup { checks, files })
+        Ok(files)
     }
+
+    /// One bundle's directory in the guest: the bundle, its id, functions,
+    /// load classes, the kernel modules it patches, and its test.
+    fn bundle_files(&self, b: &BundleUnderTest) -> Result<Vec<GuestFile>> {
+        let dir = format!("/suture/validate/{}", b.name);
+        let file = |name: &str, data: Vec<u8>| GuestFile {
+            path: format!("{dir}/{name}"),
+            data,
+            mode: 0o644,
+        };
+        let bundle = read(&b.path)?;
+        let functions: String = b
+            .manifest
+            .replaced_functions
+            .iter()
+            .map(|f| format!("{}\n", f.old_name))
+            .collect();
+        let classes = match self.load {
+            Load::Default => b.classes().join(" "),
+            _ => String::new(),
+        };
+        // The modules this bundle patches, dependencies first: the guest
+        // loads only these for it.
+        let kmods: String = vm_tests::kernel_module_closure(&self.target, &b.kernel_modules())?
+            .into_iter()
+            .map(|(name, _)| name + "\n")
+            .collect();
+        let mut files = vec![
+            file("bundle", bundle),
+            file("id", b.manifest.id.clone().into_bytes()),
+            file("functions", functions.into_bytes()),
+            file("load_classes", classes.into_bytes()),
+            file("kmods", kmods.into_bytes()),
+        ];
+        if let Some(test) = &b.test {
+            files.push(GuestFile {
+                path: format!("{dir}/test"),
+                data: read(&test.path)?,
+                mode: 0o755,
+            });
+            let shown = test.path.file_name().map_or_else(
+                || test.path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            files.push(file("test_name", shown.into_bytes()));
+        }
+        Ok(files)
+    }
+}
+
+/// A host file's bytes.
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io_err("cannot read", path))
+}
+
+/// The generated guest check of each step of `b`: (name, script).
+fn step_checks(b: &BundleUnderTest) -> Vec<(String, String)> {
+    b.steps()
+        .into_iter()
+        .map(|step| {
+            (
+                format!("{}.{}", b.name, step.as_str()),
+                format!(
+                    "# patchtest: {} of {}\nset -- {}\n. /suture/validate/steps.sh\n{}\n",
+                    step.as_str(),
+                    b.name,
+                    b.name,
+                    step.guest_call()
+                ),
+            )
+        })
+        .collect()
 }
 
 impl Plan {
@@ -512,24 +507,25 @@ impl Plan {
     /// every bundle's steps. `overall` bounds the whole boot: a guest that
     /// outlives it hung (`HarnessError::Timeout`, serial log kept).
     pub fn boot(&self, overall: Duration) -> Result<GuestRun> {
-        let mut modules = crate::BuiltModules {
+        let mut modules = vm_tests::BuiltModules {
             modules: Default::default(),
             records: Default::default(),
             bundles: Default::default(),
             trusted_key: Some(self.key.clone()),
         };
-        modules
-            .modules
-            .insert("suture".to_string(), crate::build_companion(&self.target)?);
+        modules.modules.insert(
+            "suture".to_string(),
+            vm_tests::build_companion(&self.target)?,
+        );
         let setup = self.guest()?;
-        let mut spec = crate::GuestSpec::new(&self.run_name, &[]);
+        let mut spec = vm_tests::GuestSpec::new(&self.run_name, &[]);
         spec.cpus = self.cpus;
         spec.check_timeout = self.step_timeout;
         spec.timeout = overall;
         spec.kernel_modules = self.kernel_modules();
         spec.generated_checks = setup.checks;
         spec.files = setup.files;
-        crate::run_guest(&self.target, &modules, &spec)
+        vm_tests::run_guest(&self.target, &modules, &spec)
     }
 }
 

@@ -3,7 +3,7 @@
 //! `-LOADED.test` passes (fail, pass, fail; exit 0), and a wrong fix and a
 //! fix whose new code WARNs both fail with their reason (exit 1).
 //!
-//! The bundles are built from vm-tests/fixes and vm-tests/validate by
+//! The bundles are built from vm-tests/fixes and patchtest/fixtures by
 //! `patchgen build` and signed with the rig's test key. These tests need
 //! the kernel cache (`scripts/setup`); without it they fail, never skip.
 
@@ -63,7 +63,7 @@ fn patchtest(fixture: &Fixture, test: &Path, report: &Path) -> (i32, String, ser
 }
 
 fn loaded_test() -> PathBuf {
-    workspace_root().join("vm-tests/validate/cmdline_demo-LOADED.test")
+    workspace_root().join("patchtest/fixtures/cmdline_demo-LOADED.test")
 }
 
 #[test]
@@ -108,8 +108,8 @@ fn vm_patchtest_demo_fix_fails_passes_fails_and_exits_0() {
 fn vm_patchtest_wrong_fix_and_warning_fix_fail_with_their_reasons() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let fixture = bundles(&[
-        ("vm-tests/validate/cmdline_wrong.patch", "cmdline_wrong"),
-        ("vm-tests/validate/cmdline_warn.patch", "cmdline_warn"),
+        ("patchtest/fixtures/cmdline_wrong.patch", "cmdline_wrong"),
+        ("patchtest/fixtures/cmdline_warn.patch", "cmdline_warn"),
     ]);
     let report = work_dir().join("patchtest-bad.json");
     let (code, stdout, json) = patchtest(&fixture, &loaded_test(), &report);

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use vm_tests::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
+use patchtest::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
 use vm_tests::{HarnessError, Target};
 
 const EXIT_FAILED: u8 = 1;

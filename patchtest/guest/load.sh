@@ -1,4 +1,4 @@
-# The default load of a patchtest validation (vm-tests/guest/validate/
+# The default load of a patchtest validation (patchtest/guest/
 # steps.sh starts one per vCPU): sh load.sh CPU CLASS... loops over the
 # exercisers of the classes given, which the host picks from the source
 # files of the replaced functions, until it is killed. Each round's count

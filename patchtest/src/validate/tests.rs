@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::judge::step_reason;
 use super::*;
-use crate::report::{CheckResult, GuestRun};
+use vm_tests::report::{CheckResult, GuestRun};
 
 #[test]
 fn expectations_parse_and_loaded_naming() {
@@ -23,45 +23,14 @@ fn expectations_parse_and_loaded_naming() {
     assert_eq!(t.map(|t| t.expect.before), Ok(Expect::Pass));
 }
 
-/// A relocatable ELF object with `.modinfo` holding `entries`.
-fn module_with_modinfo(entries: &[&str]) -> Vec<u8> {
-    use object::write::{Object, StandardSection};
-    let mut obj = Object::new(
-        object::BinaryFormat::Elf,
-        object::Architecture::X86_64,
-        object::Endianness::Little,
-    );
-    let section = obj.add_section(
-        Vec::new(),
-        b".modinfo".to_vec(),
-        object::SectionKind::ReadOnlyData,
-    );
-    let mut data = Vec::new();
-    for e in entries {
-        data.extend_from_slice(e.as_bytes());
-        data.push(0);
-    }
-    obj.append_section_data(section, &data, 1);
-    let _ = obj.section_id(StandardSection::Text);
-    obj.write().unwrap_or_default()
-}
-
 #[test]
-fn target_modules_come_from_the_patch_modules_modinfo() {
-    let ko = module_with_modinfo(&[
-        "license=GPL",
-        "suture_patch=fs_ext4_namei",
-        "suture_target_module=ext4",
-        "suture_target_module=jbd2",
-        "depends=suture",
-    ]);
-    assert_eq!(
-        modinfo_values(&ko, "suture_target_module"),
-        vec!["ext4".to_string(), "jbd2".to_string()]
-    );
-    assert_eq!(modinfo_values(&ko, "depends"), vec!["suture".to_string()]);
-    assert!(modinfo_values(&ko, "nothing").is_empty());
-    assert!(modinfo_values(b"not an ELF file", "suture_target_module").is_empty());
+fn kernel_modules_come_from_the_manifest() {
+    let mut plan = plan_with_test();
+    assert!(plan.kernel_modules().is_empty(), "vmlinux only");
+    let manifest = &mut plan.bundles[0].manifest;
+    manifest.target_modules = vec!["ext4".to_string(), "jbd2".to_string()];
+    manifest.symbols[0].object = Some("mbcache".to_string());
+    assert_eq!(plan.kernel_modules(), ["ext4", "jbd2", "mbcache"]);
 }
 
 #[test]
@@ -98,7 +67,6 @@ fn plan_with_test() -> Plan {
                 path: PathBuf::from("fix-LOADED.test"),
                 expect: Expectations::LOADED,
             }),
-            target_modules: Vec::new(),
         }],
         load: Load::Default,
         cpus: 2,

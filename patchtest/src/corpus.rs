@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use patchgen::build::{BuildError, KernelTarget};
 
 use crate::validate::{BundleReport, ValidationReport};
-use crate::{io_err, workspace_root, HarnessError, Result};
+use vm_tests::{io_err, workspace_root, HarnessError, Result};
 
 /// What the list expects of a fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ pub fn build_fix(
     let name = fix.module_name();
     let patch = corpus_dir().join("patches").join(&fix.patch);
     let work = dir.join(format!("{name}.work"));
-    let out = match crate::modules::patchgen_build(kernel, &patch, &name, &work) {
+    let out = match vm_tests::modules::patchgen_build(kernel, &patch, &name, &work) {
         Ok(out) => out,
         Err(e) => return Ok(Built::Refused(category(&e), e.to_string())),
     };

@@ -1,4 +1,4 @@
-# The steps of one bundle's validation by patchtest (vm-tests/src/validate/),
+# The steps of one bundle's validation by patchtest (patchtest/src/validate/),
 # sourced by the checks the host generates: NAME.prepare, NAME.before,
 # NAME.apply, NAME.applied, NAME.revert, NAME.reverted, NAME.log. The host
 # puts each bundle under $V/NAME/: bundle, id, functions (old names, one a

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{BundleUnderTest, Expect, Load, Plan, Step, ALLOWED_TAINT, SKIPPED};
-use crate::report::{taint_letters, CheckResult, GuestRun, TAINT_BITS};
-use crate::{io_err, HarnessError, Result};
+use vm_tests::report::{taint_letters, CheckResult, GuestRun, TAINT_BITS};
+use vm_tests::{io_err, HarnessError, Result};
 
 /// How a step went.
 #[derive(Debug, Clone, Serialize)]
@@ -147,47 +147,28 @@ fn is_kernel_problem(line: &str) -> bool {
         .and_then(|rest| rest.split_once(']'))
         .is_some_and(|(stamp, _)| stamp.trim().parse::<f64>().is_ok());
     kernel_line
-        && crate::report::PROBLEM_PATTERNS
+        && vm_tests::report::PROBLEM_PATTERNS
             .iter()
             .any(|p| line.contains(p))
 }
 
-fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleReport {
-    let mut steps = Vec::new();
-    let mut reasons = Vec::new();
-    let mut kernel_problems = Vec::new();
-    let mut load_rounds = None;
-    let mut calls_under_load = Vec::new();
-    let mut taint_gained = 0u64;
-    let mut log_reason = None;
-    for step in b.steps() {
-        let expected = match (step, &b.test) {
-            (Step::Before, Some(t)) => t.expect.before,
-            (Step::Applied, Some(t)) => t.expect.applied,
-            (Step::Reverted, Some(t)) => t.expect.reverted,
-            _ => Expect::Pass,
-        };
-        let name = format!("{}.{}", b.name, step.as_str());
-        let check = run.check(&name).cloned().unwrap_or(CheckResult {
-            name: name.clone(),
-            status: None,
-            output: String::new(),
-            seconds: None,
-        });
-        let skipped = check.status == Some(SKIPPED);
-        let ok = check.status.is_some_and(|s| !skipped && expected.holds(s));
-        // A failed log step is explained by its taint and kernel lines,
-        // below; only a log step that says nothing gets a reason here.
-        if !ok {
-            log_reason = Some(step_reason(step, expected, &check, skipped));
-            if step != Step::Log {
-                reasons.extend(log_reason.take());
-            }
-        }
-        for line in check.output.lines() {
+/// What the steps' output says beyond their exit status: the guest-side
+/// `patchtest-*` lines and the kernel's problems.
+#[derive(Default)]
+struct StepFindings {
+    load_rounds: Option<u64>,
+    calls_under_load: Vec<(String, u64)>,
+    taint_gained: u64,
+    kernel_problems: Vec<String>,
+}
+
+impl StepFindings {
+    /// Reads one step's output.
+    fn read(&mut self, output: &str) {
+        for line in output.lines() {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
-                (Some("patchtest-load-rounds"), Some(n), None) => load_rounds = n.parse().ok(),
+                (Some("patchtest-load-rounds"), Some(n), None) => self.load_rounds = n.parse().ok(),
                 (Some("patchtest-taint"), Some(before), Some(now)) => {
                     if let (Ok(before), Ok(now)) = (before.parse::<u64>(), now.parse::<u64>()) {
                         let allowed: u64 = ALLOWED_TAINT
@@ -195,30 +176,79 @@ fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleRepor
                             .filter_map(|c| TAINT_BITS.iter().position(|l| char::from(*l) == c))
                             .map(|bit| 1u64 << bit)
                             .sum();
-                        taint_gained = now & !before & !allowed;
+                        self.taint_gained = now & !before & !allowed;
                     }
                 }
                 (Some("patchtest-hits"), Some(f), Some(n)) => {
                     if let Ok(n) = n.parse() {
-                        calls_under_load.push((f.to_string(), n));
+                        self.calls_under_load.push((f.to_string(), n));
                     }
                 }
                 _ => {}
             }
-            if is_kernel_problem(line) && !kernel_problems.iter().any(|p| p == line) {
-                kernel_problems.push(line.to_string());
+            if is_kernel_problem(line) && !self.kernel_problems.iter().any(|p| p == line) {
+                self.kernel_problems.push(line.to_string());
             }
         }
-        steps.push(StepReport {
-            step,
-            expected,
-            status: check.status,
-            skipped,
-            ok,
-            seconds: check.seconds,
-            output: check.output,
-        });
     }
+}
+
+/// One step of bundle `b` in the guest's run: its report, and why it
+/// failed when it did not do what was expected.
+fn judge_step(b: &BundleUnderTest, step: Step, run: &GuestRun) -> (StepReport, Option<String>) {
+    let expected = match (step, &b.test) {
+        (Step::Before, Some(t)) => t.expect.before,
+        (Step::Applied, Some(t)) => t.expect.applied,
+        (Step::Reverted, Some(t)) => t.expect.reverted,
+        _ => Expect::Pass,
+    };
+    let name = format!("{}.{}", b.name, step.as_str());
+    let check = run.check(&name).cloned().unwrap_or(CheckResult {
+        name: name.clone(),
+        status: None,
+        output: String::new(),
+        seconds: None,
+    });
+    let skipped = check.status == Some(SKIPPED);
+    let ok = check.status.is_some_and(|s| !skipped && expected.holds(s));
+    let reason = (!ok).then(|| step_reason(step, expected, &check, skipped));
+    let report = StepReport {
+        step,
+        expected,
+        status: check.status,
+        skipped,
+        ok,
+        seconds: check.seconds,
+        output: check.output,
+    };
+    (report, reason)
+}
+
+fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleReport {
+    let mut steps = Vec::new();
+    let mut reasons = Vec::new();
+    let mut findings = StepFindings::default();
+    let mut log_reason = None;
+    for step in b.steps() {
+        let (report, reason) = judge_step(b, step, run);
+        // A failed log step is explained by its taint and kernel lines,
+        // below; only a log step that says nothing gets a reason here.
+        if let Some(reason) = reason {
+            if step == Step::Log {
+                log_reason = Some(reason);
+            } else {
+                reasons.push(reason);
+            }
+        }
+        findings.read(&report.output);
+        steps.push(report);
+    }
+    let StepFindings {
+        load_rounds,
+        calls_under_load,
+        taint_gained,
+        kernel_problems,
+    } = findings;
     if taint_gained != 0 {
         reasons.push(format!(
             "the kernel gained taint {} ({taint_gained}) while the bundle was tested",

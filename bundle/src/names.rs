@@ -1,0 +1,108 @@
+//! What a valid string of each kind of manifest field is: the character
+//! set and length of a patch id, a CVE id, a kernel release, a symbol or
+//! module name, an object path... [`crate::manifest`] checks every field
+//! with these and names the field when one does not hold.
+
+/// Longest patch id; it becomes the patch module's name (`MODULE_NAME_LEN`
+/// is 56 with its NUL, and patchgen may add a prefix). Ids have no `-`: the
+/// kernel turns `-` into `_` in module names, so `a-b` and `a_b` would be
+/// one patch in the kernel and two to patchd.
+pub const MAX_ID_LEN: usize = 48;
+/// Longest description, in bytes.
+pub const MAX_DESCRIPTION_LEN: usize = 4096;
+/// Longest kernel symbol name (`KSYM_NAME_LEN` in 6.1 is 512 with its NUL).
+pub const MAX_SYMBOL_NAME_LEN: usize = 511;
+/// Longest object file path (`fs/proc/cmdline.o`).
+pub const MAX_OBJECT_FILE_LEN: usize = 255;
+
+/// Not empty and at most `max` bytes.
+fn bounded(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max
+}
+
+/// A patch id: `[a-z0-9_]`, 1 to [`MAX_ID_LEN`] bytes.
+pub(crate) fn is_patch_id(s: &str) -> bool {
+    bounded(s, MAX_ID_LEN)
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A description: at most [`MAX_DESCRIPTION_LEN`] bytes, no control
+/// characters but newline and tab.
+pub(crate) fn is_description(s: &str) -> bool {
+    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+}
+
+/// A CVE id: `CVE-YYYY-` and 4 to 19 digits.
+pub(crate) fn is_cve_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("CVE-") else {
+        return false;
+    };
+    let Some((year, number)) = rest.split_once('-') else {
+        return false;
+    };
+    year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && (4..=19).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A kernel release (`uname -r`): `[A-Za-z0-9._+~-]`, 1 to 64 bytes.
+pub(crate) fn is_kernel_release(s: &str) -> bool {
+    bounded(s, 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+}
+
+/// A GNU build-id: lowercase hex, 4 to 64 bytes.
+pub(crate) fn is_build_id(s: &str) -> bool {
+    (8..=128).contains(&s.len())
+        && s.len() % 2 == 0
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A Debian version: starts with a digit, `[A-Za-z0-9.+~:-]`, 1 to 128
+/// bytes.
+pub(crate) fn is_debian_version(s: &str) -> bool {
+    bounded(s, 128)
+        && s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~:-".contains(&b))
+}
+
+/// A kernel symbol name: `[A-Za-z0-9_.$]`, 1 to [`MAX_SYMBOL_NAME_LEN`]
+/// bytes.
+pub(crate) fn is_symbol_name(s: &str) -> bool {
+    bounded(s, MAX_SYMBOL_NAME_LEN)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
+}
+
+/// `vmlinux` or a module name: `[A-Za-z0-9_-]`, 1 to 55 bytes.
+pub(crate) fn is_module_name(s: &str) -> bool {
+    bounded(s, 55)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A relative object path: `[A-Za-z0-9_.+-]` between slashes, no `.` or
+/// `..`, 1 to [`MAX_OBJECT_FILE_LEN`] bytes.
+pub(crate) fn is_object_file(s: &str) -> bool {
+    bounded(s, MAX_OBJECT_FILE_LEN)
+        && s.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+        })
+}
+
+/// A version: `[A-Za-z0-9.+-]`, 1 to 64 bytes.
+pub(crate) fn is_version(s: &str) -> bool {
+    bounded(s, 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))
+}
