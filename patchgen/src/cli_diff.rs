@@ -120,7 +120,8 @@ fn options(args: &DiffArgs) -> anyhow::Result<DiffOptions> {
     if let Some(release) = &args.kernel {
         let target = patchgen::build::KernelTarget::from_cache(release)?;
         let work = tempfile::tempdir().context("cannot create a work directory")?;
-        opts.entry_sizes = patchgen::build::entry_sizes::from_headers(&target, work.path())?;
+        let line = target.line()?;
+        opts.entry_sizes = patchgen::build::entry_sizes::from_headers(&target, line, work.path())?;
     }
     for spec in &args.entry_sizes {
         let Some((name, size)) = spec.split_once('=') else {

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod diff;
 pub mod elf;
+pub mod kernel_line;
 pub mod keys;
 pub mod linkage;
 pub mod target_symbols;

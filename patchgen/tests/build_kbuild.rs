@@ -101,7 +101,12 @@ fn the_kbuild_record_says_what_the_target_builds() {
 fn entry_sizes_are_measured_in_the_target_headers() {
     let t = target();
     let tmp = tempfile::tempdir().expect("tmp");
-    let sizes = patchgen::build::entry_sizes::from_headers(&t, tmp.path()).expect("measure");
+    let sizes = patchgen::build::entry_sizes::from_headers(
+        &t,
+        t.line().expect("a supported line"),
+        tmp.path(),
+    )
+    .expect("measure");
     for (section, want) in [
         ("__bug_table", 12),
         ("__ex_table", 12),

@@ -144,8 +144,12 @@ fn diff_fix(
     let orig = ObjectFile::read(orig_o).map_err(|e| e.to_string())?;
     let fixed = ObjectFile::read(fixed_o).map_err(|e| e.to_string())?;
     let work_sizes = work.join("sizes");
-    let entry_sizes =
-        patchgen::build::entry_sizes::from_headers(t, &work_sizes).map_err(|e| e.to_string())?;
+    let entry_sizes = patchgen::build::entry_sizes::from_headers(
+        t,
+        t.line().map_err(|e| e.to_string())?,
+        &work_sizes,
+    )
+    .map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(patch).map_err(|e| e.to_string())?;
     let opts = DiffOptions {
         entry_sizes,

@@ -125,7 +125,7 @@ fn the_debug_symbol_table_gives_the_same_kallsyms_as_the_image() {
         .collect();
     assert_eq!(id, build_id(&dir), "the -dbg vmlinux is of another build");
     let start = Instant::now();
-    let emulated = KallsymsList::from_symtab(&symtab);
+    let emulated = KallsymsList::from_symtab(&symtab, patchgen::kernel_line::DEFAULT);
     eprintln!(
         "applied kallsyms' filter and order in {:?}",
         start.elapsed()
@@ -204,6 +204,7 @@ fn every_duplicated_static_is_placed_from_its_objects_evidence() {
         symtab: Some(symtab.clone()),
         sources: vec![],
         release: release(),
+        line: patchgen::kernel_line::DEFAULT,
     };
     let start = Instant::now();
     let mut placed = records.clone();

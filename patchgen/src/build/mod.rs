@@ -35,6 +35,14 @@ pub enum BuildError {
         /// Where it was looked for.
         dir: PathBuf,
     },
+    /// patchgen does not know the target's kernel line.
+    #[error("kernel {release} is of a kernel line patchgen does not support (it supports {supported}): build for a kernel of a supported line")]
+    UnsupportedLine {
+        /// The target release.
+        release: String,
+        /// The supported lines.
+        supported: String,
+    },
     /// The target's identity is incomplete or wrong.
     #[error("the target kernel is not usable: {what}")]
     BadIdentity {

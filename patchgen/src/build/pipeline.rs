@@ -3,6 +3,7 @@
 //! and diff each object, build the module, prove the link records'
 //! positions. Each step's time is reported as it ends.
 
+use crate::kernel_line::KernelLine;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -34,15 +35,16 @@ pub fn build(
         source,
     })?;
 
+    let line = req.target.line()?;
     let t = Instant::now();
     let fix = source::apply(&req.target, &req.patches, &req.work)?;
     let objects = affected_objects(req, &fix, steps.progress)?;
     steps.done("applied the fix", t);
 
-    let symbols = read_symbols(req, &mut steps)?;
+    let symbols = read_symbols(req, line, &mut steps)?;
 
     let t = Instant::now();
-    let entry_sizes = entry_sizes::from_headers(&req.target, &req.work)?;
+    let entry_sizes = entry_sizes::from_headers(&req.target, line, &req.work)?;
     steps.done("read the special-section layouts of the target", t);
 
     let mut diffed = Diffed::default();
@@ -93,9 +95,13 @@ impl Steps<'_> {
 
 /// Reads the target's symbols, saying which sources were read and, when
 /// there is no symbol table, what that costs.
-fn read_symbols(req: &BuildRequest, steps: &mut Steps<'_>) -> Result<TargetSymbols, BuildError> {
+fn read_symbols(
+    req: &BuildRequest,
+    line: &'static KernelLine,
+    steps: &mut Steps<'_>,
+) -> Result<TargetSymbols, BuildError> {
     let t = Instant::now();
-    let symbols = load_symbols(req)?;
+    let symbols = load_symbols(req, line)?;
     for source in &symbols.sources {
         steps.say(&format!("read the {source}"));
     }
@@ -251,7 +257,10 @@ fn prove_positions(
 
 /// The target's symbols: the image's kallsyms tables and, when there is
 /// one, the `-dbg` vmlinux's symbol table.
-fn load_symbols(req: &BuildRequest) -> Result<TargetSymbols, BuildError> {
+fn load_symbols(
+    req: &BuildRequest,
+    line: &'static KernelLine,
+) -> Result<TargetSymbols, BuildError> {
     let config_path = req.target.source.join(".config");
     let config = std::fs::read_to_string(&config_path).map_err(|source| BuildError::Io {
         what: "cannot read the target's configuration",
@@ -264,6 +273,7 @@ fn load_symbols(req: &BuildRequest) -> Result<TargetSymbols, BuildError> {
         .or_else(|| req.target.debug_vmlinux.clone());
     Ok(TargetSymbols::load(&SymbolInputs {
         release: &req.target.release,
+        line,
         build_id: &req.target.build_id,
         image: req.target.image.as_deref(),
         vmlinux: vmlinux.as_deref(),

@@ -2,6 +2,7 @@
 //! (source configured and prepared, kbuild headers, identity), or explicit
 //! paths.
 
+use crate::kernel_line::KernelLine;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,6 +29,16 @@ pub struct KernelTarget {
     /// The `vmlinux` with its symbol table (Debian's `-dbg` package), when
     /// one was found for this release.
     pub debug_vmlinux: Option<PathBuf>,
+}
+
+impl KernelTarget {
+    /// The target's kernel line: what patchgen knows of its layouts.
+    pub fn line(&self) -> Result<&'static KernelLine, BuildError> {
+        KernelLine::of_release(&self.release).ok_or_else(|| BuildError::UnsupportedLine {
+            release: self.release.clone(),
+            supported: KernelLine::supported(),
+        })
+    }
 }
 
 /// The kernel cache directory (`SUTURE_CACHE`, default `~/.cache/suture`).

@@ -13,6 +13,7 @@
 //! `nm -n`'s order (by name, `LC_COLLATE=C`). The kernel prints its table
 //! in that order, before any module's symbols.
 
+use crate::kernel_line::KernelLine;
 use std::collections::HashMap;
 
 use super::vmlinux::Symtab;
@@ -91,7 +92,7 @@ impl KallsymsList {
 
     /// The list the kernel's build makes from vmlinux's symbol table (see
     /// the module comment), for when the image's own tables cannot be read.
-    pub fn from_symtab(symtab: &Symtab) -> Self {
+    pub fn from_symtab(symtab: &Symtab, line: &KernelLine) -> Self {
         let mut listed: Vec<Listed> = Vec::new();
         let mut percpu_start = None;
         let mut percpu_end = None;
@@ -99,10 +100,7 @@ impl KallsymsList {
             let Some(letter) = symbol.letter else {
                 continue;
             };
-            if symbol.name.is_empty()
-                || dropped_by_mksysmap(&symbol.name, letter)
-                || dropped_by_kallsyms(&symbol.name, letter)
-            {
+            if symbol.name.is_empty() || !line.lists_in_kallsyms(&symbol.name, letter) {
                 continue;
             }
             // scripts/kallsyms takes the range from the symbols it keeps.
@@ -156,58 +154,6 @@ struct Listed<'a> {
     address: u64,
     letter: char,
     name: &'a str,
-}
-
-/// `scripts/mksysmap`'s filter.
-pub fn dropped_by_mksysmap(name: &str, letter: char) -> bool {
-    matches!(letter, 'a' | 'N' | 'U' | 'w')
-        || ["$", ".L", "__crc_", "__kstrtab_", "__kstrtabns_"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        || name == "L0"
-}
-
-/// `scripts/kallsyms`' `is_ignored_symbol` (6.1).
-pub fn dropped_by_kallsyms(name: &str, letter: char) -> bool {
-    const NAMES: [&str; 11] = [
-        "kallsyms_addresses",
-        "kallsyms_offsets",
-        "kallsyms_relative_base",
-        "kallsyms_num_syms",
-        "kallsyms_names",
-        "kallsyms_markers",
-        "kallsyms_token_table",
-        "kallsyms_token_index",
-        "kallsyms_seqs_of_names",
-        "_SDA_BASE_",
-        "_SDA2_BASE_",
-    ];
-    const PREFIXES: [&str; 10] = [
-        "__efistub_",
-        "__kvm_nvhe_$",
-        "__kvm_nvhe_.L",
-        "__AArch64ADRPThunk_",
-        "__ARMV5PILongThunk_",
-        "__ARMV7PILongThunk_",
-        "__ThumbV7PILongThunk_",
-        "__LA25Thunk_",
-        "__microLA25Thunk_",
-        "__kcfi_typeid_",
-    ];
-    const SUFFIXES: [&str; 3] = ["_from_arm", "_from_thumb", "_veneer"];
-    const INFIXES: [&str; 2] = [".long_branch.", ".plt_branch."];
-    const KEPT_ABSOLUTE: [&str; 4] = [
-        "__kernel_syscall_via_break",
-        "__kernel_syscall_via_epc",
-        "__kernel_sigtramp",
-        "__gp",
-    ];
-    NAMES.contains(&name)
-        || PREFIXES.iter().any(|p| name.starts_with(p))
-        || SUFFIXES.iter().any(|s| name.ends_with(s))
-        || INFIXES.iter().any(|m| name.contains(m))
-        || matches!(letter, 'U' | 'u' | 'N' | 'n')
-        || (letter.eq_ignore_ascii_case(&'a') && !KEPT_ABSOLUTE.contains(&name))
 }
 
 fn is_weak(letter: char) -> bool {

@@ -24,7 +24,7 @@ fn listed(symbols: Vec<SymtabSymbol>) -> Vec<(u64, char, String)> {
         symbols,
         ..Symtab::default()
     };
-    KallsymsList::from_symtab(&symtab)
+    KallsymsList::from_symtab(&symtab, crate::kernel_line::DEFAULT)
         .entries()
         .iter()
         .map(|e| (e.address, e.letter, e.name.clone()))

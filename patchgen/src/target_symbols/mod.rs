@@ -27,6 +27,7 @@ mod symtab_index;
 pub mod tables;
 pub mod vmlinux;
 
+use crate::kernel_line::KernelLine;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -136,6 +137,8 @@ pub struct TargetSymbols {
     pub sources: Vec<String>,
     /// The target release (for the advice in refusals).
     pub release: String,
+    /// The target's kernel line (its kallsyms filters).
+    pub line: &'static KernelLine,
 }
 
 /// Inputs for [`TargetSymbols::load`].
@@ -143,6 +146,8 @@ pub struct TargetSymbols {
 pub struct SymbolInputs<'a> {
     /// Target release.
     pub release: &'a str,
+    /// The target's kernel line.
+    pub line: &'static KernelLine,
     /// The target's GNU build-id (lowercase hex).
     pub build_id: &'a str,
     /// The bzImage, if known.
@@ -195,7 +200,7 @@ impl TargetSymbols {
             }
             (None, Some(symtab)) => {
                 sources.push("kallsyms order computed from the symbol table".to_string());
-                KallsymsList::from_symtab(symtab)
+                KallsymsList::from_symtab(symtab, inputs.line)
             }
             (None, None) => {
                 return Err(SymbolSourceError::NoSource {
@@ -208,6 +213,7 @@ impl TargetSymbols {
             symtab,
             sources,
             release: inputs.release.to_string(),
+            line: inputs.line,
         })
     }
 }

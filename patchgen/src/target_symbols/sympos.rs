@@ -23,7 +23,6 @@
 
 use std::collections::BTreeSet;
 
-use super::kallsyms::{dropped_by_kallsyms, dropped_by_mksysmap};
 pub use super::object_locals::ObjectLocals;
 use super::symtab_index::{group_is_object, list_symbols, SymtabIndex};
 use super::vmlinux::{SymbolBinding, SymbolType, SymtabSymbol};
@@ -466,7 +465,7 @@ fn by_type_letter(
         .unwrap_or_else(|| "the patch".into());
     // The proof below assumes the symbol is among the lines; kallsyms
     // never lists names its filter drops, whatever their type.
-    if dropped_by_mksysmap(&record.name, 't') || dropped_by_kallsyms(&record.name, 't') {
+    if !target.line.lists_in_kallsyms(&record.name, 't') {
         return Err(SymposError::Unlinkable {
             name: record.name.clone(),
             what: "kallsyms never lists symbols of that name, so patchd could not find it"

@@ -62,10 +62,11 @@ fn symtab() -> Symtab {
 fn target(with_symtab: bool) -> TargetSymbols {
     let symtab = symtab();
     TargetSymbols {
-        kallsyms: KallsymsList::from_symtab(&symtab),
+        kallsyms: KallsymsList::from_symtab(&symtab, crate::kernel_line::DEFAULT),
         symtab: with_symtab.then_some(symtab),
         sources: vec![],
         release: "6.1.0-50-amd64".to_string(),
+        line: crate::kernel_line::DEFAULT,
     }
 }
 
