@@ -14,6 +14,7 @@ pub mod layout;
 pub mod lines;
 pub mod report;
 pub mod special;
+pub mod targets;
 
 use std::collections::{BTreeSet, HashSet};
 
