@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 
 use object::elf;
 
-use super::compare::target_offset;
 use super::correlate::parent_name;
 use super::special;
+use super::targets::target_offset;
 use crate::elf::{ObjectFile, Reloc, SymbolKind};
 
 /// One reference to a function.

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::compare::symbol_at_reloc;
+use super::targets::symbol_at_reloc;
 use crate::elf::{Binding, ObjectFile, Symbol, SymbolKind};
 
 /// Normalized names (and prefixes) of statics that are never correlated: a

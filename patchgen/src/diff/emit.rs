@@ -14,10 +14,11 @@ use object::{elf, SectionFlags, SectionKind, SymbolFlags, SymbolScope};
 
 // Shared code sections are copied whole; only the parts reached from the
 // included functions ever run.
-use super::compare::{is_shared_code, symbol_at_reloc, target_offset};
+use super::compare::is_shared_code;
 use super::correlate::{never_correlated, Correlation};
 use super::report::{NewData, Refusal, Report, UndefinedSymbol};
 use super::special::is_dropped;
+use super::targets::{symbol_at_reloc, target_offset};
 use super::{DiffOptions, Included};
 use crate::elf::{Binding, ObjectFile, Reloc, Section, SymbolKind};
 

@@ -25,8 +25,9 @@
 //! plans, attribute forms, the decoded DIE), `index` and `scan` (top-level
 //! DIEs by name), `types` (one build's subtrees and type definitions),
 //! `chains` (type chains and sizes), `reach` (the walk from the shipped
-//! functions), `flatten` (layouts), `describe` (comparing and reporting),
-//! `fast` (the tables' hasher and 32-bit offsets).
+//! functions), `flatten` (layouts, as `shape` defines them), `describe`
+//! (comparing and reporting), `fast` (the tables' hasher and 32-bit
+//! offsets).
 
 mod chains;
 mod describe;
@@ -40,6 +41,7 @@ mod plan;
 mod reach;
 mod relocate;
 mod scan;
+mod shape;
 mod types;
 
 use std::collections::BTreeMap;
@@ -48,8 +50,8 @@ use std::path::PathBuf;
 use crate::elf::ObjectFile;
 use describe::Differing;
 use dwarf::Dwarf;
-use flatten::Layout;
 use relocate::DebugSections;
+use shape::Layout;
 use types::{Defined, Side};
 
 /// A struct/union whose layout differs between the builds and that code the

@@ -1,11 +1,11 @@
 //! Chains of types in one build: what a type DIE refers to through
 //! qualifiers, typedefs and arrays, and the sizes that follow. Each type
 //! DIE is read once per side (or kept from the walk's reading of it), and
-//! everything derived from it is memoized beside it, in one packed table.
+//! everything derived from it is memoized beside it, in one packed table
+//! ([`TypeTable`], which each side keeps and asks with its DWARF).
 
-use super::dwarf::{Die, Want};
+use super::dwarf::{Die, Dwarf, Want};
 use super::fast::{narrow, wide, FastMap, NONE};
-use super::types::Side;
 use super::LayoutError;
 
 /// Longest typedef/qualifier/array chain and deepest nesting of anonymous
@@ -32,9 +32,9 @@ pub(super) struct TypeEntry {
     byte_size: u64,
     /// [`narrow`]ed, or [`NONE`].
     type_ref: u32,
-    /// [`Side::type_size`], when `SIZE_KNOWN`.
+    /// [`TypeTable::type_size`], when `SIZE_KNOWN`.
     size: u64,
-    /// [`Side::anonymous_aggregate`] from this DIE, without and with
+    /// [`TypeTable::anonymous_aggregate`] from this DIE, without and with
     /// arrays followed, when `ANONYMOUS_KNOWN`: [`narrow`]ed, or [`NONE`].
     anonymous: [u32; 2],
 }
@@ -140,13 +140,19 @@ pub(super) fn is_aggregate(tag: gimli::DwTag) -> bool {
     matches!(tag, gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type)
 }
 
-impl Side<'_, '_> {
+/// Questions about the types of one build, asked of its [`TypeTable`]
+/// with its DWARF (`dwarf`), where type DIEs not read yet are read.
+impl TypeTable {
     /// The type-chain attributes of the DIE at `offset`, read once.
-    pub(super) fn type_die(&mut self, offset: usize) -> Result<TypeDie, LayoutError> {
-        if let Some(t) = self.types.get(offset) {
+    pub(super) fn type_die(
+        &mut self,
+        dwarf: &Dwarf<'_>,
+        offset: usize,
+    ) -> Result<TypeDie, LayoutError> {
+        if let Some(t) = self.get(offset) {
             return Ok(t.die(offset));
         }
-        let die = self.dwarf.die_with(offset, Want::Type)?;
+        let die = dwarf.die_with(offset, Want::Type)?;
         Ok(self.insert_type(&die))
     }
 
@@ -156,7 +162,7 @@ impl Side<'_, '_> {
     pub(super) fn remember_type(&mut self, die: &Die<'_>) {
         if die.covers_type
             && (is_type(die.tag) || die.tag == gimli::DW_TAG_variable)
-            && !self.types.contains(die.offset)
+            && !self.contains(die.offset)
         {
             self.insert_type(die);
         }
@@ -182,7 +188,7 @@ impl Side<'_, '_> {
             size: 0,
             anonymous: [NONE; 2],
         };
-        self.types.insert(offset, entry);
+        self.insert(offset, entry);
         entry.die(offset)
     }
 
@@ -191,17 +197,18 @@ impl Side<'_, '_> {
     /// typedef's name) and, when `arrays`, array types.
     pub(super) fn anonymous_aggregate(
         &mut self,
+        dwarf: &Dwarf<'_>,
         type_ref: Option<usize>,
         arrays: bool,
     ) -> Result<Option<usize>, LayoutError> {
         let Some(start) = type_ref else {
             return Ok(None);
         };
-        if let Some(found) = self.types.get(start).and_then(|t| t.anonymous(arrays)) {
+        if let Some(found) = self.get(start).and_then(|t| t.anonymous(arrays)) {
             return Ok(found);
         }
-        let found = self.find_anonymous_aggregate(type_ref, arrays)?;
-        if let Some(t) = self.types.get_mut(start) {
+        let found = self.find_anonymous_aggregate(dwarf, type_ref, arrays)?;
+        if let Some(t) = self.get_mut(start) {
             let i = usize::from(arrays);
             if let (Some(memo), Some(flag)) = (t.anonymous.get_mut(i), ANONYMOUS_KNOWN.get(i)) {
                 *memo = found.map_or(NONE, narrow);
@@ -213,12 +220,13 @@ impl Side<'_, '_> {
 
     fn find_anonymous_aggregate(
         &mut self,
+        dwarf: &Dwarf<'_>,
         mut type_ref: Option<usize>,
         arrays: bool,
     ) -> Result<Option<usize>, LayoutError> {
         for _ in 0..MAX_CHAIN {
             let Some(t) = type_ref else { return Ok(None) };
-            let die = self.type_die(t)?;
+            let die = self.type_die(dwarf, t)?;
             if is_aggregate(die.tag) {
                 return Ok((!die.named && !die.declaration).then_some(t));
             }
@@ -229,9 +237,7 @@ impl Side<'_, '_> {
             }
             type_ref = die.type_ref;
         }
-        Err(self
-            .dwarf
-            .bad(type_ref.unwrap_or(0), "type chain too long (a cycle?)"))
+        Err(dwarf.bad(type_ref.unwrap_or(0), "type chain too long (a cycle?)"))
     }
 
     /// The size in bits of the type of a member (at `type_ref`), and the
@@ -240,49 +246,58 @@ impl Side<'_, '_> {
     /// [`Self::anonymous_aggregate`], with one look-up once both are known.
     pub(super) fn member_type(
         &mut self,
+        dwarf: &Dwarf<'_>,
         type_ref: Option<usize>,
         arrays: bool,
     ) -> Result<(Option<u64>, Option<usize>), LayoutError> {
         let Some(t) = type_ref else {
             return Ok((None, None));
         };
-        if let Some(e) = self.types.get(t) {
+        if let Some(e) = self.get(t) {
             if let (Some(size), Some(inner)) = (e.size(), e.anonymous(arrays)) {
                 return Ok((size.and_then(|b| b.checked_mul(8)), inner));
             }
         }
         Ok((
-            self.type_bits(type_ref)?,
-            self.anonymous_aggregate(type_ref, arrays)?,
+            self.type_bits(dwarf, type_ref)?,
+            self.anonymous_aggregate(dwarf, type_ref, arrays)?,
         ))
     }
 
     /// The size in bits of the type at `type_ref`, when it has one.
     pub(super) fn type_bits(
         &mut self,
+        dwarf: &Dwarf<'_>,
         type_ref: Option<usize>,
     ) -> Result<Option<u64>, LayoutError> {
         let Some(t) = type_ref else { return Ok(None) };
-        Ok(self.type_size(t, 0)?.and_then(|b| b.checked_mul(8)))
+        Ok(self.type_size(dwarf, t, 0)?.and_then(|b| b.checked_mul(8)))
     }
 
-    fn type_size(&mut self, offset: usize, depth: usize) -> Result<Option<u64>, LayoutError> {
-        if let Some(size) = self.types.get(offset).and_then(TypeEntry::size) {
+    /// The size in bytes of the type at `offset`, `depth` links down a
+    /// chain, when it has one.
+    fn type_size(
+        &mut self,
+        dwarf: &Dwarf<'_>,
+        offset: usize,
+        depth: usize,
+    ) -> Result<Option<u64>, LayoutError> {
+        if let Some(size) = self.get(offset).and_then(TypeEntry::size) {
             return Ok(size);
         }
         if depth > MAX_CHAIN {
-            return Err(self.dwarf.bad(offset, "type chain too long (a cycle?)"));
+            return Err(dwarf.bad(offset, "type chain too long (a cycle?)"));
         }
-        let die = self.type_die(offset)?;
+        let die = self.type_die(dwarf, offset)?;
         let size = if let Some(size) = die.byte_size {
             Some(size)
         } else if is_qualifier(die.tag) {
             match die.type_ref {
-                Some(t) => self.type_size(t, depth + 1)?,
+                Some(t) => self.type_size(dwarf, t, depth + 1)?,
                 None => None,
             }
         } else if die.tag == gimli::DW_TAG_array_type {
-            self.array_size(die, depth)?
+            self.array_size(dwarf, die, depth)?
         } else if matches!(
             die.tag,
             gimli::DW_TAG_pointer_type
@@ -293,7 +308,7 @@ impl Side<'_, '_> {
         } else {
             None
         };
-        if let Some(t) = self.types.get_mut(offset) {
+        if let Some(t) = self.get_mut(offset) {
             t.flags |= SIZE_KNOWN;
             if let Some(size) = size {
                 t.flags |= HAS_SIZE;
@@ -303,14 +318,20 @@ impl Side<'_, '_> {
         Ok(size)
     }
 
-    fn array_size(&mut self, array: TypeDie, depth: usize) -> Result<Option<u64>, LayoutError> {
+    /// The size in bytes of an array type, `depth` links down a chain:
+    /// its element's times its counts.
+    fn array_size(
+        &mut self,
+        dwarf: &Dwarf<'_>,
+        array: TypeDie,
+        depth: usize,
+    ) -> Result<Option<u64>, LayoutError> {
         let Some(element) = array.type_ref else {
             return Ok(None);
         };
-        let Some(mut size) = self.type_size(element, depth + 1)? else {
+        let Some(mut size) = self.type_size(dwarf, element, depth + 1)? else {
             return Ok(None);
         };
-        let dwarf = self.dwarf;
         let mut sub = dwarf.subtree(array.offset)?;
         while let Some(level) = sub.next(Want::All)? {
             let die = sub.current();
@@ -332,10 +353,14 @@ impl Side<'_, '_> {
     }
 
     /// Whether `type_ref` is an array type through qualifiers.
-    pub(super) fn is_array(&mut self, mut type_ref: Option<usize>) -> Result<bool, LayoutError> {
+    pub(super) fn is_array(
+        &mut self,
+        dwarf: &Dwarf<'_>,
+        mut type_ref: Option<usize>,
+    ) -> Result<bool, LayoutError> {
         for _ in 0..MAX_CHAIN {
             let Some(t) = type_ref else { return Ok(false) };
-            let die = self.type_die(t)?;
+            let die = self.type_die(dwarf, t)?;
             if die.tag == gimli::DW_TAG_array_type {
                 return Ok(true);
             }

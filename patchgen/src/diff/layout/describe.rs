@@ -1,7 +1,7 @@
 //! Comparing one type's layouts across the builds, and saying how they
 //! differ in words a patch author can act on.
 
-use super::flatten::{Layout, Slot};
+use super::shape::{Layout, Slot};
 use super::types::{Defined, Key, Scope, Side};
 use super::LayoutChange;
 

@@ -7,7 +7,7 @@
 use gimli::DwTag;
 
 use super::form::{relocated, value, Cursor, DieError, Value};
-use super::plan::{all_covers_type, has_name, plan, Abbrevs, Field, Step, UNMADE};
+use super::plan::{all_covers_type, has_name, plan, Abbrevs, Field, Step, Want, UNMADE};
 use super::relocate::SectionRelocs;
 
 /// One DIE, with the attributes the layout check reads. Offsets are
@@ -77,41 +77,6 @@ impl Die<'_> {
     /// The DIE this one completes or instantiates.
     pub fn origin(&self) -> Option<usize> {
         self.abstract_origin.or(self.specification)
-    }
-}
-
-/// Which attributes of a DIE to read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Want {
-    /// Only `DW_AT_sibling`, to skip the DIE's children.
-    Sibling,
-    /// What the index needs of the DIEs it indexes (name, declaration,
-    /// origins, sibling); of others, only the sibling.
-    Index,
-    /// [`Want::Index`] without functions: of subprograms, only the
-    /// sibling.
-    TypeIndex,
-    /// Everything the check reads.
-    All,
-    /// What a chain of types needs: declaration, size, type, and whether
-    /// the DIE has a name (not the name itself).
-    Type,
-    /// Where it is declared.
-    Decl,
-}
-
-pub(super) const WANTS: usize = 6;
-
-impl Want {
-    fn index(self) -> usize {
-        match self {
-            Want::Sibling => 0,
-            Want::Index => 1,
-            Want::All => 2,
-            Want::Type => 3,
-            Want::Decl => 4,
-            Want::TypeIndex => 5,
-        }
     }
 }
 

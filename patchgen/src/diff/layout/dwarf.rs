@@ -6,10 +6,11 @@ use std::path::Path;
 
 use gimli::{AttributeValue, SectionId};
 
+pub(super) use super::die::Die;
 use super::die::{Decoder, StrRef, UnitCtx};
-pub(super) use super::die::{Die, Want};
 use super::form::{offset_size, Cursor, DieError};
 use super::plan::Abbrevs;
+pub(super) use super::plan::Want;
 use super::relocate::{string_at, DebugSections, Reader, SectionRelocs};
 use super::LayoutError;
 

@@ -11,26 +11,9 @@ use std::borrow::Cow;
 use super::chains::MAX_CHAIN;
 use super::dwarf::Want;
 use super::fast::narrow;
+use super::shape::{Layout, Slot};
 use super::types::{Member, Side};
 use super::LayoutError;
-
-/// One member of a flattened layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Slot<'a> {
-    /// The member's name, or its path through anonymous aggregates.
-    pub path: Cow<'a, [u8]>,
-    /// From the start of the outermost aggregate.
-    pub bit_offset: u64,
-    pub bit_size: u64,
-}
-
-/// A struct or union's layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Layout<'a> {
-    pub is_union: bool,
-    pub byte_size: Option<u64>,
-    pub slots: Vec<Slot<'a>>,
-}
 
 impl<'a> Side<'_, 'a> {
     /// The layout of the aggregate definition at `offset`, members of
@@ -45,7 +28,7 @@ impl<'a> Side<'_, 'a> {
                 .dwarf
                 .bad(offset, "anonymous aggregates nested too deeply"));
         }
-        let root = self.type_die(offset)?;
+        let root = self.types.type_die(self.dwarf, offset)?;
         let mut slots = Vec::new();
         match self.members_of(offset)? {
             Some((from, to)) => {
@@ -91,7 +74,8 @@ impl<'a> Side<'_, 'a> {
         depth: usize,
         slots: &mut Vec<Slot<'a>>,
     ) -> Result<(), LayoutError> {
-        let (type_bits, inner) = self.member_type(m.type_ref, m.name.is_some())?;
+        let (types, dwarf) = (&mut self.types, self.dwarf);
+        let (type_bits, inner) = types.member_type(dwarf, m.type_ref, m.name.is_some())?;
         let bit_size = m.bit_size.or(type_bits).unwrap_or(0);
         let bit_offset = member_bit_offset(m, bit_size, type_bits);
         if let Some(name) = m.name {
@@ -115,7 +99,7 @@ impl<'a> Side<'_, 'a> {
             None => None,
             Some(n) => {
                 let mut p = n.to_vec();
-                p.extend_from_slice(if self.is_array(m.type_ref)? {
+                p.extend_from_slice(if self.types.is_array(self.dwarf, m.type_ref)? {
                     b"[0]."
                 } else {
                     b"."

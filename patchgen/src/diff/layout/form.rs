@@ -220,100 +220,116 @@ pub(super) fn value<'a>(
     implicit: i64,
     relocs: &SectionRelocs<'_>,
 ) -> Result<Value<'a>, DieError> {
-    let offset_size = usize::from(encoding.format.word_size());
-    let mut form = form;
+    let form = direct_form(cur, form)?;
+    direct_value(cur, encoding, form, implicit, relocs)
+}
+
+/// The form the attribute at the cursor really has: `form`, or the one a
+/// `DW_FORM_indirect` names in the data (read past).
+fn direct_form(cur: &mut Cursor<'_>, mut form: DwForm) -> Result<DwForm, DieError> {
     // DW_FORM_indirect names the form in the data; it cannot name itself
     // forever in a well-formed unit.
     for _ in 0..4 {
-        return Ok(match form {
-            gimli::DW_FORM_indirect => {
-                form = DwForm(
-                    u16::try_from(cur.uleb()?)
-                        .map_err(|_| DieError::Bad("unknown attribute form"))?,
-                );
-                if form == gimli::DW_FORM_implicit_const {
-                    return Err(DieError::Bad(
-                        "DW_FORM_implicit_const through DW_FORM_indirect",
-                    ));
-                }
-                continue;
-            }
-            gimli::DW_FORM_block1 => {
-                let n = cur.u8()?;
-                Value::Block(cur.take(usize::from(n))?)
-            }
-            gimli::DW_FORM_block2 => {
-                let n = cur.uint(2)?;
-                Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
-            }
-            gimli::DW_FORM_block4 => {
-                let n = cur.uint(4)?;
-                Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
-            }
-            gimli::DW_FORM_block | gimli::DW_FORM_exprloc => {
-                let n = cur.uleb()?;
-                Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
-            }
-            gimli::DW_FORM_data16 => Value::Block(cur.take(16)?),
-            gimli::DW_FORM_data1 => Value::Unsigned(cur.uint(1)?),
-            gimli::DW_FORM_data2 => Value::Unsigned(cur.uint(2)?),
-            gimli::DW_FORM_data4 => Value::Unsigned(cur.uint(4)?),
-            gimli::DW_FORM_data8 => Value::Unsigned(cur.uint(8)?),
-            gimli::DW_FORM_udata => Value::Unsigned(cur.uleb()?),
-            gimli::DW_FORM_sdata => Value::Signed(cur.sleb()?),
-            gimli::DW_FORM_implicit_const => Value::Signed(implicit),
-            gimli::DW_FORM_flag => Value::Flag(cur.u8()? != 0),
-            gimli::DW_FORM_flag_present => Value::Flag(true),
-            gimli::DW_FORM_string => Value::Str(cur.cstr()?),
-            gimli::DW_FORM_strp => Value::StrOffset(relocated(cur, relocs, offset_size)?),
-            gimli::DW_FORM_line_strp => Value::LineStrOffset(relocated(cur, relocs, offset_size)?),
-            gimli::DW_FORM_strx | gimli::DW_FORM_GNU_str_index => Value::StrIndex(cur.uleb()?),
-            gimli::DW_FORM_strx1 => Value::StrIndex(cur.uint(1)?),
-            gimli::DW_FORM_strx2 => Value::StrIndex(cur.uint(2)?),
-            gimli::DW_FORM_strx3 => Value::StrIndex(cur.uint(3)?),
-            gimli::DW_FORM_strx4 => Value::StrIndex(cur.uint(4)?),
-            gimli::DW_FORM_ref1 => Value::UnitRef(cur.uint(1)?),
-            gimli::DW_FORM_ref2 => Value::UnitRef(cur.uint(2)?),
-            gimli::DW_FORM_ref4 => Value::UnitRef(cur.uint(4)?),
-            gimli::DW_FORM_ref8 => Value::UnitRef(cur.uint(8)?),
-            gimli::DW_FORM_ref_udata => Value::UnitRef(cur.uleb()?),
-            gimli::DW_FORM_ref_addr => {
-                let size = if encoding.version == 2 {
-                    usize::from(encoding.address_size)
-                } else {
-                    offset_size
-                };
-                Value::InfoRef(relocated(cur, relocs, size)?)
-            }
-            gimli::DW_FORM_ref_sig8 => {
-                cur.skip(8)?;
-                Value::Unsupported("type unit references (DW_FORM_ref_sig8)")
-            }
-            gimli::DW_FORM_ref_sup4 | gimli::DW_FORM_ref_sup8 | gimli::DW_FORM_GNU_ref_alt => {
-                cur.skip(fixed_size(form, encoding).unwrap_or(offset_size))?;
-                Value::Unsupported("references into a supplementary object file")
-            }
-            gimli::DW_FORM_strp_sup | gimli::DW_FORM_GNU_strp_alt => {
-                cur.skip(offset_size)?;
-                Value::Unsupported("strings in a supplementary object file")
-            }
-            gimli::DW_FORM_addrx
-            | gimli::DW_FORM_GNU_addr_index
-            | gimli::DW_FORM_loclistx
-            | gimli::DW_FORM_rnglistx => {
-                cur.uleb()?;
-                Value::Other
-            }
-            form => match fixed_size(form, encoding) {
-                Some(size) => {
-                    cur.skip(size)?;
-                    Value::Other
-                }
-                None => return Err(DieError::Bad("unknown attribute form")),
-            },
-        });
+        if form != gimli::DW_FORM_indirect {
+            return Ok(form);
+        }
+        form = DwForm(
+            u16::try_from(cur.uleb()?).map_err(|_| DieError::Bad("unknown attribute form"))?,
+        );
+        if form == gimli::DW_FORM_implicit_const {
+            return Err(DieError::Bad(
+                "DW_FORM_implicit_const through DW_FORM_indirect",
+            ));
+        }
     }
     Err(DieError::Bad("DW_FORM_indirect loops"))
+}
+
+/// [`value`] of an attribute of `form` once any `DW_FORM_indirect` is
+/// resolved (one still left here is an unknown form).
+fn direct_value<'a>(
+    cur: &mut Cursor<'a>,
+    encoding: Encoding,
+    form: DwForm,
+    implicit: i64,
+    relocs: &SectionRelocs<'_>,
+) -> Result<Value<'a>, DieError> {
+    let offset_size = usize::from(encoding.format.word_size());
+    Ok(match form {
+        gimli::DW_FORM_block1 => {
+            let n = cur.u8()?;
+            Value::Block(cur.take(usize::from(n))?)
+        }
+        gimli::DW_FORM_block2 => {
+            let n = cur.uint(2)?;
+            Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
+        }
+        gimli::DW_FORM_block4 => {
+            let n = cur.uint(4)?;
+            Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
+        }
+        gimli::DW_FORM_block | gimli::DW_FORM_exprloc => {
+            let n = cur.uleb()?;
+            Value::Block(cur.take(usize::try_from(n).map_err(|_| TRUNCATED)?)?)
+        }
+        gimli::DW_FORM_data16 => Value::Block(cur.take(16)?),
+        gimli::DW_FORM_data1 => Value::Unsigned(cur.uint(1)?),
+        gimli::DW_FORM_data2 => Value::Unsigned(cur.uint(2)?),
+        gimli::DW_FORM_data4 => Value::Unsigned(cur.uint(4)?),
+        gimli::DW_FORM_data8 => Value::Unsigned(cur.uint(8)?),
+        gimli::DW_FORM_udata => Value::Unsigned(cur.uleb()?),
+        gimli::DW_FORM_sdata => Value::Signed(cur.sleb()?),
+        gimli::DW_FORM_implicit_const => Value::Signed(implicit),
+        gimli::DW_FORM_flag => Value::Flag(cur.u8()? != 0),
+        gimli::DW_FORM_flag_present => Value::Flag(true),
+        gimli::DW_FORM_string => Value::Str(cur.cstr()?),
+        gimli::DW_FORM_strp => Value::StrOffset(relocated(cur, relocs, offset_size)?),
+        gimli::DW_FORM_line_strp => Value::LineStrOffset(relocated(cur, relocs, offset_size)?),
+        gimli::DW_FORM_strx | gimli::DW_FORM_GNU_str_index => Value::StrIndex(cur.uleb()?),
+        gimli::DW_FORM_strx1 => Value::StrIndex(cur.uint(1)?),
+        gimli::DW_FORM_strx2 => Value::StrIndex(cur.uint(2)?),
+        gimli::DW_FORM_strx3 => Value::StrIndex(cur.uint(3)?),
+        gimli::DW_FORM_strx4 => Value::StrIndex(cur.uint(4)?),
+        gimli::DW_FORM_ref1 => Value::UnitRef(cur.uint(1)?),
+        gimli::DW_FORM_ref2 => Value::UnitRef(cur.uint(2)?),
+        gimli::DW_FORM_ref4 => Value::UnitRef(cur.uint(4)?),
+        gimli::DW_FORM_ref8 => Value::UnitRef(cur.uint(8)?),
+        gimli::DW_FORM_ref_udata => Value::UnitRef(cur.uleb()?),
+        gimli::DW_FORM_ref_addr => {
+            let size = if encoding.version == 2 {
+                usize::from(encoding.address_size)
+            } else {
+                offset_size
+            };
+            Value::InfoRef(relocated(cur, relocs, size)?)
+        }
+        gimli::DW_FORM_ref_sig8 => {
+            cur.skip(8)?;
+            Value::Unsupported("type unit references (DW_FORM_ref_sig8)")
+        }
+        gimli::DW_FORM_ref_sup4 | gimli::DW_FORM_ref_sup8 | gimli::DW_FORM_GNU_ref_alt => {
+            cur.skip(fixed_size(form, encoding).unwrap_or(offset_size))?;
+            Value::Unsupported("references into a supplementary object file")
+        }
+        gimli::DW_FORM_strp_sup | gimli::DW_FORM_GNU_strp_alt => {
+            cur.skip(offset_size)?;
+            Value::Unsupported("strings in a supplementary object file")
+        }
+        gimli::DW_FORM_addrx
+        | gimli::DW_FORM_GNU_addr_index
+        | gimli::DW_FORM_loclistx
+        | gimli::DW_FORM_rnglistx => {
+            cur.uleb()?;
+            Value::Other
+        }
+        form => match fixed_size(form, encoding) {
+            Some(size) => {
+                cur.skip(size)?;
+                Value::Other
+            }
+            None => return Err(DieError::Bad("unknown attribute form")),
+        },
+    })
 }
 
 /// The size of a unit's offsets.

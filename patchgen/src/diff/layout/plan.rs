@@ -1,14 +1,51 @@
-//! Reading plans: each abbreviation of a unit compiled, once per kind of
-//! question ([`Want`]), into the steps reading a DIE of it takes. A run of
-//! unwanted fixed-size attributes is one skip; a wanted attribute is
-//! decoded straight into its field of a [`Die`](super::die::Die).
+//! Reading plans: the kinds of question asked of a DIE ([`Want`]), and
+//! each abbreviation of a unit compiled, once per kind of question, into
+//! the steps reading a DIE of it takes. A run of unwanted fixed-size
+//! attributes is one skip; a wanted attribute is decoded straight into
+//! its field of a [`Die`](super::die::Die).
 
 use std::cell::{Cell, RefCell};
 
 use gimli::{DwAt, DwForm, DwTag, Encoding, Format};
 
-use super::die::{Want, WANTS};
 use super::form::fixed_size;
+
+/// Which attributes of a DIE to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    /// Only `DW_AT_sibling`, to skip the DIE's children.
+    Sibling,
+    /// What the index needs of the DIEs it indexes (name, declaration,
+    /// origins, sibling); of others, only the sibling.
+    Index,
+    /// [`Want::Index`] without functions: of subprograms, only the
+    /// sibling.
+    TypeIndex,
+    /// Everything the check reads.
+    All,
+    /// What a chain of types needs: declaration, size, type, and whether
+    /// the DIE has a name (not the name itself).
+    Type,
+    /// Where it is declared.
+    Decl,
+}
+
+/// How many kinds of [`Want`] there are.
+pub(super) const WANTS: usize = 6;
+
+impl Want {
+    /// Where the plans for this question are kept in [`Compiled::plans`].
+    pub(super) fn index(self) -> usize {
+        match self {
+            Want::Sibling => 0,
+            Want::Index => 1,
+            Want::All => 2,
+            Want::Type => 3,
+            Want::Decl => 4,
+            Want::TypeIndex => 5,
+        }
+    }
+}
 
 /// The fields `want` reads of a DIE with `tag`: what the question uses
 /// of it, nothing more (every attribute read costs; names cost a string

@@ -14,7 +14,7 @@ use super::fast::{narrow, wide, FastMap, FastSet};
 use super::index::Dies;
 use super::types::{Defined, Held, Key, Side};
 use super::LayoutError;
-use crate::diff::compare::target_offset;
+use crate::diff::targets::target_offset;
 use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 
 /// What the walk from the shipped functions found.
@@ -245,7 +245,7 @@ impl<'o> DataSymbols<'o> {
     }
 
     /// Every data symbol `r` may designate. Like
-    /// `compare::symbol_at_reloc`, but a PC-relative field leaves open
+    /// `targets::symbol_at_reloc`, but a PC-relative field leaves open
     /// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
     /// reading could miss the variable really used: all are taken.
     fn targets(&self, obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {

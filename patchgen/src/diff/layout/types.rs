@@ -9,8 +9,8 @@
 use super::chains::{is_aggregate, TypeTable, MAX_CHAIN};
 use super::dwarf::{Die, Dwarf, Want};
 use super::fast::{narrow, wide, FastMap, NONE};
-use super::flatten::Layout;
 use super::index::{Functions, Index};
+use super::shape::Layout;
 use super::LayoutError;
 
 /// How a type is named across the builds.
@@ -258,7 +258,7 @@ impl<'d, 'a> Side<'d, 'a> {
         {
             held.refs.extend(die.abstract_origin.map(narrow));
         }
-        self.remember_type(die);
+        self.types.remember_type(die);
         if level == 1 && keep_members && die.tag == gimli::DW_TAG_member {
             self.store_member(Member::of(die));
         }
@@ -404,9 +404,12 @@ impl<'d, 'a> Side<'d, 'a> {
         Ok(match key {
             Key::Tag(_) => true,
             Key::Typedef(_) | Key::Variable(_) => {
-                let die = self.type_die(offset)?;
+                let (types, dwarf) = (&mut self.types, self.dwarf);
+                let die = types.type_die(dwarf, offset)?;
                 let arrays = matches!(key, Key::Variable(_));
-                self.anonymous_aggregate(die.type_ref, arrays)?.is_some()
+                types
+                    .anonymous_aggregate(dwarf, die.type_ref, arrays)?
+                    .is_some()
             }
         })
     }
@@ -431,12 +434,13 @@ impl<'d, 'a> Side<'d, 'a> {
             Scope::Function(f) => self.local_defs(f, key)?,
         };
         let mut out = Vec::new();
+        let (types, dwarf) = (&mut self.types, self.dwarf);
         for namer in namers {
-            let die = self.type_die(namer)?;
+            let die = types.type_die(dwarf, namer)?;
             let aggregate = match key {
                 Key::Tag(_) => (is_aggregate(die.tag) && !die.declaration).then_some(namer),
-                Key::Typedef(_) => self.anonymous_aggregate(die.type_ref, false)?,
-                Key::Variable(_) => self.anonymous_aggregate(die.type_ref, true)?,
+                Key::Typedef(_) => types.anonymous_aggregate(dwarf, die.type_ref, false)?,
+                Key::Variable(_) => types.anonymous_aggregate(dwarf, die.type_ref, true)?,
             };
             if let Some(a) = aggregate {
                 out.push((a, namer));
