@@ -43,8 +43,8 @@ fn cache_file(target: &KernelTarget) -> PathBuf {
 }
 
 /// Parses `section size` lines.
-fn parse(text: &str) -> EntrySizes {
-    let mut sizes = EntrySizes::default();
+fn parse(text: &str, line: &KernelLine) -> EntrySizes {
+    let mut sizes = EntrySizes::of_line(line);
     for line in text.lines() {
         if let Some((name, size)) = line.split_once(' ') {
             if let Ok(size) = size.trim().parse::<u64>() {
@@ -63,7 +63,7 @@ pub fn from_headers(
 ) -> Result<EntrySizes, BuildError> {
     let cached = cache_file(target);
     if let Ok(text) = std::fs::read_to_string(&cached) {
-        return Ok(parse(&text));
+        return Ok(parse(&text, line));
     }
     let dir = work.join("entry-sizes");
     let io = |what: &'static str, path: &Path| {
@@ -124,5 +124,5 @@ pub fn from_headers(
             }
         }
     }
-    Ok(parse(&lines))
+    Ok(parse(&lines, line))
 }

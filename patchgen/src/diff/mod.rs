@@ -28,7 +28,7 @@ pub use special::EntrySizes;
 /// Options of one diff.
 #[derive(Debug, Clone, Default)]
 pub struct DiffOptions {
-    /// Entry sizes of special sections (defaults for Debian 6.1 x86-64,
+    /// Entry sizes of special sections (defaults: the default kernel line,
     /// overridable per section).
     pub entry_sizes: EntrySizes,
     /// How the fix moves the lines of the object's source file: byte

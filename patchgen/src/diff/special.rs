@@ -4,12 +4,14 @@
 //! The output keeps exactly the entries of the included functions.
 //!
 //! Entry sizes depend on the kernel version and configuration. The defaults
-//! are those of Debian's 6.1 x86-64 kernels (from the structures in their
-//! headers); `--entry-size SECTION=BYTES` overrides one.
+//! are those of the kernel line's x86-64 builds ([`crate::kernel_line`]); a
+//! build measures them in the target's headers, and `--entry-size
+//! SECTION=BYTES` overrides one.
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::elf::ObjectFile;
+use crate::kernel_line::{self, KernelLine};
 
 /// Sections dropped from the output: build-time only, or consumed by
 /// tooling rather than by the kernel at run time.
@@ -35,37 +37,24 @@ pub struct EntrySizes {
 }
 
 impl Default for EntrySizes {
+    /// The sizes of the default kernel line's x86-64 builds.
     fn default() -> Self {
-        // Debian 6.1 x86-64: struct bug_entry with relative pointers and
-        // BUGVERBOSE (12), exception_table_entry {insn, fixup, data} (12),
-        // jump_entry {s32 code, s32 target, long key} (16), alt_instr (12),
-        // static_call_site (8), s32 site lists (4), paravirt_patch_site
-        // {u8 *instr; u8 type; u8 len} (16), __mcount_loc addresses (8), ORC
-        // ip (4) and orc_entry (6).
-        let table: &[(&str, u64)] = &[
-            ("__bug_table", 12),
-            ("__ex_table", 12),
-            ("__jump_table", 16),
-            (".altinstructions", 12),
-            (".static_call_sites", 8),
-            (".retpoline_sites", 4),
-            (".return_sites", 4),
-            (".call_sites", 4),
-            (".ibt_endbr_seal", 4),
-            (".smp_locks", 4),
-            (".parainstructions", 16),
-            ("__mcount_loc", 8),
-            ("__patchable_function_entries", 8),
-            (".orc_unwind_ip", 4),
-            (".orc_unwind", 6),
-        ];
-        Self {
-            sizes: table.iter().map(|(n, s)| ((*n).to_string(), *s)).collect(),
-        }
+        Self::of_line(kernel_line::DEFAULT)
     }
 }
 
 impl EntrySizes {
+    /// The sizes `line`'s x86-64 builds have (measuring them in the
+    /// target's headers is better: see `build::entry_sizes`).
+    pub fn of_line(line: &KernelLine) -> Self {
+        let sizes = line
+            .special_sections
+            .iter()
+            .map(|section| (section.name.to_string(), section.entry_size))
+            .collect();
+        Self { sizes }
+    }
+
     /// Overrides (or adds) the entry size of `section`.
     pub fn set(&mut self, section: &str, size: u64) {
         self.sizes.insert(section.to_string(), size);
