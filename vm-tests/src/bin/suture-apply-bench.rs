@@ -10,7 +10,10 @@
 //! `--no-debug`, a debug build. The bundles are built by `patchgen
 //! build` from `vm-tests/bench/*.patch` and signed with the rig's key.
 //!
-//! Run: `scripts/bench-apply [--rounds N] [--idle-secs S] [--no-debug]`
+//! `--baseline PATCHD` measures another patchd binary (a release build of a
+//! previous commit) in the same boot, for a side-by-side comparison.
+//!
+//! Run: `scripts/bench-apply [--rounds N] [--idle-secs S] [--no-debug] [--baseline PATCHD]`
 //! (SUTURE_KERNEL selects another cached target). Prints figures; asserts
 //! no timing. It fails if a bundle does not take effect, a step fails or the
 //! guest kernel logs a problem. Exit codes: 0 figures printed, 1 failed,
@@ -39,6 +42,9 @@ const BUNDLES: &[(&str, &str, usize)] = &[
 /// release build at /suture/bin/patchd).
 const DEBUG_PATCHD: &str = "/suture/bin-debug/patchd";
 
+/// Where the guest finds the `--baseline` patchd.
+const BASELINE_PATCHD: &str = "/suture/bin-baseline/patchd";
+
 /// Time `patchd apply` and `patchd revert` of a 1-function and a
 /// 20-function bundle, the stop_machine pause, and the idle daemon's
 /// memory and CPU, in a QEMU guest of the target kernel.
@@ -54,6 +60,10 @@ struct Cli {
     /// Measure the release patchd only (do not build the debug one).
     #[arg(long)]
     no_debug: bool,
+    /// Also measure this patchd binary (e.g. a release build of a previous
+    /// commit) in the same guest boot, side by side.
+    #[arg(long, value_name = "PATCHD")]
+    baseline: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -128,6 +138,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             label: "debug",
             guest_path: DEBUG_PATCHD,
             host_path,
+        });
+    }
+
+    if let Some(host_path) = &cli.baseline {
+        files.extend(with_libraries(BASELINE_PATCHD, host_path)?);
+        builds.push(Build {
+            label: "baseline",
+            guest_path: BASELINE_PATCHD,
+            host_path: host_path.clone(),
         });
     }
 
