@@ -55,6 +55,7 @@ struct suture_switch_ctx {
 	bool enable;
 	u64 pause_ns;
 	unsigned int nr_walked;		/* stacks walked inside the stop */
+	unsigned int sleepers_moved;	/* sleeping tasks parked before the stop */
 	unsigned int nr_threads;
 	/* Set when refused. */
 	pid_t busy_pid;
@@ -252,6 +253,80 @@ static bool suture_survey_refuses(const struct suture_survey *survey,
 	return false;
 }
 
+/*
+ * The tasks the survey found inside a range and not run since, with a
+ * reference each, if every one of them can be parked (suture_park.c).
+ * Return: their number (then *@tasks is set, free with the parking), 0 when
+ * some blocker cannot be moved or memory is short.
+ */
+static unsigned int suture_survey_sleepers(const struct suture_survey *survey,
+					   struct task_struct ***tasks)
+{
+	struct task_struct **found;
+	unsigned int i, nr = 0;
+	bool all = true;
+
+	found = kcalloc(survey->nr, sizeof(*found), GFP_KERNEL);
+	if (!found)
+		return 0;
+	rcu_read_lock();
+	for (i = 0; i < survey->nr && all; i++) {
+		const struct suture_seen *seen = &survey->seen[i];
+		struct task_struct *t;
+
+		if (!seen->busy_addr || seen->stale)
+			continue;
+		t = pid_task(find_pid_ns(seen->pid, &init_pid_ns), PIDTYPE_PID);
+		if (t != seen->task || suture_switches(t) != seen->switches)
+			continue;	/* gone, or ran since: the stop walks it */
+		if (!suture_parkable(t)) {
+			all = false;
+			break;
+		}
+		get_task_struct(t);
+		found[nr++] = t;
+	}
+	rcu_read_unlock();
+	if (all && nr) {
+		*tasks = found;
+		return nr;
+	}
+	for (i = 0; i < nr; i++)
+		put_task_struct(found[i]);
+	kfree(found);
+	return 0;
+}
+
+/*
+ * Refuses the switch if the survey found a blocker; first moves the
+ * blockers out if they are all sleeping user tasks, and looks again.
+ * Context: suture_mutex held; sleeps.
+ * Return: true when refused (ctx says by whom), false when the stop may
+ * go ahead (@survey is then the one taken after the move).
+ */
+static bool suture_refused_before_stop(struct suture_survey *survey,
+				       struct suture_switch_ctx *ctx,
+				       struct suture_parking *parking)
+{
+	const struct suture_range *ranges = ctx->ranges;
+	unsigned int nr_ranges = ctx->nr_ranges, nr, came;
+	struct task_struct **tasks;
+
+	if (!suture_survey_refuses(survey, ctx))
+		return false;
+	nr = suture_survey_sleepers(survey, &tasks);
+	if (!nr)
+		return true;
+	came = suture_park_tasks(parking, tasks, nr);
+	pr_info("%s: %s: moved %u of %u sleeping tasks out of the way\n",
+		ctx->patch->name, ctx->enable ? "enable" : "disable", came, nr);
+	ctx->sleepers_moved = came;
+	kvfree(survey->seen);
+	if (suture_survey_take(survey, ranges, nr_ranges))
+		return true;	/* no memory: ctx still names the first blocker */
+	return suture_survey_refuses(survey, ctx);
+}
+
 /**
  * suture_switch() - enable or disable every function of a patch at once
  * @patch:	the patch, its funcs attached to their fops
@@ -266,6 +341,7 @@ static bool suture_survey_refuses(const struct suture_survey *survey,
 int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 		  unsigned int nr_ranges, bool enable)
 {
+	struct suture_parking parking = {};
 	struct suture_survey survey;
 	struct suture_switch_ctx ctx = {
 		.patch = patch,
@@ -281,10 +357,12 @@ int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 	ret = suture_survey_take(&survey, ranges, nr_ranges);
 	if (ret)
 		return ret;
-	if (suture_survey_refuses(&survey, &ctx))
+	if (suture_refused_before_stop(&survey, &ctx, &parking))
 		ret = -EBUSY;	/* no stop needed: pause 0 */
 	else
 		ret = stop_machine(suture_switch_cb, &ctx, NULL);
+	/* Parked tasks go back to user mode: their syscalls restart. */
+	suture_park_release(&parking);
 	kvfree(survey.seen);
 	patch->last_pause_ns = ctx.pause_ns;
 	patch->last_walked = ctx.nr_walked;

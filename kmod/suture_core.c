@@ -380,6 +380,7 @@ static void __exit suture_exit(void)
 	mutex_lock(&suture_mutex);
 	suture_redirect_reap();
 	mutex_unlock(&suture_mutex);
+	suture_park_exit();
 	suture_sysfs_exit();
 }
 

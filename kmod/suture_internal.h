@@ -60,6 +60,19 @@ struct suture_range {
 int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 		  unsigned int nr_ranges, bool enable);
 
+/* suture_park.c: sleeping user tasks held at the user-mode boundary */
+struct suture_parking {
+	struct task_struct **tasks;	/* referenced */
+	struct suture_park **parks;	/* queued task_works, NULL where none */
+	unsigned int nr;
+};
+
+bool suture_parkable(struct task_struct *t);
+unsigned int suture_park_tasks(struct suture_parking *parking,
+			       struct task_struct **tasks, unsigned int nr);
+void suture_park_release(struct suture_parking *parking);
+void suture_park_exit(void);
+
 /* suture_core.c */
 int suture_symbol_extent(unsigned long addr, char *name, size_t name_len,
 			 unsigned long *offset, unsigned long *size);

@@ -14,6 +14,7 @@
 
 pub mod initramfs;
 pub mod modules;
+pub mod programs;
 pub mod qemu;
 pub mod report;
 pub mod target;

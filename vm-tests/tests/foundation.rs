@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use vm_tests::programs::build_programs;
 use vm_tests::{build_modules, run_guest, GuestRun, GuestSpec, Target};
 
 const CHECKS: &[&str] = &[
@@ -20,6 +21,7 @@ const CHECKS: &[&str] = &[
     "checks/patchd_apply",
     "checks/real_fix_workqueue",
     "checks/patchd_busy",
+    "checks/sleepers",
     "checks/patchd_crash",
     "checks/patchd_daemon",
     // Last: lockdown cannot be lowered again in this boot.
@@ -31,8 +33,10 @@ fn session() -> &'static GuestRun {
     let run = SESSION.get_or_init(|| {
         let target = Target::from_env().map_err(|e| e.to_string())?;
         let modules = build_modules(&target).map_err(|e| format!("building the modules: {e}"))?;
-        let run = run_guest(&target, &modules, &GuestSpec::new("foundation", CHECKS))
-            .map_err(|e| format!("running the guest: {e}"))?;
+        let mut spec = GuestSpec::new("foundation", CHECKS);
+        spec.files = build_programs().map_err(|e| format!("building the guest programs: {e}"))?;
+        let run =
+            run_guest(&target, &modules, &spec).map_err(|e| format!("running the guest: {e}"))?;
         for c in &run.checks {
             eprintln!(
                 "guest check {}: {}",
@@ -104,6 +108,11 @@ fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
 #[test]
 fn vm_real_debian_fix_with_warn_on_in_a_static_function_applies_and_reverts() {
     assert_check("real_fix_workqueue");
+}
+
+#[test]
+fn vm_sleepers_in_do_wait_pipe_read_futex_wait_are_moved_out_and_their_calls_restart() {
+    assert_check("sleepers");
 }
 
 #[test]

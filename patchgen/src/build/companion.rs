@@ -25,6 +25,10 @@ pub const SOURCES: &[(&str, &[u8])] = &[
         include_bytes!("../../../kmod/suture_consistency.c"),
     ),
     (
+        "suture_park.c",
+        include_bytes!("../../../kmod/suture_park.c"),
+    ),
+    (
         "suture_core.c",
         include_bytes!("../../../kmod/suture_core.c"),
     ),
