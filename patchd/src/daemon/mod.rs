@@ -59,6 +59,10 @@ const LOCK_RETRY: Duration = Duration::from_secs(1);
 /// before it gives up: two minutes.
 const START_LOCK_ATTEMPTS: u32 = 120;
 
+/// Longest the loop sleeps before it looks for survivors of the
+/// crash-loop guard again (seconds): a day.
+const SURVIVOR_CHECK_MAX: u64 = 86_400;
+
 /// What the daemon is asked to do besides the settings ([`Daemon::run`]
 /// or [`Daemon::run_once`] is the caller's choice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,10 +279,12 @@ impl<'k> Daemon<'k> {
         // The first poll right away: a host that booted wants its fixes.
         let mut next_poll = self.repository.as_ref().map(|_| Instant::now());
         loop {
-            let survivor_at = self.next_survivor.map(|at| {
-                // A second late, so the clock has reached `at` by then.
+            let survivor_at = self.next_survivor.and_then(|at| {
+                // A second late, so the clock has reached `at` by then; at
+                // most a day ahead (then looked at again), whatever the
+                // state file says.
                 let left = at.saturating_sub(self.clock.now()).saturating_add(1);
-                Instant::now() + Duration::from_secs(left)
+                Instant::now().checked_add(Duration::from_secs(left.min(SURVIVOR_CHECK_MAX)))
             });
             let deadline = [retry_at, next_poll, survivor_at]
                 .into_iter()

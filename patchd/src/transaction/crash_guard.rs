@@ -23,7 +23,9 @@
 //!   crash cut short is held too (reconcile). `patchd release` or a boot
 //!   after a clean shutdown applies them again.
 
-use tracing::{info, warn};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing::{debug, info, warn};
 
 use super::audit::{AuditAction, AuditEntry, AuditError, AuditResult};
 use super::session::Session;
@@ -32,6 +34,9 @@ use super::take_out::entry_of;
 
 pub use super::session::{DEFAULT_CRASH_GUARD_UPTIME_SECS, MAX_CRASH_GUARD_UPTIME_SECS};
 
+/// Whether this process warned already that the boot id cannot be read.
+static WARNED_NO_BOOT_ID: AtomicBool = AtomicBool::new(false);
+
 /// Squares the state's boot record with the running boot: called when a
 /// session opens, before reconciling. A boot id that cannot be read leaves
 /// the record as it is and the guard off for this session.
@@ -39,10 +44,15 @@ pub(crate) fn begin_boot(session: &mut Session<'_>) -> Result<(), StateError> {
     let id = match session.kernel.boot_id() {
         Ok(id) => id,
         Err(error) => {
-            warn!(
-                error = %crate::error_text(&error),
-                "crash-loop guard off: cannot read this boot's id; lost bundles are re-applied as if the machine had shut down cleanly"
-            );
+            let error = crate::error_text(&error);
+            let text = "crash-loop guard off: cannot read this boot's id; lost bundles are re-applied as if the machine had shut down cleanly";
+            // Once per process as a warning: the daemon opens a session
+            // for every batch.
+            if WARNED_NO_BOOT_ID.swap(true, Ordering::Relaxed) {
+                debug!(error = %error, "{text}");
+            } else {
+                warn!(error = %error, "{text}");
+            }
             return Ok(());
         }
     };
@@ -215,7 +225,10 @@ pub fn shutdown(session: &mut Session<'_>) -> Result<ShutdownReport, ShutdownErr
     let listed = if applied.is_empty() {
         "none".to_owned()
     } else {
-        applied.join(", ")
+        format!(
+            "{} (they survive if the machine goes down now)",
+            applied.join(", ")
+        )
     };
     let boot_id = session.boot_id.clone();
     let mut entry = AuditEntry::default();
@@ -223,9 +236,7 @@ pub fn shutdown(session: &mut Session<'_>) -> Result<ShutdownReport, ShutdownErr
         (Some(id), Some(boot)) if boot.id == *id => {
             boot.clean_shutdown = true;
             session.save().map_err(ShutdownError::State)?;
-            entry.detail = Some(format!(
-                "clean shutdown of boot {id}; applied: {listed} (they survive if the machine goes down now)"
-            ));
+            entry.detail = Some(format!("clean shutdown of boot {id}; applied: {listed}"));
             AuditResult::Ok
         }
         _ => {

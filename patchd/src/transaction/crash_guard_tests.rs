@@ -159,6 +159,27 @@ fn uptime_survivors_are_marked_by_work_never_by_status() {
 }
 
 #[test]
+fn status_after_a_boot_change_marks_no_survivor() {
+    let host = TestHost::new();
+    let kernel = TestHost::kernel();
+    applied(&host, &kernel, &["fix_a"]);
+    // Applied long ago, but no patchd work saw it since: no proof.
+    host.clock.sleep(Duration::from_secs(7200));
+    kernel.reboot();
+    let session = host.session(&kernel);
+    let status = crate::observe::status::status(&session).expect("status");
+    assert!(status.crash_guard.after_crash);
+    assert_eq!(status.bundles[0].phase, "lost");
+    assert!(!status.bundles[0].survived);
+    assert!(
+        !state_on_disk(&host)
+            .get("fix_a")
+            .expect("recorded")
+            .survived
+    );
+}
+
+#[test]
 fn no_uptime_proof_when_it_is_zero() {
     let host = TestHost::new();
     let kernel = TestHost::kernel();
