@@ -471,7 +471,7 @@ fn reapplied_detail(was: Phase, mode: Mode) -> String {
             format!("released: {FROM} (the crash-loop guard had held it back)")
         }
         (_, Phase::Held) => format!(
-            "{FROM} (the crash-loop guard had held it back; the boot before this one ended with a clean shutdown)"
+            "{FROM} (the crash-loop guard had held it back; this boot did not follow a crash)"
         ),
         _ => format!("{FROM} (it was lost)"),
     }
