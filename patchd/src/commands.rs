@@ -13,17 +13,23 @@ use patchd::kernel::running_identity;
 use patchd::observe::metrics::TEXTFILE_NAME;
 use patchd::ownership::default_owners;
 use patchd::privileges::{drop_to, require, RealCapabilities, DAEMON_CAPABILITIES, KERNEL_CHANGES};
-use patchd::transaction::state::StateDir;
+use patchd::transaction::crash_guard::{self, note_work};
+use patchd::transaction::release::{release, ReleaseTarget};
+use patchd::transaction::state::{StateDir, StateError};
 use patchd::verify::trust::TrustStore;
 use patchd::{
-    link::load, link_module, AuditLog, Config, Kallsyms, LinkRecord, MetricsSnapshot, ModuleImage,
-    Overrides, RealKernel, RevertTarget, Session, Settings, SystemClock,
+    link::load, link_module, AuditLog, Clock, Config, Kallsyms, LinkRecord, MetricsSnapshot,
+    ModuleImage, Overrides, RealKernel, RevertTarget, Session, SessionError, Settings, SystemClock,
 };
 
 use super::{
-    ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, LinkArgs, LoadModuleArgs, MetricsArgs,
-    ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
+    ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
+    MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
 };
+
+/// How long `patchd shutdown` waits for another patchd's state lock, a
+/// second at a time: the machine is stopping, a command in hand finishes.
+const SHUTDOWN_LOCK_ATTEMPTS: u32 = 30;
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,6 +38,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => cmd_verify(config, args),
         Command::Apply(args) => cmd_apply(config, args),
         Command::Revert(args) => cmd_revert(config, args),
+        Command::Release(args) => cmd_release(config, args),
+        Command::Shutdown(state) => cmd_shutdown(config, state),
         Command::Status(args) => cmd_status(config, args),
         Command::Report(args) => cmd_report(config, args),
         Command::Metrics(args) => cmd_metrics(config, args),
@@ -71,19 +79,21 @@ fn cmd_apply(config: Option<&Path>, args: ApplyArgs) -> anyhow::Result<()> {
         kmod,
         state,
         retry,
+        guard,
     } = args;
     let settings = settings(
         config,
         Overrides {
             keys_dir: keys.keys,
             kmod: kmod.kmod,
-            ..overrides(state, retry)
+            ..overrides(state, retry, guard)
         },
     )?;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd apply")?;
     let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
     let mut session = open_session(&kernel, config)?;
+    note_work(&mut session)?;
     let report = patchd::apply(&mut session, &bundles)?;
     if report.companion_loaded {
         println!("loaded the companion module");
@@ -109,12 +119,14 @@ fn cmd_revert(config: Option<&Path>, args: RevertArgs) -> anyhow::Result<()> {
         all,
         state,
         retry,
+        guard,
     } = args;
-    let settings = settings(config, overrides(state, retry))?;
+    let settings = settings(config, overrides(state, retry, guard))?;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd revert")?;
     let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
     let mut session = open_session(&kernel, config)?;
+    note_work(&mut session)?;
     let target = if all {
         RevertTarget::All
     } else {
@@ -126,6 +138,89 @@ fn cmd_revert(config: Option<&Path>, args: RevertArgs) -> anyhow::Result<()> {
     }
     for id in &report.reverted {
         println!("{id}: reverted");
+    }
+    Ok(())
+}
+
+/// `patchd release`.
+fn cmd_release(config: Option<&Path>, args: ReleaseArgs) -> anyhow::Result<()> {
+    let ReleaseArgs {
+        ids,
+        all,
+        keys,
+        kmod,
+        state,
+        retry,
+        guard,
+    } = args;
+    let settings = settings(
+        config,
+        Overrides {
+            keys_dir: keys.keys,
+            kmod: kmod.kmod,
+            ..overrides(state, retry, guard)
+        },
+    )?;
+    require(&RealCapabilities, KERNEL_CHANGES, "patchd release")?;
+    let config = settings.session_config(default_owners());
+    let kernel = RealKernel::new();
+    let mut session = open_session(&kernel, config)?;
+    note_work(&mut session)?;
+    let target = if all {
+        ReleaseTarget::All
+    } else {
+        ReleaseTarget::Ids(ids)
+    };
+    let report = release(&mut session, &target)?;
+    if report.released.is_empty() {
+        println!("nothing is held");
+    }
+    for id in &report.released {
+        println!("{id}: released (applied again)");
+    }
+    Ok(())
+}
+
+/// `patchd shutdown`: no capability needed (it writes only the root-owned
+/// state directory, as `status` may), and it waits a while for the lock.
+fn cmd_shutdown(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
+    static CLOCK: SystemClock = SystemClock;
+    let settings = settings(config, state_only(state))?;
+    let kernel = RealKernel::new();
+    let mut session = None;
+    for attempt in 1..=SHUTDOWN_LOCK_ATTEMPTS {
+        let config = settings.session_config(default_owners());
+        match open_session_with(&kernel, &CLOCK, config) {
+            Err(SessionError::State(StateError::Locked { .. }))
+                if attempt < SHUTDOWN_LOCK_ATTEMPTS =>
+            {
+                if attempt == 1 {
+                    info!("another patchd holds the state lock; waiting for it");
+                }
+                CLOCK.sleep(std::time::Duration::from_secs(1));
+            }
+            opened => {
+                session = Some(opened?);
+                break;
+            }
+        }
+    }
+    let Some(mut session) = session else {
+        anyhow::bail!("cannot open the state to record the shutdown");
+    };
+    let report = crash_guard::shutdown(&mut session)?;
+    match &report.boot_id {
+        Some(id) => println!(
+            "recorded a clean shutdown of boot {id}; applied: {}",
+            if report.applied.is_empty() {
+                "none".to_owned()
+            } else {
+                report.applied.join(", ")
+            }
+        ),
+        None => println!(
+            "cannot read this boot's id: no clean shutdown recorded (the crash-loop guard is off)"
+        ),
     }
     Ok(())
 }
@@ -207,6 +302,7 @@ fn cmd_daemon(config: Option<&Path>, args: DaemonArgs) -> anyhow::Result<()> {
         kmod,
         state,
         retry,
+        guard,
         kernel_root,
     } = args;
     let settings = settings(
@@ -215,7 +311,7 @@ fn cmd_daemon(config: Option<&Path>, args: DaemonArgs) -> anyhow::Result<()> {
             keys_dir: keys.keys,
             kmod: kmod.kmod,
             watch_dir,
-            ..overrides(state, retry)
+            ..overrides(state, retry, guard)
         },
     )?;
     daemon(settings, once, !no_repository, kernel_root)?;
@@ -306,12 +402,13 @@ fn state_only(state: StateArgs) -> Overrides {
     }
 }
 
-/// The flags shared by the commands that work with the state.
-fn overrides(state: StateArgs, retry: RetryArgs) -> Overrides {
+/// The flags shared by the commands that change what is applied.
+fn overrides(state: StateArgs, retry: RetryArgs, guard: GuardArgs) -> Overrides {
     Overrides {
         state_dir: state.state_dir,
         switch_attempts: retry.switch_attempts,
         switch_backoff_ms: retry.switch_backoff_ms,
+        crash_guard_uptime_secs: guard.crash_guard_uptime_secs,
         ..Overrides::default()
     }
 }
@@ -320,7 +417,16 @@ fn overrides(state: StateArgs, retry: RetryArgs) -> Overrides {
 /// reporting what reconciling changed.
 fn open_session(kernel: &RealKernel, config: Config) -> anyhow::Result<Session<'_>> {
     static CLOCK: SystemClock = SystemClock;
-    let session = Session::open(kernel, &CLOCK, config)?;
+    Ok(open_session_with(kernel, &CLOCK, config)?)
+}
+
+/// [`open_session`] with its error as it is, to tell a held lock apart.
+fn open_session_with<'k>(
+    kernel: &'k RealKernel,
+    clock: &'k SystemClock,
+    config: Config,
+) -> Result<Session<'k>, SessionError> {
+    let session = Session::open(kernel, clock, config)?;
     for change in &session.reconciled().changes {
         eprintln!("patchd: reconciled {}: {}", change.id, change.what);
     }

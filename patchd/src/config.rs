@@ -1,7 +1,8 @@
 //! patchd's config file, `/etc/suture/patchd.toml` unless `--config` names
 //! another: where the state, the trust store, the companion module and the
 //! watch directory are, how to retry busy switches, the bundle repository to
-//! poll and where to publish metrics. Command-line flags win over the file,
+//! poll, where to publish metrics and how long a bundle must have been
+//! applied to survive a crash (the crash-loop guard). Command-line flags win over the file,
 //! and the file over the defaults ([`Settings::load`]).
 //!
 //! The file decides which keys are trusted and which modules are loaded, so
@@ -19,7 +20,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ownership::{check_trusted_path, OwnershipError};
-use crate::transaction::session::{Config, DEFAULT_KMOD};
+use crate::transaction::session::{
+    Config, DEFAULT_CRASH_GUARD_UPTIME_SECS, DEFAULT_KMOD, MAX_CRASH_GUARD_UPTIME_SECS,
+};
 use crate::transaction::state::DEFAULT_STATE_DIR;
 use crate::transaction::switch::RetryPolicy;
 use crate::verify::trust::DEFAULT_KEYS_DIR;
@@ -64,6 +67,7 @@ struct FileConfig {
     watch_dir: Option<PathBuf>,
     switch_attempts: Option<u32>,
     switch_backoff_ms: Option<u64>,
+    crash_guard_uptime_secs: Option<u64>,
     repository: Option<FileRepository>,
     metrics: Option<FileMetrics>,
 }
@@ -99,6 +103,8 @@ pub struct Overrides {
     pub switch_attempts: Option<u32>,
     /// `--switch-backoff-ms`.
     pub switch_backoff_ms: Option<u64>,
+    /// `--crash-guard-uptime-secs`.
+    pub crash_guard_uptime_secs: Option<u64>,
 }
 
 /// The bundle repository the daemon polls.
@@ -141,6 +147,9 @@ pub struct Settings {
     pub switch_attempts: u32,
     /// First wait after a busy refusal, in milliseconds.
     pub switch_backoff_ms: u64,
+    /// How long a bundle must have been applied to survive a crash (the
+    /// crash-loop guard), in seconds; 0: only a clean shutdown proves it.
+    pub crash_guard_uptime_secs: u64,
     /// The repository, if one is configured.
     pub repository: Option<RepositorySettings>,
     /// Metrics.
@@ -157,6 +166,7 @@ impl Default for Settings {
             watch_dir: PathBuf::from(DEFAULT_WATCH_DIR),
             switch_attempts: DEFAULT_SWITCH_ATTEMPTS,
             switch_backoff_ms: DEFAULT_SWITCH_BACKOFF_MS,
+            crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
             repository: None,
             metrics: MetricsSettings::default(),
         }
@@ -283,6 +293,9 @@ impl Settings {
             watch_dir: absolute("watch_dir", file.watch_dir, defaults.watch_dir)?,
             switch_attempts: file.switch_attempts.unwrap_or(defaults.switch_attempts),
             switch_backoff_ms: file.switch_backoff_ms.unwrap_or(defaults.switch_backoff_ms),
+            crash_guard_uptime_secs: file
+                .crash_guard_uptime_secs
+                .unwrap_or(defaults.crash_guard_uptime_secs),
             repository: file
                 .repository
                 .map(|repository| repository_settings(&origin, repository))
@@ -303,6 +316,7 @@ impl Settings {
             settings.switch_attempts,
             settings.switch_backoff_ms,
         )?;
+        check_uptime(&origin, settings.crash_guard_uptime_secs)?;
         Ok(settings)
     }
 
@@ -323,7 +337,11 @@ impl Settings {
         if let Some(backoff) = overrides.switch_backoff_ms {
             self.switch_backoff_ms = backoff;
         }
+        if let Some(secs) = overrides.crash_guard_uptime_secs {
+            self.crash_guard_uptime_secs = secs;
+        }
         check_switches("command line", self.switch_attempts, self.switch_backoff_ms)?;
+        check_uptime("command line", self.crash_guard_uptime_secs)?;
         Ok(self)
     }
 
@@ -346,6 +364,7 @@ impl Settings {
             kmod: self.kmod.clone(),
             retry: self.retry(),
             trusted_owners,
+            crash_guard_uptime_secs: self.crash_guard_uptime_secs,
         }
     }
 }
@@ -398,6 +417,22 @@ fn check_switches(origin: &str, attempts: u32, backoff_ms: u64) -> Result<(), Co
             key: "switch_backoff_ms",
             value: backoff_ms.to_string(),
             reason: format!("give at most {MAX_SWITCH_BACKOFF_MS} (one minute)"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses an uptime proof longer than [`MAX_CRASH_GUARD_UPTIME_SECS`] (a
+/// value in milliseconds, most likely).
+fn check_uptime(origin: &str, secs: u64) -> Result<(), ConfigError> {
+    if secs > MAX_CRASH_GUARD_UPTIME_SECS {
+        return Err(ConfigError::Value {
+            origin: origin.to_owned(),
+            key: "crash_guard_uptime_secs",
+            value: secs.to_string(),
+            reason: format!(
+                "give at most {MAX_CRASH_GUARD_UPTIME_SECS} (30 days), in seconds; 0 leaves only a clean shutdown as proof"
+            ),
         });
     }
     Ok(())

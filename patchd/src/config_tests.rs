@@ -13,6 +13,7 @@ kmod = "/srv/suture/suture.ko"
 watch_dir = "/srv/suture/bundles"
 switch_attempts = 5
 switch_backoff_ms = 100
+crash_guard_uptime_secs = 1800
 
 [repository]
 url = "https://patches.example.org/debian/6.1"
@@ -61,6 +62,7 @@ fn an_empty_file_gives_the_documented_defaults() {
         (10, 20)
     );
     assert_eq!(settings.retry(), RetryPolicy::default());
+    assert_eq!(settings.crash_guard_uptime_secs, 600);
     assert_eq!(settings.repository, None);
     assert_eq!(settings.metrics, MetricsSettings::default());
     assert_eq!(
@@ -76,6 +78,13 @@ fn every_key_is_read() {
     assert_eq!(settings.keys_dir, Path::new("/srv/suture/keys"));
     assert_eq!(settings.kmod, Path::new("/srv/suture/suture.ko"));
     assert_eq!(settings.watch_dir, Path::new("/srv/suture/bundles"));
+    assert_eq!(settings.crash_guard_uptime_secs, 1800);
+    assert_eq!(
+        settings
+            .session_config(default_owners())
+            .crash_guard_uptime_secs,
+        1800
+    );
     assert_eq!(
         settings.retry(),
         RetryPolicy {
@@ -326,4 +335,34 @@ fn a_huge_file_is_refused() {
     let error = Settings::load(Some(&path), &Overrides::default(), &default_owners())
         .expect_err("too large");
     assert!(matches!(error, ConfigError::TooLarge { .. }), "{error}");
+}
+
+#[test]
+fn the_crash_guard_uptime_is_bounded_and_a_flag_wins() {
+    let zero = parse("crash_guard_uptime_secs = 0\n").expect("0 turns the uptime proof off");
+    assert_eq!(zero.crash_guard_uptime_secs, 0);
+    let error = parse("crash_guard_uptime_secs = 2592001\n").expect_err("over 30 days");
+    let text = error.to_string();
+    assert!(
+        text.contains("crash_guard_uptime_secs = 2592001") && text.contains("at most 2592000"),
+        "{text}"
+    );
+    let overrides = Overrides {
+        crash_guard_uptime_secs: Some(30),
+        ..Overrides::default()
+    };
+    let settings = parse(FULL)
+        .expect("valid")
+        .with_overrides(&overrides)
+        .expect("valid");
+    assert_eq!(settings.crash_guard_uptime_secs, 30);
+    let too_long = Overrides {
+        crash_guard_uptime_secs: Some(u64::MAX),
+        ..Overrides::default()
+    };
+    let error = parse("").expect("valid").with_overrides(&too_long);
+    assert!(
+        error.is_err_and(|e| e.to_string().starts_with("command line")),
+        "refused, naming the command line"
+    );
 }

@@ -96,6 +96,16 @@ struct RetryArgs {
     switch_backoff_ms: Option<u64>,
 }
 
+/// The crash-loop guard's uptime proof.
+#[derive(Debug, Args)]
+struct GuardArgs {
+    /// A bundle applied this long (seconds) survives: it is re-applied
+    /// after a crash instead of held back; 0: only a clean shutdown proves
+    /// it [default: crash_guard_uptime_secs of the config file, or 600].
+    #[arg(long, value_name = "SECS")]
+    crash_guard_uptime_secs: Option<u64>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check bundles without applying them: format, digests, signature by a
@@ -106,6 +116,12 @@ enum Command {
     Apply(ApplyArgs),
     /// Disable and unload applied bundles, newest first.
     Revert(RevertArgs),
+    /// Apply again, now, bundles the crash-loop guard held back after a
+    /// crash (verified again from their copies); a failure leaves it held.
+    Release(ReleaseArgs),
+    /// Record a clean shutdown of this boot, so the next boot re-applies
+    /// every bundle (patchd-shutdown.service runs it as the machine stops).
+    Shutdown(StateArgs),
     /// Show the running kernel and every applied bundle.
     Status(StatusArgs),
     /// Compliance figures from the state and the verified audit log:
@@ -159,6 +175,8 @@ struct ApplyArgs {
     state: StateArgs,
     #[command(flatten)]
     retry: RetryArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
 }
 
 /// The arguments of `Revert`.
@@ -178,6 +196,33 @@ struct RevertArgs {
     state: StateArgs,
     #[command(flatten)]
     retry: RetryArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
+}
+
+/// The arguments of `Release`.
+#[derive(Debug, Args)]
+struct ReleaseArgs {
+    /// The held bundles' ids (see patchd status).
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    ids: Vec<String>,
+    /// Release every held bundle.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    keys: KeysArgs,
+    #[command(flatten)]
+    kmod: KmodArgs,
+    #[command(flatten)]
+    state: StateArgs,
+    #[command(flatten)]
+    retry: RetryArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
 }
 
 /// The arguments of `Status`.
@@ -238,6 +283,8 @@ struct DaemonArgs {
     state: StateArgs,
     #[command(flatten)]
     retry: RetryArgs,
+    #[command(flatten)]
+    guard: GuardArgs,
     /// Read /proc and /sys under DIR instead of / (for tests).
     #[arg(long, value_name = "DIR", hide = true)]
     kernel_root: Option<PathBuf>,

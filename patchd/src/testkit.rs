@@ -186,6 +186,7 @@ impl TestHost {
             kmod: self.path().join("suture.ko"),
             retry: RetryPolicy::default(),
             trusted_owners: crate::ownership::default_owners(),
+            crash_guard_uptime_secs: crate::transaction::session::DEFAULT_CRASH_GUARD_UPTIME_SECS,
         }
     }
 

@@ -3,13 +3,17 @@
 //!
 //! At start it reconciles the state with the kernel (as every command
 //! does), re-applies from their copies the bundles recorded as applied whose
-//! modules are gone after a reboot ([`work`]), and applies every bundle file
-//! of the watch directory made for this kernel. Then one thread waits in
+//! modules are gone after a reboot ([`work`]) — after a crash, the
+//! crash-loop guard holds back those that had not survived
+//! ([`crate::transaction::crash_guard`]) — and applies every bundle file of
+//! the watch directory made for this kernel. Then one thread waits in
 //! `poll(2)` on three things: inotify on the watch directory (a bundle
 //! written or moved in is applied at once), a signalfd for SIGTERM/SIGINT
 //! (stop after the work in hand), and a timeout for the next repository
 //! poll ([`repository`]), whose downloads land in the watch directory and
-//! take the same path. No async runtime, no worker threads.
+//! take the same path. The same loop wakes when an applied bundle has been
+//! applied for the crash-loop guard's uptime, to record it as a survivor.
+//! No async runtime, no worker threads.
 //!
 //! The daemon holds the state lock only while it works, so `patchd status`
 //! and `patchd revert` run between its batches; when another patchd holds
@@ -41,6 +45,7 @@ use tracing::{debug, info, warn};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::kernel::{running_identity, Kernel, KernelError, KernelIdentity};
+use crate::transaction::crash_guard;
 use crate::transaction::session::Session;
 use crate::transaction::state::{Phase, StateError};
 use crate::transaction::SessionError;
@@ -53,6 +58,10 @@ const LOCK_RETRY: Duration = Duration::from_secs(1);
 /// How often the start-up work tries the lock, [`LOCK_RETRY`] apart,
 /// before it gives up: two minutes.
 const START_LOCK_ATTEMPTS: u32 = 120;
+
+/// Longest the loop sleeps before it looks for survivors of the
+/// crash-loop guard again (seconds): a day.
+const SURVIVOR_CHECK_MAX: u64 = 86_400;
 
 /// What the daemon is asked to do besides the settings ([`Daemon::run`]
 /// or [`Daemon::run_once`] is the caller's choice).
@@ -81,6 +90,9 @@ pub trait Observer {
 pub struct Summary {
     /// Bundles re-applied at start from their copies.
     pub reapplied: Vec<String>,
+    /// Bundles the crash-loop guard holds back at start (after a crash):
+    /// not failures, but not applied either.
+    pub held: Vec<String>,
     /// Bundles applied from the watch directory (ids).
     pub applied: Vec<String>,
     /// Bundles that could not be applied or re-applied, and refused files
@@ -92,7 +104,8 @@ pub struct Summary {
     pub repository_failures: usize,
     /// Bundles for the running kernel not applied now: watch-directory
     /// files seen since the start that failed or wait for a dependency,
-    /// and bundles recorded as lost (the metric `suture_patches_pending`).
+    /// and bundles recorded as lost or held (the metric
+    /// `suture_patches_pending`).
     pub pending: usize,
 }
 
@@ -161,6 +174,9 @@ pub struct Daemon<'k> {
     notifier: Notifier,
     memory: Memory,
     summary: Summary,
+    /// When an applied bundle next survives the crash-loop guard's uptime
+    /// (Unix seconds, by `clock`): the loop wakes then to record it.
+    next_survivor: Option<u64>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -201,6 +217,7 @@ impl<'k> Daemon<'k> {
             notifier: Notifier::default(),
             memory: Memory::default(),
             summary: Summary::default(),
+            next_survivor: None,
         })
     }
 
@@ -232,11 +249,13 @@ impl<'k> Daemon<'k> {
         let downloaded = self.poll_repository();
         if !downloaded.is_empty() {
             let mut session = self.session_waiting()?;
+            note_work(&mut session);
             let changed = self.apply_files(&mut session, downloaded);
             self.finish(&session, changed);
         }
         info!(
             reapplied = self.summary.reapplied.len(),
+            held = self.summary.held.len(),
             applied = self.summary.applied.len(),
             failed = self.summary.failed.len(),
             repository_failures = self.summary.repository_failures,
@@ -260,7 +279,17 @@ impl<'k> Daemon<'k> {
         // The first poll right away: a host that booted wants its fixes.
         let mut next_poll = self.repository.as_ref().map(|_| Instant::now());
         loop {
-            let deadline = [retry_at, next_poll].into_iter().flatten().min();
+            let survivor_at = self.next_survivor.and_then(|at| {
+                // A second late, so the clock has reached `at` by then; at
+                // most a day ahead (then looked at again), whatever the
+                // state file says.
+                let left = at.saturating_sub(self.clock.now()).saturating_add(1);
+                Instant::now().checked_add(Duration::from_secs(left.min(SURVIVOR_CHECK_MAX)))
+            });
+            let deadline = [retry_at, next_poll, survivor_at]
+                .into_iter()
+                .flatten()
+                .min();
             let (stopping, watched) = wait(stop.fd(), watcher.fd(), deadline)?;
             if stopping {
                 if let Some(reason) = stop.requested() {
@@ -285,12 +314,16 @@ impl<'k> Daemon<'k> {
                 pending.extend(downloaded);
                 next_poll = Some(Instant::now() + self.next_poll_delay());
             }
-            if pending.is_empty() || retry_at.is_some_and(|at| Instant::now() < at) {
+            let survivors_due = self.next_survivor.is_some_and(|at| self.clock.now() >= at);
+            if (pending.is_empty() && !survivors_due)
+                || retry_at.is_some_and(|at| Instant::now() < at)
+            {
                 continue;
             }
             match self.session()? {
                 Some(mut session) => {
                     retry_at = None;
+                    note_work(&mut session);
                     let changed = self.apply_files(&mut session, std::mem::take(&mut pending));
                     self.finish(&session, changed);
                 }
@@ -317,6 +350,7 @@ impl<'k> Daemon<'k> {
             "daemon starting"
         );
         let mut session = self.session_waiting()?;
+        note_work(&mut session);
         self.reapply_lost(&mut session);
         let names = watch::scan(&self.settings.watch_dir).map_err(DaemonError::Watch)?;
         self.apply_files(&mut session, names);
@@ -429,11 +463,13 @@ impl<'k> Daemon<'k> {
             .filter(|sha256| !applied.contains(sha256.as_str()))
             .collect::<HashSet<_>>()
             .len();
+        self.next_survivor =
+            crash_guard::next_survivor_at(session.state(), self.settings.crash_guard_uptime_secs);
         let lost = bundles
             .iter()
             .filter(|record| {
                 let target = &record.manifest.target;
-                record.phase == Phase::Lost
+                record.phase.is_gone()
                     && target.kernel_release == self.running.release
                     && target.build_id == self.running.build_id
                     && !self
@@ -449,6 +485,18 @@ impl<'k> Daemon<'k> {
                 observer.refresh(session, &self.summary);
             }
         }
+    }
+}
+
+/// Tells the crash-loop guard that the daemon works (a clean shutdown
+/// recorded in this boot is void) and records the bundles that survived; a
+/// failure to save that is logged, and the work goes on.
+fn note_work(session: &mut Session<'_>) {
+    if let Err(failure) = crash_guard::note_work(session) {
+        warn!(
+            error = %crate::error_text(&failure),
+            "crash-loop guard: cannot record the bundles that survived"
+        );
     }
 }
 
@@ -486,6 +534,8 @@ fn wait(
     Ok((ready(&fds[0]), ready(&fds[1])))
 }
 
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]

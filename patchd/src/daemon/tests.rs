@@ -17,7 +17,7 @@ use crate::transaction::state::{Phase, StateDir};
 use crate::verify::sha256_hex;
 
 /// The test host's settings, with a watch directory beside the state.
-fn settings(host: &TestHost) -> Settings {
+pub(super) fn settings(host: &TestHost) -> Settings {
     Settings {
         state_dir: host.path().join("state"),
         keys_dir: host.path().join("keys"),
@@ -27,7 +27,11 @@ fn settings(host: &TestHost) -> Settings {
     }
 }
 
-fn daemon<'k>(host: &'k TestHost, kernel: &'k FakeKernel, settings: Settings) -> Daemon<'k> {
+pub(super) fn daemon<'k>(
+    host: &'k TestHost,
+    kernel: &'k FakeKernel,
+    settings: Settings,
+) -> Daemon<'k> {
     Daemon::new(
         kernel,
         &host.clock,
@@ -40,7 +44,7 @@ fn daemon<'k>(host: &'k TestHost, kernel: &'k FakeKernel, settings: Settings) ->
 
 /// Writes a bundle of `id` (this kernel, the trusted key) into the watch
 /// directory as `name`.
-fn drop_bundle(host: &TestHost, name: &str, id: &str) -> Vec<u8> {
+pub(super) fn drop_bundle(host: &TestHost, name: &str, id: &str) -> Vec<u8> {
     let bytes = bundle_bytes(&manifest(id), &signing_key());
     write_watched(host, name, &bytes);
     bytes
@@ -59,14 +63,14 @@ fn other_kernel_bundle(id: &str) -> Vec<u8> {
     bundle_bytes(&other, &signing_key())
 }
 
-fn audit_lines(host: &TestHost) -> Vec<AuditRecord> {
+pub(super) fn audit_lines(host: &TestHost) -> Vec<AuditRecord> {
     let text = std::fs::read_to_string(host.path().join("state/audit.log")).unwrap_or_default();
     text.lines()
         .map(|line| serde_json::from_str(line).expect("audit record"))
         .collect()
 }
 
-fn state_of(host: &TestHost) -> crate::transaction::state::State {
+pub(super) fn state_of(host: &TestHost) -> crate::transaction::state::State {
     let dir = StateDir::open(&host.path().join("state"), &default_owners()).expect("open");
     dir.load().expect("load")
 }
@@ -293,7 +297,7 @@ impl Recorder {
 
 /// Stops the loop when dropped, so a failed assertion in the test thread
 /// ends the test instead of leaving the daemon's thread running.
-struct StopOnDrop<'a>(&'a signals::StopHandle);
+pub(super) struct StopOnDrop<'a>(pub(super) &'a signals::StopHandle);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
@@ -302,7 +306,7 @@ impl Drop for StopOnDrop<'_> {
 }
 
 /// Waits up to `limit` for `done`, checking every 10 ms.
-fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+pub(super) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if done() {

@@ -1,5 +1,6 @@
-//! The daemon's work inside one session: re-applying lost bundles at start,
-//! and applying bundle files of the watch directory.
+//! The daemon's work inside one session: re-applying lost bundles at start
+//! (or holding them back after a crash: the crash-loop guard), and applying
+//! bundle files of the watch directory.
 //!
 //! Each file is its own all-or-nothing apply, so one bad bundle never holds
 //! back the others. Before an apply, a file is skipped when its sha256 is
@@ -18,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use super::watch::{self, display_name, WatchError};
 use super::Daemon;
 use crate::transaction::apply::{apply_read, reapply, ApplyError};
+use crate::transaction::crash_guard;
 use crate::transaction::session::Session;
 use crate::transaction::state::Phase;
 use crate::verify::sha256_hex;
@@ -36,31 +38,42 @@ enum FileOutcome {
 }
 
 impl Daemon<'_> {
-    /// Re-applies every bundle recorded as lost that is for the running
-    /// kernel, in the order they were applied (dependencies first).
+    /// Re-applies every bundle recorded as lost (or held) that is for the
+    /// running kernel, in the order they were applied (dependencies
+    /// first). After a crash, the crash-loop guard holds back each lost
+    /// bundle that has not survived, and held bundles stay held; after a
+    /// clean shutdown, held bundles are re-applied too.
     pub(super) fn reapply_lost(&mut self, session: &mut Session<'_>) {
-        let lost: Vec<(String, String, String)> = session
+        let after_crash = crash_guard::after_crash(session);
+        let gone: Vec<(String, Phase, bool, String, String)> = session
             .state()
             .bundles
             .iter()
-            .filter(|record| record.phase == Phase::Lost)
+            .filter(|record| record.phase.is_gone())
             .map(|record| {
                 let target = &record.manifest.target;
                 (
                     record.id.clone(),
+                    record.phase,
+                    record.survived,
                     target.kernel_release.clone(),
                     target.build_id.clone(),
                 )
             })
             .collect();
-        for (id, release, build_id) in lost {
+        for (id, phase, survived, release, build_id) in gone {
+            let as_phase = phase.as_str();
             if release != self.running.release || build_id != self.running.build_id {
                 info!(
                     bundle = %id,
                     release = %release,
                     build_id = %build_id,
-                    "boot re-apply: {id} is for kernel {release} (build-id {build_id}), not the running one: left recorded as lost"
+                    "boot re-apply: {id} is for kernel {release} (build-id {build_id}), not the running one: left recorded as {as_phase}"
                 );
+                continue;
+            }
+            if after_crash && (phase == Phase::Held || !survived) {
+                self.hold(session, &id, phase);
                 continue;
             }
             match reapply(session, &id) {
@@ -72,10 +85,31 @@ impl Daemon<'_> {
                     error!(
                         bundle = %id,
                         error = %crate::error_text(&failure),
-                        "boot re-apply: cannot re-apply {id}; it stays recorded as lost"
+                        "boot re-apply: cannot re-apply {id}; it stays recorded as {as_phase}"
                     );
                     self.summary.failed.push(id);
                 }
+            }
+        }
+    }
+
+    /// Holds back bundle `id` (recorded as `phase`) after a crash, or leaves
+    /// it held.
+    fn hold(&mut self, session: &mut Session<'_>, id: &str, phase: Phase) {
+        if phase == Phase::Held {
+            info!(bundle = %id, "boot re-apply: {id} stays held after a crash; `patchd release {id}` re-applies it");
+            self.summary.held.push(id.to_owned());
+            return;
+        }
+        match crash_guard::hold(session, id) {
+            Ok(()) => self.summary.held.push(id.to_owned()),
+            Err(failure) => {
+                error!(
+                    bundle = %id,
+                    error = %crate::error_text(&failure),
+                    "boot re-apply: cannot record {id} as held; it stays recorded as lost"
+                );
+                self.summary.failed.push(id.to_owned());
             }
         }
     }

@@ -192,3 +192,26 @@ fn injected_failures_and_unregistered_modules() {
         "failed loads are recorded too"
     );
 }
+
+#[test]
+fn a_reboot_empties_the_kernel_and_brings_a_new_boot_id() {
+    let kernel = FakeKernel::new("")
+        .with_loaded_modules(["suture"])
+        .with_patch("fix_a", true);
+    assert_eq!(kernel.boot_id().expect("boot id"), FAKE_BOOT_ID);
+    kernel.reboot();
+    assert!(kernel.modules_now().is_empty());
+    assert_eq!(kernel.patch_enabled("fix_a"), None);
+    assert_eq!(kernel.suture_patches().expect("sysfs"), None);
+    assert_eq!(
+        kernel.boot_id().expect("boot id"),
+        "00000000-0000-0000-0000-000000000002"
+    );
+    kernel.set_boot_id(None);
+    assert!(matches!(kernel.boot_id(), Err(KernelError::Read { .. })));
+    let other = FakeKernel::new("").with_boot_id("b");
+    assert_eq!(other.boot_id().expect("boot id"), "b");
+    other.reboot();
+    assert_eq!(other.boot_id().expect("boot id"), "00000000000c");
+    assert!(FakeKernel::new("").without_boot_id().boot_id().is_err());
+}

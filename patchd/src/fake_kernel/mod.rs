@@ -26,6 +26,9 @@ use crate::link::{module_name, undefined_symbols};
 pub const FAKE_RELEASE: &str = "6.1.0-50-amd64";
 /// The build-id a [`FakeKernel`] runs unless told otherwise.
 pub const FAKE_BUILD_ID: &str = "06f8bde30046985060c60820f7a11515a33afb06";
+/// The boot id a [`FakeKernel`] reports unless told otherwise;
+/// [`FakeKernel::reboot`] counts up its last digits.
+pub const FAKE_BOOT_ID: &str = "00000000-0000-0000-0000-000000000001";
 /// The `last_busy` text of a simulated `EBUSY` refusal.
 pub const FAKE_LAST_BUSY: &str =
     "pid 4242 comm suture_busy at suture_target_sleep+0x94/0xd0 [suture_target]";
@@ -77,6 +80,8 @@ pub enum KernelCall {
         /// The value written.
         enabled: bool,
     },
+    /// [`Kernel::boot_id`].
+    BootId,
 }
 
 impl KernelCall {
@@ -115,6 +120,8 @@ struct Simulation {
     delete_errno_of: HashMap<String, Errno>,
     /// Modules that load but do not register a patch.
     unregistered: BTreeSet<String>,
+    /// `/proc/sys/kernel/random/boot_id`; `None`: unreadable.
+    boot_id: Option<String>,
 }
 
 impl Simulation {
@@ -153,8 +160,40 @@ impl FakeKernel {
             notes: notes_with_build_id(FAKE_BUILD_ID),
             load_errno: None,
             calls: Mutex::default(),
-            simulation: Mutex::default(),
+            simulation: Mutex::new(Simulation {
+                boot_id: Some(FAKE_BOOT_ID.to_owned()),
+                ..Simulation::default()
+            }),
         }
+    }
+
+    /// Sets this boot's id (as [`FAKE_BOOT_ID`] reads).
+    #[must_use]
+    pub fn with_boot_id(mut self, id: &str) -> Self {
+        self.sim_mut().boot_id = Some(id.to_owned());
+        self
+    }
+
+    /// Makes [`Kernel::boot_id`] fail, as when the file cannot be read.
+    #[must_use]
+    pub fn without_boot_id(mut self) -> Self {
+        self.sim_mut().boot_id = None;
+        self
+    }
+
+    /// Changes this boot's id now (`None`: unreadable from now on).
+    pub fn set_boot_id(&self, id: Option<&str>) {
+        self.sim().boot_id = id.map(str::to_owned);
+    }
+
+    /// Simulates a reboot: every module is gone, the companion's sysfs
+    /// with them, and the boot id is the next one (its last 12 digits
+    /// counted up). Refusals set up with the builders stay.
+    pub fn reboot(&self) {
+        let mut sim = self.sim();
+        sim.modules.clear();
+        sim.patches.clear();
+        sim.boot_id = Some(next_boot_id(sim.boot_id.as_deref()));
     }
 
     /// Sets the active lockdown mode (`Some("none")`, `Some("integrity")`, ...)
@@ -326,6 +365,19 @@ impl FakeKernel {
     }
 }
 
+/// The boot id after `id`: its last 12 characters as a number, plus one.
+fn next_boot_id(id: Option<&str>) -> String {
+    let id = id.unwrap_or(FAKE_BOOT_ID);
+    let cut = id.len().saturating_sub(12);
+    let (head, tail) = if id.is_char_boundary(cut) {
+        id.split_at(cut)
+    } else {
+        (id, "")
+    };
+    let next = u64::from_str_radix(tail, 16).unwrap_or(0).wrapping_add(1);
+    format!("{head}{next:012x}")
+}
+
 impl Kernel for FakeKernel {
     fn kallsyms(&self) -> Result<String, KernelError> {
         self.record(KernelCall::Kallsyms);
@@ -488,6 +540,14 @@ impl Kernel for FakeKernel {
         }
         state.enabled = enabled;
         Ok(())
+    }
+
+    fn boot_id(&self) -> Result<String, KernelError> {
+        self.record(KernelCall::BootId);
+        self.sim().boot_id.clone().ok_or_else(|| KernelError::Read {
+            path: "/proc/sys/kernel/random/boot_id".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        })
     }
 }
 

@@ -109,6 +109,11 @@ pub trait Kernel {
     /// refuses ([`KernelError::Busy`] when a task is inside one of them) and
     /// changes nothing.
     fn write_patch_enabled(&self, patch: &str, enabled: bool) -> Result<(), KernelError>;
+
+    /// This boot's random id, `/proc/sys/kernel/random/boot_id` without
+    /// its newline: a new one at every boot, so patchd can tell a reboot
+    /// from a restart of itself (the crash-loop guard).
+    fn boot_id(&self) -> Result<String, KernelError>;
 }
 
 /// Failures while reading kernel state or loading a module.
@@ -340,6 +345,26 @@ pub(crate) fn check_module_name(name: &str) -> Result<(), KernelError> {
     }
 }
 
+/// Longest boot id accepted (the kernel's is a 36-character UUID).
+const MAX_BOOT_ID: usize = 64;
+
+/// Checks the text of `/proc/sys/kernel/random/boot_id` and returns the id
+/// without its newline: 1 to 64 bytes of printable ASCII.
+pub(crate) fn parse_boot_id(text: &str, path: &std::path::Path) -> Result<String, KernelError> {
+    let id = text.trim();
+    let valid =
+        !id.is_empty() && id.len() <= MAX_BOOT_ID && id.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(id.to_owned())
+    } else {
+        Err(KernelError::Malformed {
+            path: path.to_owned(),
+            line: 1,
+            reason: "not a boot id (1 to 64 printable ASCII characters)",
+        })
+    }
+}
+
 /// Extracts the active mode from the text of `/sys/kernel/security/lockdown`,
 /// which lists every mode and brackets the active one:
 /// `none [integrity] confidentiality`.
@@ -371,6 +396,20 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(parse_lockdown(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_boot_id_is_the_trimmed_text_and_nothing_else_is_one() {
+        let path = std::path::Path::new("/proc/sys/kernel/random/boot_id");
+        let id = "0c1f4a4e-8d5b-4a43-9f0e-3d1b2c7a9e10";
+        assert_eq!(parse_boot_id(&format!("{id}\n"), path).expect("id"), id);
+        let long = "a".repeat(65);
+        for bad in ["", "\n", "two words", "\u{1}", long.as_str()] {
+            assert!(
+                matches!(parse_boot_id(bad, path), Err(KernelError::Malformed { .. })),
+                "{bad:?}"
+            );
         }
     }
 

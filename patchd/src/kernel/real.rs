@@ -14,7 +14,8 @@ use nix::errno::Errno;
 use nix::kmod::DeleteModuleFlags;
 
 use super::{
-    check_module_name, parse_lockdown, parse_modules, Kernel, KernelError, PatchAttribute,
+    check_module_name, parse_boot_id, parse_lockdown, parse_modules, Kernel, KernelError,
+    PatchAttribute,
 };
 
 /// Cap on any kernel text file patchd reads. A real `/proc/kallsyms` with many
@@ -196,6 +197,11 @@ impl Kernel for RealKernel {
             .map(|text| text.trim_end_matches('\n').to_owned()))
     }
 
+    fn boot_id(&self) -> Result<String, KernelError> {
+        let text = self.read_required("proc/sys/kernel/random/boot_id")?;
+        parse_boot_id(&text, &self.path("proc/sys/kernel/random/boot_id"))
+    }
+
     fn write_patch_enabled(&self, patch: &str, enabled: bool) -> Result<(), KernelError> {
         let path = self.patch_file(patch, PatchAttribute::Enabled.file_name())?;
         // sysfs hands the store function what one write(2) carries: write
@@ -319,6 +325,28 @@ mod tests {
             kernel.read_patch_attribute("../../etc", PatchAttribute::Enabled),
             Err(KernelError::InvalidName { .. })
         ));
+    }
+
+    #[test]
+    fn the_boot_id_comes_from_the_root_prefix_and_its_absence_is_an_error() {
+        let dir = fake_tree();
+        let kernel = RealKernel::with_root(dir.path());
+        let error = kernel.boot_id().expect_err("absent");
+        assert!(
+            error.to_string().contains("proc/sys/kernel/random/boot_id"),
+            "{error}"
+        );
+        let random = dir.path().join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).expect("mkdir");
+        std::fs::write(
+            random.join("boot_id"),
+            "6c9f0e1a-0000-4000-8000-000000000002\n",
+        )
+        .expect("write");
+        assert_eq!(
+            kernel.boot_id().expect("boot id"),
+            "6c9f0e1a-0000-4000-8000-000000000002"
+        );
     }
 
     #[test]

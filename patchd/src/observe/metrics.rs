@@ -1,7 +1,7 @@
 //! Metrics in the Prometheus text exposition format (version 0.0.4), for
-//! node-exporter's textfile collector: what is applied and pending, failed
-//! attempts, the last success, the vulnerability gap per CVE, and patchd's
-//! version with the running kernel.
+//! node-exporter's textfile collector: what is applied, held back and
+//! pending, failed attempts, the last success, the vulnerability gap per
+//! CVE, and patchd's version with the running kernel.
 //!
 //! [`MetricsSnapshot::collect`] takes its figures from the state and the
 //! records of a verified audit log (the same computation as
@@ -36,6 +36,8 @@ pub struct MetricsSnapshot {
     pub kernel: KernelIdentity,
     /// Bundles the state records as applied.
     pub applied: u64,
+    /// Bundles the crash-loop guard holds back (recorded as held).
+    pub held: u64,
     /// Bundles seen but not applied, when the caller knows (the daemon
     /// does; a one-off `patchd metrics` does not, and leaves it out).
     pub pending: Option<u64>,
@@ -71,11 +73,10 @@ impl MetricsSnapshot {
         pending: Option<u64>,
         kernel: &KernelIdentity,
     ) -> Self {
-        let applied = state
-            .bundles
-            .iter()
-            .filter(|b| b.phase == Phase::Applied)
-            .count();
+        let count = |phase: Phase| {
+            let n = state.bundles.iter().filter(|b| b.phase == phase).count();
+            u64::try_from(n).unwrap_or(u64::MAX)
+        };
         let audit = audit.ok().map(|records| {
             let report = Report::build(state, records);
             AuditFigures {
@@ -93,7 +94,8 @@ impl MetricsSnapshot {
         Self {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel.clone(),
-            applied: u64::try_from(applied).unwrap_or(u64::MAX),
+            applied: count(Phase::Applied),
+            held: count(Phase::Held),
             pending,
             audit,
         }
@@ -180,6 +182,13 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         "gauge",
         "Bundles patchd records as applied.",
         &[(vec![], snapshot.applied)],
+    );
+    family(
+        &mut out,
+        "suture_patches_held",
+        "gauge",
+        "Bundles the crash-loop guard holds back after a crash (patchd release applies them again).",
+        &[(vec![], snapshot.held)],
     );
     let pending: Vec<_> = snapshot.pending.map(|n| (vec![], n)).into_iter().collect();
     family(

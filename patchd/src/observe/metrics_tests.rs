@@ -20,6 +20,7 @@ fn snapshot() -> MetricsSnapshot {
         version: "0.1.0".to_owned(),
         kernel: kernel(),
         applied: 2,
+        held: 1,
         pending: Some(1),
         audit: Some(AuditFigures {
             failed: 3,
@@ -50,6 +51,9 @@ suture_audit_log_intact 1
 # HELP suture_patches_applied Bundles patchd records as applied.
 # TYPE suture_patches_applied gauge
 suture_patches_applied 2
+# HELP suture_patches_held Bundles the crash-loop guard holds back after a crash (patchd release applies them again).
+# TYPE suture_patches_held gauge
+suture_patches_held 1
 # HELP suture_patches_pending Bundles seen but not applied.
 # TYPE suture_patches_pending gauge
 suture_patches_pending 1
@@ -85,6 +89,9 @@ suture_audit_log_intact 0
 # HELP suture_patches_applied Bundles patchd records as applied.
 # TYPE suture_patches_applied gauge
 suture_patches_applied 2
+# HELP suture_patches_held Bundles the crash-loop guard holds back after a crash (patchd release applies them again).
+# TYPE suture_patches_held gauge
+suture_patches_held 1
 "
     );
     assert_eq!(render(&snapshot), want);
@@ -158,6 +165,7 @@ fn record(id: &str, phase: Phase) -> BundleRecord {
             dependencies: vec![],
             created: 1_700_000_000,
         },
+        survived: false,
     }
 }
 
@@ -184,6 +192,7 @@ fn collect_counts_applied_bundles_and_draws_the_rest_from_the_log() {
         bundles: vec![
             record("fix_a", Phase::Applied),
             record("fix_bb", Phase::Lost),
+            record("fix_h", Phase::Held),
         ],
         ..State::default()
     };
@@ -195,7 +204,10 @@ fn collect_counts_applied_bundles_and_draws_the_rest_from_the_log() {
     ];
     let snapshot = MetricsSnapshot::collect(&state, Ok(&records), Some(5), &kernel());
     assert_eq!(snapshot.version, env!("CARGO_PKG_VERSION"));
-    assert_eq!((snapshot.applied, snapshot.pending), (1, Some(5)));
+    assert_eq!(
+        (snapshot.applied, snapshot.held, snapshot.pending),
+        (1, 1, Some(5))
+    );
     assert_eq!(
         snapshot.audit,
         Some(AuditFigures {

@@ -2,7 +2,8 @@
 //! state file and the audit log alone: per CVE the vulnerability gap (from
 //! when patchgen made the bundle that fixes it to the first time that
 //! bundle was applied here), the reboots live patching avoided, the failed
-//! attempts with each bundle's last error, and what is applied now.
+//! attempts with each bundle's last error, what is applied now and what
+//! the crash-loop guard holds back.
 //!
 //! The figures are only as good as the log, so a log whose hash chain does
 //! not verify is refused, never reported from. This module reads; it never
@@ -61,6 +62,9 @@ pub struct Report {
     pub last_success: Option<u64>,
     /// Ids of the bundles the state records as applied, in apply order.
     pub currently_applied: Vec<String>,
+    /// Ids of the bundles the crash-loop guard holds back (recorded as
+    /// held), in apply order.
+    pub held: Vec<String>,
     /// One entry per CVE, by CVE year and number.
     pub cves: Vec<CveGap>,
     /// One entry per bundle, in the order the log first names them; bundles
@@ -232,8 +236,10 @@ impl Report {
             if bundle.cves.is_empty() {
                 bundle.cves.clone_from(&recorded.manifest.cves);
             }
-            if recorded.phase == Phase::Applied {
-                report.currently_applied.push(recorded.id.clone());
+            match recorded.phase {
+                Phase::Applied => report.currently_applied.push(recorded.id.clone()),
+                Phase::Held => report.held.push(recorded.id.clone()),
+                _ => {}
             }
         }
         for bundle in &mut bundles {
@@ -460,6 +466,13 @@ impl fmt::Display for Report {
             time(self.last_success)
         )?;
         writeln!(f, "currently applied: {}", list(&self.currently_applied))?;
+        if !self.held.is_empty() {
+            writeln!(
+                f,
+                "held back after a crash: {} (`patchd release ID` applies it again)",
+                list(&self.held)
+            )?;
+        }
         if self.cves.is_empty() {
             writeln!(f, "vulnerability gap: no CVEs")?;
         } else {

@@ -101,6 +101,7 @@ fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord
             dependencies: vec![],
             created,
         },
+        survived: false,
     }
 }
 
@@ -385,6 +386,7 @@ fn json_field_names_are_the_documented_ones() {
         "refused_attempts",
         "last_success",
         "currently_applied",
+        "held",
         "cves",
         "bundles",
     ];

@@ -1,8 +1,10 @@
 //! `patchd status`: the running kernel, the companion module, and every
 //! bundle patchd applied with its state in the kernel (read from sysfs now,
 //! not taken from the state file), its functions, when it was applied, the
-//! CVEs it fixes, its signer and digest. Patches registered with the
-//! companion module that patchd did not apply are listed apart.
+//! CVEs it fixes, its signer and digest, and why the crash-loop guard holds
+//! it back if it does. Patches registered with the companion module that
+//! patchd did not apply are listed apart. Status never marks survivors:
+//! it reads.
 
 use std::fmt;
 
@@ -10,7 +12,9 @@ use serde::Serialize;
 
 use crate::clock::utc_rfc3339;
 use crate::kernel::{running_identity, KernelError, KernelIdentity};
+use crate::transaction::crash_guard::{after_crash, hold_reason};
 use crate::transaction::session::Session;
+use crate::transaction::state::Phase;
 use crate::transaction::take_out::patch_enabled;
 
 /// What `patchd status` shows.
@@ -25,6 +29,20 @@ pub struct Status {
     /// Patches registered with the companion module that patchd did not
     /// apply (loaded by hand).
     pub other_patches: Vec<String>,
+    /// The crash-loop guard in this boot.
+    pub crash_guard: GuardStatus,
+}
+
+/// The crash-loop guard as `patchd status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardStatus {
+    /// This boot's id; `None` when it cannot be read (the guard is off).
+    pub boot_id: Option<String>,
+    /// This boot followed a crash: bundles that had not survived are held.
+    pub after_crash: bool,
+    /// How long a bundle must be applied to survive (seconds; 0: only a
+    /// clean shutdown proves it).
+    pub uptime_secs: u64,
 }
 
 /// One applied bundle.
@@ -52,6 +70,11 @@ pub struct BundleStatus {
     pub signer_key_id: String,
     /// sha256 of the bundle.
     pub sha256: String,
+    /// It proved itself to the crash-loop guard (applied at a clean
+    /// shutdown or for the uptime): never held back after a crash.
+    pub survived: bool,
+    /// Why the crash-loop guard holds it back, when it does.
+    pub held: Option<String>,
 }
 
 /// Reads the status.
@@ -60,6 +83,7 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
     let identity = running_identity(kernel)?;
     let modules = kernel.loaded_modules()?;
     let registered = kernel.suture_patches()?;
+    let uptime_secs = session.config().crash_guard_uptime_secs;
     let mut bundles = Vec::new();
     for record in &session.state().bundles {
         let kernel_state = if !modules.contains(&record.id) {
@@ -81,6 +105,8 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
             description: record.manifest.description.clone(),
             signer_key_id: record.signer_key_id.clone(),
             sha256: record.sha256.clone(),
+            survived: record.survived,
+            held: (record.phase == Phase::Held).then(|| hold_reason(record, uptime_secs)),
         });
     }
     let other_patches = registered
@@ -94,6 +120,11 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
         companion_loaded: registered.is_some(),
         bundles,
         other_patches,
+        crash_guard: GuardStatus {
+            boot_id: session.boot_id().map(str::to_owned),
+            after_crash: after_crash(session),
+            uptime_secs,
+        },
     })
 }
 
@@ -118,6 +149,16 @@ impl fmt::Display for Status {
             "not loaded"
         };
         writeln!(f, "companion module: {companion}")?;
+        let guard = &self.crash_guard;
+        if guard.boot_id.is_none() {
+            writeln!(f, "crash-loop guard: off (this boot's id cannot be read)")?;
+        } else if guard.after_crash {
+            writeln!(
+                f,
+                "crash-loop guard: this boot followed a crash (no clean shutdown recorded); bundles not seen applied for {} s are held back",
+                guard.uptime_secs
+            )?;
+        }
         if self.bundles.is_empty() {
             writeln!(f, "applied bundles: none")?;
         } else {
@@ -132,6 +173,9 @@ impl fmt::Display for Status {
                 bundle.kernel_state,
                 bundle.applied_at_utc.as_deref().unwrap_or("never")
             )?;
+            if let Some(reason) = &bundle.held {
+                writeln!(f, "    {reason}")?;
+            }
             writeln!(f, "    functions: {}", list(&bundle.functions))?;
             if !bundle.skipped.is_empty() {
                 writeln!(
@@ -175,6 +219,8 @@ mod tests {
             description: String::new(),
             signer_key_id: "k".to_owned(),
             sha256: "s".to_owned(),
+            survived: false,
+            held: None,
         }
     }
 
@@ -188,6 +234,11 @@ mod tests {
             companion_loaded: true,
             bundles: vec![b],
             other_patches: Vec::new(),
+            crash_guard: GuardStatus {
+                boot_id: Some("b".to_owned()),
+                after_crash: false,
+                uptime_secs: 600,
+            },
         };
         let text = status(bundle(&["proc_cmdline_init"])).to_string();
         assert!(

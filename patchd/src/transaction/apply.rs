@@ -10,8 +10,10 @@
 //! A crash in between is undone by the next start ([`crate::transaction::reconcile`]).
 //!
 //! [`reapply`] puts a bundle recorded as lost (its module is gone, after a
-//! reboot) back from its copy in the state directory, through the same
-//! steps; undoing it records it as lost again instead of forgetting it.
+//! reboot) or held (by the crash-loop guard) back from its copy in the
+//! state directory, through the same steps; undoing it records it as lost
+//! or held again instead of forgetting it. [`release`] is the same for a
+//! held bundle, asked for by the operator.
 
 use std::path::{Path, PathBuf};
 
@@ -57,11 +59,13 @@ enum Source {
     Read(ReadBundle),
 }
 
-/// New bundles, or a bundle recorded as lost put back.
+/// New bundles, a bundle recorded as lost or held put back, or a held
+/// bundle released by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     New,
     Reapply,
+    Release,
 }
 
 /// Applies the bundles at `paths`, in order, all or nothing.
@@ -80,14 +84,32 @@ pub fn apply_read(
 }
 
 /// Applies again a bundle recorded as lost (applied once, its module gone,
-/// as after a reboot) from its copy in the state directory: verified again
-/// against the trust store and the running kernel, then loaded and enabled
-/// as by [`apply`]. On failure it stays recorded as lost, with its copy.
+/// as after a reboot) or held (by the crash-loop guard) from its copy in
+/// the state directory: verified again against the trust store and the
+/// running kernel, then loaded and enabled as by [`apply`]. On failure it
+/// stays recorded as it was, with its copy.
 pub fn reapply(session: &mut Session<'_>, id: &str) -> Result<ApplyReport, ApplyError> {
+    from_copy(session, id, Mode::Reapply)
+}
+
+/// Applies again a bundle the crash-loop guard held back (`patchd
+/// release`), as [`reapply`] does; only a held bundle is released. It is
+/// not a survivor for that: held again if the machine goes down again too
+/// soon.
+pub fn release(session: &mut Session<'_>, id: &str) -> Result<ApplyReport, ApplyError> {
+    from_copy(session, id, Mode::Release)
+}
+
+/// [`reapply`] and [`release`]: the record's copy, in `mode`.
+fn from_copy(session: &mut Session<'_>, id: &str, mode: Mode) -> Result<ApplyReport, ApplyError> {
     let Some(record) = session.state.get(id) else {
         return Err(ApplyError::NotRecorded { id: id.to_owned() });
     };
-    if record.phase != Phase::Lost {
+    let fits = match mode {
+        Mode::Release => record.phase == Phase::Held,
+        _ => record.phase.is_gone(),
+    };
+    if !fits {
         let phase = record.phase;
         return Err(ApplyError::NotApplicable {
             id: id.to_owned(),
@@ -95,7 +117,7 @@ pub fn reapply(session: &mut Session<'_>, id: &str) -> Result<ApplyReport, Apply
         });
     }
     let path = session.dir.copy_path(&record.bundle_file);
-    run(session, vec![Source::File(path)], Mode::Reapply)
+    run(session, vec![Source::File(path)], mode)
 }
 
 fn run(
@@ -112,7 +134,8 @@ fn run(
     if todo.is_empty() {
         return Ok(report);
     }
-    // The records of lost bundles as they were, to put back on failure.
+    // The records of lost or held bundles as they were, to put back on
+    // failure.
     let before: Vec<BundleRecord> = todo
         .iter()
         .filter_map(|bundle| session.state.get(bundle.id()).cloned())
@@ -124,12 +147,23 @@ fn run(
         id: transaction,
         started: session.clock.now(),
         reapplying: before.iter().map(|record| record.id.clone()).collect(),
+        held: before
+            .iter()
+            .filter(|record| record.phase == Phase::Held)
+            .map(|record| record.id.clone())
+            .collect(),
     });
     session.save().map_err(ApplyError::State)?;
     crate::killpoint::reached("apply-transaction-open");
 
     let mut failed_at = None;
-    let result = apply_all(session, &todo, transaction, &mut report, &mut failed_at);
+    let result = apply_all(
+        session,
+        &todo,
+        (transaction, mode),
+        &mut report,
+        &mut failed_at,
+    );
     match result {
         Ok(()) => {
             session.state.open_transaction = None;
@@ -253,7 +287,7 @@ fn plan(
             return Err(refused(ApplyError::Duplicate { id }));
         }
         match session.state.get(&id) {
-            Some(record) if mode == Mode::Reapply && record.sha256 != bundle.sha256() => {
+            Some(record) if mode != Mode::New && record.sha256 != bundle.sha256() => {
                 let recorded = record.sha256.clone();
                 let found = bundle.sha256().to_string();
                 return Err(refused(ApplyError::CopyChanged {
@@ -263,12 +297,10 @@ fn plan(
                 }));
             }
             // Loaded by someone else since the session reconciled.
-            Some(record)
-                if mode == Mode::Reapply && record.phase == Phase::Lost && loaded.contains(&id) =>
-            {
+            Some(record) if mode != Mode::New && record.phase.is_gone() && loaded.contains(&id) => {
                 return Err(refused(ApplyError::ForeignModule { id }));
             }
-            Some(record) if mode == Mode::Reapply && record.phase == Phase::Lost => {}
+            Some(record) if mode != Mode::New && record.phase.is_gone() => {}
             Some(record) if record.sha256 != bundle.sha256() => {
                 let applied = record.sha256.clone();
                 return Err(refused(ApplyError::OtherVersionApplied { id, applied }));
@@ -305,14 +337,14 @@ fn plan(
 fn apply_all(
     session: &mut Session<'_>,
     todo: &[VerifiedBundle],
-    transaction: u64,
+    (transaction, mode): (u64, Mode),
     report: &mut ApplyReport,
     failed_at: &mut Option<usize>,
 ) -> Result<(), ApplyError> {
     report.companion_loaded = ensure_companion(session)?;
     for (index, bundle) in todo.iter().enumerate() {
         *failed_at = Some(index);
-        let attempts = apply_one(session, bundle, transaction)?;
+        let attempts = apply_one(session, bundle, transaction, mode)?;
         report.applied.push(AppliedBundle {
             id: bundle.id().to_owned(),
             sha256: bundle.sha256().to_string(),
@@ -356,10 +388,11 @@ fn apply_one(
     session: &mut Session<'_>,
     bundle: &VerifiedBundle,
     transaction: u64,
+    mode: Mode,
 ) -> Result<u32, ApplyError> {
     let id = bundle.id();
     let now = session.clock.now();
-    let reapplying = session.state.get(id).is_some();
+    let was = session.state.get(id).map(|record| record.phase);
     if let Some(record) = session.state.get_mut(id) {
         // A lost bundle: its record and its copy are there already.
         record.phase = Phase::Loading;
@@ -414,8 +447,8 @@ fn apply_one(
     crate::killpoint::reached("apply-applied-saved");
     let mut entry = entry_of_bundle(bundle);
     let mut details = Vec::new();
-    if reapplying {
-        details.push("re-applied from the copy in the state directory (it was lost)".to_owned());
+    if let Some(was) = was {
+        details.push(reapplied_detail(was, mode));
     }
     if attempts > 1 {
         details.push(format!("enabled after {attempts} attempts"));
@@ -428,6 +461,20 @@ fn apply_one(
         .map_err(ApplyError::Audit)?;
     info!(bundle = id, attempts, "applied");
     Ok(attempts)
+}
+
+/// The audit detail of a re-apply: where from, and why it had to be.
+fn reapplied_detail(was: Phase, mode: Mode) -> String {
+    const FROM: &str = "re-applied from the copy in the state directory";
+    match (mode, was) {
+        (Mode::Release, _) => {
+            format!("released: {FROM} (the crash-loop guard had held it back)")
+        }
+        (_, Phase::Held) => format!(
+            "{FROM} (the crash-loop guard had held it back; this boot did not follow a crash)"
+        ),
+        _ => format!("{FROM} (it was lost)"),
+    }
 }
 
 fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), ApplyError> {

@@ -88,7 +88,7 @@ pub enum ApplyError {
     },
 
     /// The id is recorded, but not applied.
-    #[error("bundle {id} is recorded as {}; revert it first (patchd revert {id}), then apply it again", .phase.as_str())]
+    #[error("bundle {id} is recorded as {}; {}", .phase.as_str(), not_applicable_hint(.id, *.phase))]
     NotApplicable {
         /// The id.
         id: String,
@@ -174,4 +174,13 @@ pub enum ApplyError {
         /// The bundles still in the kernel.
         remaining: Vec<String>,
     },
+}
+
+/// What to do about a bundle recorded in `phase` that an apply cannot take.
+fn not_applicable_hint(id: &str, phase: Phase) -> String {
+    if phase == Phase::Held {
+        format!("the crash-loop guard held it back after a crash: `patchd release {id}` applies it again, `patchd revert {id}` forgets it")
+    } else {
+        format!("revert it first (patchd revert {id}), then apply it again")
+    }
 }

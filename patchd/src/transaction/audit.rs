@@ -44,6 +44,11 @@ pub enum AuditAction {
     Revert,
     /// At start, the kernel and the state disagreed and the state was fixed.
     Reconcile,
+    /// The crash-loop guard held a bundle back instead of re-applying it:
+    /// the machine went down without a clean shutdown while it was applied.
+    Hold,
+    /// `patchd shutdown` recorded a clean shutdown of this boot.
+    Shutdown,
 }
 
 /// How it ended.

@@ -12,12 +12,16 @@
 //!   bundles of one apply;
 //! - [`take_out`]: disable and unload one patch, the step shared by revert,
 //!   the roll-back of a failed apply and [`reconcile`];
-//! - [`reconcile`]: squaring the record with the kernel at every start.
+//! - [`reconcile`]: squaring the record with the kernel at every start;
+//! - [`crash_guard`]: which boot this is, which bundles survived, holding
+//!   back the others after a crash; [`release`] applies held bundles again.
 
 pub mod apply;
 pub mod apply_error;
 pub mod audit;
+pub mod crash_guard;
 pub mod reconcile;
+pub mod release;
 pub mod revert;
 mod rollback;
 pub mod session;
@@ -43,14 +47,15 @@ pub enum SessionError {
 }
 
 impl<'k> Session<'k> {
-    /// Locks the state directory, reads the state and reconciles it with
-    /// the kernel.
+    /// Locks the state directory, reads the state, notes a new boot for
+    /// the crash-loop guard and reconciles the state with the kernel.
     pub fn open(
         kernel: &'k dyn Kernel,
         clock: &'k dyn Clock,
         config: Config,
     ) -> Result<Self, SessionError> {
         let mut session = Session::lock(kernel, clock, config).map_err(SessionError::State)?;
+        crash_guard::begin_boot(&mut session).map_err(SessionError::State)?;
         session.reconciled = reconcile(&mut session).map_err(SessionError::Reconcile)?;
         Ok(session)
     }

@@ -252,6 +252,7 @@ fn a_kill_during_a_reapply_leaves_the_bundle_lost_at_the_next_start() {
             id: transaction,
             started: 1_700_000_000,
             reapplying: vec!["fix_a".to_owned()],
+            held: Vec::new(),
         });
         let record = state.get_mut("fix_a").expect("record");
         record.phase = phase;

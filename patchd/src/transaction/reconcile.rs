@@ -9,13 +9,19 @@
 //! - Otherwise, per bundle, by what the kernel shows ([`decide`]): a bundle
 //!   recorded as loading, enabling or reverting whose module is loaded but
 //!   not enabled is unloaded; one that is enabled is recorded as applied; a
-//!   bundle recorded as applied whose module is gone is marked lost.
+//!   bundle recorded as applied whose module is gone is marked lost. A held
+//!   bundle (the crash-loop guard) is read as a lost one.
+//! - An apply that the machine's crash cut short (found open by the first
+//!   patchd run of a boot after a crash) is undone too, but its new bundles
+//!   are kept, held, with their copies: the crash may have been theirs, so
+//!   the watch directory must not apply them again by itself.
 //!
 //! Every change is written to the state file and the audit log.
 
 use tracing::{info, warn};
 
 use super::audit::{AuditAction, AuditResult};
+use super::crash_guard::hold_reason;
 use super::session::{ReconcileReport, Reconciled, Session};
 use super::state::{Phase, StateError};
 use super::take_out::{entry_of, patch_enabled, phase_in_kernel, take_out};
@@ -42,10 +48,10 @@ pub fn decide(phase: Phase, loaded: bool, enabled: bool) -> Decision {
         (_, _, true) => Record(Phase::Applied),
         (Phase::Loading | Phase::Enabling | Phase::Reverting, true, false) => UnloadAndForget,
         (Phase::Loading | Phase::Enabling | Phase::Reverting, false, false) => Forget,
-        (Phase::Applied | Phase::Lost, true, false) => Record(Phase::Disabled),
+        (Phase::Applied | Phase::Lost | Phase::Held, true, false) => Record(Phase::Disabled),
         (Phase::Disabled, true, false) => Keep,
         (Phase::Applied | Phase::Disabled, false, false) => Record(Phase::Lost),
-        (Phase::Lost, false, false) => Keep,
+        (Phase::Lost | Phase::Held, false, false) => Keep,
     }
 }
 
@@ -76,8 +82,12 @@ pub(crate) fn reconcile(session: &mut Session<'_>) -> Result<ReconcileReport, Re
             .map(|b| b.id.clone())
             .collect();
         for id in ids.iter().rev() {
-            let was_lost = open.reapplying.contains(id);
-            undo_unfinished(session, id, was_lost, &mut report).map_err(ReconcileError::State)?;
+            let before = match (open.held.contains(id), open.reapplying.contains(id)) {
+                (true, _) => Some(Phase::Held),
+                (false, true) => Some(Phase::Lost),
+                (false, false) => None,
+            };
+            undo_unfinished(session, id, before, &mut report).map_err(ReconcileError::State)?;
         }
         session.save().map_err(ReconcileError::State)?;
     }
@@ -136,62 +146,99 @@ pub(crate) fn reconcile(session: &mut Session<'_>) -> Result<ReconcileReport, Re
 }
 
 /// Undoes one bundle of an apply that did not finish. A bundle that was
-/// being re-applied (`was_lost`) is recorded as lost again, with its copy,
-/// once nothing of it is left in the kernel.
+/// being re-applied (recorded `before` as lost or held) is recorded so
+/// again, with its copy, once nothing of it is left in the kernel; a new one
+/// is forgotten, or held when the machine's crash cut the apply short.
 fn undo_unfinished(
     session: &mut Session<'_>,
     id: &str,
-    was_lost: bool,
+    before: Option<Phase>,
     report: &mut ReconcileReport,
 ) -> Result<(), StateError> {
-    let lost_again = |session: &mut Session<'_>, what: String| {
-        if let Some(record) = session.state.get_mut(id) {
-            record.phase = Phase::Lost;
-            record.updated_at = session.clock.now();
-        }
-        (format!("{what}; recorded as lost again"), false)
-    };
-    let (what, gone) = match take_out(session, id) {
-        Ok(()) if was_lost => lost_again(
-            session,
-            "being re-applied when an apply did not finish: undone".to_owned(),
-        ),
-        Ok(()) => (
-            "part of an apply that did not finish: undone".to_owned(),
-            true,
-        ),
+    let outcome = match take_out(session, id) {
+        Ok(()) => gone_from_kernel(session, id, before, "undone".to_owned()),
         Err(error) => {
             let text = crate::error_text(&error);
             match phase_in_kernel(session.kernel, id) {
                 Some(phase) => {
-                    if let Some(record) = session.state.get_mut(id) {
-                        record.phase = phase;
-                        record.updated_at = session.clock.now();
-                    }
+                    set_phase(session, id, phase);
                     let what = format!(
                         "part of an apply that did not finish: could not be undone ({text}); recorded as {}",
                         phase.as_str()
                     );
-                    (what, false)
+                    (AuditAction::Reconcile, what, false)
                 }
-                None if was_lost => lost_again(
+                None => gone_from_kernel(
                     session,
-                    format!("being re-applied when an apply did not finish: undone after an error ({text})"),
-                ),
-                None => (
-                    format!("part of an apply that did not finish: undone after an error ({text})"),
-                    true,
+                    id,
+                    before,
+                    format!("undone after an error ({text})"),
                 ),
             }
         }
     };
-    note(session, id, &what, gone, report)
+    let (action, what, gone) = outcome;
+    note_as(session, action, id, &what, gone, report)
+}
+
+/// What becomes of a bundle of an unfinished apply once nothing of it is
+/// in the kernel (`undone` says how): its record as it was `before`, held
+/// after a crash, or forgotten. Returns the audit action, what was done and
+/// whether the record goes.
+fn gone_from_kernel(
+    session: &mut Session<'_>,
+    id: &str,
+    before: Option<Phase>,
+    undone: String,
+) -> (AuditAction, String, bool) {
+    if let Some(phase) = before {
+        set_phase(session, id, phase);
+        let what = format!(
+            "being re-applied when an apply did not finish: {undone}; recorded as {} again",
+            phase.as_str()
+        );
+        return (AuditAction::Reconcile, what, false);
+    }
+    if session.first_after_crash {
+        set_phase(session, id, Phase::Held);
+        let secs = session.config.crash_guard_uptime_secs;
+        let reason = session
+            .state
+            .get(id)
+            .map(|record| hold_reason(record, secs))
+            .unwrap_or_default();
+        let what = format!("part of an apply that a crash cut short: {undone}; {reason}");
+        return (AuditAction::Hold, what, false);
+    }
+    let what = format!("part of an apply that did not finish: {undone}");
+    (AuditAction::Reconcile, what, true)
+}
+
+/// Records `phase` for bundle `id`.
+fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) {
+    let now = session.clock.now();
+    if let Some(record) = session.state.get_mut(id) {
+        record.phase = phase;
+        record.updated_at = now;
+    }
 }
 
 /// Logs and audits one change; when the bundle is `gone` from the kernel,
 /// forgets its record and its copy.
 fn note(
     session: &mut Session<'_>,
+    id: &str,
+    what: &str,
+    gone: bool,
+    report: &mut ReconcileReport,
+) -> Result<(), StateError> {
+    note_as(session, AuditAction::Reconcile, id, what, gone, report)
+}
+
+/// [`note`], audited as `action`.
+fn note_as(
+    session: &mut Session<'_>,
+    action: AuditAction,
     id: &str,
     what: &str,
     gone: bool,
@@ -209,7 +256,7 @@ fn note(
         }
         let mut entry = entry_of(&record);
         entry.detail = Some(what.to_owned());
-        session.audit_or_log(AuditAction::Reconcile, AuditResult::Ok, entry);
+        session.audit_or_log(action, AuditResult::Ok, entry);
     }
     report.changes.push(Reconciled {
         id: id.to_owned(),
@@ -243,6 +290,9 @@ mod tests {
             (Phase::Lost, false, false, Keep),
             (Phase::Lost, true, true, Record(Phase::Applied)),
             (Phase::Lost, true, false, Record(Phase::Disabled)),
+            (Phase::Held, false, false, Keep),
+            (Phase::Held, true, true, Record(Phase::Applied)),
+            (Phase::Held, true, false, Record(Phase::Disabled)),
         ];
         for (phase, loaded, enabled, want) in cases {
             assert_eq!(

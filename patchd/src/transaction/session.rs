@@ -18,6 +18,13 @@ use crate::verify::trust::DEFAULT_KEYS_DIR;
 /// Where the companion module is unless `--kmod` says otherwise.
 pub const DEFAULT_KMOD: &str = "/usr/lib/suture/suture.ko";
 
+/// How long a bundle must have been applied to survive the crash-loop
+/// guard ([`super::crash_guard`]), unless the config file says otherwise:
+/// ten minutes.
+pub const DEFAULT_CRASH_GUARD_UPTIME_SECS: u64 = 600;
+/// Longest uptime proof accepted: 30 days.
+pub const MAX_CRASH_GUARD_UPTIME_SECS: u64 = 30 * 24 * 3600;
+
 /// patchd's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -31,6 +38,9 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// Who may own the trust store and the state directory.
     pub trusted_owners: Vec<u32>,
+    /// How long a bundle must have been applied to count as a survivor of
+    /// the crash-loop guard (seconds; 0: only a clean shutdown proves it).
+    pub crash_guard_uptime_secs: u64,
 }
 
 impl Default for Config {
@@ -41,6 +51,7 @@ impl Default for Config {
             kmod: PathBuf::from(DEFAULT_KMOD),
             retry: RetryPolicy::default(),
             trusted_owners: default_owners(),
+            crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
         }
     }
 }
@@ -70,6 +81,12 @@ pub struct Session<'k> {
     pub(crate) state: State,
     pub(crate) audit: AuditLog,
     pub(crate) reconciled: ReconcileReport,
+    /// This boot's id, if it could be read (the crash-loop guard is off
+    /// without it).
+    pub(crate) boot_id: Option<String>,
+    /// This session began the first patchd run of a boot that followed a
+    /// crash: an apply it finds open was cut by the crash.
+    pub(crate) first_after_crash: bool,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -100,6 +117,8 @@ impl<'k> Session<'k> {
             state,
             audit,
             reconciled: ReconcileReport::default(),
+            boot_id: None,
+            first_after_crash: false,
         })
     }
 
@@ -121,6 +140,11 @@ impl<'k> Session<'k> {
     /// The audit log.
     pub fn audit_log(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// This boot's id, if the kernel told it.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.boot_id.as_deref()
     }
 
     /// Writes the state file.

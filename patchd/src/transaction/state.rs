@@ -49,6 +49,11 @@ pub enum Phase {
     /// Recorded as applied, but its module is not loaded (an unload by
     /// hand, or a reboot).
     Lost,
+    /// Recorded as applied, its module gone after the machine went down
+    /// without a clean shutdown: held back by the crash-loop guard, not
+    /// re-applied until `patchd release` or a boot after a clean shutdown
+    /// ([`crate::transaction::crash_guard`]).
+    Held,
 }
 
 impl Phase {
@@ -61,7 +66,14 @@ impl Phase {
             Self::Reverting => "reverting",
             Self::Disabled => "disabled",
             Self::Lost => "lost",
+            Self::Held => "held",
         }
+    }
+
+    /// Whether the bundle is recorded as applied but is not in the kernel,
+    /// waiting to be applied again from its copy: lost or held.
+    pub fn is_gone(self) -> bool {
+        matches!(self, Self::Lost | Self::Held)
     }
 }
 
@@ -108,6 +120,26 @@ pub struct BundleRecord {
     pub bundle_file: String,
     /// What its manifest says.
     pub manifest: ManifestSummary,
+    /// Proven not to bring the machine down: it was applied at a clean
+    /// shutdown, or for the crash-loop guard's uptime. A bundle that has
+    /// not survived is held back after a crash. Absent when false, so a
+    /// state without it reads and writes as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub survived: bool,
+}
+
+/// This boot as patchd saw it, for the crash-loop guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootRecord {
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
+    pub id: String,
+    /// `patchd shutdown` ran in this boot and nothing was applied since.
+    pub clean_shutdown: bool,
+    /// The boot before this one ended without a clean shutdown while a
+    /// bundle that had not survived was recorded: its bundles that had not
+    /// survived are held back.
+    pub after_crash: bool,
 }
 
 /// An apply in progress: every bundle of this transaction is undone when a
@@ -125,6 +157,10 @@ pub struct OpenTransaction {
     /// a state without re-applies reads and writes as before.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reapplying: Vec<String>,
+    /// Those of `reapplying` that were held (a release): undoing them
+    /// records them as held again. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
 }
 
 /// The whole state file.
@@ -139,6 +175,10 @@ pub struct State {
     pub open_transaction: Option<OpenTransaction>,
     /// The bundles in the order they were applied.
     pub bundles: Vec<BundleRecord>,
+    /// The boot patchd last saw (the crash-loop guard). Absent in state
+    /// files of an older patchd, and until a boot id could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<BootRecord>,
 }
 
 impl Default for State {
@@ -148,6 +188,7 @@ impl Default for State {
             next_transaction: 1,
             open_transaction: None,
             bundles: Vec::new(),
+            boot: None,
         }
     }
 }
@@ -200,6 +241,7 @@ impl BundleRecord {
                 dependencies: manifest.dependencies.clone(),
                 created: manifest.created,
             },
+            survived: false,
         }
     }
 }
@@ -442,91 +484,5 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ownership::default_owners;
-
-    fn record(id: &str) -> BundleRecord {
-        let manifest = crate::testkit::manifest(id);
-        BundleRecord {
-            id: id.to_owned(),
-            sha256: "ab".repeat(32),
-            signer_key_id: "fe812c12f3ab4ce6".to_owned(),
-            phase: Phase::Applied,
-            transaction: 3,
-            applied_at: Some(1_700_000_000),
-            updated_at: 1_700_000_000,
-            bundle_file: format!("applied/{id}.bundle"),
-            manifest: ManifestSummary {
-                description: manifest.description,
-                cves: manifest.cves,
-                target: manifest.target,
-                functions: vec!["cmdline_proc_show".to_owned()],
-                skipped: Vec::new(),
-                dependencies: vec![],
-                created: manifest.created,
-            },
-        }
-    }
-
-    #[test]
-    fn saves_and_loads_the_same_state_and_an_absent_file_is_empty() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let state_dir = StateDir::open(&dir.path().join("state"), &default_owners()).expect("open");
-        assert_eq!(state_dir.load().expect("empty"), State::default());
-        let state = State {
-            version: STATE_VERSION,
-            next_transaction: 4,
-            open_transaction: Some(OpenTransaction {
-                id: 3,
-                started: 1_700_000_000,
-                reapplying: vec!["fix_b".to_owned()],
-            }),
-            bundles: vec![record("fix_a"), record("fix_b")],
-        };
-        state_dir.save(&state).expect("save");
-        assert_eq!(state_dir.load().expect("load"), state);
-        let text = std::fs::read_to_string(state_dir.path().join(STATE_FILE)).expect("read");
-        assert!(text.contains("\"phase\": \"applied\""), "{text}");
-        assert!(!state_dir.path().join(".state.json.tmp").exists());
-    }
-
-    #[test]
-    fn a_second_process_is_locked_out() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("state");
-        let first = StateDir::open(&path, &default_owners()).expect("open");
-        let error = StateDir::open(&path, &default_owners()).expect_err("locked");
-        assert!(matches!(error, StateError::Locked { .. }), "{error}");
-        drop(first);
-        StateDir::open(&path, &default_owners()).expect("free again");
-    }
-
-    #[test]
-    fn damaged_or_foreign_state_files_are_refused_with_what_to_do() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let state_dir = StateDir::open(&dir.path().join("s"), &default_owners()).expect("open");
-        let file = state_dir.path().join(STATE_FILE);
-        std::fs::write(&file, "{\"version\": 1, \"bundles\": [").expect("w");
-        let error = state_dir.load().expect_err("corrupt");
-        assert!(error.to_string().contains("move it away"), "{error}");
-        std::fs::write(&file, "{\"version\": 2}").expect("w");
-        assert!(matches!(
-            state_dir.load(),
-            Err(StateError::Version { version: 2, .. })
-        ));
-    }
-
-    #[test]
-    fn a_world_writable_state_dir_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("state");
-        std::fs::create_dir(&path).expect("mkdir");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        assert!(matches!(
-            StateDir::open(&path, &default_owners()),
-            Err(StateError::Unsafe { .. })
-        ));
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

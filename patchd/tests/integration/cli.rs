@@ -93,6 +93,8 @@ fn usage_errors_exit_2_and_help_exits_0() {
             "nonsense",
         ],
         &["load-module", "x.ko", "--symbol", "foo=vmlinux,0"],
+        &["release"],
+        &["release", "fix_a", "--all"],
     ] {
         let output = patchd(args);
         assert_eq!(
@@ -162,6 +164,10 @@ fn kernel_changes_are_refused_without_cap_sys_module() {
         ),
         (&["revert", "--all", "--state-dir", state], "patchd revert"),
         (
+            &["release", "--all", "--state-dir", state],
+            "patchd release",
+        ),
+        (
             &["load-module", "/nonexistent/suture-test.ko"],
             "patchd load-module",
         ),
@@ -193,5 +199,28 @@ fn kernel_changes_are_refused_without_cap_sys_module() {
         );
         // Refused before anything: not even the state directory was made.
         assert!(!dir.path().join("state").exists(), "{args:?}");
+    }
+}
+
+#[test]
+fn shutdown_records_a_clean_shutdown_without_cap_sys_module() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    let output =
+        patchd_without_sys_module(&["shutdown", "--state-dir", state.to_str().expect("UTF-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let audit = std::fs::read_to_string(state.join("audit.log")).expect("audit log");
+    assert!(audit.contains("\"action\":\"shutdown\""), "{audit}");
+    if std::fs::read_to_string("/proc/sys/kernel/random/boot_id").is_ok() {
+        assert!(
+            stdout.contains("recorded a clean shutdown of boot")
+                && stdout.contains("applied: none"),
+            "{stdout}"
+        );
+        let text = std::fs::read_to_string(state.join("state.json")).expect("state");
+        assert!(text.contains("\"clean_shutdown\": true"), "{text}");
+    } else {
+        assert!(stdout.contains("no clean shutdown recorded"), "{stdout}");
     }
 }
