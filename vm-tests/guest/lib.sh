@@ -60,3 +60,18 @@ load_kernel_modules() {
 		grep -q "^$m " /proc/modules || insmod "$ko" || fail "cannot load $ko"
 	done
 }
+
+# mount_state: patchd's state directory on the ext4 disk of the reboot tests
+mount_state() {
+	load_kernel_modules
+	mkdir -p /var/lib/suture
+	mount -t ext4 /dev/vda /var/lib/suture || fail "cannot mount the state disk"
+}
+
+# boot_pass: what patchd-boot.service runs at boot; its log in /tmp/boot.log
+boot_pass() {
+	patchd daemon --once --no-repository --kmod "$M/suture.ko" 2>/tmp/boot.log
+	rc=$?
+	cat /tmp/boot.log
+	expect $rc 0 "the boot pass exits 0"
+}

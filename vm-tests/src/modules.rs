@@ -420,9 +420,20 @@ fn jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// ELF sizes of [`KERNEL_FUNCTIONS`], compiled in the prepared source tree.
+/// ELF sizes of [`KERNEL_FUNCTIONS`], compiled in the prepared source tree
+/// under patchgen's tree lock (kbuild in the tree regenerates headers that
+/// parallel builds read: tests of one binary run at once, and so may other
+/// test runs).
 fn kernel_function_sizes(target: &Target) -> Result<BTreeMap<String, u64>> {
     let source = target.source();
+    let failed = |e: &dyn std::fmt::Display| HarnessError::Command {
+        command: "locking the kernel tree".to_string(),
+        status: "failed".to_string(),
+        output: e.to_string(),
+    };
+    let kernel =
+        patchgen::build::KernelTarget::from_cache(&target.release).map_err(|e| failed(&e))?;
+    let _lock = patchgen::build::compile::TreeLock::take(&kernel, true).map_err(|e| failed(&e))?;
     let mut cmd = Command::new("make");
     cmd.arg("-s")
         .arg("-C")

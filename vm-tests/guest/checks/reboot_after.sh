@@ -5,16 +5,11 @@
 P=cmdline_demo
 STATE=/var/lib/suture
 cmdline=$(cat /proc/cmdline)
-load_kernel_modules
-mkdir -p $STATE
-mount -t ext4 /dev/vda $STATE || fail "cannot mount the state disk"
+mount_state
 [ -e $STATE/state.json ] || fail "the state disk has no state.json"
 loaded $P && fail "$P is loaded in a fresh boot"
 expect "$cmdline" "${cmdline% suture-fixed}" "the fresh kernel shows the original /proc/cmdline"
-patchd daemon --once --no-repository --kmod "$M/suture.ko" 2>/tmp/boot.log
-rc=$?
-cat /tmp/boot.log
-expect $rc 0 "the boot pass exits 0"
+boot_pass
 grep -q "boot re-apply: re-applied $P" /tmp/boot.log || fail "no re-apply in the log"
 expect "$(cat $S/$P/enabled)" 1 "re-applied at boot"
 expect "$(cat /proc/cmdline)" "$cmdline suture-fixed" "/proc/cmdline is the fixed one after the reboot"

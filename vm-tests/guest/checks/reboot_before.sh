@@ -3,9 +3,7 @@
 # off cleanly (the host boots it again with the same disk: reboot_after).
 P=cmdline_demo
 STATE=/var/lib/suture
-load_kernel_modules
-mkdir -p $STATE
-mount -t ext4 /dev/vda $STATE || fail "cannot mount the state disk"
+mount_state
 [ -e $STATE/state.json ] && fail "the state disk is not fresh"
 patchd apply --kmod "$M/suture.ko" /suture/bundles/$P.bundle || fail "apply failed"
 expect "$(cat $S/$P/enabled)" 1 "applied before the reboot"
