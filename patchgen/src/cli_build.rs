@@ -185,12 +185,18 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         .prefix("patchgen-build-")
         .tempdir()
         .context("cannot create a work directory")?;
+    // Kept from the start when asked: a failed build is when it is needed.
+    let (work_path, _work_guard) = if args.keep_work {
+        (work.keep(), None)
+    } else {
+        (work.path().to_path_buf(), Some(work))
+    };
     let req = BuildRequest {
         target: target.clone(),
         patches: args.patches.clone(),
         name,
         kmod: args.kmod.clone(),
-        work: work.path().to_path_buf(),
+        work: work_path.clone(),
         vmlinux: args.vmlinux.clone(),
         accept_layout: args.accept_layout.clone(),
         skip: args.skip.clone(),
@@ -204,6 +210,9 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
             eprintln!("patchgen: {line}");
         }
     };
+    if args.keep_work {
+        progress(&format!("work directory kept in {}", work_path.display()));
+    }
     let out = build::build(&req, &mut progress)?;
     let info = PatchInfo {
         description: args.description.clone(),
@@ -231,10 +240,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         std::fs::write(&records, json)
             .with_context(|| format!("cannot write {}", records.display()))?;
         progress(&format!("wrote {} and {}", ko.display(), records.display()));
-    }
-    if args.keep_work {
-        let kept = work.keep();
-        progress(&format!("work directory kept in {}", kept.display()));
     }
     Ok(out)
 }

@@ -331,6 +331,46 @@ fn statics_used(obj: &ObjectFile, func: &str, name: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Under a symbol prefix (as `patchgen build` diffs each object), a
+/// changed function and a new static are renamed, but a new global function
+/// keeps its name: another object of the same fix may call it by that name
+/// (a real fix: af_unix.c calls garbage.c's new `unix_peek_fpl`).
+#[test]
+fn a_new_global_function_keeps_its_name_under_a_prefix() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (orig_c, fixed_c) = (tmp.path().join("orig.c"), tmp.path().join("fixed.c"));
+    std::fs::write(&orig_c, "int calc(int x) { return x + 1; }\n").expect("write");
+    std::fs::write(
+        &fixed_c,
+        "__attribute__((noinline)) int peek_new(int x) { return x * 2; }\n\
+         static __attribute__((noinline)) int st(int x) { return x - 1; }\n\
+         int calc(int x) { return st(peek_new(x)) + 1; }\n",
+    )
+    .expect("write");
+    let (orig_o, fixed_o) = (tmp.path().join("orig.o"), tmp.path().join("fixed.o"));
+    compile(&orig_c, &orig_o, &[]);
+    compile(&fixed_c, &fixed_o, &[]);
+    let read = |p: &Path| ObjectFile::parse(p, &std::fs::read(p).expect("read")).expect("parse");
+    let (orig, fixed) = (read(&orig_o), read(&fixed_o));
+    let opts = DiffOptions {
+        symbol_prefix: Some("suture0_".to_string()),
+        ..DiffOptions::default()
+    };
+    let result = diff::diff(&orig, &fixed, &opts);
+    let bytes = result.object.expect("an output object");
+    let out = ObjectFile::parse(Path::new("out.o"), &bytes).expect("parse");
+    let defined: BTreeSet<&str> = out
+        .symbols
+        .iter()
+        .filter(|s| s.section.is_some() && s.kind == SymbolKind::Func)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(defined.contains("peek_new"), "{defined:?}");
+    assert!(defined.contains("suture0_new__calc"), "{defined:?}");
+    assert!(defined.contains("suture0_new__st"), "{defined:?}");
+    assert!(!defined.contains("suture0_new__peek_new"), "{defined:?}");
+}
+
 #[test]
 fn golden_cases() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");

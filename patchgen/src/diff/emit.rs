@@ -159,9 +159,17 @@ impl Emitter<'_> {
             return id;
         }
         let s = &self.fixed.symbols[index];
-        let renamed = self.prefix.is_some() && s.kind == SymbolKind::Func;
+        // A new global function keeps its name: another object of the same
+        // fix may call it by that name (it is in no running code, so the
+        // name clashes with nothing the patch module refers to).
+        let new_global = s.binding != Binding::Local && !self.corr.to_orig.contains_key(&index);
+        let renamed = self.prefix.is_some() && s.kind == SymbolKind::Func && !new_global;
         let global = s.binding != Binding::Local || (renamed && self.redirect.contains(&index));
-        let name = output_name(self.prefix.as_deref(), s);
+        let name = if renamed {
+            output_name(self.prefix.as_deref(), s)
+        } else {
+            s.name.clone()
+        };
         let id = self.out.add_symbol(write::Symbol {
             name: name.into_bytes(),
             value: s.value,

@@ -36,7 +36,8 @@ pub struct DiffOptions {
     /// changes (see `lines.rs`). Empty: no such allowance.
     pub line_map: lines::LineMap,
     /// When set, functions defined in the output are named
-    /// `{prefix}new__{name}` (redirect targets global), and references to
+    /// `{prefix}new__{name}` (redirect targets global; new global functions
+    /// keep their name, for the other objects of the fix), and references to
     /// the kernel's static symbols `{prefix}old__{name}`, so that a patch
     /// module can hold several objects' code and refer to an old function
     /// and its replacement at once. The report maps each back.
