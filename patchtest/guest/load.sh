@@ -61,7 +61,8 @@ load_mm() {
 	head -c 4096 /proc/meminfo >/dev/null
 }
 
-# Loopback networking: TCP through busybox httpd and nc, UDP, ICMP.
+# Loopback networking: TCP through busybox httpd and nc, UDP, ICMP, unix
+# datagrams through syslogd.
 load_net() {
 	ip link set lo up 2>/dev/null
 	port=$((8100 + cpu))
@@ -76,6 +77,12 @@ load_net() {
 	echo ping | nc -u -w 1 127.0.0.1 $((9100 + cpu)) 2>/dev/null
 	ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1
 	cat /proc/net/tcp /proc/net/udp >/dev/null 2>&1
+	# Unix datagrams: syslogd (started by the first CPU's loader) reads
+	# /dev/log and sleeps in the unix socket receive path between messages.
+	if [ "$cpu" = 0 ] && [ ! -S /dev/log ]; then
+		syslogd -n -O "$dir/messages" &
+	fi
+	[ -S /dev/log ] && logger -t patchtest "load round on cpu $cpu"
 }
 
 round=0
