@@ -337,6 +337,20 @@ enum AuditCommand {
     },
 }
 
+/// Restores the default action of `SIGPIPE` (the Rust runtime ignores it,
+/// so a write to a closed pipe fails and `println!` panics): the process
+/// then ends silently when the reader of its output has gone.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: called before any other thread exists; SIG_DFL installs no
+    // handler code, so nothing runs in signal context.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -348,6 +362,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Output to a closed pipe (`patchd status | head -1`) ends the command
+    // quietly, as for any Unix tool, instead of a panic and an abort. Not
+    // the daemon: its output goes to the journal, which may go away and
+    // come back, and the daemon must not die of that.
+    if !matches!(cli.command, Command::Daemon(_)) {
+        end_quietly_on_closed_pipe();
+    }
     init_logging();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,7 +54,23 @@ enum Command {
     Diff(cli_diff::DiffArgs),
 }
 
+/// Restores the default action of `SIGPIPE` (the Rust runtime ignores it,
+/// so a write to a closed pipe fails and `println!` panics): the process
+/// then ends silently when the reader of its output has gone
+/// (`patchgen inspect B | head -1`).
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: called first in main, before any other thread exists; SIG_DFL
+    // installs no handler code, so nothing runs in signal context.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

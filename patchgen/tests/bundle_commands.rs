@@ -193,3 +193,35 @@ fn key_and_file_errors_exit_1_and_usage_2() {
     let out = patchgen(dir, &["verify", "fix.bundle"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
 }
+
+/// Output to a closed pipe (`patchgen inspect B | head -1` once head is
+/// gone) ends the command by SIGPIPE, quietly: no panic, no abort and core
+/// dump (exit 134 before).
+#[test]
+fn inspect_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    keygen(dir, "alice");
+    bundle(dir, "alice.key", "fix.bundle");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchgen"))
+        .current_dir(dir)
+        .args(["inspect", "fix.bundle"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run patchgen");
+    // The reader goes away before patchgen writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "{:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

@@ -84,6 +84,7 @@ enum CannotRun {
 }
 
 fn main() -> ExitCode {
+    vm_tests::end_quietly_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -89,6 +89,21 @@ pub fn work_dir() -> PathBuf {
         .join("vm-tests")
 }
 
+/// Restores the default action of `SIGPIPE` for a command of the rig or of
+/// patchtest (the Rust runtime ignores it, so a write to a closed pipe
+/// fails and `println!` panics): the process then ends silently when the
+/// reader of its output has gone. Call it first in `main`.
+pub fn end_quietly_on_closed_pipe() {
+    // SAFETY: called first in main, before any other thread exists; SIG_DFL
+    // installs no handler code, so nothing runs in signal context.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 /// The error for an I/O failure on `path`, as a `map_err` argument:
 /// `what` says what was being done (`"cannot read"`).
 pub fn io_err(

@@ -204,3 +204,32 @@ fn metrics_print_or_write_the_textfile_and_flag_a_tampered_log() {
         "{written}"
     );
 }
+
+/// Output to a closed pipe (`patchd report | head -1` once head is gone)
+/// ends the command by SIGPIPE, quietly: no panic, no abort and core dump.
+#[test]
+fn report_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchd"))
+        .args(["report", "--state-dir", state.to_str().expect("UTF-8")])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run patchd");
+    // The reader goes away before patchd writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "{:?}: {stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

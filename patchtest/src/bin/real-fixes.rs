@@ -23,6 +23,7 @@ use vm_tests::modules::test_key;
 use vm_tests::{work_dir, workspace_root, Target};
 
 fn main() -> ExitCode {
+    vm_tests::end_quietly_on_closed_pipe();
     let only: Vec<String> = std::env::args().skip(1).collect();
     if only.iter().any(|a| a.starts_with('-')) {
         eprintln!(

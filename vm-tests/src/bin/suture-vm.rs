@@ -35,6 +35,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    vm_tests::end_quietly_on_closed_pipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
