@@ -237,7 +237,10 @@ fn cmd_status(config: Option<&Path>, args: StatusArgs) -> anyhow::Result<()> {
     )?;
     let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
-    let session = open_session(&kernel, config)?;
+    static CLOCK: SystemClock = SystemClock;
+    // Read-only: nothing is reconciled or written; the kernel's side of
+    // each bundle is shown as the kernel has it.
+    let session = Session::open_read_only(&kernel, &CLOCK, config)?;
     let status = patchd::status(&session).context("cannot read the kernel's state")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -251,7 +254,7 @@ fn cmd_status(config: Option<&Path>, args: StatusArgs) -> anyhow::Result<()> {
 fn cmd_report(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
     let ReportArgs { json, csv, state } = args;
     let settings = settings(config, state_only(state))?;
-    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
     let report = patchd::report(&dir)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -275,7 +278,7 @@ fn cmd_metrics(config: Option<&Path>, args: MetricsArgs) -> anyhow::Result<()> {
     let textfile = textfile.or(settings.metrics.textfile_dir);
     let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
     let identity = running_identity(&kernel).context("cannot identify the running kernel")?;
-    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
     let state = dir.load()?;
     let audit = AuditLog::new(dir.path()).read_verified()?;
     let snapshot = MetricsSnapshot::collect(&state, audit.as_deref(), None, &identity);
@@ -378,7 +381,7 @@ fn cmd_audit_verify(config: Option<&Path>, state: StateArgs) -> anyhow::Result<(
             ..Overrides::default()
         },
     )?;
-    let dir = StateDir::open(&settings.state_dir, &default_owners())?;
+    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
     let log = AuditLog::new(dir.path());
     let lines = log.verify()??;
     println!(

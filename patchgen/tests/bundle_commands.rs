@@ -206,15 +206,13 @@ fn inspect_into_a_closed_pipe_ends_quietly() {
     let dir = tmp.path();
     keygen(dir, "alice");
     bundle(dir, "alice.key", "fix.bundle");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patchgen"))
+    let child = Command::new(env!("CARGO_BIN_EXE_patchgen"))
         .current_dir(dir)
         .args(["inspect", "fix.bundle"])
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run patchgen");
-    // The reader goes away before patchgen writes anything.
-    drop(child.stdout.take());
     let out = child.wait_with_output().expect("wait");
     assert_eq!(
         out.status.signal(),
@@ -224,4 +222,12 @@ fn inspect_into_a_closed_pipe_ends_quietly() {
         stderr(&out)
     );
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+/// The write end of a pipe whose read end is closed already: the first
+/// write to it fails with EPIPE (and raises SIGPIPE).
+fn closed_pipe() -> std::process::Stdio {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    std::process::Stdio::from(write)
 }

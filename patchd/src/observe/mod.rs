@@ -6,3 +6,6 @@
 pub mod metrics;
 pub mod report;
 pub mod status;
+
+#[cfg(test)]
+mod read_only_tests;

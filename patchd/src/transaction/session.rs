@@ -122,6 +122,31 @@ impl<'k> Session<'k> {
         })
     }
 
+    /// A view of the recorded state for the read-only commands (`status`):
+    /// the state directory must exist, its lock is shared, and nothing is
+    /// reconciled, created or written. What the kernel shows is read by the
+    /// command itself.
+    pub fn open_read_only(
+        kernel: &'k dyn Kernel,
+        clock: &'k dyn Clock,
+        config: Config,
+    ) -> Result<Self, StateError> {
+        let dir = StateDir::open_read_only(&config.state_dir, &config.trusted_owners)?;
+        let state = dir.load()?;
+        let audit = AuditLog::new(dir.path());
+        Ok(Self {
+            kernel,
+            clock,
+            config,
+            dir,
+            state,
+            audit,
+            reconciled: ReconcileReport::default(),
+            boot_id: kernel.boot_id().ok(),
+            first_after_crash: false,
+        })
+    }
+
     /// The state as it is now.
     pub fn state(&self) -> &State {
         &self.state

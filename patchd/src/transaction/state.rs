@@ -297,6 +297,20 @@ pub enum StateError {
         version: u32,
     },
 
+    /// The state directory of a read-only command does not exist.
+    #[error("there is no state directory {dir}: patchd has applied nothing on this machine, or --state-dir (or state_dir in the config) names another directory")]
+    Missing {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// A read-only command tried to change the state (a defect).
+    #[error("the state directory {dir} was opened read-only; nothing was changed")]
+    ReadOnly {
+        /// The directory.
+        dir: PathBuf,
+    },
+
     /// The state file is over its cap.
     #[error("the state file {path} is larger than {MAX_STATE_FILE} bytes: it is not patchd's")]
     TooLarge {
@@ -315,11 +329,16 @@ pub enum StateError {
     },
 }
 
-/// The state directory, locked for this process while the value lives.
+/// The state directory, locked for this process while the value lives:
+/// exclusively by the commands that change it, shared by the read-only ones
+/// (which can write nothing through it).
 #[derive(Debug)]
 pub struct StateDir {
     dir: PathBuf,
-    _lock: Flock<File>,
+    /// `None`: opened read-only and there is no lock file (nothing was
+    /// ever written there).
+    _lock: Option<Flock<File>>,
+    read_only: bool,
 }
 
 impl StateDir {
@@ -365,8 +384,73 @@ impl StateDir {
         })?;
         Ok(Self {
             dir: dir.to_owned(),
-            _lock: lock,
+            _lock: Some(lock),
+            read_only: false,
         })
+    }
+
+    /// Opens an existing state directory for reading only: nothing is
+    /// created (a missing directory is an error), the lock is taken shared
+    /// (waiting for a command that changes the state), and every write
+    /// through the value is refused.
+    pub fn open_read_only(dir: &Path, owners: &[u32]) -> Result<Self, StateError> {
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StateError::Missing {
+                    dir: dir.to_owned(),
+                })
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StateError::Missing {
+                    dir: dir.to_owned(),
+                })
+            }
+            Err(source) => {
+                return Err(StateError::Io {
+                    what: "read",
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        }
+        check_trusted_path(dir, owners).map_err(|source| StateError::Unsafe {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let lock_path = dir.join("lock");
+        let lock = match crate::files::open_no_follow(&lock_path) {
+            Ok(file) => Some(
+                Flock::lock(file, FlockArg::LockShared).map_err(|(_, errno)| StateError::Io {
+                    what: "lock",
+                    path: lock_path.clone(),
+                    source: errno.into(),
+                })?,
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StateError::Io {
+                    what: "open",
+                    path: lock_path,
+                    source,
+                })
+            }
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            _lock: lock,
+            read_only: true,
+        })
+    }
+
+    /// Refuses a write through a read-only value.
+    fn writable(&self) -> Result<(), StateError> {
+        if self.read_only {
+            return Err(StateError::ReadOnly {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -413,6 +497,7 @@ impl StateDir {
     /// Replaces `state.json` atomically: temporary file, fsync, rename,
     /// fsync of the directory.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
+        self.writable()?;
         let mut text = serde_json::to_vec_pretty(state).map_err(|source| StateError::Corrupt {
             path: self.dir.join(STATE_FILE),
             source,
@@ -424,6 +509,7 @@ impl StateDir {
     /// Keeps a copy of an applied bundle, `applied/ID.bundle`; returns its
     /// path relative to the state directory.
     pub fn store_bundle(&self, bundle: &VerifiedBundle) -> Result<String, StateError> {
+        self.writable()?;
         let applied = self.dir.join(APPLIED_DIR);
         DirBuilder::new()
             .recursive(true)
@@ -458,6 +544,7 @@ impl StateDir {
     /// Removes a bundle copy (after a revert or a rollback). A copy that is
     /// already gone is fine.
     pub fn remove_bundle(&self, relative: &str) -> Result<(), StateError> {
+        self.writable()?;
         let path = self.copy_path(relative);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

@@ -214,15 +214,13 @@ fn report_into_a_closed_pipe_ends_quietly() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let state = state_dir(dir.path());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patchd"))
+    let child = Command::new(env!("CARGO_BIN_EXE_patchd"))
         .args(["report", "--state-dir", state.to_str().expect("UTF-8")])
         .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
+        .stdout(closed_pipe())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run patchd");
-    // The reader goes away before patchd writes anything.
-    drop(child.stdout.take());
     let output = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(
@@ -232,4 +230,12 @@ fn report_into_a_closed_pipe_ends_quietly() {
         output.status
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The write end of a pipe whose read end is closed already: the first
+/// write to it fails with EPIPE (and raises SIGPIPE).
+fn closed_pipe() -> std::process::Stdio {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    std::process::Stdio::from(write)
 }
