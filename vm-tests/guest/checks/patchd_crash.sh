@@ -1,9 +1,11 @@
 # kill -9 of patchd at each step of an apply, then a restart: the state is
 # consistent with the kernel every time. PATCHD_TEST_KILL_AT=POINT makes
 # patchd SIGKILL itself exactly there (patchd/src/killpoint.rs). After each
-# kill, `patchd status` (which reconciles) must show either the bundle
-# applied and enabled with the fixed /proc/cmdline, or nothing applied, no
-# patch module loaded and the original /proc/cmdline: never half applied.
+# kill, the restart (`patchd daemon --once`, what patchd.service runs when it
+# starts again; it reconciles) must leave, and `patchd status` (read-only)
+# show, either the bundle applied and enabled with the fixed /proc/cmdline,
+# or nothing applied, no patch module loaded and the original
+# /proc/cmdline: never half applied.
 # Then the bundle must apply and revert cleanly.
 P=cmdline_demo
 B=/suture/bundles/$P.bundle
@@ -22,6 +24,10 @@ for point in apply-transaction-open apply-loading-saved apply-module-loaded \
 	PATCHD_TEST_KILL_AT=$point apply "$B" >/tmp/crash.out 2>&1
 	rc=$?
 	[ $rc -eq 137 ] || { cat /tmp/crash.out; fail "patchd was not killed at $point (exit $rc)"; }
+	mkdir -p $STATE/watch
+	patchd daemon --once --no-repository --kmod "$M/suture.ko" --state-dir $STATE \
+		--watch-dir $STATE/watch 2>/tmp/restart.log ||
+		{ cat /tmp/restart.log; fail "the restart after the kill at $point failed"; }
 	out=$(patchd status --state-dir $STATE 2>&1) || fail "status after the kill at $point failed: $out"
 	if loaded $P; then
 		outcome="kept: applied"
@@ -34,8 +40,8 @@ for point in apply-transaction-open apply-loading-saved apply-module-loaded \
 		expect "$(cat /proc/cmdline)" "$cmdline" "$point: /proc/cmdline is the original"
 		[ -e "$STATE/applied/$P.bundle" ] && fail "$point: a copy of a bundle not applied is kept"
 	fi
-	echo "kill -9 at $point: $outcome; $(echo "$out" | grep -c reconciled) reconciliation(s)"
-	echo "$out" | grep "reconciled" | sed 's/^/  /'
+	echo "kill -9 at $point: $outcome; $(grep -c reconciled /tmp/restart.log) reconciliation(s)"
+	grep "reconciled" /tmp/restart.log | sed 's/^/  /'
 	patchd audit verify --state-dir $STATE >/dev/null || fail "$point: the audit log does not verify"
 	# Recovery: the same bundle applies (or is applied already) and reverts.
 	apply "$B" >/dev/null || fail "$point: apply after the restart failed"
