@@ -12,6 +12,7 @@
 //! and the benchmarks are built on this library, and so is the `patchtest`
 //! crate, which validates bundles in a guest.
 
+pub mod embedded;
 pub mod initramfs;
 pub mod modules;
 pub mod programs;
@@ -22,7 +23,7 @@ pub mod target;
 use std::path::PathBuf;
 
 pub use modules::{build_companion, build_modules, BuiltModules};
-pub use qemu::{kernel_module_closure, run_guest, GuestFile, GuestSpec};
+pub use qemu::{kernel_module_closure, run_guest, run_guest_in, GuestFile, GuestSpec};
 pub use report::{CheckResult, GuestRun};
 pub use target::Target;
 
@@ -72,16 +73,21 @@ pub enum HarnessError {
 pub type Result<T> = std::result::Result<T, HarnessError>;
 
 /// The workspace root (the directory holding `kernels/` and `kmod/`),
-/// fixed when the rig is compiled: the rig, and the commands built on it
-/// (patchtest among them), read the companion's sources, the guest scripts
-/// and `kernels/default.env` from the checkout they were built in, and
-/// build `patchd` there.
+/// fixed when the rig is compiled. Only the developers' side of the rig
+/// uses it: the VM tests, `suture-vm` and the benchmarks read their guest
+/// checks, test modules and fixes from the checkout they were built in,
+/// build `patchd` there ([`qemu::build_patchd`]) and work under its
+/// `target/` ([`work_dir`]). What an installed command needs (the guest's
+/// `/init` and library, the default kernel, the companion's sources) is
+/// built in ([`embedded`]), and [`run_guest_in`] takes the run directory
+/// and `patchd` from its caller.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 
-/// Where the rig writes builds, initramfs images and logs.
+/// Where the rig's developer side writes builds, initramfs images and logs:
+/// `target/vm-tests` of the checkout (or of `CARGO_TARGET_DIR`).
 pub fn work_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -239,10 +239,54 @@ fn build_fixes(target: &Target, root: &Path) -> Result<Vec<BuiltFix>> {
 /// `W=1` clean) under `target/vm-tests/build/<release>/kmod/` and returns
 /// the path of `suture.ko`. Rebuilds only what changed.
 pub fn build_companion(target: &Target) -> Result<PathBuf> {
-    let kmod = work_dir().join("build").join(&target.release).join("kmod");
-    copy_tree(&workspace_root().join("kmod"), &kmod)?;
+    build_companion_in(target, &work_dir().join("build").join(&target.release))
+}
+
+/// Builds the companion module for `target` in `dir/kmod/` from the
+/// sources built into patchgen (kmod/'s) and returns the path of
+/// `suture.ko`. Rebuilds only what changed; concurrent builds in the same
+/// `dir` wait for each other (a lock on `dir/kmod.lock`).
+pub fn build_companion_in(target: &Target, dir: &Path) -> Result<PathBuf> {
+    let kmod = dir.join("kmod");
+    std::fs::create_dir_all(&kmod).map_err(io_err("cannot create", &kmod))?;
+    let _lock = lock(&dir.join("kmod.lock"))?;
+    write_companion_sources(&kmod)?;
     kbuild(target, &kmod, &[])?;
     Ok(kmod.join("suture.ko"))
+}
+
+/// Writes the companion's built-in sources into `kmod`, leaving files
+/// whose contents are already right untouched (their mtimes tell kbuild
+/// what to rebuild).
+fn write_companion_sources(kmod: &Path) -> Result<()> {
+    for (name, bytes) in patchgen::build::companion::SOURCES {
+        let path = kmod.join(name);
+        if std::fs::read(&path).ok().as_deref() == Some(*bytes) {
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("cannot create", parent))?;
+        }
+        std::fs::write(&path, bytes).map_err(io_err("cannot write", &path))?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `path` (created), held until the value is dropped.
+pub fn lock(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_err("cannot open the lock file", path))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, errno)| {
+        HarnessError::Io {
+            what: "cannot lock",
+            path: path.to_path_buf(),
+            source: std::io::Error::from(errno),
+        }
+    })
 }
 
 /// Builds everything under `target/vm-tests/build/<release>/`.

@@ -20,9 +20,12 @@ use crate::{
 pub struct GuestSpec {
     /// Names the run's directory under `target/vm-tests/`.
     pub name: String,
-    /// Check scripts from `vm-tests/guest/`, run in this order; a check is
+    /// Check scripts from `check_dir`, run in this order; a check is
     /// named after its file without `.sh`.
     pub checks: Vec<String>,
+    /// Where `checks` are: `vm-tests/guest/` of the checkout for
+    /// [`GuestSpec::new`], none for [`GuestSpec::generated`].
+    pub check_dir: Option<PathBuf>,
     /// Overall limit for the boot, all checks and the power-off.
     pub timeout: Duration,
     /// Limit for one check inside the guest.
@@ -58,11 +61,23 @@ pub struct GuestFile {
 }
 
 impl GuestSpec {
-    /// A spec with the defaults: 2 vCPUs, taint O and E allowed.
+    /// A spec with the defaults (2 vCPUs, taint O and E allowed) running
+    /// `checks` of the checkout's `vm-tests/guest/`: the developers' side.
     pub fn new(name: &str, checks: &[&str]) -> Self {
         Self {
-            name: name.to_string(),
             checks: checks.iter().map(|c| (*c).to_string()).collect(),
+            check_dir: Some(workspace_root().join("vm-tests/guest")),
+            ..Self::generated(name)
+        }
+    }
+
+    /// A spec with the defaults and no checks from files: only
+    /// `generated_checks`, which needs no checkout.
+    pub fn generated(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            checks: Vec::new(),
+            check_dir: None,
             timeout: Duration::from_secs(600),
             check_timeout: Duration::from_secs(300),
             allowed_taint: "OE".to_string(),
@@ -179,7 +194,6 @@ fn assemble(
     patchd: &Path,
     out: &Path,
 ) -> Result<PathBuf> {
-    let guest = workspace_root().join("vm-tests/guest");
     let mut fs = Initramfs::new();
     for (i, (name, path)) in kernel_module_closure(target, &spec.kernel_modules)?
         .iter()
@@ -197,20 +211,9 @@ fn assemble(
     fs.char_dev("/dev/console", 5, 1);
     fs.char_dev("/dev/null", 1, 3);
     fs.file("/bin/busybox", Path::new("/bin/busybox"), 0o755)?;
-    fs.file("/init", &guest.join("init"), 0o755)?;
-    fs.file("/suture/lib.sh", &guest.join("lib.sh"), 0o644)?;
-    for (i, check) in spec.checks.iter().enumerate() {
-        let script = guest.join(format!("{check}.sh"));
-        let name = Path::new(check)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(check);
-        fs.file(
-            &format!("/suture/checks/{:04}-{name}.sh", i + 1),
-            &script,
-            0o644,
-        )?;
-    }
+    fs.bytes("/init", 0o755, crate::embedded::GUEST_INIT.to_vec());
+    fs.bytes("/suture/lib.sh", 0o644, crate::embedded::GUEST_LIB.to_vec());
+    add_checks(&mut fs, spec)?;
     let first = spec.checks.len() + 1;
     for (i, (name, text)) in spec.generated_checks.iter().enumerate() {
         fs.bytes(
@@ -250,15 +253,58 @@ fn assemble(
     fs.write(out)
 }
 
-/// Boots `target` with the checks of `spec` and returns what the guest reported.
+/// The check scripts of `spec` from its `check_dir`, first in the guest's
+/// order.
+fn add_checks(fs: &mut Initramfs, spec: &GuestSpec) -> Result<()> {
+    let Some(dir) = &spec.check_dir else {
+        if let Some(check) = spec.checks.first() {
+            return Err(HarnessError::Io {
+                what: "no check directory for the check",
+                path: PathBuf::from(check),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        return Ok(());
+    };
+    for (i, check) in spec.checks.iter().enumerate() {
+        let script = dir.join(format!("{check}.sh"));
+        let name = Path::new(check)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(check);
+        fs.file(
+            &format!("/suture/checks/{:04}-{name}.sh", i + 1),
+            &script,
+            0o644,
+        )?;
+    }
+    Ok(())
+}
+
+/// Boots `target` with the checks of `spec` in `target/vm-tests/NAME/`,
+/// with `patchd` built from the checkout ([`build_patchd`]): the
+/// developers' side, see [`run_guest_in`].
+pub fn run_guest(target: &Target, modules: &BuiltModules, spec: &GuestSpec) -> Result<GuestRun> {
+    let patchd = build_patchd()?;
+    run_guest_in(target, modules, spec, &work_dir().join(&spec.name), &patchd)
+}
+
+/// Boots `target` with the checks of `spec` and the `patchd` executable
+/// given, keeping the initramfs, serial log and dmesg in `dir` (created),
+/// and returns what the guest reported.
 ///
 /// An error means the guest could not be run or did not finish; failed
 /// checks and kernel warnings are in the returned [`GuestRun`].
-pub fn run_guest(target: &Target, modules: &BuiltModules, spec: &GuestSpec) -> Result<GuestRun> {
-    let dir = work_dir().join(&spec.name);
+pub fn run_guest_in(
+    target: &Target,
+    modules: &BuiltModules,
+    spec: &GuestSpec,
+    dir: &Path,
+    patchd: &Path,
+) -> Result<GuestRun> {
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-    let patchd = build_patchd()?;
-    let initrd = assemble(target, spec, modules, &patchd, &dir.join("initramfs.cpio"))?;
+    let initrd = assemble(target, spec, modules, patchd, &dir.join("initramfs.cpio"))?;
     let log_path = dir.join("serial.log");
     let log = std::fs::File::create(&log_path).map_err(io_err("cannot create", &log_path))?;
 

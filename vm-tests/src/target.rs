@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{io_err, workspace_root, HarnessError, Result};
+use crate::{HarnessError, Result};
 
 /// A kernel cache entry: vmlinuz, config, kbuild headers and prepared source.
 #[derive(Debug, Clone)]
@@ -15,7 +15,7 @@ pub struct Target {
 
 impl Target {
     /// The target named by `SUTURE_KERNEL`, else the pinned default of
-    /// `kernels/default.env`, in `SUTURE_CACHE` (default `~/.cache/suture`).
+    /// `kernels/default.env` (built in), in `SUTURE_CACHE` (default `~/.cache/suture`).
     pub fn from_env() -> Result<Self> {
         let release = match std::env::var("SUTURE_KERNEL") {
             Ok(r) if !r.is_empty() => r,
@@ -60,15 +60,15 @@ fn cache_dir() -> PathBuf {
     patchgen::build::target::cache_dir()
 }
 
+/// The pinned default kernel of `kernels/default.env`, as built in.
 fn default_release() -> Result<String> {
-    let path = workspace_root().join("kernels/default.env");
-    let text = std::fs::read_to_string(&path).map_err(io_err("cannot read", &path))?;
-    text.lines()
+    crate::embedded::DEFAULT_ENV
+        .lines()
         .find_map(|l| l.trim().strip_prefix("SUTURE_DEFAULT_KERNEL="))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| HarnessError::Io {
-            what: "no SUTURE_DEFAULT_KERNEL= line in",
-            path,
+            what: "no SUTURE_DEFAULT_KERNEL= line in the built-in",
+            path: PathBuf::from("kernels/default.env"),
             source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })
 }
