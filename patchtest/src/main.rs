@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use patchtest::install::{self, SetupError};
 use patchtest::validate::{self, BundleUnderTest, Expectations, Load, Plan, TestScript};
 use vm_tests::{HarnessError, Target};
 
@@ -27,7 +28,7 @@ const EXIT_CANNOT_RUN: u8 = 3;
 #[command(
     name = "patchtest",
     version,
-    after_help = "A test script runs in the guest under busybox sh. NAME-LOADED.test (kpatch's convention) is expected to fail before apply, pass applied, fail after revert; other scripts need --expect.\n\nExit codes: 0 every expectation held, 1 validation failed, 2 usage error, 3 could not validate (setup, unreadable or untrusted bundle, wrong kernel).\n\nSee docs/patchtest.md."
+    after_help = "A test script runs in the guest under busybox sh. NAME-LOADED.test (kpatch's convention) is expected to fail before apply, pass applied, fail after revert; other scripts need --expect.\n\nExit codes: 0 every expectation held, 1 validation failed, 2 usage error, 3 could not validate (setup, unreadable or untrusted bundle, wrong kernel).\n\nEnvironment: SUTURE_PATCHD (patchd for the guest, when no --patchd), SUTURE_WORK_DIR (builds and runs; default ~/.cache/suture/patchtest), SUTURE_CACHE (the kernel cache).\n\nSee docs/patchtest.md."
 )]
 struct Cli {
     /// The bundles, validated one after the other in one guest boot.
@@ -72,6 +73,11 @@ struct Cli {
     /// serial log).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// The patchd executable to put into the guest (default:
+    /// $SUTURE_PATCHD, else the patchd beside patchtest, else patchd on
+    /// PATH).
+    #[arg(long, value_name = "PATH")]
+    patchd: Option<PathBuf>,
 }
 
 /// Why a validation could not run.
@@ -81,6 +87,8 @@ enum CannotRun {
     Input(String),
     #[error(transparent)]
     Harness(#[from] HarnessError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }
 
 fn main() -> ExitCode {
@@ -161,6 +169,7 @@ fn plan(cli: &Cli) -> Result<Plan, CannotRun> {
 fn run(cli: &Cli) -> Result<bool, CannotRun> {
     let started = Instant::now();
     let plan = plan(cli)?;
+    let places = install::places(&plan.target.release, &plan.run_name, cli.patchd.as_deref())?;
     eprintln!(
         "patchtest: {} bundle(s); building the companion module and booting {} under QEMU TCG ({} vCPU(s))",
         plan.bundles.len(),
@@ -173,7 +182,7 @@ fn run(cli: &Cli) -> Result<bool, CannotRun> {
         + plan
             .step_timeout
             .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
-    let run = match plan.boot(overall) {
+    let run = match plan.boot(overall, &places) {
         Ok(run) => run,
         Err(HarnessError::Timeout { seconds, log, .. }) => {
             // A bundle that hangs the guest fails validation.

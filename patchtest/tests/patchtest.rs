@@ -45,7 +45,14 @@ fn bundles(fixes: &[(&str, &str)]) -> Fixture {
 
 /// Runs patchtest; returns its exit code, stdout and the JSON report.
 fn patchtest(fixture: &Fixture, test: &Path, report: &Path) -> (i32, String, serde_json::Value) {
+    // patchtest as installed takes patchd from SUTURE_PATCHD (or beside
+    // it, where cargo test puts only a debug build if any): the test
+    // builds the release patchd from the checkout, and works in the
+    // checkout's target/.
+    let patchd = vm_tests::qemu::build_patchd().unwrap_or_else(|e| panic!("{e}"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchtest"));
+    cmd.env("SUTURE_PATCHD", patchd)
+        .env("SUTURE_WORK_DIR", work_dir().join("patchtest"));
     cmd.args(&fixture.bundles).arg("--key").arg(&fixture.key);
     for _ in &fixture.bundles {
         cmd.arg("--test").arg(test);

@@ -5,6 +5,10 @@
 //! `-LOADED.test` where the fix has a visible effect, a clean kernel log),
 //! and prints the table. See docs/real-fixes.md.
 //!
+//! A developer tool, not installed: it reads the corpus, its fixtures and
+//! programs from the checkout it was built in, builds `patchd` there with
+//! cargo, and works under the checkout's `target/vm-tests/`.
+//!
 //! Exit codes: 0 every fix did what the list expects; 1 some did not; 3
 //! the corpus could not run (no kernel cache, a bad list, QEMU missing).
 
@@ -226,7 +230,14 @@ fn validate_built(
     let overall = Duration::from_secs(300)
         + Duration::from_secs(60)
             .saturating_mul(u32::try_from(plan.bundles.len()).unwrap_or(u32::MAX));
-    let run = plan.boot(overall)?;
+    // A developer tool: it works in the checkout's target/vm-tests and
+    // builds patchd there, like the rig's VM tests.
+    let places = patchtest::install::Places {
+        build: work_dir().join("build").join(&target.release),
+        run: work_dir().join(&plan.run_name),
+        patchd: vm_tests::qemu::build_patchd()?,
+    };
+    let run = plan.boot(overall, &places)?;
     let report = validate::judge(&plan, &run, started.elapsed());
     validate::write_json(&report, &run.dir.join("report.json"))?;
     Ok(Some(report))

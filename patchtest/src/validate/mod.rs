@@ -26,11 +26,24 @@ use std::time::Duration;
 use serde::Serialize;
 use suture_bundle::Manifest;
 
+use crate::install::Places;
 use vm_tests::report::GuestRun;
-use vm_tests::{io_err, workspace_root, GuestFile, HarnessError, Result, Target};
+use vm_tests::{io_err, GuestFile, HarnessError, Result, Target};
 
 /// Exit status of a step the guest skipped (an earlier step failed).
 const SKIPPED: i32 = 125;
+
+/// `patchtest/guest/steps.sh`, built in: the guest's step functions.
+pub const STEPS_SH: &[u8] = include_bytes!("../../guest/steps.sh");
+
+/// `patchtest/guest/load.sh`, built in: the default load.
+pub const LOAD_SH: &[u8] = include_bytes!("../../guest/load.sh");
+
+/// The guest scripts built in, by their path in the checkout.
+pub const GUEST_FILES: &[(&str, &[u8])] = &[
+    ("patchtest/guest/steps.sh", STEPS_SH),
+    ("patchtest/guest/load.sh", LOAD_SH),
+];
 
 /// Taint every patch module brings: O (out-of-tree) and E (unsigned).
 const ALLOWED_TAINT: &str = "OE";
@@ -327,7 +340,7 @@ pub struct Plan {
     pub cpus: u32,
     /// Limit for one step in the guest.
     pub step_timeout: Duration,
-    /// Names the run directory under target/vm-tests/.
+    /// Names the run (and its directory).
     pub run_name: String,
     /// Host files the tests need (programs, data), put in the guest's
     /// /suture/files/, which is on the tests' PATH.
@@ -375,16 +388,15 @@ impl Plan {
     /// The guest's step functions and the load (the default's, the user's
     /// script, or the mark that there is none).
     fn script_files(&self) -> Result<Vec<GuestFile>> {
-        let guest_dir = workspace_root().join("patchtest/guest");
         let mut files = vec![GuestFile {
             path: "/suture/validate/steps.sh".to_string(),
-            data: read(&guest_dir.join("steps.sh"))?,
+            data: STEPS_SH.to_vec(),
             mode: 0o644,
         }];
         match &self.load {
             Load::Default => files.push(GuestFile {
                 path: "/suture/validate/load.sh".to_string(),
-                data: read(&guest_dir.join("load.sh"))?,
+                data: LOAD_SH.to_vec(),
                 mode: 0o644,
             }),
             Load::Script(path) => {
@@ -503,10 +515,11 @@ fn step_checks(b: &BundleUnderTest) -> Vec<(String, String)> {
 }
 
 impl Plan {
-    /// Builds the companion module for the target and boots it once with
-    /// every bundle's steps. `overall` bounds the whole boot: a guest that
+    /// Builds the companion module for the target in `places.build` and
+    /// boots it once with every bundle's steps and `places.patchd`, in
+    /// `places.run`. `overall` bounds the whole boot: a guest that
     /// outlives it hung (`HarnessError::Timeout`, serial log kept).
-    pub fn boot(&self, overall: Duration) -> Result<GuestRun> {
+    pub fn boot(&self, overall: Duration, places: &Places) -> Result<GuestRun> {
         let mut modules = vm_tests::BuiltModules {
             modules: Default::default(),
             records: Default::default(),
@@ -515,17 +528,17 @@ impl Plan {
         };
         modules.modules.insert(
             "suture".to_string(),
-            vm_tests::build_companion(&self.target)?,
+            vm_tests::modules::build_companion_in(&self.target, &places.build)?,
         );
         let setup = self.guest()?;
-        let mut spec = vm_tests::GuestSpec::new(&self.run_name, &[]);
+        let mut spec = vm_tests::GuestSpec::generated(&self.run_name);
         spec.cpus = self.cpus;
         spec.check_timeout = self.step_timeout;
         spec.timeout = overall;
         spec.kernel_modules = self.kernel_modules();
         spec.generated_checks = setup.checks;
         spec.files = setup.files;
-        vm_tests::run_guest(&self.target, &modules, &spec)
+        vm_tests::run_guest_in(&self.target, &modules, &spec, &places.run, &places.patchd)
     }
 }
 
