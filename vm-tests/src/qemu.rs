@@ -3,7 +3,8 @@
 //! The guest's `/init` (vm-tests/guest/init) runs every check script in order,
 //! framing each one's output with markers, then prints its taint flags and
 //! dmesg and powers off. The host enforces an overall timeout and keeps the
-//! serial log under `target/vm-tests/<name>/`.
+//! serial log in the run's directory (`target/vm-tests/<name>/` for
+//! [`run_guest`], the caller's for [`run_guest_in`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,7 +19,8 @@ use crate::{
 /// What to run in one guest boot.
 #[derive(Debug, Clone)]
 pub struct GuestSpec {
-    /// Names the run's directory under `target/vm-tests/`.
+    /// Names the run (and its directory under `target/vm-tests/` for
+    /// [`run_guest`]).
     pub name: String,
     /// Check scripts from `check_dir`, run in this order; a check is
     /// named after its file without `.sh`.
