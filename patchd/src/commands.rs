@@ -90,10 +90,8 @@ fn cmd_apply(config: Option<&Path>, args: ApplyArgs) -> anyhow::Result<()> {
         },
     )?;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd apply")?;
-    let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
-    let mut session = open_session(&kernel, config)?;
-    note_work(&mut session)?;
+    let mut session = open_for_changes(&kernel, &settings)?;
     let report = patchd::apply(&mut session, &bundles)?;
     if report.companion_loaded {
         println!("loaded the companion module");
@@ -123,10 +121,8 @@ fn cmd_revert(config: Option<&Path>, args: RevertArgs) -> anyhow::Result<()> {
     } = args;
     let settings = settings(config, overrides(state, retry, guard))?;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd revert")?;
-    let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
-    let mut session = open_session(&kernel, config)?;
-    note_work(&mut session)?;
+    let mut session = open_for_changes(&kernel, &settings)?;
     let target = if all {
         RevertTarget::All
     } else {
@@ -162,10 +158,8 @@ fn cmd_release(config: Option<&Path>, args: ReleaseArgs) -> anyhow::Result<()> {
         },
     )?;
     require(&RealCapabilities, KERNEL_CHANGES, "patchd release")?;
-    let config = settings.session_config(default_owners());
     let kernel = RealKernel::new();
-    let mut session = open_session(&kernel, config)?;
-    note_work(&mut session)?;
+    let mut session = open_for_changes(&kernel, &settings)?;
     let target = if all {
         ReleaseTarget::All
     } else {
@@ -414,6 +408,18 @@ fn overrides(state: StateArgs, retry: RetryArgs, guard: GuardArgs) -> Overrides 
         crash_guard_uptime_secs: guard.crash_guard_uptime_secs,
         ..Overrides::default()
     }
+}
+
+/// The session of a command that changes what is applied (`apply`,
+/// `revert`, `release`): opened (locked, reconciled), then told of the work
+/// about to happen (the crash-loop guard's survivors and shutdown mark).
+fn open_for_changes<'k>(
+    kernel: &'k RealKernel,
+    settings: &Settings,
+) -> anyhow::Result<Session<'k>> {
+    let mut session = open_session(kernel, settings.session_config(default_owners()))?;
+    note_work(&mut session)?;
+    Ok(session)
 }
 
 /// Opens a session (locks and reconciles the state) with the system clock,

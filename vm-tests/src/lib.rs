@@ -72,18 +72,36 @@ pub enum HarnessError {
 /// Result type of the rig.
 pub type Result<T> = std::result::Result<T, HarnessError>;
 
-/// The workspace root (the directory holding `kernels/` and `kmod/`),
-/// fixed when the rig is compiled. Only the developers' side of the rig
-/// uses it: the VM tests, `suture-vm` and the benchmarks read their guest
-/// checks, test modules and fixes from the checkout they were built in,
-/// build `patchd` there ([`qemu::build_patchd`]) and work under its
-/// `target/` ([`work_dir`]). What an installed command needs (the guest's
-/// `/init` and library, the default kernel, the companion's sources) is
-/// built in ([`embedded`]), and [`run_guest_in`] takes the run directory
-/// and `patchd` from its caller.
+/// The workspace root (the directory holding `kernels/` and `kmod/`), found
+/// at run time: `$SUTURE_SOURCE_DIR`, else the checkout whose `target/`
+/// holds the running executable (the rig's commands, the VM tests and the
+/// benchmarks run from there), else the parent of the package directory
+/// cargo names in `$CARGO_MANIFEST_DIR` (`cargo run`, `cargo test`), else
+/// the current directory. Only the developers' side of the rig uses it:
+/// the VM tests, `suture-vm` and the benchmarks read their guest checks,
+/// test modules and fixes from the checkout, build `patchd` there
+/// ([`qemu::build_patchd`]) and work under its `target/` ([`work_dir`]).
+/// What an installed command needs (the guest's `/init` and library, the
+/// default kernel, the companion's sources) is built in ([`embedded`]), and
+/// [`run_guest_in`] takes the run directory and `patchd` from its caller.
 pub fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+    if let Some(dir) = std::env::var_os("SUTURE_SOURCE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let is_root = |dir: &std::path::Path| {
+        dir.join("kernels/default.env").is_file() && dir.join("vm-tests").is_dir()
+    };
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(root) = exe.ancestors().skip(1).find(|dir| is_root(dir)) {
+            return root.to_path_buf();
+        }
+    }
+    if let Some(manifest) = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from) {
+        if let Some(root) = manifest.ancestors().find(|dir| is_root(dir)) {
+            return root.to_path_buf();
+        }
+    }
+    PathBuf::from(".")
 }
 
 /// Where the rig's developer side writes builds, initramfs images and logs:
