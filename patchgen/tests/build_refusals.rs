@@ -91,6 +91,7 @@ fn compiler_mismatch_is_refused() {
         "06f8bde30046985060c60820f7a11515a33afb06",
         &tmp.path().join("src"),
         &tmp.path().join("hdr"),
+        None,
     )
     .expect_err("mismatch");
     assert!(matches!(e, BuildError::CompilerMismatch { .. }), "{e}");

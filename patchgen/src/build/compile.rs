@@ -5,7 +5,6 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -83,7 +82,8 @@ pub fn object_command(
         Some(TreeLock::take(target, true)?)
     };
     if !cmd_file.is_file() {
-        let out = Command::new("make")
+        let out = target
+            .command("make")
             .arg("-s")
             .arg("-C")
             .arg(&target.source)
@@ -283,7 +283,8 @@ fn run_shell(
     which: &'static str,
 ) -> Result<(), BuildError> {
     tracing::debug!(command = line, "running");
-    let out = Command::new("sh")
+    let out = target
+        .command("sh")
         .arg("-c")
         .arg(line)
         .current_dir(&target.source)

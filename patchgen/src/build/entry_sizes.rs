@@ -5,7 +5,6 @@
 //! version or configuration may not have.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use super::{BuildError, KernelTarget};
 use crate::diff::EntrySizes;
@@ -74,7 +73,8 @@ pub fn from_headers(
     std::fs::write(dir.join("entry_sizes.c"), source(line)).map_err(io("cannot write", &dir))?;
     std::fs::write(dir.join("Kbuild"), "obj-m := entry_sizes.o\n")
         .map_err(io("cannot write", &dir))?;
-    let out = Command::new("make")
+    let out = target
+        .command("make")
         .arg("-s")
         .arg("-C")
         .arg(&target.headers)

@@ -8,6 +8,7 @@
 //! work directory that is removed unless kept.
 
 mod affected;
+pub mod build_root;
 pub mod companion;
 pub mod compile;
 pub mod entry_sizes;

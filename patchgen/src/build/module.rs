@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use object::{Object, ObjectSymbol};
 use sha2::{Digest, Sha256};
@@ -146,7 +145,8 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildEr
 }
 
 fn kbuild(target: &KernelTarget, dir: &Path, extra: &[String]) -> Result<String, BuildError> {
-    let out = Command::new("make")
+    let out = target
+        .command("make")
         .arg("-C")
         .arg(&target.headers)
         .arg(format!("M={}", dir.display()))

@@ -192,6 +192,7 @@ mod tests {
             cc: "gcc-12".to_string(),
             image: None,
             debug_vmlinux: None,
+            build_root: None,
         };
         (out, target)
     }

@@ -3,9 +3,11 @@
 //! paths.
 
 use crate::kernel_line::KernelLine;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::build_root::BuildRoot;
 use super::BuildError;
 
 /// Everything a build needs to know about its target kernel.
@@ -29,6 +31,9 @@ pub struct KernelTarget {
     /// The `vmlinux` with its symbol table (Debian's `-dbg` package), when
     /// one was found for this release.
     pub debug_vmlinux: Option<PathBuf>,
+    /// Where the target's compiler and kbuild run when the host does not
+    /// have that compiler (Debian 13's gcc-14 on Debian 12).
+    pub build_root: Option<BuildRoot>,
 }
 
 impl KernelTarget {
@@ -38,6 +43,15 @@ impl KernelTarget {
             release: self.release.clone(),
             supported: KernelLine::supported(),
         })
+    }
+
+    /// A command of the target's toolchain (`make`, the compiler, `sh`
+    /// running a kbuild command line): in its build root if it has one.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match &self.build_root {
+            Some(root) => root.command(program),
+            None => Command::new(program),
+        }
     }
 }
 
@@ -84,6 +98,7 @@ impl KernelTarget {
             &build_id,
             &dir.join("source"),
             &dir.join("headers"),
+            BuildRoot::of_cache_entry(&dir),
         )?;
         target.image = Some(dir.join("vmlinuz")).filter(|p| p.is_file());
         target.debug_vmlinux = crate::target_symbols::find_debug_vmlinux(&dir, release);
@@ -97,6 +112,7 @@ impl KernelTarget {
         build_id: &str,
         source: &Path,
         headers: &Path,
+        build_root: Option<BuildRoot>,
     ) -> Result<Self, BuildError> {
         if build_id.len() < 16 || !build_id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BuildError::BadIdentity {
@@ -138,6 +154,7 @@ impl KernelTarget {
             cc,
             image: None,
             debug_vmlinux: None,
+            build_root,
         };
         target.check_compiler(&cc_text)?;
         Ok(target)
@@ -146,7 +163,7 @@ impl KernelTarget {
     /// The compiler on this machine must be the one the kernel was built
     /// with: another one makes different code and a different module ABI.
     fn check_compiler(&self, expected: &str) -> Result<(), BuildError> {
-        let out = Command::new(&self.cc).arg("--version").output();
+        let out = self.command(&self.cc).arg("--version").output();
         let found = match out {
             Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
                 .lines()
@@ -159,7 +176,12 @@ impl KernelTarget {
             return Err(BuildError::CompilerMismatch {
                 expected: expected.to_string(),
                 found: if found.is_empty() {
-                    format!("no {} on this machine", self.cc)
+                    match &self.build_root {
+                        Some(root) => {
+                            format!("no {} in the build root {}", self.cc, root.path().display())
+                        }
+                        None => format!("no {} on this machine", self.cc),
+                    }
                 } else {
                     found
                 },

@@ -9,6 +9,7 @@ pub const LINE: KernelLine = KernelLine {
     measure_includes: MEASURE_INCLUDES,
     dropped_by_mksysmap,
     dropped_by_kallsyms,
+    objtool_at_link: false,
 };
 
 /// Shorthand for the table below.

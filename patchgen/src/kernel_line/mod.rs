@@ -11,6 +11,7 @@
 //! it has seen and checks each by its structure.
 
 pub mod linux_6_1;
+pub mod linux_6_12;
 
 /// One special section: an array of fixed-size entries the kernel reads
 /// (bug table, exception table, jump labels, alternatives, ORC, ...).
@@ -42,10 +43,15 @@ pub struct KernelLine {
     pub dropped_by_mksysmap: fn(&str, char) -> bool,
     /// Whether `scripts/kallsyms` (`is_ignored_symbol`) leaves it out.
     pub dropped_by_kallsyms: fn(&str, char) -> bool,
+    /// Whether kbuild runs objtool only at the link of vmlinux.o and of
+    /// each module (`delay-objtool`: IBT builds), so that a compiled
+    /// object has no ORC, return sites, ENDBR seal list or `__pfx_`
+    /// symbols of its own.
+    pub objtool_at_link: bool,
 }
 
 /// Every line patchgen supports, oldest first.
-pub const LINES: &[&KernelLine] = &[&linux_6_1::LINE];
+pub const LINES: &[&KernelLine] = &[&linux_6_1::LINE, &linux_6_12::LINE];
 
 /// The line used where no target says otherwise (`patchgen diff` without a
 /// target): the pinned default kernel's.
@@ -97,14 +103,14 @@ mod tests {
                 "{release}"
             );
         }
-        for release in [
-            "6.12.48+deb13-amd64",
-            "6.10.0",
-            "5.10.0-30-amd64",
-            "",
-            "6",
-            "six.one",
-        ] {
+        for release in ["6.12.107+deb13-amd64", "6.12.118+deb13-cloud-amd64", "6.12"] {
+            assert_eq!(
+                KernelLine::of_release(release).map(|l| l.version),
+                Some("6.12"),
+                "{release}"
+            );
+        }
+        for release in ["6.10.0", "5.10.0-30-amd64", "", "6", "six.one"] {
             assert!(KernelLine::of_release(release).is_none(), "{release}");
         }
     }

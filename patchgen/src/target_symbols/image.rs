@@ -3,9 +3,10 @@
 //!
 //! Boot protocol 2.08 and later give the payload's place
 //! (`payload_offset`, `payload_length`, relative to the protected-mode code
-//! after the `setup_sects` sectors). Debian 6.1 amd64 compresses with xz
-//! (`CONFIG_KERNEL_XZ`, `scripts/xz_wrap.sh`: CRC32, x86 BCJ filter, LZMA2)
-//! and the build appends the decompressed size as 4 little-endian bytes.
+//! after the `setup_sects` sectors). Debian 12's 6.1 amd64 compresses with
+//! xz (`CONFIG_KERNEL_XZ`, `scripts/xz_wrap.sh`: CRC32, x86 BCJ filter,
+//! LZMA2), Debian 13's 6.12 with zstd (`CONFIG_KERNEL_ZSTD`), and the build
+//! appends the decompressed size as 4 little-endian bytes.
 //! Other compressions are named in the error, not guessed at.
 
 use std::io::Read;
@@ -17,6 +18,7 @@ use super::SymbolSourceError;
 pub const MAX_KERNEL_SIZE: u64 = 512 << 20;
 
 const XZ_MAGIC: &[u8] = b"\xfd7zXZ\0";
+const ZSTD_MAGIC: &[u8] = b"\x28\xb5\x2f\xfd";
 
 /// Where the payload is: (offset, length) in the file.
 pub fn payload_range(bytes: &[u8]) -> Result<(usize, usize), String> {
@@ -77,22 +79,33 @@ pub fn decompress_bzimage(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, SymbolSo
     let payload = bytes
         .get(start..start + length)
         .ok_or_else(|| image_error("the payload lies outside the file".to_string()))?;
-    if !payload.starts_with(XZ_MAGIC) {
-        return Err(image_error(format!(
-            "its payload is compressed with {}, and patchgen reads xz payloads (CONFIG_KERNEL_XZ, as Debian's); pass the kernel's -dbg vmlinux with --vmlinux instead",
-            compression_name(payload)
-        )));
-    }
+    // Both formats are a stream followed by the kernel's size (32-bit
+    // little-endian, `size_append` in scripts/Makefile.lib).
     let (stream, size_bytes) = payload.split_at(payload.len() - 4);
     let declared = u32::from_le_bytes(size_bytes.try_into().unwrap_or([0; 4]));
     let mut kernel = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(1 << 28));
-    xz2::read::XzDecoder::new(stream)
-        .take(MAX_KERNEL_SIZE + 1)
-        .read_to_end(&mut kernel)
-        .map_err(|source| SymbolSourceError::Decompress {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let decompress_error = |source| SymbolSourceError::Decompress {
+        path: path.to_path_buf(),
+        source,
+    };
+    if payload.starts_with(XZ_MAGIC) {
+        xz2::read::XzDecoder::new(stream)
+            .take(MAX_KERNEL_SIZE + 1)
+            .read_to_end(&mut kernel)
+            .map_err(decompress_error)?;
+    } else if payload.starts_with(ZSTD_MAGIC) {
+        let mut stream = stream;
+        ruzstd::decoding::StreamingDecoder::new(&mut stream)
+            .map_err(|e| image_error(format!("its zstd payload is damaged: {e}")))?
+            .take(MAX_KERNEL_SIZE + 1)
+            .read_to_end(&mut kernel)
+            .map_err(decompress_error)?;
+    } else {
+        return Err(image_error(format!(
+            "its payload is compressed with {}, and patchgen reads xz and zstd payloads (CONFIG_KERNEL_XZ, CONFIG_KERNEL_ZSTD, as Debian's); pass the kernel's -dbg vmlinux with --vmlinux instead",
+            compression_name(payload)
+        )));
+    }
     if u64::try_from(kernel.len()).unwrap_or(u64::MAX) > MAX_KERNEL_SIZE {
         return Err(image_error(format!(
             "the kernel decompresses to more than {MAX_KERNEL_SIZE} bytes"
@@ -172,13 +185,32 @@ mod tests {
 
     #[test]
     fn names_other_compressions_and_what_to_do() {
-        let image = bzimage(b"\x28\xb5\x2f\xfdzstd data and size");
-        let error = decompress_bzimage(Path::new("vmlinuz"), &image).expect_err("zstd");
+        let image = bzimage(b"\x02\x21\x4c\x18lz4 data and size");
+        let error = decompress_bzimage(Path::new("vmlinuz"), &image).expect_err("lz4");
         let message = error.to_string();
         assert!(
-            message.contains("zstd") && message.contains("--vmlinux"),
+            message.contains("lz4") && message.contains("--vmlinux"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn decompresses_a_zstd_payload_as_debian_13_builds_it() {
+        let kernel = b"\x7fELF pretend 6.12 kernel".repeat(100);
+        let mut payload = ruzstd::encoding::compress_to_vec(
+            &kernel[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let declared = u32::try_from(kernel.len()).expect("small");
+        payload.extend_from_slice(&declared.to_le_bytes());
+        let image = bzimage(&payload);
+        let out = decompress_bzimage(Path::new("vmlinuz"), &image).expect("decompresses");
+        assert_eq!(out, kernel);
+        // A damaged stream is an error, not a panic.
+        let mut damaged = payload.clone();
+        damaged.truncate(payload.len() / 2);
+        damaged.extend_from_slice(&declared.to_le_bytes());
+        assert!(decompress_bzimage(Path::new("vmlinuz"), &bzimage(&damaged)).is_err());
     }
 
     #[test]

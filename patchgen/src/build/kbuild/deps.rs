@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -236,7 +236,8 @@ fn files_read(
     // kbuild's commands are shell words: run them through sh as kbuild
     // does (quoted -D values).
     let line = format!("{} -M -MG {source}", flags.join(" "));
-    let out = Command::new("sh")
+    let out = target
+        .command("sh")
         .arg("-c")
         .arg(&line)
         .current_dir(&target.source)

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use super::Built;
 use crate::build::compile::TreeLock;
@@ -24,7 +24,8 @@ pub(super) fn dry_run(target: &KernelTarget) -> Result<Vec<Built>, BuildError> {
 /// would run (the tree's shared lock held).
 fn dry_run_output(target: &KernelTarget) -> Result<String, BuildError> {
     let _tree = TreeLock::take(target, false)?;
-    let out = Command::new("make")
+    let out = target
+        .command("make")
         .args(["-n", "-k", "-C"])
         .arg(&target.source)
         .arg(format!("CC={}", target.cc))
@@ -40,11 +41,13 @@ fn dry_run_output(target: &KernelTarget) -> Result<String, BuildError> {
         })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     // In a dry run nothing is built, so the final link's inputs are
-    // missing: that error (and only that) is expected.
+    // missing (`vmlinux.a` on 6.12): that error (and only that) is
+    // expected, with the `[target] Error 2` lines each make level above
+    // it prints.
     let stderr = String::from_utf8_lossy(&out.stderr);
     let unexpected: Vec<&str> = stderr
         .lines()
-        .filter(|l| l.contains("***") && !l.contains("vmlinux"))
+        .filter(|l| l.contains("***") && !l.contains("vmlinux") && !is_propagated(l))
         .collect();
     if compile_commands(&stdout, &target.cc).is_empty() || !unexpected.is_empty() {
         return Err(BuildError::KbuildDryRun {
@@ -57,6 +60,17 @@ fn dry_run_output(target: &KernelTarget) -> Result<String, BuildError> {
         });
     }
     Ok(stdout)
+}
+
+/// `make[1]: *** [Makefile:236: __sub-make] Error 2`: a make level
+/// reporting that the level below it failed, not a cause of its own.
+fn is_propagated(line: &str) -> bool {
+    let Some((_, after)) = line.split_once("*** [") else {
+        return false;
+    };
+    after
+        .rsplit_once("] Error ")
+        .is_some_and(|(_, code)| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The objects of the compile commands (`CC ... -c -o OBJ SRC`) in a dry
@@ -128,6 +142,22 @@ pub(super) fn commands_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_of_the_level_below_is_not_a_cause() {
+        assert!(is_propagated(
+            "make: *** [Makefile:236: __sub-make] Error 2"
+        ));
+        assert!(is_propagated(
+            "make[1]: *** [/src/Makefile:1185: vmlinux_o] Error 2"
+        ));
+        assert!(!is_propagated(
+            "make[2]: *** No rule to make target 'vmlinux.a', needed by 'vmlinux.o'."
+        ));
+        assert!(!is_propagated(
+            "make[3]: *** [scripts/Makefile.build:244: fs/x.o] Error"
+        ));
+    }
 
     #[test]
     fn lists_kernel_compiles_once_and_tells_modules_apart() {
