@@ -115,10 +115,11 @@ pub fn object_command(
         path: cmd_file.clone(),
         source: e,
     })?;
+    // `savedcmd_` since 6.2, `cmd_` before.
     let key = format!("cmd_{} := ", object.display());
     let full = text
         .lines()
-        .find_map(|l| l.strip_prefix(&key))
+        .find_map(|l| l.strip_prefix("saved").unwrap_or(l).strip_prefix(&key))
         .ok_or_else(|| BuildError::OutsideBuild {
             file: source.to_path_buf(),
             release: target.release.clone(),

@@ -84,7 +84,9 @@ pub fn emit(
                     && (s.value != sym.value || s.size != sym.size)
             })
             .count();
-        if others > 0 || sym.value != 0 {
+        // The function starts its section, after the entry padding of
+        // kernels built with call padding (6.12).
+        if others > 0 || !fixed.sections[sec].is_entry_padding(sym.value) {
             report.refuse(Refusal::not_function_sections(
                 &sym.name,
                 &fixed.sections[sec].name,

@@ -161,6 +161,20 @@ impl Section {
         self.sh_flags & u64::from(elf::SHF_EXECINSTR) != 0
     }
 
+    /// Whether the first `len` bytes are padding before a function's entry
+    /// and nothing else: `nop` or `int3` bytes without relocations, as
+    /// `-fpatchable-function-entry=N,N` (`CONFIG_CALL_PADDING`, 6.12)
+    /// leaves them for call thunks and FineIBT. At most 64 bytes.
+    pub fn is_entry_padding(&self, len: u64) -> bool {
+        let Ok(n) = usize::try_from(len) else {
+            return false;
+        };
+        n <= 64
+            && self.data.len() >= n
+            && self.data[..n].iter().all(|&b| b == 0x90 || b == 0xcc)
+            && self.relocs.iter().all(|r| r.offset >= len)
+    }
+
     /// Whether the section is loaded at run time.
     pub fn is_alloc(&self) -> bool {
         self.sh_flags & u64::from(elf::SHF_ALLOC) != 0

@@ -104,7 +104,8 @@ pub enum SymbolSourceError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KallsymsConfig {
     /// `CONFIG_KALLSYMS_BASE_RELATIVE`: 32-bit offsets from a base instead of
-    /// addresses.
+    /// addresses. Since 6.11 the option is gone and offsets are the only
+    /// format.
     pub base_relative: bool,
     /// `CONFIG_KALLSYMS_ABSOLUTE_PERCPU`: per-CPU symbols are listed as
     /// absolute (`A`), and non-negative offsets are absolute values.
@@ -119,8 +120,11 @@ impl KallsymsConfig {
                 .lines()
                 .any(|line| line.strip_prefix(option) == Some("=y"))
         };
+        // A configuration that does not mention the option at all (not
+        // even "is not set") is of a kernel without it: always relative.
+        let mentions_base_relative = config.contains("CONFIG_KALLSYMS_BASE_RELATIVE");
         Self {
-            base_relative: enabled("CONFIG_KALLSYMS_BASE_RELATIVE"),
+            base_relative: enabled("CONFIG_KALLSYMS_BASE_RELATIVE") || !mentions_base_relative,
             absolute_percpu: enabled("CONFIG_KALLSYMS_ABSOLUTE_PERCPU"),
         }
     }

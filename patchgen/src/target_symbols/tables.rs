@@ -3,7 +3,8 @@
 //! part of `/proc/kallsyms`.
 //!
 //! Linux 6.1's `scripts/kallsyms` writes into `.rodata`, each table behind
-//! an 8-byte aligned label, in this order:
+//! an 8-byte aligned label, in this order (6.12 moves the offsets and the
+//! base after the token index, and always writes offsets: see below):
 //!
 //! | table | content |
 //! | --- | --- |
@@ -16,12 +17,17 @@
 //! | `kallsyms_token_table` | 256 NUL-terminated tokens |
 //! | `kallsyms_token_index` | 256 × u16: offset of each token |
 //!
+//! Linux 6.12 writes `kallsyms_num_syms`, `kallsyms_names`,
+//! `kallsyms_markers`, `kallsyms_token_table`, `kallsyms_token_index`, then
+//! `kallsyms_offsets`, `kallsyms_relative_base` and `kallsyms_seqs_of_names`.
+//!
 //! A name expands to its type letter followed by the symbol name. The image
 //! has no symbols that say where the tables are, so they are found by their
 //! structure, and accepted only when every part fits: the token index
 //! matches the token table, the names walk exactly to the markers, every
 //! marker is right, the markers (and sequence table) end exactly at the
-//! token table, and the decoded addresses are sorted.
+//! token table, and the decoded addresses are sorted. Both places of the
+//! address table are tried; exactly one must give sorted addresses.
 
 use std::path::Path;
 
@@ -81,17 +87,44 @@ struct Layout {
     names: usize,
     encoding: LengthEncoding,
     tokens: Vec<Vec<u8>>,
+    /// The end of `kallsyms_token_index`.
+    after_index: usize,
+}
+
+/// Where the address (or offset) table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Before `kallsyms_num_syms`, the base between them (6.1 and before).
+    BeforeCount,
+    /// After `kallsyms_token_index`, then the base (6.12).
+    AfterTokenIndex,
 }
 
 /// Decodes the tables inside `rodata` (loaded at `address`).
 pub fn decode(rodata: &[u8], address: u64, config: KallsymsConfig) -> Result<KallsymsList, String> {
     let (token_table, tokens) = find_token_table(rodata, address)?;
-    let layout = find_names(rodata, address, token_table, tokens, config)?;
-    let entries = decode_entries(rodata, address, &layout, config)?;
-    if entries.windows(2).any(|w| w[0].address > w[1].address) {
-        return Err("the decoded addresses are not sorted".to_string());
+    let layout = find_names(rodata, address, token_table, tokens)?;
+    let mut sorted = Vec::new();
+    let mut first_error = None;
+    for placement in [Placement::BeforeCount, Placement::AfterTokenIndex] {
+        match decode_entries(rodata, address, &layout, config, placement) {
+            Ok(entries) if entries.windows(2).all(|w| w[0].address <= w[1].address) => {
+                sorted.push(entries);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(KallsymsList::new(entries))
+    match sorted.len() {
+        1 => Ok(KallsymsList::new(sorted.remove(0))),
+        0 => Err(first_error.map_or_else(
+            || "the decoded addresses are not sorted".to_string(),
+            |e| format!("the decoded addresses are not sorted ({e})"),
+        )),
+        _ => Err("the address table fits in two places".to_string()),
+    }
 }
 
 fn align8(address: u64, offset: usize) -> Option<usize> {
@@ -209,7 +242,6 @@ fn find_names(
     address: u64,
     token_table: usize,
     tokens: Vec<Vec<u8>>,
-    config: KallsymsConfig,
 ) -> Result<Layout, String> {
     let mut found: Vec<(usize, LengthEncoding)> = Vec::new();
     let first = align8(address, 0).ok_or("the section address overflows")?;
@@ -223,10 +255,6 @@ fn find_names(
         let Ok(count) = usize::try_from(count) else {
             continue;
         };
-        // The address table before it must fit in the section.
-        if address_table(address, num_syms, count, config).is_none() {
-            continue;
-        }
         for encoding in [LengthEncoding::Uleb128, LengthEncoding::Byte] {
             if names_fit(rodata, address, num_syms, count, token_table, encoding) {
                 found.push((num_syms, encoding));
@@ -234,6 +262,10 @@ fn find_names(
             }
         }
     }
+    let table_bytes: usize = tokens.iter().map(|t| t.len() + 1).sum();
+    let after_index = align8(address, token_table + table_bytes)
+        .and_then(|index| index.checked_add(2 * 256))
+        .ok_or("the token index overflows")?;
     match found.as_slice() {
         [(num_syms, encoding)] => Ok(Layout {
             count: usize::try_from(u32_at(rodata, *num_syms).unwrap_or(0)).unwrap_or(0),
@@ -241,6 +273,7 @@ fn find_names(
             names: num_syms + 8,
             encoding: *encoding,
             tokens,
+            after_index,
         }),
         [] => Err("no symbol count and name table (kallsyms_num_syms, kallsyms_names) fit before the token table".to_string()),
         many => Err(format!("{} places fit as the symbol count", many.len())),
@@ -295,22 +328,36 @@ fn names_fit(
     after == token_table || with_seqs == Some(token_table)
 }
 
-/// Where the address (or offset) table starts: its label is aligned, and
-/// the next label (the base, or the count) follows after padding.
-fn address_table(
+/// Where the address (or offset) table and the base are, if they fit in
+/// `rodata_len` bytes: each label is aligned, and the next label follows
+/// after padding.
+fn address_tables(
     address: u64,
-    num_syms: usize,
-    count: usize,
+    layout: &Layout,
     config: KallsymsConfig,
-) -> Option<usize> {
-    if !config.base_relative {
-        return num_syms.checked_sub(count.checked_mul(8)?);
+    placement: Placement,
+    rodata_len: usize,
+) -> Option<(usize, Option<usize>)> {
+    let count = layout.count;
+    match placement {
+        Placement::BeforeCount if !config.base_relative => {
+            Some((layout.num_syms.checked_sub(count.checked_mul(8)?)?, None))
+        }
+        Placement::BeforeCount => {
+            let base = layout.num_syms.checked_sub(8)?;
+            let unaligned = base.checked_sub(count.checked_mul(4)?)?;
+            let at = address.checked_add(u64::try_from(unaligned).ok()?)?;
+            let table = unaligned.checked_sub(usize::try_from(at % 8).ok()?)?;
+            Some((table, Some(base)))
+        }
+        // 6.12 writes offsets only.
+        Placement::AfterTokenIndex => {
+            let table = align8(address, layout.after_index)?;
+            let base = align8(address, table.checked_add(count.checked_mul(4)?)?)?;
+            let seqs_end = base.checked_add(8)?.checked_add(count.checked_mul(3)?)?;
+            (seqs_end <= rodata_len).then_some((table, Some(base)))
+        }
     }
-    let unaligned = num_syms
-        .checked_sub(8)?
-        .checked_sub(count.checked_mul(4)?)?;
-    let at = address.checked_add(u64::try_from(unaligned).ok()?)?;
-    unaligned.checked_sub(usize::try_from(at % 8).ok()?)
 }
 
 fn decode_entries(
@@ -318,14 +365,15 @@ fn decode_entries(
     address: u64,
     layout: &Layout,
     config: KallsymsConfig,
+    placement: Placement,
 ) -> Result<Vec<KallsymsEntry>, String> {
     let cut = || "the tables are cut off".to_string();
-    let relative_base = if config.base_relative {
-        Some(u64_at(rodata, layout.num_syms - 8).ok_or_else(cut)?)
-    } else {
-        None
+    let (table, base) =
+        address_tables(address, layout, config, placement, rodata.len()).ok_or_else(cut)?;
+    let relative_base = match base {
+        Some(at) => Some(u64_at(rodata, at).ok_or_else(cut)?),
+        None => None,
     };
-    let table = address_table(address, layout.num_syms, layout.count, config).ok_or_else(cut)?;
     let mut entries = Vec::with_capacity(layout.count);
     let mut at = layout.names;
     let mut expanded = Vec::with_capacity(64);

@@ -20,6 +20,8 @@ struct Style {
     encoding: LengthEncoding,
     /// Bytes of other data before the tables (not a multiple of 8 on purpose).
     before: usize,
+    /// Where the offsets and the base go.
+    placement: Placement,
 }
 
 const NEW_6_1: Style = Style {
@@ -30,6 +32,14 @@ const NEW_6_1: Style = Style {
     seqs: true,
     encoding: LengthEncoding::Uleb128,
     before: 0x123,
+    placement: Placement::BeforeCount,
+};
+
+/// 6.12: offsets and base after the token index, the sequences last.
+const LINUX_6_12: Style = Style {
+    placement: Placement::AfterTokenIndex,
+    before: 0x35,
+    ..NEW_6_1
 };
 
 fn pad8(out: &mut Vec<u8>) {
@@ -103,22 +113,8 @@ fn encode(entries: &[KallsymsEntry], style: Style) -> Vec<u8> {
         .iter()
         .find(|e| e.letter != 'A')
         .map_or(0, |e| e.address);
-    for e in entries {
-        if !style.config.base_relative {
-            out.extend_from_slice(&e.address.to_le_bytes());
-        } else if style.config.absolute_percpu && e.letter == 'A' {
-            out.extend_from_slice(&(e.address as u32).to_le_bytes());
-        } else if style.config.absolute_percpu {
-            let offset = relative_base as i64 - e.address as i64 - 1;
-            out.extend_from_slice(&(offset as i32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&((e.address - relative_base) as u32).to_le_bytes());
-        }
-    }
-    pad8(&mut out);
-    if style.config.base_relative {
-        out.extend_from_slice(&relative_base.to_le_bytes());
-        pad8(&mut out);
+    if style.placement == Placement::BeforeCount {
+        address_table(&mut out, entries, style, relative_base);
     }
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     pad8(&mut out);
@@ -143,11 +139,8 @@ fn encode(entries: &[KallsymsEntry], style: Style) -> Vec<u8> {
         out.extend_from_slice(&m.to_le_bytes());
     }
     pad8(&mut out);
-    if style.seqs {
-        for i in 0..entries.len() {
-            out.extend_from_slice(&[0, (i >> 8) as u8, i as u8]);
-        }
-        pad8(&mut out);
+    if style.seqs && style.placement == Placement::BeforeCount {
+        seqs(&mut out, entries.len());
     }
     let mut index = Vec::new();
     let table_start = out.len();
@@ -160,8 +153,41 @@ fn encode(entries: &[KallsymsEntry], style: Style) -> Vec<u8> {
     for i in index {
         out.extend_from_slice(&i.to_le_bytes());
     }
+    if style.placement == Placement::AfterTokenIndex {
+        pad8(&mut out);
+        address_table(&mut out, entries, style, relative_base);
+        seqs(&mut out, entries.len());
+    }
     out.extend_from_slice(b"rest of .rodata");
     out
+}
+
+fn seqs(out: &mut Vec<u8>, count: usize) {
+    for i in 0..count {
+        out.extend_from_slice(&[0, (i >> 8) as u8, i as u8]);
+    }
+    pad8(out);
+}
+
+/// The offsets (or addresses), then the base.
+fn address_table(out: &mut Vec<u8>, entries: &[KallsymsEntry], style: Style, relative_base: u64) {
+    for e in entries {
+        if !style.config.base_relative {
+            out.extend_from_slice(&e.address.to_le_bytes());
+        } else if style.config.absolute_percpu && e.letter == 'A' {
+            out.extend_from_slice(&(e.address as u32).to_le_bytes());
+        } else if style.config.absolute_percpu {
+            let offset = relative_base as i64 - e.address as i64 - 1;
+            out.extend_from_slice(&(offset as i32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&((e.address - relative_base) as u32).to_le_bytes());
+        }
+    }
+    pad8(out);
+    if style.config.base_relative {
+        out.extend_from_slice(&relative_base.to_le_bytes());
+        pad8(out);
+    }
 }
 
 fn entries(count: usize) -> Vec<KallsymsEntry> {
@@ -199,6 +225,14 @@ fn decodes_the_6_1_stable_layout() {
     let list = decode(&rodata, RODATA, NEW_6_1.config).expect("decodes");
     assert_eq!(list.entries(), want.as_slice());
     assert_eq!(list.same_named("static_func_5").len(), 8);
+}
+
+#[test]
+fn decodes_the_6_12_layout() {
+    let want = entries(700);
+    let rodata = encode(&want, LINUX_6_12);
+    let list = decode(&rodata, RODATA, LINUX_6_12.config).expect("decodes");
+    assert_eq!(list.entries(), want.as_slice());
 }
 
 #[test]
