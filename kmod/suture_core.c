@@ -13,6 +13,7 @@
 
 #include <linux/kallsyms.h>
 #include <linux/module.h>
+#include <linux/uaccess.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/workqueue.h>
@@ -110,6 +111,68 @@ static void suture_detach_funcs(struct suture_patch *patch)
 	mod_delayed_work(system_wq, &suture_reap_work, HZ);
 }
 
+/*
+ * The length of the x86 padding instruction at @p (at most @left bytes),
+ * or 0 if it is not one: int3, nop, and the long nops of the assembler and
+ * the linker (prefixes 0x66 and 0x2e, then 0x90 or 0x0f 0x1f with a memory
+ * operand). patchgen and the bundle crate apply the same rule
+ * (suture_bundle::link_record::is_padding).
+ */
+static unsigned int suture_padding_insn(const u8 *p, unsigned int left)
+{
+	unsigned int i = 0, mod, rm, len;
+
+	if (left && p[0] == 0xcc)
+		return 1;
+	while (i < left && i < 8 && (p[i] == 0x66 || p[i] == 0x2e))
+		i++;
+	if (i < left && p[i] == 0x90)
+		return i + 1;
+	if (i + 2 >= left || p[i] != 0x0f || p[i + 1] != 0x1f)
+		return 0;
+	mod = p[i + 2] >> 6;
+	rm = p[i + 2] & 7;
+	len = i + 3;
+	if (mod != 3 && rm == 4)
+		len++;
+	if (mod == 1)
+		len += 1;
+	else if (mod == 2 || (mod == 0 && rm == 5))
+		len += 4;
+	return len <= left ? len : 0;
+}
+
+/*
+ * Whether the @len bytes of kernel text at @addr are only padding: what
+ * lies between a function's end and the next symbol when alignment leaves
+ * 16 bytes or more (object boundaries, call padding on 6.12).
+ */
+static bool suture_is_padding(unsigned long addr, unsigned long len)
+{
+	u8 buf[64];
+	unsigned long done = 0;
+
+	while (done < len) {
+		unsigned int chunk = min_t(unsigned long, len - done, sizeof(buf));
+		unsigned int at = 0, n;
+
+		if (copy_from_kernel_nofault(buf, (void *)(addr + done), chunk))
+			return false;
+		/* An instruction cut by the chunk's end is read again whole. */
+		while (at < chunk) {
+			n = suture_padding_insn(buf + at, chunk - at);
+			if (!n) {
+				if (chunk == sizeof(buf) && at > 0 && chunk - at < 16)
+					break;
+				return false;
+			}
+			at += n;
+		}
+		done += at;
+	}
+	return true;
+}
+
 /* Checks one replacement against the running kernel; changes nothing. */
 static int suture_check_func(struct suture_patch *patch, struct suture_func *func)
 {
@@ -150,9 +213,12 @@ static int suture_check_func(struct suture_patch *patch, struct suture_func *fun
 	}
 	/*
 	 * kallsyms measures up to the next symbol, so it includes the padding
-	 * that aligns the next function; the ELF size does not.
+	 * that aligns the next function; the ELF size does not. Where that is
+	 * 16 bytes or more, every byte of it must be padding.
 	 */
-	if (size < func->old_size || size - func->old_size >= SUTURE_SIZE_ALLOWANCE) {
+	if (size < func->old_size ||
+	    (size - func->old_size >= SUTURE_SIZE_ALLOWANCE &&
+	     !suture_is_padding(func->old_addr + func->old_size, size - func->old_size))) {
 		pr_err("%s: %s is %lu bytes in the running kernel, the patch expects %lu: it was built for another kernel build\n",
 		       patch->name, func->old_name, size, func->old_size);
 		return -EINVAL;

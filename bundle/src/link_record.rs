@@ -14,7 +14,9 @@
 //!   record's kind and binding.
 //! - **Size** ([`size_fits`], [`SIZE_ALLOWANCE`]): a function's kallsyms
 //!   size (the distance to the next symbol) is its ELF size plus less than
-//!   [`SIZE_ALLOWANCE`] bytes of alignment padding.
+//!   [`SIZE_ALLOWANCE`] bytes of alignment padding, or more where every
+//!   byte between is padding ([`is_padding`]), which patchgen checks in the
+//!   target's image and the companion module in the running kernel's text.
 
 use serde::{Deserialize, Serialize};
 
@@ -179,6 +181,50 @@ pub fn size_fits(elf_size: u64, kallsyms_size: u64) -> bool {
     kallsyms_size >= elf_size && kallsyms_size - elf_size < SIZE_ALLOWANCE
 }
 
+/// Whether `bytes` are only x86 padding instructions: `int3`, `nop`, and
+/// the long nops of the assembler and the linker (prefixes 0x66 and 0x2e,
+/// then 0x90, or 0x0f 0x1f with its operand). What fills the space between
+/// a function's end and the next symbol when alignment leaves 16 bytes or
+/// more (object boundaries; 6.12's call padding). The companion module
+/// applies the same rule (`suture_padding_insn` in kmod/suture_core.c).
+pub fn is_padding(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match padding_insn(rest) {
+            Some(n) => rest = &rest[n..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The length of the padding instruction at the start of `p`.
+fn padding_insn(p: &[u8]) -> Option<usize> {
+    if p.first() == Some(&0xcc) {
+        return Some(1);
+    }
+    let prefixes = p
+        .iter()
+        .take(8)
+        .take_while(|&&b| b == 0x66 || b == 0x2e)
+        .count();
+    match p.get(prefixes..)? {
+        [0x90, ..] => Some(prefixes + 1),
+        [0x0f, 0x1f, modrm, ..] => {
+            let (mode, rm) = (modrm >> 6, modrm & 7);
+            let sib = usize::from(mode != 3 && rm == 4);
+            let disp = match (mode, rm) {
+                (1, _) => 1,
+                (2, _) | (0, 5) => 4,
+                _ => 0,
+            };
+            let len = prefixes + 3 + sib + disp;
+            (len <= p.len()).then_some(len)
+        }
+        _ => None,
+    }
+}
+
 /// The position of the `index`th (0-based) of the same-named lines of one
 /// object in kallsyms order.
 pub fn position_of(index: usize) -> u32 {
@@ -252,6 +298,26 @@ mod tests {
         assert!(size_fits(0x80, 0x80));
         assert!(!size_fits(0x80, 0x7f));
         assert!(!size_fits(0x20, 0x20 + SIZE_ALLOWANCE));
+    }
+
+    #[test]
+    fn padding_is_what_assemblers_and_linkers_fill_with() {
+        // The tail of a 6.12 function's alignment: `cs nopw 0x0(%rax,%rax,1)`
+        // (10 bytes) four times and a 2-byte one, int3, nops of every size.
+        let mut tail = Vec::new();
+        for _ in 0..4 {
+            tail.extend_from_slice(&[0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]);
+        }
+        tail.extend_from_slice(&[0x66, 0x90, 0xcc, 0x90, 0x0f, 0x1f, 0x00]);
+        tail.extend_from_slice(&[0x0f, 0x1f, 0x40, 0x00, 0x0f, 0x1f, 0x44, 0x00, 0x00]);
+        tail.extend_from_slice(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]);
+        assert!(is_padding(&tail));
+        assert!(is_padding(&[]));
+        // Code is not padding, nor is a cut long nop.
+        assert!(!is_padding(&[0x90, 0x53, 0x90]));
+        assert!(!is_padding(&[0xc3]));
+        assert!(!is_padding(&[0x0f, 0x1f, 0x84, 0x00]));
+        assert!(!is_padding(&[0x66, 0x2e]));
     }
 
     #[test]

@@ -205,6 +205,7 @@ fn every_duplicated_static_is_placed_from_its_objects_evidence() {
         sources: vec![],
         release: release(),
         line: patchgen::kernel_line::DEFAULT,
+        text: patchgen::target_symbols::KernelText::default(),
     };
     let start = Instant::now();
     let mut placed = records.clone();

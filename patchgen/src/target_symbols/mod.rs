@@ -143,6 +143,46 @@ pub struct TargetSymbols {
     pub release: String,
     /// The target's kernel line (its kallsyms filters).
     pub line: &'static KernelLine,
+    /// The kernel's code, from the image: what lies between a function's
+    /// end and the next symbol is checked against it.
+    pub text: KernelText,
+}
+
+/// The executable sections of the target's kernel: (link-time address,
+/// bytes) each.
+#[derive(Debug, Default)]
+pub struct KernelText {
+    sections: Vec<(u64, Vec<u8>)>,
+}
+
+impl KernelText {
+    /// Code given as (link-time address, bytes) pieces.
+    pub fn new(sections: Vec<(u64, Vec<u8>)>) -> Self {
+        Self { sections }
+    }
+
+    /// The executable sections of the kernel ELF `elf`.
+    pub fn of_elf(elf: &[u8]) -> Self {
+        use object::{Object, ObjectSection, SectionKind};
+        let Ok(file) = object::File::parse(elf) else {
+            return Self::default();
+        };
+        let sections = file
+            .sections()
+            .filter(|s| s.kind() == SectionKind::Text)
+            .filter_map(|s| Some((s.address(), s.data().ok()?.to_vec())))
+            .collect();
+        Self { sections }
+    }
+
+    /// `len` bytes of code at link-time address `address`, if known.
+    pub fn bytes(&self, address: u64, len: u64) -> Option<&[u8]> {
+        self.sections.iter().find_map(|(start, bytes)| {
+            let from = usize::try_from(address.checked_sub(*start)?).ok()?;
+            let to = from.checked_add(usize::try_from(len).ok()?)?;
+            bytes.get(from..to)
+        })
+    }
 }
 
 /// Inputs for [`TargetSymbols::load`].
@@ -184,6 +224,7 @@ impl TargetSymbols {
             }
             None => None,
         };
+        let mut text = KernelText::default();
         let kallsyms = match (inputs.image, &symtab) {
             (Some(path), _) => {
                 let start = Instant::now();
@@ -194,6 +235,7 @@ impl TargetSymbols {
                 let kernel = image::decompress_bzimage(path, &bytes)?;
                 let (list, build_id) = tables::read_kallsyms(path, &kernel, inputs.config)?;
                 check_build_id(path, build_id.as_deref(), inputs)?;
+                text = KernelText::of_elf(&kernel);
                 sources.push(format!(
                     "kallsyms of {} ({} symbols, {:.1} s)",
                     path.display(),
@@ -218,6 +260,7 @@ impl TargetSymbols {
             sources,
             release: inputs.release.to_string(),
             line: inputs.line,
+            text,
         })
     }
 }

@@ -217,10 +217,27 @@ fn check_kallsyms_size(
         .iter()
         .any(|r| r.old_symbol == record.symbol && r.old_name == record.name);
     if replaced && !suture_bundle::link_record::size_fits(size, kallsyms_size) {
-        return Err(unlinkable(format!(
-            "it is {size} bytes, but kallsyms gives it {kallsyms_size} (more than {} bytes of padding): the companion module would refuse to replace it",
-            suture_bundle::SIZE_ALLOWANCE - 1
-        )));
+        // More room than alignment to 16 leaves: every byte of it must be
+        // padding, as the companion module checks in the running kernel.
+        let address = target.kallsyms.get(kallsyms_index).map_or(0, |e| e.address);
+        let gap = target
+            .text
+            .bytes(address.saturating_add(size), kallsyms_size - size);
+        match gap {
+            Some(bytes) if suture_bundle::link_record::is_padding(bytes) => {}
+            Some(_) => {
+                return Err(unlinkable(format!(
+                    "it is {size} bytes, but kallsyms gives it {kallsyms_size}, and the {} bytes after it in the target's image are not padding: the running function is not the one built, and the companion module would refuse to replace it",
+                    kallsyms_size - size
+                )))
+            }
+            None => {
+                return Err(unlinkable(format!(
+                    "it is {size} bytes, but kallsyms gives it {kallsyms_size} (more than {} bytes of padding), and the target's image is not there to show the rest is padding: the companion module would check and may refuse to replace it; build with the kernel cache's image",
+                    suture_bundle::SIZE_ALLOWANCE - 1
+                )))
+            }
+        }
     }
     Ok(())
 }

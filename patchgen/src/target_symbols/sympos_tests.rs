@@ -67,6 +67,7 @@ fn target(with_symtab: bool) -> TargetSymbols {
         sources: vec![],
         release: "6.1.0-50-amd64".to_string(),
         line: crate::kernel_line::DEFAULT,
+        text: crate::target_symbols::KernelText::default(),
     }
 }
 
@@ -233,15 +234,47 @@ fn replaced_functions_must_pass_the_companion_modules_size_check() {
         local: true,
     };
     let mut records = [record];
-    let error = assign_positions(&mut records, &[replaced], &objects(), &target)
+    let error = assign_positions(&mut records, std::slice::from_ref(&replaced), &objects(), &target)
         .expect_err("too much padding");
-    assert!(
-        error.to_string().contains("companion module would refuse"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("image is not there"), "{error}");
     // Referenced only, the same symbol is fine.
     let mut records = [local("helper", "util.o", Some(0x40), true)];
     assign_positions(&mut records, &[], &objects(), &target).expect("referenced only");
+
+    // With the image's code: 0x40 bytes of padding after it are fine
+    // (object boundaries, 6.12), code there is not.
+    let start = target
+        .kallsyms
+        .same_named("helper")
+        .iter()
+        .find(|&&i| target.kallsyms.kallsyms_size(i) == Some(0x80))
+        .and_then(|&i| target.kallsyms.get(i))
+        .map(|e| e.address)
+        .expect("util.c's helper");
+    let mut code = vec![0x55; 0x40];
+    for _ in 0..4 {
+        code.extend_from_slice(&[0x66, 0x2e, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]);
+    }
+    code.extend_from_slice(&[0x66, 0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]);
+    code.extend_from_slice(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]);
+    code.extend_from_slice(&[0x0f, 0x1f, 0x84, 0, 0, 0, 0, 0]);
+    assert_eq!(code.len(), 0x80);
+    let padded = TargetSymbols {
+        text: crate::target_symbols::KernelText::new(vec![(start, code.clone())]),
+        ..target
+    };
+    let mut records = [local("helper", "util.o", Some(0x40), true)];
+    assign_positions(&mut records, std::slice::from_ref(&replaced), &objects(), &padded)
+        .expect("padding after it");
+    code[0x4a] = 0xc3;
+    let not_padded = TargetSymbols {
+        text: crate::target_symbols::KernelText::new(vec![(start, code)]),
+        ..padded
+    };
+    let mut records = [local("helper", "util.o", Some(0x40), true)];
+    let error = assign_positions(&mut records, &[replaced], &objects(), &not_padded)
+        .expect_err("code after it");
+    assert!(error.to_string().contains("not padding"), "{error}");
 }
 
 #[test]
