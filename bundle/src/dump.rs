@@ -152,6 +152,16 @@ fn write_identity(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
         }
     }
     writeln!(f, "cves: {}", list_or_none(&m.cves))?;
+    if let Some(fixes) = &m.fixes_up_to {
+        match &fixes.release {
+            Some(release) => writeln!(
+                f,
+                "fixes up to: kernel {} ({release}), for scanners",
+                fixes.version
+            )?,
+            None => writeln!(f, "fixes up to: kernel {}, for scanners", fixes.version)?,
+        }
+    }
     writeln!(f, "target kernel: {}", m.target.kernel_release)?;
     writeln!(f, "target build-id: {}", m.target.build_id)?;
     writeln!(

@@ -41,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod debian_version;
 mod dump;
 mod file;
 mod hex;
@@ -64,8 +65,8 @@ pub use layout::{
 };
 pub use link_record::{kallsyms_letter_fits, LinkRecord, SIZE_ALLOWANCE};
 pub use manifest::{
-    Manifest, ManifestError, NewFunction, ReplacedFunction, SkippedFunction, SymbolBinding,
-    SymbolKind, Target,
+    FixesUpTo, Manifest, ManifestError, NewFunction, ReplacedFunction, SkippedFunction,
+    SymbolBinding, SymbolKind, Target,
 };
 pub use read::{parse, ParseError, Unverified, Verified, VerifyError};
 pub use write::{build, creation_time, BuildError};

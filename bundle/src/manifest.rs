@@ -74,6 +74,26 @@ pub struct Manifest {
     /// patch of vmlinux only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_modules: Vec<String>,
+    /// The distribution kernel whose fixes this bundle brings to the
+    /// target (`patchgen build --fixes-up-to`): what vulnerability scanners
+    /// should take the patched kernel for (`patchd uname`). Absent from the
+    /// JSON when not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixes_up_to: Option<FixesUpTo>,
+}
+
+/// A kernel version a bundle's fixes correspond to: "this kernel has every
+/// fix of Debian's 6.1.187-1", for scanners.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixesUpTo {
+    /// The Debian package version, e.g. `6.1.187-1`; not older than the
+    /// target's own.
+    pub version: String,
+    /// That version's kernel release (`uname -r`), e.g. `6.1.0-53-amd64`,
+    /// when the author names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
 }
 
 /// A changed function the author left out of the patch: the running
@@ -176,6 +196,7 @@ impl Manifest {
         self.target.validate()?;
         self.validate_functions()?;
         self.validate_target_modules()?;
+        self.validate_fixes_up_to()?;
         self.validate_symbols()?;
         self.validate_dependencies()?;
         self.validate_build_info()
@@ -292,6 +313,14 @@ impl Manifest {
         Ok(())
     }
 
+    /// The declared kernel version (see [`FixesUpTo::validate`]).
+    fn validate_fixes_up_to(&self) -> Result<(), ManifestError> {
+        match &self.fixes_up_to {
+            Some(fixes) => fixes.validate(self.target.package_version.as_deref()),
+            None => Ok(()),
+        }
+    }
+
     /// The symbol records, one per symbol.
     fn validate_symbols(&self) -> Result<(), ManifestError> {
         cap("symbols", self.symbols.len(), MAX_SYMBOLS)?;
@@ -382,7 +411,39 @@ impl Manifest {
             kmod_interface: 1,
             skipped_functions: Vec::new(),
             target_modules: Vec::new(),
+            fixes_up_to: None,
         }
+    }
+}
+
+impl FixesUpTo {
+    /// A Debian version not older than the target's package version
+    /// `target` (when known), and a kernel release.
+    pub fn validate(&self, target: Option<&str>) -> Result<(), ManifestError> {
+        check(
+            "fixes_up_to.version",
+            &self.version,
+            is_debian_version,
+            "a Debian package version such as 6.1.187-1",
+        )?;
+        if let Some(target) = target {
+            if crate::debian_version::compare(&self.version, target).is_lt() {
+                return Err(invalid(
+                    "fixes_up_to.version",
+                    &self.version,
+                    "a version not older than the target's own package version",
+                ));
+            }
+        }
+        if let Some(release) = &self.release {
+            check(
+                "fixes_up_to.release",
+                release,
+                is_kernel_release,
+                "a kernel release such as 6.1.0-53-amd64",
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -336,3 +336,41 @@ fn manifest_without_target_modules_parses_and_stays_without() {
     m.validate().expect("valid");
     assert_eq!(serde_json::to_string(&m).expect("to json"), json);
 }
+
+#[test]
+fn fixes_up_to_round_trips_and_is_checked() {
+    let mut m = Manifest::example();
+    assert!(!serde_json::to_string(&m)
+        .expect("to json")
+        .contains("fixes_up_to"));
+    m.fixes_up_to = Some(crate::FixesUpTo {
+        version: "6.1.187-1".to_owned(),
+        release: Some("6.1.0-53-amd64".to_owned()),
+    });
+    m.validate().expect("valid");
+    let json = serde_json::to_string(&m).expect("to json");
+    assert!(
+        json.ends_with(r#","fixes_up_to":{"version":"6.1.187-1","release":"6.1.0-53-amd64"}}"#),
+        "{json}"
+    );
+    let back: Manifest = serde_json::from_str(&json).expect("from json");
+    assert_eq!(back, m);
+
+    // Older than the target's own version (6.1.176-1): nonsense.
+    let mut older = m.clone();
+    if let Some(f) = older.fixes_up_to.as_mut() {
+        f.version = "6.1.170-1".to_owned();
+    }
+    let error = older.validate().expect_err("older").to_string();
+    assert!(error.contains("fixes_up_to.version"), "{error}");
+    assert!(error.contains("not older than the target"), "{error}");
+    // Not a version, not a release.
+    for (version, release) in [("latest", None), ("6.1.187-1", Some("6.1 53"))] {
+        let mut bad = m.clone();
+        bad.fixes_up_to = Some(crate::FixesUpTo {
+            version: version.to_owned(),
+            release: release.map(str::to_owned),
+        });
+        assert!(bad.validate().is_err(), "{version} {release:?}");
+    }
+}

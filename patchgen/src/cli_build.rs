@@ -35,6 +35,16 @@ pub struct BuildArgs {
     /// Id of a bundle that must be applied before this one (repeatable).
     #[arg(long = "depends", value_name = "ID")]
     pub dependencies: Vec<String>,
+    /// The distribution kernel version whose fixes this bundle brings to
+    /// the target, e.g. 6.1.187-1 when it carries every security fix of
+    /// Debian's 6.1.187-1: `patchd uname` then reports that version to
+    /// vulnerability scanners. Not older than the target's own.
+    #[arg(long, value_name = "VERSION")]
+    pub fixes_up_to: Option<String>,
+    /// That version's kernel release (`uname -r`, e.g. 6.1.0-53-amd64),
+    /// for `patchd uname -r`.
+    #[arg(long, value_name = "RELEASE", requires = "fixes_up_to")]
+    pub fixes_up_to_release: Option<String>,
     /// Also write the patch module and its link records next to the bundle
     /// (NAME.ko, NAME.records.json), for inspection.
     #[arg(long)]
@@ -181,6 +191,19 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         )
     })?;
     let target = KernelTarget::from_cache(&args.kernel)?;
+    // So is a bad --fixes-up-to.
+    let fixes_up_to = args
+        .fixes_up_to
+        .as_ref()
+        .map(|version| suture_bundle::FixesUpTo {
+            version: version.clone(),
+            release: args.fixes_up_to_release.clone(),
+        });
+    if let Some(fixes) = &fixes_up_to {
+        fixes
+            .validate(target.package_version.as_deref())
+            .context("--fixes-up-to")?;
+    }
     let work = tempfile::Builder::new()
         .prefix("patchgen-build-")
         .tempdir()
@@ -218,6 +241,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         description: args.description.clone(),
         cves: args.cves.clone(),
         dependencies: args.dependencies.clone(),
+        fixes_up_to,
     };
     let bundle = package::package(&out, &target, &info, &key)?;
     suture_bundle::write_file(&args.output, &bundle)

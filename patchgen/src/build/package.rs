@@ -2,7 +2,7 @@
 //! it replaces, for which kernel, and how patchd links it.
 
 use suture_bundle::manifest::{
-    LinkRecord, Manifest, NewFunction, ReplacedFunction, SkippedFunction, Target,
+    FixesUpTo, LinkRecord, Manifest, NewFunction, ReplacedFunction, SkippedFunction, Target,
 };
 use suture_bundle::SigningKey;
 
@@ -21,6 +21,8 @@ pub struct PatchInfo {
     pub cves: Vec<String>,
     /// Ids of bundles that must be applied first.
     pub dependencies: Vec<String>,
+    /// The distribution kernel whose fixes the bundle brings (for scanners).
+    pub fixes_up_to: Option<FixesUpTo>,
 }
 
 /// Why packaging failed.
@@ -123,6 +125,7 @@ pub fn manifest(
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: KMOD_INTERFACE,
         target_modules: module.target_modules.clone(),
+        fixes_up_to: info.fixes_up_to.clone(),
     }
 }
 

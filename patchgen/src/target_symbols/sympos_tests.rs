@@ -234,8 +234,13 @@ fn replaced_functions_must_pass_the_companion_modules_size_check() {
         local: true,
     };
     let mut records = [record];
-    let error = assign_positions(&mut records, std::slice::from_ref(&replaced), &objects(), &target)
-        .expect_err("too much padding");
+    let error = assign_positions(
+        &mut records,
+        std::slice::from_ref(&replaced),
+        &objects(),
+        &target,
+    )
+    .expect_err("too much padding");
     assert!(error.to_string().contains("image is not there"), "{error}");
     // Referenced only, the same symbol is fine.
     let mut records = [local("helper", "util.o", Some(0x40), true)];
@@ -264,8 +269,13 @@ fn replaced_functions_must_pass_the_companion_modules_size_check() {
         ..target
     };
     let mut records = [local("helper", "util.o", Some(0x40), true)];
-    assign_positions(&mut records, std::slice::from_ref(&replaced), &objects(), &padded)
-        .expect("padding after it");
+    assign_positions(
+        &mut records,
+        std::slice::from_ref(&replaced),
+        &objects(),
+        &padded,
+    )
+    .expect("padding after it");
     code[0x4a] = 0xc3;
     let not_padded = TargetSymbols {
         text: crate::target_symbols::KernelText::new(vec![(start, code)]),
