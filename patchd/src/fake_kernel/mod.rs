@@ -24,6 +24,11 @@ use crate::link::{module_name, undefined_symbols};
 
 /// The release a [`FakeKernel`] runs unless told otherwise.
 pub const FAKE_RELEASE: &str = "6.1.0-50-amd64";
+/// The version text (`uname -v`) a [`FakeKernel`] shows unless told
+/// otherwise: Debian's, naming the package version.
+pub const FAKE_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2025-06-13)";
+/// The host name a [`FakeKernel`] shows.
+pub const FAKE_HOST_NAME: &str = "server1";
 /// The build-id a [`FakeKernel`] runs unless told otherwise.
 pub const FAKE_BUILD_ID: &str = "06f8bde30046985060c60820f7a11515a33afb06";
 /// The boot id a [`FakeKernel`] reports unless told otherwise;
@@ -57,6 +62,10 @@ pub enum KernelCall {
     LoadedModules,
     /// [`Kernel::os_release`].
     OsRelease,
+    /// [`Kernel::os_version`].
+    OsVersion,
+    /// [`Kernel::host_name`].
+    HostName,
     /// [`Kernel::kernel_notes`].
     KernelNotes,
     /// [`Kernel::delete_module`].
@@ -136,6 +145,7 @@ pub struct FakeKernel {
     kallsyms: String,
     lockdown: Option<String>,
     release: String,
+    version: String,
     notes: Vec<u8>,
     load_errno: Option<Errno>,
     calls: Mutex<Vec<KernelCall>>,
@@ -157,6 +167,7 @@ impl FakeKernel {
             kallsyms: kallsyms.into(),
             lockdown: None,
             release: FAKE_RELEASE.to_owned(),
+            version: FAKE_VERSION.to_owned(),
             notes: notes_with_build_id(FAKE_BUILD_ID),
             load_errno: None,
             calls: Mutex::default(),
@@ -209,6 +220,13 @@ impl FakeKernel {
     pub fn with_identity(mut self, release: &str, build_id: &str) -> Self {
         self.release = release.to_owned();
         self.notes = notes_with_build_id(build_id);
+        self
+    }
+
+    /// Sets the running kernel's version text (`uname -v`).
+    #[must_use]
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = version.to_owned();
         self
     }
 
@@ -439,6 +457,16 @@ impl Kernel for FakeKernel {
     fn os_release(&self) -> Result<String, KernelError> {
         self.record(KernelCall::OsRelease);
         Ok(self.release.clone())
+    }
+
+    fn os_version(&self) -> Result<String, KernelError> {
+        self.record(KernelCall::OsVersion);
+        Ok(self.version.clone())
+    }
+
+    fn host_name(&self) -> Result<String, KernelError> {
+        self.record(KernelCall::HostName);
+        Ok(FAKE_HOST_NAME.to_owned())
     }
 
     fn kernel_notes(&self) -> Result<Vec<u8>, KernelError> {

@@ -83,6 +83,14 @@ pub trait Kernel {
     /// `/proc/sys/kernel/osrelease`.
     fn os_release(&self) -> Result<String, KernelError>;
 
+    /// The running kernel's version text (`uname -v`, e.g. `#1 SMP
+    /// PREEMPT_DYNAMIC Debian 6.1.176-1 (2025-06-13)`), from
+    /// `/proc/sys/kernel/version`.
+    fn os_version(&self) -> Result<String, KernelError>;
+
+    /// The host's name (`uname -n`), from `/proc/sys/kernel/hostname`.
+    fn host_name(&self) -> Result<String, KernelError>;
+
     /// The raw ELF notes of the running kernel, `/sys/kernel/notes`; parse
     /// them with [`gnu_build_id`].
     fn kernel_notes(&self) -> Result<Vec<u8>, KernelError>;

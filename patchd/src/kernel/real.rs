@@ -141,6 +141,16 @@ impl Kernel for RealKernel {
         Ok(text.trim_end().to_owned())
     }
 
+    fn os_version(&self) -> Result<String, KernelError> {
+        let text = self.read_required("proc/sys/kernel/version")?;
+        Ok(text.trim_end().to_owned())
+    }
+
+    fn host_name(&self) -> Result<String, KernelError> {
+        let text = self.read_required("proc/sys/kernel/hostname")?;
+        Ok(text.trim_end().to_owned())
+    }
+
     fn kernel_notes(&self) -> Result<Vec<u8>, KernelError> {
         let path = self.path("sys/kernel/notes");
         self.read_bytes(&path, MAX_NOTES)?

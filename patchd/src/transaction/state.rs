@@ -96,6 +96,9 @@ pub struct ManifestSummary {
     pub dependencies: Vec<String>,
     /// When patchgen made it (Unix seconds).
     pub created: u64,
+    /// The distribution kernel whose fixes it brings (for scanners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixes_up_to: Option<suture_bundle::FixesUpTo>,
 }
 
 /// One bundle in the state file.
@@ -240,6 +243,7 @@ impl BundleRecord {
                     .collect(),
                 dependencies: manifest.dependencies.clone(),
                 created: manifest.created,
+                fixes_up_to: manifest.fixes_up_to.clone(),
             },
             survived: false,
         }

@@ -24,6 +24,7 @@ fn record(id: &str) -> BundleRecord {
             skipped: Vec::new(),
             dependencies: vec![],
             created: manifest.created,
+            fixes_up_to: None,
         },
         survived: false,
     }
