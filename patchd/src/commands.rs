@@ -347,8 +347,7 @@ fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
     } = args;
     let symbols = with_records(symbols, records.as_deref())?;
     let image = load::read_module(&module)?;
-    let text = std::fs::read_to_string(&kallsyms)
-        .with_context(|| format!("cannot read {}", kallsyms.display()))?;
+    let text = read_text(&kallsyms, MAX_KALLSYMS_FILE)?;
     let kallsyms =
         Kallsyms::parse(&text).with_context(|| format!("cannot use {}", kallsyms.display()))?;
     let parsed =
@@ -549,6 +548,26 @@ fn file_stem(path: &Path) -> String {
     )
 }
 
+/// Largest kallsyms file `patchd link` reads (the running kernel's is
+/// about 15 MiB).
+const MAX_KALLSYMS_FILE: u64 = 256 << 20;
+/// Largest `--records` file `patchd link` reads.
+const MAX_RECORDS_FILE: u64 = 64 << 20;
+
+/// A text file named on the command line: a regular file (never a FIFO)
+/// of at most `cap` bytes.
+fn read_text(path: &Path, cap: u64) -> anyhow::Result<String> {
+    let read = patchd::files::read_regular(path, cap, patchd::files::Links::Follow)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let Some(bytes) = read else {
+        anyhow::bail!(
+            "{} is larger than {cap} bytes: give the right file",
+            path.display()
+        );
+    };
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
+}
+
 /// The `--symbol` records plus those of a `--records` file.
 fn with_records(
     mut symbols: Vec<LinkRecord>,
@@ -557,8 +576,7 @@ fn with_records(
     let Some(file) = file else {
         return Ok(symbols);
     };
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = read_text(file, MAX_RECORDS_FILE)?;
     let records: Vec<LinkRecord> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
     symbols.extend(records);

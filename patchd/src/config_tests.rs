@@ -338,6 +338,40 @@ fn a_huge_file_is_refused() {
 }
 
 #[test]
+fn a_fifo_config_is_refused_without_blocking() {
+    let (dir, path) = config_file("", 0o644);
+    std::fs::remove_file(&path).expect("rm");
+    crate::files::tests::mkfifo(&path);
+    let error = crate::files::tests::without_blocking(move || {
+        Settings::load(Some(&path), &Overrides::default(), &default_owners()).map(|_| ())
+    })
+    .expect_err("a FIFO is refused");
+    assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
+    assert!(
+        crate::error_text(&error).contains("not a regular file"),
+        "{}",
+        crate::error_text(&error)
+    );
+    drop(dir);
+}
+
+#[test]
+fn a_fifo_module_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("suture.ko");
+    crate::files::tests::mkfifo(&path);
+    let error = crate::files::tests::without_blocking(move || {
+        crate::link::load::read_module(&path).map(|_| ())
+    })
+    .expect_err("a FIFO is refused");
+    assert!(
+        crate::error_text(&error).contains("not a regular file"),
+        "{}",
+        crate::error_text(&error)
+    );
+}
+
+#[test]
 fn the_crash_guard_uptime_is_bounded_and_a_flag_wins() {
     let zero = parse("crash_guard_uptime_secs = 0\n").expect("0 turns the uptime proof off");
     assert_eq!(zero.crash_guard_uptime_secs, 0);

@@ -26,6 +26,7 @@ use super::session::Session;
 use super::state::{BundleRecord, OpenTransaction, Phase};
 use super::switch::switch_patch;
 use super::take_out::entry_of_bundle;
+use crate::files::{read_regular, Links};
 use crate::kernel::{running_identity, PatchAttribute, COMPANION_MODULE};
 use crate::link::load::{load_module, load_module_file};
 use crate::verify::trust::TrustStore;
@@ -57,6 +58,9 @@ enum Source {
     File(PathBuf),
     /// Bytes read already.
     Read(ReadBundle),
+    /// A copy in the state directory's `applied/`: never read through a
+    /// symbolic link, never a FIFO.
+    Copy(PathBuf),
 }
 
 /// New bundles, a bundle recorded as lost or held put back, or a held
@@ -117,7 +121,7 @@ fn from_copy(session: &mut Session<'_>, id: &str, mode: Mode) -> Result<ApplyRep
         });
     }
     let path = session.dir.copy_path(&record.bundle_file);
-    run(session, vec![Source::File(path)], mode)
+    run(session, vec![Source::Copy(path)], mode)
 }
 
 fn run(
@@ -224,7 +228,9 @@ fn verify_all(
         Ok(trust) => trust,
         Err(error) => {
             let path = match sources.first() {
-                Some(Source::File(path) | Source::Read(ReadBundle { path, .. })) => path.as_path(),
+                Some(
+                    Source::File(path) | Source::Copy(path) | Source::Read(ReadBundle { path, .. }),
+                ) => path.as_path(),
                 None => Path::new(""),
             };
             return Err(refuse(path, Claimed::default(), ApplyError::Trust(error)));
@@ -240,6 +246,10 @@ fn verify_all(
                     let error = ApplyError::Verify(Box::new(VerifyError::Read(error)));
                     return Err(refuse(&path, Claimed::default(), error));
                 }
+            },
+            Source::Copy(path) => match read_copy(session, &path) {
+                Ok(bytes) => (path, bytes),
+                Err(error) => return Err(refuse(&path, Claimed::default(), error)),
             },
             Source::Read(ReadBundle { path, bytes }) => (path, bytes),
         };
@@ -259,6 +269,29 @@ fn verify_all(
         bundles.push(bundle);
     }
     Ok(bundles)
+}
+
+/// Reads a bundle copy of the state directory: `applied/` checked, the
+/// copy a regular file that is not a link, at most the bundle size cap.
+fn read_copy(session: &Session<'_>, path: &Path) -> Result<Vec<u8>, ApplyError> {
+    session.dir.applied_dir().map_err(ApplyError::State)?;
+    let cap = u64::try_from(suture_bundle::MAX_BUNDLE_SIZE).unwrap_or(u64::MAX);
+    let read = |source| {
+        let error = suture_bundle::FileError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        ApplyError::Verify(Box::new(VerifyError::Read(error)))
+    };
+    match read_regular(path, cap, Links::Refuse).map_err(read)? {
+        Some(bytes) => Ok(bytes),
+        None => Err(ApplyError::Verify(Box::new(VerifyError::Read(
+            suture_bundle::FileError::TooLarge {
+                path: path.to_owned(),
+                size: cap.saturating_add(1),
+            },
+        )))),
+    }
 }
 
 /// Splits the verified bundles into those to apply and those applied

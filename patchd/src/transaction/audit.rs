@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{write_atomically, StateError};
 use crate::clock::utc_rfc3339;
+use crate::files::{open_no_follow, read_regular, symlink_refused, Links};
 use crate::verify::sha256_hex;
 
 /// The log's file name in the state directory.
@@ -29,6 +30,8 @@ pub const HEAD_FILE: &str = "audit.head";
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// A line longer than this is not one patchd wrote.
 const MAX_LINE: usize = 64 << 10;
+/// `audit.head` is one short JSON object; anything longer is damaged.
+const MAX_HEAD: u64 = 4096;
 /// Error texts are cut to this many bytes.
 const MAX_ERROR_TEXT: usize = 4096;
 
@@ -193,9 +196,16 @@ impl AuditLog {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(&path)
+            .map_err(|error| match error.raw_os_error() {
+                Some(nix::libc::ELOOP) => symlink_refused(),
+                _ => error,
+            })
             .map_err(io("open"))?;
+        if !file.metadata().map_err(io("inspect"))?.is_file() {
+            return Err(io("open")(crate::files::not_regular()));
+        }
         let (last_seq, prev, torn) = last_line(&mut file).map_err(io("read"))?;
         let mut error = entry.error;
         if let Some(text) = error.as_mut() {
@@ -261,12 +271,14 @@ impl AuditLog {
             let path = path.clone();
             move |source| AuditError::Io { what, path, source }
         };
-        let head = match std::fs::read(self.dir.join(HEAD_FILE)) {
-            Ok(bytes) => Some(serde_json::from_slice::<Head>(&bytes).ok()),
+        let head = match read_regular(&self.dir.join(HEAD_FILE), MAX_HEAD, Links::Refuse) {
+            Ok(Some(bytes)) => Some(serde_json::from_slice::<Head>(&bytes).ok()),
+            // Larger than any head patchd writes: damaged.
+            Ok(None) => Some(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("read the head of")(e)),
         };
-        let file = match File::open(&path) {
+        let file = match open_no_follow(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(match head {

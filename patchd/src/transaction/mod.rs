@@ -60,3 +60,6 @@ impl<'k> Session<'k> {
         Ok(session)
     }
 }
+
+#[cfg(test)]
+mod bad_files_tests;

@@ -18,7 +18,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use suture_bundle::manifest::Target;
 
-use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::ownership::{check_trusted_entry, check_trusted_path, OwnershipError};
 use crate::verify::VerifiedBundle;
 
 /// Where the state is unless `--state-dir` says otherwise.
@@ -317,16 +317,6 @@ pub enum StateError {
         /// The file.
         path: PathBuf,
     },
-
-    /// A bundle copy could not be written.
-    #[error("cannot keep a copy of bundle {id} in the state directory")]
-    Copy {
-        /// The bundle.
-        id: String,
-        /// The cause.
-        #[source]
-        source: suture_bundle::FileError,
-    },
 }
 
 /// The state directory, locked for this process while the value lives:
@@ -339,6 +329,8 @@ pub struct StateDir {
     /// ever written there).
     _lock: Option<Flock<File>>,
     read_only: bool,
+    /// Who may own what is in it.
+    owners: Vec<u32>,
 }
 
 impl StateDir {
@@ -386,6 +378,7 @@ impl StateDir {
             dir: dir.to_owned(),
             _lock: Some(lock),
             read_only: false,
+            owners: owners.to_vec(),
         })
     }
 
@@ -440,6 +433,7 @@ impl StateDir {
             dir: dir.to_owned(),
             _lock: lock,
             read_only: true,
+            owners: owners.to_vec(),
         })
     }
 
@@ -506,28 +500,48 @@ impl StateDir {
         write_atomically(&self.dir, STATE_FILE, &text)
     }
 
-    /// Keeps a copy of an applied bundle, `applied/ID.bundle`; returns its
-    /// path relative to the state directory.
+    /// Keeps a copy of an applied bundle, `applied/ID.bundle`, mode 0600
+    /// (written atomically, never through a link); returns its path
+    /// relative to the state directory.
     pub fn store_bundle(&self, bundle: &VerifiedBundle) -> Result<String, StateError> {
         self.writable()?;
-        let applied = self.dir.join(APPLIED_DIR);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&applied)
-            .map_err(|source| StateError::Io {
-                what: "create",
-                path: applied.clone(),
-                source,
-            })?;
-        let relative = format!("{APPLIED_DIR}/{}.bundle", bundle.id());
-        suture_bundle::write_file(&self.dir.join(&relative), bundle.bytes()).map_err(|source| {
-            StateError::Copy {
-                id: bundle.id().to_owned(),
-                source,
-            }
+        let applied = self.applied_dir()?;
+        let name = format!("{}.bundle", bundle.id());
+        crate::files::write_atomically(
+            &applied,
+            &name,
+            &format!(".{name}.tmp"),
+            0o600,
+            bundle.bytes(),
+        )
+        .map_err(|e| StateError::Io {
+            what: e.what,
+            path: e.path,
+            source: e.source,
         })?;
-        Ok(relative)
+        Ok(format!("{APPLIED_DIR}/{name}"))
+    }
+
+    /// `applied/`, created (0700) if absent; refused when it is a symbolic
+    /// link or could be written by others ([`crate::ownership`]).
+    pub fn applied_dir(&self) -> Result<PathBuf, StateError> {
+        let applied = self.dir.join(APPLIED_DIR);
+        match DirBuilder::new().mode(0o700).create(&applied) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StateError::Io {
+                    what: "create",
+                    path: applied,
+                    source,
+                })
+            }
+        }
+        check_trusted_entry(&applied, &self.owners).map_err(|source| StateError::Unsafe {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        Ok(applied)
     }
 
     /// The path of a bundle copy recorded as `relative` (a record's
