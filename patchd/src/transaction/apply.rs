@@ -21,14 +21,15 @@ use tracing::info;
 
 pub use super::apply_error::{AppliedBundle, ApplyError, ApplyReport};
 use super::audit::{AuditAction, AuditEntry, AuditResult};
+use super::companion::{check_companion, ensure_companion};
 use super::rollback::roll_back;
 use super::session::Session;
 use super::state::{BundleRecord, OpenTransaction, Phase};
 use super::switch::switch_patch;
 use super::take_out::entry_of_bundle;
 use crate::files::{read_regular, Links};
-use crate::kernel::{running_identity, PatchAttribute, COMPANION_MODULE};
-use crate::link::load::{load_module, load_module_file};
+use crate::kernel::{running_identity, PatchAttribute};
+use crate::link::load::load_module;
 use crate::verify::trust::TrustStore;
 use crate::verify::{verify_or_claim, Claimed, Refused, VerifiedBundle, VerifyError};
 
@@ -137,6 +138,15 @@ fn run(
     };
     if todo.is_empty() {
         return Ok(report);
+    }
+    // Before anything is recorded: a refused companion changes nothing.
+    if let Err(error) = check_companion(session) {
+        for bundle in &todo {
+            let mut entry = entry_of_bundle(bundle);
+            entry.error = Some(crate::error_text(&error));
+            session.audit_or_log(AuditAction::Apply, AuditResult::Refused, entry);
+        }
+        return Err(error);
     }
     // The records of lost or held bundles as they were, to put back on
     // failure.
@@ -392,28 +402,6 @@ fn apply_all(
     }
     *failed_at = None;
     Ok(())
-}
-
-/// Loads the companion module through the link step if it is absent;
-/// returns whether it did.
-fn ensure_companion(session: &Session<'_>) -> Result<bool, ApplyError> {
-    let kernel = session.kernel;
-    let loaded = kernel
-        .module_loaded(COMPANION_MODULE)
-        .map_err(ApplyError::Kernel)?;
-    if !loaded {
-        let path = &session.config.kmod;
-        let companion = |source| ApplyError::Companion {
-            path: path.clone(),
-            source: Box::new(source),
-        };
-        load_module_file(kernel, path, "", &[]).map_err(companion)?;
-        info!(path = %path.display(), "loaded the companion module");
-    }
-    match kernel.suture_patches().map_err(ApplyError::Kernel)? {
-        Some(_) => Ok(!loaded),
-        None => Err(ApplyError::NoCompanionSysfs),
-    }
 }
 
 /// Applies one bundle; returns the attempts enabling took.

@@ -7,6 +7,7 @@ use super::state::{Phase, StateError};
 use super::switch::SwitchError;
 use crate::kernel::KernelError;
 use crate::link::load::LoadError;
+use crate::ownership::OwnershipError;
 use crate::verify::trust::TrustError;
 use crate::verify::VerifyError;
 
@@ -120,6 +121,17 @@ pub enum ApplyError {
         /// The cause.
         #[source]
         source: Box<LoadError>,
+    },
+
+    /// The companion module's file could have been written by someone else
+    /// than root: it is not loaded (nothing was changed).
+    #[error("refusing to load the companion module {path}: like the trust store, it and every directory above it must be root-owned and writable by no one else; nothing was changed")]
+    UnsafeCompanion {
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong, and the chown/chmod that fixes it.
+        #[source]
+        source: OwnershipError,
     },
 
     /// A module called `suture` without the companion's sysfs directory.

@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod apply_error;
 pub mod audit;
+mod companion;
 pub mod crash_guard;
 pub mod reconcile;
 pub mod release;
