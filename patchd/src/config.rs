@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::transaction::audit::witness::DEFAULT_SYSLOG_SOCKET;
 use crate::transaction::session::{
     Config, DEFAULT_CRASH_GUARD_UPTIME_SECS, DEFAULT_KMOD, MAX_CRASH_GUARD_UPTIME_SECS,
 };
@@ -68,6 +69,7 @@ struct FileConfig {
     switch_attempts: Option<u32>,
     switch_backoff_ms: Option<u64>,
     crash_guard_uptime_secs: Option<u64>,
+    audit_syslog: Option<PathBuf>,
     repository: Option<FileRepository>,
     metrics: Option<FileMetrics>,
 }
@@ -150,6 +152,9 @@ pub struct Settings {
     /// How long a bundle must have been applied to survive a crash (the
     /// crash-loop guard), in seconds; 0: only a clean shutdown proves it.
     pub crash_guard_uptime_secs: u64,
+    /// The syslog socket each new audit head is sent to; `None` only in
+    /// tests (the file can move it, not turn it off).
+    pub audit_syslog: Option<PathBuf>,
     /// The repository, if one is configured.
     pub repository: Option<RepositorySettings>,
     /// Metrics.
@@ -167,6 +172,7 @@ impl Default for Settings {
             switch_attempts: DEFAULT_SWITCH_ATTEMPTS,
             switch_backoff_ms: DEFAULT_SWITCH_BACKOFF_MS,
             crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
+            audit_syslog: Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET)),
             repository: None,
             metrics: MetricsSettings::default(),
         }
@@ -296,6 +302,10 @@ impl Settings {
             crash_guard_uptime_secs: file
                 .crash_guard_uptime_secs
                 .unwrap_or(defaults.crash_guard_uptime_secs),
+            audit_syslog: match file.audit_syslog {
+                Some(socket) => Some(absolute("audit_syslog", Some(socket), PathBuf::new())?),
+                None => defaults.audit_syslog,
+            },
             repository: file
                 .repository
                 .map(|repository| repository_settings(&origin, repository))
@@ -365,6 +375,7 @@ impl Settings {
             retry: self.retry(),
             trusted_owners,
             crash_guard_uptime_secs: self.crash_guard_uptime_secs,
+            audit_syslog: self.audit_syslog.clone(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub(super) fn settings(host: &TestHost) -> Settings {
         keys_dir: host.path().join("keys"),
         kmod: host.path().join("suture.ko"),
         watch_dir: host.path().join("watch"),
+        // Tests never write to the host's system log.
+        audit_syslog: None,
         ..Settings::default()
     }
 }

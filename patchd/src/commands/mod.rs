@@ -22,6 +22,8 @@ use patchd::{
     ModuleImage, Overrides, RealKernel, RevertTarget, Session, SessionError, Settings, SystemClock,
 };
 
+mod audit;
+
 use super::{
     ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
     MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
@@ -48,7 +50,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Link(args) => cmd_link(args),
         Command::Audit {
             command: AuditCommand::Verify { state },
-        } => cmd_audit_verify(config, state),
+        } => audit::cmd_audit_verify(config, state),
+        Command::Audit {
+            command: AuditCommand::Restart { state },
+        } => audit::cmd_audit_restart(config, state),
     }
 }
 
@@ -365,33 +370,14 @@ fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `patchd audit verify`.
-fn cmd_audit_verify(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
-    let settings = settings(
-        config,
-        Overrides {
-            state_dir: state.state_dir,
-            ..Overrides::default()
-        },
-    )?;
-    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
-    let log = AuditLog::new(dir.path());
-    let lines = log.verify()??;
-    println!(
-        "audit log {}: {lines} line(s), the hash chain is intact",
-        log.path().display()
-    );
-    Ok(())
-}
-
 /// The settings: the config file (`--config`, or the default file if it
 /// exists), then the flags.
-fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+pub(crate) fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
     Ok(Settings::load(config, &overrides, &default_owners())?)
 }
 
 /// Only `--state-dir`.
-fn state_only(state: StateArgs) -> Overrides {
+pub(crate) fn state_only(state: StateArgs) -> Overrides {
     Overrides {
         state_dir: state.state_dir,
         ..Overrides::default()
