@@ -81,6 +81,7 @@ struct FileRepository {
     interval_secs: Option<u64>,
     jitter_secs: Option<u64>,
     timeout_secs: Option<u64>,
+    allow_insecure_http: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +462,13 @@ fn repository_settings(
     };
     let base_url = base_url(&file.url)
         .map_err(|reason| value("repository.url", format!("{:?}", file.url), reason.into()))?;
+    if base_url.starts_with("http://") && file.allow_insecure_http != Some(true) {
+        return Err(value(
+            "repository.url",
+            format!("{:?}", file.url),
+            "plain http:// lets anyone on the path see which fixes this host lacks and hold back or replay old index files; give an https:// URL, or set allow_insecure_http = true in [repository] to accept that (bundles are still verified by their signatures)".to_owned(),
+        ));
+    }
     let interval = file.interval_secs.unwrap_or(DEFAULT_INTERVAL_SECS);
     if interval < MIN_INTERVAL_SECS {
         return Err(value(

@@ -104,6 +104,7 @@ fn write_bundles(
         description: format!("vm-tests: the {name} fix"),
         cves: vec!["CVE-2099-0001".to_string()],
         dependencies: Vec::new(),
+        bundle_version: 0,
     };
     let bundle = package::package(out, kernel, &info, key)
         .map_err(|e| failed("packaging the bundle", &e))?;
@@ -184,6 +185,7 @@ pub fn build_bundle(
         description: format!("vm-tests: {}", fix.display()),
         cves: Vec::new(),
         dependencies: Vec::new(),
+        bundle_version: 0,
     };
     let bundle = package::package(&out, &kernel, &info, key)
         .map_err(|e| failed(format!("packaging {name}"), &e))?;
@@ -403,6 +405,7 @@ fn busy_bundle(
         kmod_interface: patchgen::build::package::KMOD_INTERFACE,
         skipped_functions: Vec::new(),
         target_modules: Vec::new(),
+        bundle_version: 0,
     };
     let bytes = suture_bundle::build(&manifest, &module, key)
         .map_err(|e| failed("packaging test_patch_busy", &e))?;

@@ -540,3 +540,5 @@ mod guard_tests;
 mod test_server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod version_tests;

@@ -329,6 +329,17 @@ fn plan(
         if todo.iter().any(|b| b.id() == id) || unchanged.contains(&id) {
             return Err(refused(ApplyError::Duplicate { id }));
         }
+        let (version, highest) = (
+            bundle.manifest().bundle_version,
+            session.state.highest_version(&id),
+        );
+        if version < highest {
+            return Err(refused(ApplyError::Downgrade {
+                id,
+                version,
+                highest,
+            }));
+        }
         match session.state.get(&id) {
             Some(record) if mode != Mode::New && record.sha256 != bundle.sha256() => {
                 let recorded = record.sha256.clone();
@@ -505,6 +516,8 @@ fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), Ap
         record.updated_at = now;
         if phase == Phase::Applied {
             record.applied_at = Some(now);
+            let version = record.manifest.bundle_version;
+            session.state.note_applied_version(id, version);
         }
     }
     session.save().map_err(ApplyError::State)
@@ -517,3 +530,7 @@ mod tests;
 #[cfg(test)]
 #[path = "reapply_tests.rs"]
 mod reapply_tests;
+
+#[cfg(test)]
+#[path = "version_tests.rs"]
+mod version_tests;

@@ -106,6 +106,18 @@ pub enum ApplyError {
         dependency: String,
     },
 
+    /// An older version of a bundle id than one applied before: a
+    /// downgrade (to a build that may be vulnerable) is refused.
+    #[error("bundle {id} has version {version}, but version {highest} of {id} was applied on this machine: patchd never applies an older version of a bundle (it may bring back what a newer one fixed); apply version {highest} or later (`patchgen build --bundle-version N` with a higher N for a new build)")]
+    Downgrade {
+        /// The bundle id.
+        id: String,
+        /// Its version.
+        version: u64,
+        /// The highest version of the id applied so far.
+        highest: u64,
+    },
+
     /// A module of that name is loaded, not by patchd.
     #[error("a module named {id} is loaded, but patchd did not apply it: disable and unload it first (echo 0 > /sys/kernel/suture/{id}/enabled; rmmod {id})")]
     ForeignModule {

@@ -21,6 +21,8 @@ pub struct PatchInfo {
     pub cves: Vec<String>,
     /// Ids of bundles that must be applied first.
     pub dependencies: Vec<String>,
+    /// The bundle's version among the bundles of its id (0: none given).
+    pub bundle_version: u64,
 }
 
 /// Why packaging failed.
@@ -123,6 +125,7 @@ pub fn manifest(
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: KMOD_INTERFACE,
         target_modules: module.target_modules.clone(),
+        bundle_version: info.bundle_version,
     }
 }
 
