@@ -53,6 +53,15 @@ pub const DEFAULT_JITTER_SECS: u64 = 300;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// Longest timeout allowed.
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// Most bundles one repository poll downloads.
+pub const DEFAULT_MAX_POLL_FILES: u32 = 16;
+/// Most bundle files allowed per poll.
+pub const MAX_MAX_POLL_FILES: u32 = 1024;
+/// Most bytes one repository poll downloads: 256 MiB, three of the
+/// largest bundles.
+pub const DEFAULT_MAX_POLL_BYTES: u64 = 256 << 20;
+/// The smallest and largest byte budgets allowed: 1 MiB to 64 GiB.
+pub const MAX_POLL_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(64 << 30);
 /// A config file larger than this is not one.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
 /// Longest repository URL accepted.
@@ -82,6 +91,8 @@ struct FileRepository {
     jitter_secs: Option<u64>,
     timeout_secs: Option<u64>,
     allow_insecure_http: Option<bool>,
+    max_poll_files: Option<u32>,
+    max_poll_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +133,10 @@ pub struct RepositorySettings {
     pub jitter: Duration,
     /// Longest one request may take.
     pub timeout: Duration,
+    /// Most bundles one poll downloads.
+    pub max_poll_files: u32,
+    /// Most bytes one poll downloads.
+    pub max_poll_bytes: u64,
 }
 
 /// Where metrics go.
@@ -495,11 +510,33 @@ fn repository_settings(
             format!("give 1 to {MAX_TIMEOUT_SECS}"),
         ));
     }
+    let max_poll_files = file.max_poll_files.unwrap_or(DEFAULT_MAX_POLL_FILES);
+    if !(1..=MAX_MAX_POLL_FILES).contains(&max_poll_files) {
+        return Err(value(
+            "repository.max_poll_files",
+            max_poll_files.to_string(),
+            format!("give 1 to {MAX_MAX_POLL_FILES}"),
+        ));
+    }
+    let max_poll_bytes = file.max_poll_bytes.unwrap_or(DEFAULT_MAX_POLL_BYTES);
+    if !MAX_POLL_BYTES_RANGE.contains(&max_poll_bytes) {
+        return Err(value(
+            "repository.max_poll_bytes",
+            max_poll_bytes.to_string(),
+            format!(
+                "give {} to {} (bytes)",
+                MAX_POLL_BYTES_RANGE.start(),
+                MAX_POLL_BYTES_RANGE.end()
+            ),
+        ));
+    }
     Ok(RepositorySettings {
         base_url,
         interval: Duration::from_secs(interval),
         jitter: Duration::from_secs(jitter),
         timeout: Duration::from_secs(timeout),
+        max_poll_files,
+        max_poll_bytes,
     })
 }
 

@@ -100,6 +100,8 @@ fn every_key_is_read() {
             interval: Duration::from_secs(600),
             jitter: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
+            max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
+            max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
         })
     );
     assert_eq!(

@@ -14,8 +14,9 @@
 //! tried first, so the newest is the one applied (the older ones are then
 //! refused by the apply's plan, never applied over it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 
 use tracing::{debug, error, info, warn};
 
@@ -146,6 +147,53 @@ impl Daemon<'_> {
             }
         }
         changed
+    }
+
+    /// Removes the repository's downloads among `batch` that were not
+    /// applied (refused, failed, skipped), so a hostile repository cannot
+    /// fill the watch directory: what the state records stays, as does a
+    /// bundle waiting for its dependency, and a file is removed only if it
+    /// is still the one written (same device and inode).
+    pub(super) fn remove_unapplied_downloads(
+        &mut self,
+        session: &Session<'_>,
+        batch: &BTreeSet<OsString>,
+    ) {
+        let recorded: HashSet<&str> = session
+            .state()
+            .bundles
+            .iter()
+            .map(|record| record.sha256.as_str())
+            .collect();
+        let mut kept = Vec::new();
+        for download in std::mem::take(&mut self.downloads) {
+            if !batch.contains(&download.name) || self.memory.waiting.contains(&download.name) {
+                kept.push(download);
+                continue;
+            }
+            if recorded.contains(download.sha256.as_str()) {
+                continue;
+            }
+            let file = display_name(&download.name);
+            let path = self.settings.watch_dir.join(&download.name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if (meta.dev(), meta.ino()) == download.identity => {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            info!(file = %file, "repository: removed {file}: downloaded but not applied")
+                        }
+                        Err(error) => {
+                            warn!(file = %file, error = %error, "repository: cannot remove {file}, downloaded but not applied")
+                        }
+                    }
+                    self.memory.for_this_kernel.remove(&download.name);
+                }
+                _ => {
+                    debug!(file = %file, "repository: {file} was replaced or removed since the download; left alone")
+                }
+            }
+        }
+        self.downloads = kept;
     }
 
     /// The files in the order to try them: by the version they claim
