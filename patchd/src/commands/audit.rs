@@ -18,12 +18,12 @@ pub(crate) fn cmd_audit_verify(config: Option<&Path>, state: StateArgs) -> anyho
     let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
     let recorded = dir.load()?;
     let log = AuditLog::new(dir.path());
-    let records = log.read_verified()??;
-    cross_check(&log, &records, &recorded)?;
+    let accounted = log.accounted()??;
+    cross_check(&log, &accounted, &recorded)?;
     println!(
         "audit log {}: {} line(s), the hash chain is intact and accounts for the {} bundle(s) the state records; compare its last line with the last head in the system log (journalctl -t patchd)",
         log.path().display(),
-        records.len(),
+        accounted.lines,
         recorded.bundles.len()
     );
     Ok(())

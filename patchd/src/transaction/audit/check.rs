@@ -11,27 +11,21 @@
 use std::path::PathBuf;
 
 use super::{
-    AuditAction, AuditEntry, AuditError, AuditLog, AuditRecord, AuditResult, Tampered, AUDIT_FILE,
+    Accounted, AuditAction, AuditEntry, AuditError, AuditLog, AuditResult, Tampered, AUDIT_FILE,
     HEAD_FILE,
 };
 use crate::transaction::state::{Phase, State};
 
-/// The first bundle the state records that the chain `records` does not
-/// account for; `lines` is their number (for the error's line).
-pub fn cross_check(log: &AuditLog, records: &[AuditRecord], state: &State) -> Result<(), Tampered> {
+/// Refuses the first bundle the state records that the chain does not
+/// account for.
+pub fn cross_check(log: &AuditLog, accounted: &Accounted, state: &State) -> Result<(), Tampered> {
     for bundle in &state.bundles {
         // Records of an apply in flight get their line when it finishes.
         if matches!(bundle.phase, Phase::Loading | Phase::Enabling) {
             continue;
         }
-        let accounted = records.iter().any(|record| {
-            record.result == AuditResult::Ok
-                && record.bundle_sha256.as_deref() == Some(bundle.sha256.as_str())
-        });
-        if !accounted {
-            let line = u64::try_from(records.len())
-                .unwrap_or(u64::MAX)
-                .saturating_add(1);
+        if !accounted.bundles.contains(&bundle.sha256) {
+            let line = accounted.lines.saturating_add(1);
             return Err(Tampered {
                 path: log.path(),
                 line,
@@ -54,8 +48,8 @@ pub fn check_before_changes(log: &AuditLog, state: &State) -> Result<(), AuditEr
         path: log.path(),
         source: tampered,
     };
-    let records = log.read_for_append()?.map_err(broken)?;
-    cross_check(log, &records, state).map_err(broken)
+    let accounted = log.accounted_for_append()?.map_err(broken)?;
+    cross_check(log, &accounted, state).map_err(broken)
 }
 
 /// What [`restart`] did.
@@ -98,9 +92,9 @@ pub enum RestartError {
 /// `restart` line per bundle the state records, so the new chain accounts
 /// for them. Refused when the log is intact.
 pub fn restart(log: &AuditLog, now: u64, state: &State) -> Result<Restarted, RestartError> {
-    let broken = match log.read_verified().map_err(RestartError::Audit)? {
+    let broken = match log.accounted().map_err(RestartError::Audit)? {
         Err(tampered) => tampered,
-        Ok(records) => match cross_check(log, &records, state) {
+        Ok(accounted) => match cross_check(log, &accounted, state) {
             Err(tampered) => tampered,
             Ok(()) => return Err(RestartError::Intact { path: log.path() }),
         },

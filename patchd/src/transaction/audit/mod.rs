@@ -184,6 +184,16 @@ pub struct Tampered {
     pub what: String,
 }
 
+/// What an intact chain accounts for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounted {
+    /// Its lines.
+    pub lines: u64,
+    /// The sha256 of every bundle with an `ok` line (applied, reconciled,
+    /// held, taken over by a restart, reverted).
+    pub bundles: std::collections::HashSet<String>,
+}
+
 /// The audit log of one state directory.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -331,12 +341,36 @@ impl AuditLog {
         Ok(walked.map(|_| records))
     }
 
-    /// [`AuditLog::read_verified`] for an append: a fragment after the
-    /// head that a crash cut short is not tampering.
-    pub(crate) fn read_for_append(&self) -> Result<Result<Vec<AuditRecord>, Tampered>, AuditError> {
-        let mut records = Vec::new();
-        let walked = self.walk(|record| records.push(record), Tolerate::TornTail)?;
-        Ok(walked.map(|_| records))
+    /// Walks the whole chain like [`AuditLog::verify`] and returns what
+    /// it accounts for ([`Accounted`]), keeping only the sha256 of bundles
+    /// with an `ok` line in memory, however long the log.
+    pub fn accounted(&self) -> Result<Result<Accounted, Tampered>, AuditError> {
+        self.accounted_with(Tolerate::Nothing)
+    }
+
+    /// [`AuditLog::accounted`] for an append: a fragment after the head
+    /// that a crash cut short is not tampering.
+    pub(crate) fn accounted_for_append(&self) -> Result<Result<Accounted, Tampered>, AuditError> {
+        self.accounted_with(Tolerate::TornTail)
+    }
+
+    fn accounted_with(
+        &self,
+        tolerate: Tolerate,
+    ) -> Result<Result<Accounted, Tampered>, AuditError> {
+        let mut bundles = std::collections::HashSet::new();
+        let walked = self.walk(
+            |record| {
+                if let (AuditResult::Ok, Some(sha256)) = (record.result, record.bundle_sha256) {
+                    bundles.insert(sha256);
+                }
+            },
+            tolerate,
+        )?;
+        Ok(walked.map(|walked| Accounted {
+            lines: walked.lines,
+            bundles,
+        }))
     }
 
     /// Walks the chain, handing each line that chains on to `visit`; the
