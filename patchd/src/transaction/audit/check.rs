@@ -20,8 +20,13 @@ use crate::transaction::state::{Phase, State};
 /// account for.
 pub fn cross_check(log: &AuditLog, accounted: &Accounted, state: &State) -> Result<(), Tampered> {
     for bundle in &state.bundles {
-        // Records of an apply in flight get their line when it finishes.
-        if matches!(bundle.phase, Phase::Loading | Phase::Enabling) {
+        // Records of an apply in flight get their line when it finishes;
+        // one cut short by a kill is undone (and audited) by reconciling.
+        let in_flight = state
+            .open_transaction
+            .as_ref()
+            .is_some_and(|open| open.id == bundle.transaction);
+        if in_flight || matches!(bundle.phase, Phase::Loading | Phase::Enabling) {
             continue;
         }
         if !accounted.bundles.contains(&bundle.sha256) {
