@@ -172,6 +172,9 @@ fn write_identity(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
     if !m.target_modules.is_empty() {
         writeln!(f, "target modules: {}", m.target_modules.join(" "))?;
     }
+    if m.bundle_version != 0 {
+        writeln!(f, "bundle version: {}", m.bundle_version)?;
+    }
     writeln!(f, "created: {} ({})", m.created, utc_timestamp(m.created))?;
     writeln!(f, "patchgen version: {}", m.patchgen_version)?;
     writeln!(f, "kmod interface: {}", m.kmod_interface)?;

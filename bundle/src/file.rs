@@ -2,7 +2,9 @@
 //! verified are the bytes read, never a mapping that can change), and
 //! written atomically.
 
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::layout::MAX_BUNDLE_SIZE;
@@ -51,8 +53,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let metadata = file.metadata().map_err(read_error)?;
+    let (file, metadata) = open_nonblocking(path).map_err(read_error)?;
     if !metadata.is_file() {
         return Err(FileError::NotAFile {
             path: path.to_owned(),
@@ -74,6 +75,19 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
         return Err(too_large(u64::try_from(bytes.len()).unwrap_or(u64::MAX)));
     }
     Ok(bytes)
+}
+
+/// Opens `path` for reading with `O_NONBLOCK` and returns its metadata:
+/// the open of a FIFO or a device returns at once instead of waiting for a
+/// writer, and the caller refuses anything that is not a regular file
+/// before it reads a byte. A regular file reads the same with the flag.
+pub(crate) fn open_nonblocking(path: &Path) -> std::io::Result<(File, Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    Ok((file, metadata))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same

@@ -260,8 +260,7 @@ fn read_key_file(path: &Path) -> Result<(KeyFileKind, [u8; 32], u32), KeyError> 
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let metadata = file.metadata().map_err(read_error)?;
+    let (file, metadata) = crate::file::open_nonblocking(path).map_err(read_error)?;
     if !metadata.is_file() || metadata.len() > MAX_KEY_FILE_SIZE {
         return Err(KeyError::NotAKeyFile {
             path: path.to_owned(),

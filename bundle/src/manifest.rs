@@ -74,12 +74,25 @@ pub struct Manifest {
     /// patch of vmlinux only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_modules: Vec<String>,
+    /// The bundle's version among the bundles of its id, chosen by its
+    /// builder (`patchgen build --bundle-version N`), signed with the rest:
+    /// patchd never applies a lower version of an id than the highest it
+    /// has applied, so an older (vulnerable) build cannot be brought back.
+    /// Absent from the JSON when 0, the version of every bundle made before
+    /// the field existed, whose bytes stay as they were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bundle_version: u64,
     /// The distribution kernel whose fixes this bundle brings to the
     /// target (`patchgen build --fixes-up-to`): what vulnerability scanners
     /// should take the patched kernel for (`patchd uname`). Absent from the
     /// JSON when not declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixes_up_to: Option<FixesUpTo>,
+}
+
+/// Whether a version is 0 (left out of the JSON).
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// A kernel version a bundle's fixes correspond to: "this kernel has every
@@ -411,6 +424,7 @@ impl Manifest {
             kmod_interface: 1,
             skipped_functions: Vec::new(),
             target_modules: Vec::new(),
+            bundle_version: 0,
             fixes_up_to: None,
         }
     }

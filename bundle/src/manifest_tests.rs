@@ -338,6 +338,27 @@ fn manifest_without_target_modules_parses_and_stays_without() {
 }
 
 #[test]
+fn bundle_version_is_signed_last_and_left_out_when_zero() {
+    // 0 (every bundle made before the field): no key, the bytes as before.
+    let json = serde_json::to_string(&Manifest::example()).expect("to json");
+    assert!(!json.contains("bundle_version"), "{json}");
+    let m: Manifest = serde_json::from_str(&json).expect("from json");
+    assert_eq!(m.bundle_version, 0);
+
+    let mut m = Manifest::example();
+    m.bundle_version = 7;
+    m.validate().expect("valid");
+    let json = serde_json::to_string(&m).expect("to json");
+    assert!(json.ends_with(r#","bundle_version":7}"#), "{json}");
+    let back: Manifest = serde_json::from_str(&json).expect("from json");
+    assert_eq!(back, m);
+    assert!(
+        serde_json::from_str::<Manifest>(&json.replace(":7}", ":-1}")).is_err(),
+        "a negative version is refused"
+    );
+}
+
+#[test]
 fn fixes_up_to_round_trips_and_is_checked() {
     let mut m = Manifest::example();
     assert!(!serde_json::to_string(&m)

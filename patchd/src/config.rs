@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::transaction::audit::witness::DEFAULT_SYSLOG_SOCKET;
 use crate::transaction::session::{
     Config, DEFAULT_CRASH_GUARD_UPTIME_SECS, DEFAULT_KMOD, MAX_CRASH_GUARD_UPTIME_SECS,
 };
@@ -52,6 +53,15 @@ pub const DEFAULT_JITTER_SECS: u64 = 300;
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// Longest timeout allowed.
 pub const MAX_TIMEOUT_SECS: u64 = 3600;
+/// Most bundles one repository poll downloads.
+pub const DEFAULT_MAX_POLL_FILES: u32 = 16;
+/// Most bundle files allowed per poll.
+pub const MAX_MAX_POLL_FILES: u32 = 1024;
+/// Most bytes one repository poll downloads: 256 MiB, three of the
+/// largest bundles.
+pub const DEFAULT_MAX_POLL_BYTES: u64 = 256 << 20;
+/// The smallest and largest byte budgets allowed: 1 MiB to 64 GiB.
+pub const MAX_POLL_BYTES_RANGE: std::ops::RangeInclusive<u64> = (1 << 20)..=(64 << 30);
 /// A config file larger than this is not one.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
 /// Longest repository URL accepted.
@@ -68,6 +78,7 @@ struct FileConfig {
     switch_attempts: Option<u32>,
     switch_backoff_ms: Option<u64>,
     crash_guard_uptime_secs: Option<u64>,
+    audit_syslog: Option<PathBuf>,
     repository: Option<FileRepository>,
     metrics: Option<FileMetrics>,
 }
@@ -79,6 +90,9 @@ struct FileRepository {
     interval_secs: Option<u64>,
     jitter_secs: Option<u64>,
     timeout_secs: Option<u64>,
+    allow_insecure_http: Option<bool>,
+    max_poll_files: Option<u32>,
+    max_poll_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +133,10 @@ pub struct RepositorySettings {
     pub jitter: Duration,
     /// Longest one request may take.
     pub timeout: Duration,
+    /// Most bundles one poll downloads.
+    pub max_poll_files: u32,
+    /// Most bytes one poll downloads.
+    pub max_poll_bytes: u64,
 }
 
 /// Where metrics go.
@@ -150,6 +168,9 @@ pub struct Settings {
     /// How long a bundle must have been applied to survive a crash (the
     /// crash-loop guard), in seconds; 0: only a clean shutdown proves it.
     pub crash_guard_uptime_secs: u64,
+    /// The syslog socket each new audit head is sent to; `None` only in
+    /// tests (the file can move it, not turn it off).
+    pub audit_syslog: Option<PathBuf>,
     /// The repository, if one is configured.
     pub repository: Option<RepositorySettings>,
     /// Metrics.
@@ -167,6 +188,7 @@ impl Default for Settings {
             switch_attempts: DEFAULT_SWITCH_ATTEMPTS,
             switch_backoff_ms: DEFAULT_SWITCH_BACKOFF_MS,
             crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
+            audit_syslog: Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET)),
             repository: None,
             metrics: MetricsSettings::default(),
         }
@@ -296,6 +318,10 @@ impl Settings {
             crash_guard_uptime_secs: file
                 .crash_guard_uptime_secs
                 .unwrap_or(defaults.crash_guard_uptime_secs),
+            audit_syslog: match file.audit_syslog {
+                Some(socket) => Some(absolute("audit_syslog", Some(socket), PathBuf::new())?),
+                None => defaults.audit_syslog,
+            },
             repository: file
                 .repository
                 .map(|repository| repository_settings(&origin, repository))
@@ -365,6 +391,7 @@ impl Settings {
             retry: self.retry(),
             trusted_owners,
             crash_guard_uptime_secs: self.crash_guard_uptime_secs,
+            audit_syslog: self.audit_syslog.clone(),
         }
     }
 }
@@ -450,6 +477,13 @@ fn repository_settings(
     };
     let base_url = base_url(&file.url)
         .map_err(|reason| value("repository.url", format!("{:?}", file.url), reason.into()))?;
+    if base_url.starts_with("http://") && file.allow_insecure_http != Some(true) {
+        return Err(value(
+            "repository.url",
+            format!("{:?}", file.url),
+            "plain http:// lets anyone on the path see which fixes this host lacks and hold back or replay old index files; give an https:// URL, or set allow_insecure_http = true in [repository] to accept that (bundles are still verified by their signatures)".to_owned(),
+        ));
+    }
     let interval = file.interval_secs.unwrap_or(DEFAULT_INTERVAL_SECS);
     if interval < MIN_INTERVAL_SECS {
         return Err(value(
@@ -476,11 +510,33 @@ fn repository_settings(
             format!("give 1 to {MAX_TIMEOUT_SECS}"),
         ));
     }
+    let max_poll_files = file.max_poll_files.unwrap_or(DEFAULT_MAX_POLL_FILES);
+    if !(1..=MAX_MAX_POLL_FILES).contains(&max_poll_files) {
+        return Err(value(
+            "repository.max_poll_files",
+            max_poll_files.to_string(),
+            format!("give 1 to {MAX_MAX_POLL_FILES}"),
+        ));
+    }
+    let max_poll_bytes = file.max_poll_bytes.unwrap_or(DEFAULT_MAX_POLL_BYTES);
+    if !MAX_POLL_BYTES_RANGE.contains(&max_poll_bytes) {
+        return Err(value(
+            "repository.max_poll_bytes",
+            max_poll_bytes.to_string(),
+            format!(
+                "give {} to {} (bytes)",
+                MAX_POLL_BYTES_RANGE.start(),
+                MAX_POLL_BYTES_RANGE.end()
+            ),
+        ));
+    }
     Ok(RepositorySettings {
         base_url,
         interval: Duration::from_secs(interval),
         jitter: Duration::from_secs(jitter),
         timeout: Duration::from_secs(timeout),
+        max_poll_files,
+        max_poll_bytes,
     })
 }
 

@@ -100,6 +100,8 @@ fn every_key_is_read() {
             interval: Duration::from_secs(600),
             jitter: Duration::from_secs(60),
             timeout: Duration::from_secs(30),
+            max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
+            max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
         })
     );
     assert_eq!(
@@ -113,14 +115,16 @@ fn every_key_is_read() {
 
 #[test]
 fn repository_defaults_and_the_jitter_bound() {
-    let settings = parse("[repository]\nurl = \"http://10.0.0.1/p/\"\n").expect("valid");
+    let settings =
+        parse("[repository]\nurl = \"http://10.0.0.1/p/\"\nallow_insecure_http = true\n")
+            .expect("valid");
     let repository = settings.repository.expect("configured");
     assert_eq!(repository.base_url, "http://10.0.0.1/p/");
     assert_eq!(repository.interval, Duration::from_secs(3600));
     assert_eq!(repository.jitter, Duration::from_secs(300));
     assert_eq!(repository.timeout, Duration::from_secs(120));
     // The default jitter never exceeds half a short interval.
-    let short = parse("[repository]\nurl = \"http://h/\"\ninterval_secs = 120\n").expect("valid");
+    let short = parse("[repository]\nurl = \"https://h/\"\ninterval_secs = 120\n").expect("valid");
     assert_eq!(
         short.repository.expect("configured").jitter,
         Duration::from_secs(60)
@@ -164,7 +168,7 @@ fn refusals_name_the_key_and_the_file() {
             &["/etc/suture/patchd.toml", "stat_dir", "line 1"],
         ),
         (
-            "[repository]\nurl = \"http://h/\"\ninterval = 5\n",
+            "[repository]\nurl = \"https://h/\"\ninterval = 5\n",
             &["/etc/suture/patchd.toml", "interval", "line 3"],
         ),
         ("[metrics]\nport = 9464\n", &["port", "line 2"]),
@@ -189,11 +193,11 @@ fn refusals_name_the_key_and_the_file() {
             &["repository.url", "without ?query"],
         ),
         (
-            "[repository]\nurl = \"http://h/\"\ninterval_secs = 5\n",
+            "[repository]\nurl = \"https://h/\"\ninterval_secs = 5\n",
             &["repository.interval_secs = 5", "at least 60"],
         ),
         (
-            "[repository]\nurl = \"http://h/\"\ninterval_secs = 600\njitter_secs = 400\n",
+            "[repository]\nurl = \"https://h/\"\ninterval_secs = 600\njitter_secs = 400\n",
             &["repository.jitter_secs = 400", "at most half"],
         ),
     ];
@@ -335,6 +339,60 @@ fn a_huge_file_is_refused() {
     let error = Settings::load(Some(&path), &Overrides::default(), &default_owners())
         .expect_err("too large");
     assert!(matches!(error, ConfigError::TooLarge { .. }), "{error}");
+}
+
+#[test]
+fn plain_http_repositories_need_an_explicit_opt_in() {
+    let error = parse("[repository]\nurl = \"http://h/\"\n").expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("repository.url") && text.contains("allow_insecure_http = true"),
+        "{text}"
+    );
+    let error = parse("[repository]\nurl = \"http://h/\"\nallow_insecure_http = false\n")
+        .expect_err("refused");
+    assert!(error.to_string().contains("https://"), "{error}");
+    let settings =
+        parse("[repository]\nurl = \"http://h/\"\nallow_insecure_http = true\n").expect("opted in");
+    assert_eq!(
+        settings.repository.map(|r| r.base_url).as_deref(),
+        Some("http://h/")
+    );
+    parse("[repository]\nurl = \"https://h/\"\n").expect("https needs nothing");
+}
+
+#[test]
+fn a_fifo_config_is_refused_without_blocking() {
+    let (dir, path) = config_file("", 0o644);
+    std::fs::remove_file(&path).expect("rm");
+    crate::files::tests::mkfifo(&path);
+    let error = crate::files::tests::without_blocking(move || {
+        Settings::load(Some(&path), &Overrides::default(), &default_owners()).map(|_| ())
+    })
+    .expect_err("a FIFO is refused");
+    assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
+    assert!(
+        crate::error_text(&error).contains("not a regular file"),
+        "{}",
+        crate::error_text(&error)
+    );
+    drop(dir);
+}
+
+#[test]
+fn a_fifo_module_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("suture.ko");
+    crate::files::tests::mkfifo(&path);
+    let error = crate::files::tests::without_blocking(move || {
+        crate::link::load::read_module(&path).map(|_| ())
+    })
+    .expect_err("a FIFO is refused");
+    assert!(
+        crate::error_text(&error).contains("not a regular file"),
+        "{}",
+        crate::error_text(&error)
+    );
 }
 
 #[test]

@@ -3,7 +3,11 @@
 //! Every file patchd reads that someone else may have written (bundles,
 //! the config, its state, kernel files, repository answers, modules) is
 //! read through [`read_capped`]: at most the cap and one byte more, so an
-//! oversized file is told apart without being read whole. Every file it
+//! oversized file is told apart without being read whole. Local files are
+//! opened by [`open_regular`] (or [`read_regular`]): with `O_NONBLOCK`, so
+//! a FIFO or a device put where a file belongs cannot hold patchd (and the
+//! state lock) in `open(2)`, then refused unless `fstat` says it is a
+//! regular file. Every file it
 //! writes for others to read whole (its state, bundles fetched into the
 //! watched directory, the metrics textfile) is written by
 //! [`write_atomically`]: a temporary file created afresh (never through a
@@ -28,13 +32,64 @@ pub(crate) fn read_capped(reader: impl Read, cap: u64) -> io::Result<Option<Vec<
     Ok(Some(bytes))
 }
 
-/// Opens `path` for reading, refusing (ELOOP) a symbolic link as its last
-/// component: a check made on the path and the open see the same file.
+/// Whether [`open_regular`] follows a symbolic link as the last component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Refuse it (ELOOP): a check made on the path and the open see the
+    /// same file. For everything in the state directory and the config.
+    Refuse,
+    /// Follow it: paths the operator names on the command line.
+    Follow,
+}
+
+/// The error of a file that is not a regular one.
+pub(crate) fn not_regular() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "not a regular file (a FIFO, device, socket or directory): patchd reads only regular files; put the file itself there",
+    )
+}
+
+/// The error of a symbolic link where patchd follows none.
+pub(crate) fn symlink_refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "a symbolic link: patchd does not follow links here; put the file itself there",
+    )
+}
+
+/// Opens `path` for reading without blocking (a FIFO opened for reading
+/// waits for a writer; with `O_NONBLOCK` it returns at once) and refuses
+/// anything but a regular file before a byte is read. For a regular file
+/// `O_NONBLOCK` changes nothing, so the flag stays.
+pub fn open_regular(path: &Path, links: Links) -> io::Result<File> {
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    if links == Links::Refuse {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        Err(error) if links == Links::Refuse && error.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(symlink_refused())
+        }
+        Err(error) => return Err(error),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(file)
+}
+
+/// [`open_regular`] and [`read_capped`]: `None` when the file holds more
+/// than `cap` bytes.
+pub fn read_regular(path: &Path, cap: u64, links: Links) -> io::Result<Option<Vec<u8>>> {
+    read_capped(open_regular(path, links)?, cap)
+}
+
+/// [`open_regular`] with [`Links::Refuse`]: the state directory's files
+/// and the config.
 pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
+    open_regular(path, Links::Refuse)
 }
 
 /// A write that failed: the step, the file, the cause.
@@ -93,8 +148,51 @@ pub(crate) fn write_atomically(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Runs `read` on a thread; fails if it has not returned after a
+    /// generous while (an open blocked on a FIFO never returns).
+    pub(crate) fn without_blocking<T: Send + 'static>(
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(read());
+        });
+        receiver
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the read blocked on a FIFO instead of refusing it")
+    }
+
+    /// Makes a FIFO at `path`.
+    pub(crate) fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    }
+
+    #[test]
+    fn fifos_and_directories_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let fifo = dir.path().join("fifo");
+        mkfifo(&fifo);
+        for links in [Links::Refuse, Links::Follow] {
+            let path = fifo.clone();
+            let error = without_blocking(move || read_regular(&path, 10, links))
+                .expect_err("a FIFO is refused");
+            assert!(error.to_string().contains("not a regular file"), "{error}");
+        }
+        let error = read_regular(dir.path(), 10, Links::Follow).expect_err("a directory");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
+        std::fs::write(dir.path().join("f"), b"abc").expect("write");
+        assert_eq!(
+            read_regular(&dir.path().join("f"), 3, Links::Refuse).expect("read"),
+            Some(b"abc".to_vec())
+        );
+        assert_eq!(
+            read_regular(&dir.path().join("f"), 2, Links::Refuse).expect("read"),
+            None
+        );
+    }
 
     #[test]
     fn capped_reads_tell_oversized_apart() {
@@ -127,9 +225,7 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("g")).expect("read"), b"mine");
         assert!(open_no_follow(&dir.path().join("missing")).is_err());
         std::os::unix::fs::symlink(&target, dir.path().join("h")).expect("link");
-        assert!(
-            open_no_follow(&dir.path().join("h")).is_err(),
-            "a link is refused"
-        );
+        let error = open_no_follow(&dir.path().join("h")).expect_err("a link is refused");
+        assert!(error.to_string().contains("symbolic link"), "{error}");
     }
 }

@@ -35,7 +35,7 @@ pub mod config;
 pub mod daemon;
 #[cfg(any(test, feature = "fake-kernel"))]
 pub mod fake_kernel;
-mod files;
+pub mod files;
 pub mod kernel;
 pub mod killpoint;
 pub mod link;

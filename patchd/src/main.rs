@@ -330,8 +330,17 @@ struct LinkArgs {
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain and report the first edited, inserted or
-    /// removed line (exit 6).
+    /// removed line, and check that every bundle the state records has its
+    /// line (exit 6).
     Verify {
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// After a broken audit log was kept as evidence: move audit.log and
+    /// audit.head aside (audit.log.broken-TIME) and start a new chain that
+    /// records why and accounts for every bundle the state records.
+    /// Refused when the log is intact.
+    Restart {
         #[command(flatten)]
         state: StateArgs,
     },

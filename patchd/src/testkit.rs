@@ -187,6 +187,8 @@ impl TestHost {
             retry: RetryPolicy::default(),
             trusted_owners: crate::ownership::default_owners(),
             crash_guard_uptime_secs: crate::transaction::session::DEFAULT_CRASH_GUARD_UPTIME_SECS,
+            // Tests never write to the host's system log.
+            audit_syslog: None,
         }
     }
 

@@ -32,6 +32,13 @@ pub struct BuildArgs {
     /// A CVE the fix closes (repeatable).
     #[arg(long = "cve", value_name = "CVE-YYYY-NNNN")]
     pub cves: Vec<String>,
+    /// The bundle's version among the bundles of this name, signed in its
+    /// manifest: patchd never applies a lower version of a name than the
+    /// highest it has applied, so give each new build of a fix a higher
+    /// one (a release number, a date as YYYYMMDDNN). Default 0, left out
+    /// of the manifest.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub bundle_version: u64,
     /// Id of a bundle that must be applied before this one (repeatable).
     #[arg(long = "depends", value_name = "ID")]
     pub dependencies: Vec<String>,
@@ -241,6 +248,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         description: args.description.clone(),
         cves: args.cves.clone(),
         dependencies: args.dependencies.clone(),
+        bundle_version: args.bundle_version,
         fixes_up_to,
     };
     let bundle = package::package(&out, &target, &info, &key)?;

@@ -110,7 +110,7 @@ fn options(args: &DiffArgs) -> anyhow::Result<DiffOptions> {
         ..DiffOptions::default()
     };
     if let (Some(fix), Some(source)) = (&args.fix, &args.source) {
-        let text = std::fs::read_to_string(fix)
+        let text = patchgen::input::read_text(fix)
             .with_context(|| format!("cannot read {}", fix.display()))?;
         opts.line_map = patchgen::diff::lines::LineMap::from_patch(&text, source);
         if opts.line_map.is_empty() {

@@ -8,6 +8,7 @@
 pub mod build;
 pub mod diff;
 pub mod elf;
+pub mod input;
 pub mod kernel_line;
 pub mod keys;
 pub mod linkage;

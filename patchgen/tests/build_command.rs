@@ -24,6 +24,7 @@ fn same_inputs_give_a_byte_identical_signed_bundle() {
         description: "reproducibility".to_string(),
         cves: vec!["CVE-2024-0001".to_string()],
         dependencies: vec![],
+        bundle_version: 0,
         fixes_up_to: None,
     };
     let bundles: Vec<Vec<u8>> = (0..2)

@@ -180,6 +180,7 @@ pub fn build_fix(
         description: format!("real fix {} from Debian's 6.1 stable updates", fix.patch),
         cves: Vec::new(),
         dependencies: Vec::new(),
+        bundle_version: 0,
         fixes_up_to: None,
     };
     let bundle = package::package(&out, kernel, &info, key).map_err(|e| HarnessError::Command {

@@ -104,6 +104,7 @@ fn write_bundles(
         description: format!("vm-tests: the {name} fix"),
         cves: vec!["CVE-2099-0001".to_string()],
         dependencies: Vec::new(),
+        bundle_version: 0,
         fixes_up_to: None,
     };
     let bundle = package::package(out, kernel, &info, key)
@@ -185,6 +186,7 @@ pub fn build_bundle(
         description: format!("vm-tests: {}", fix.display()),
         cves: Vec::new(),
         dependencies: Vec::new(),
+        bundle_version: 0,
         fixes_up_to: None,
     };
     let bundle = package::package(&out, &kernel, &info, key)
@@ -405,6 +407,7 @@ fn busy_bundle(
         kmod_interface: patchgen::build::package::KMOD_INTERFACE,
         skipped_functions: Vec::new(),
         target_modules: Vec::new(),
+        bundle_version: 0,
         fixes_up_to: None,
     };
     let bytes = suture_bundle::build(&manifest, &module, key)

@@ -7,15 +7,17 @@
 //! one fixed document (`GET /metrics`, `HEAD` too) does not need a web
 //! framework, and a slow or hostile local client must never stall the
 //! daemon's loop, so it is served apart from it. Requests are read with a
-//! size cap and a timeout, one connection at a time, each closed after its
-//! answer. It binds loopback addresses only; config refuses others, and so
+//! size cap, one connection at a time, each closed after its answer, and
+//! each has [`REQUEST_DEADLINE`] in all to send its request and take the
+//! answer: a per-read timeout alone let a client that sends a byte now and
+//! then hold the endpoint for hours. It binds loopback addresses only; config refuses others, and so
 //! does [`MetricsServer::bind`] again. The server only ever reads the text.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
@@ -26,8 +28,8 @@ use crate::transaction::session::Session;
 
 /// Longest request head read.
 const MAX_REQUEST_HEAD: usize = 8 << 10;
-/// A client has this long to send its request and read the answer.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A client has this long in all to send its request and read the answer.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The metrics text shared with the endpoint's thread.
 pub type SharedText = Arc<Mutex<String>>;
@@ -143,10 +145,27 @@ impl MetricsServer {
     }
 }
 
-/// Reads one request head and answers it.
+/// A connection's deadline: every read and write gets only the time left.
+struct Deadline(Instant);
+
+impl Deadline {
+    /// Sets `stream`'s timeouts to the time left; an error once it passed.
+    fn arm(&self, stream: &TcpStream) -> std::io::Result<()> {
+        let left = self.0.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not finish its request within the deadline",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        stream.set_write_timeout(Some(left))
+    }
+}
+
+/// Reads one request head and answers it, all within [`REQUEST_DEADLINE`].
 fn answer(mut stream: TcpStream, text: &SharedText) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let deadline = Deadline(Instant::now() + REQUEST_DEADLINE);
     let mut head = Vec::new();
     let mut buffer = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -156,8 +175,10 @@ fn answer(mut stream: TcpStream, text: &SharedText) -> std::io::Result<()> {
                 "431 Request Header Fields Too Large",
                 "",
                 false,
+                &deadline,
             );
         }
+        deadline.arm(&stream)?;
         let n = stream.read(&mut buffer)?;
         if n == 0 {
             return Ok(());
@@ -172,10 +193,10 @@ fn answer(mut stream: TcpStream, text: &SharedText) -> std::io::Result<()> {
     match (method, path) {
         ("GET" | "HEAD", "/metrics") => {
             let body = text.lock().unwrap_or_else(PoisonError::into_inner).clone();
-            respond(&mut stream, "200 OK", &body, method == "HEAD")
+            respond(&mut stream, "200 OK", &body, method == "HEAD", &deadline)
         }
-        ("GET" | "HEAD", _) => respond(&mut stream, "404 Not Found", "", false),
-        _ => respond(&mut stream, "405 Method Not Allowed", "", false),
+        ("GET" | "HEAD", _) => respond(&mut stream, "404 Not Found", "", false, &deadline),
+        _ => respond(&mut stream, "405 Method Not Allowed", "", false, &deadline),
     }
 }
 
@@ -184,6 +205,7 @@ fn respond(
     status: &str,
     body: &str,
     head_only: bool,
+    deadline: &Deadline,
 ) -> std::io::Result<()> {
     let allow = if status.starts_with("405") {
         "Allow: GET, HEAD\r\n"
@@ -194,9 +216,15 @@ fn respond(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes())?;
+    let mut answer = head.into_bytes();
     if !head_only {
-        stream.write_all(body.as_bytes())?;
+        answer.extend_from_slice(body.as_bytes());
+    }
+    // In pieces, each with the time left: a client that reads slowly
+    // cannot stretch the answer past the deadline either.
+    for piece in answer.chunks(16 << 10) {
+        deadline.arm(stream)?;
+        stream.write_all(piece)?;
     }
     stream.flush()
 }
@@ -255,6 +283,35 @@ mod tests {
         assert_eq!(huge.len(), MAX_REQUEST_HEAD);
         let got = request(address, &huge);
         assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    }
+
+    /// Regression (issue #16): a client that sent a byte now and then,
+    /// each within the per-read timeout, held the endpoint for hours.
+    #[test]
+    fn a_dribbling_client_cannot_hold_the_endpoint_past_its_deadline() {
+        let server = MetricsServer::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let address = server.local_addr().expect("address");
+        *server.text().lock().expect("lock") = "suture_patches_applied 1\n".to_owned();
+        server.spawn().expect("thread");
+        let slow = std::thread::spawn(move || {
+            let mut stream = TcpStream::connect(address).expect("connect");
+            // Far longer than the deadline, a byte well within each
+            // read's timeout: stops when the server hangs up.
+            for _ in 0..100 {
+                if stream.write_all(b"G").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            false
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let got = request(address, "GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(got.ends_with("suture_patches_applied 1\n"), "{got}");
+        assert!(
+            slow.join().expect("no panic"),
+            "the slow client was cut off"
+        );
     }
 
     #[test]

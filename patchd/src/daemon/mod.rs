@@ -10,10 +10,12 @@
 //! `poll(2)` on three things: inotify on the watch directory (a bundle
 //! written or moved in is applied at once), a signalfd for SIGTERM/SIGINT
 //! (stop after the work in hand), and a timeout for the next repository
-//! poll ([`repository`]), whose downloads land in the watch directory and
-//! take the same path. The same loop wakes when an applied bundle has been
-//! applied for the crash-loop guard's uptime, to record it as a survivor.
-//! No async runtime, no worker threads.
+//! poll ([`repository`]). The poll itself runs on a thread of its own
+//! ([`poller`]), so a slow repository never holds up the watch directory
+//! or SIGTERM; its downloads land in the watch directory and take the same
+//! path, and those that are not applied are removed again. The same loop
+//! wakes when an applied bundle has been applied for the crash-loop
+//! guard's uptime, to record it as a survivor. No async runtime.
 //!
 //! The daemon holds the state lock only while it works, so `patchd status`
 //! and `patchd revert` run between its batches; when another patchd holds
@@ -21,12 +23,14 @@
 //! all-or-nothing apply, audited as such. A bundle that fails is remembered
 //! by its sha256 and not tried again until the file changes, or patchd
 //! restarts. The daemon never deletes or changes a file in the watch
-//! directory, and never applies anything it did not verify.
+//! directory that it did not download itself, and never applies anything
+//! it did not verify.
 //!
 //! [`Observer`]s are told after each change: metrics plug in there.
 
 pub mod exporter;
 pub mod index;
+pub mod poller;
 pub mod repository;
 pub mod signals;
 pub mod watch;
@@ -49,7 +53,8 @@ use crate::transaction::crash_guard;
 use crate::transaction::session::Session;
 use crate::transaction::state::{Phase, StateError};
 use crate::transaction::SessionError;
-use repository::{next_poll_in, Repository};
+use poller::{Poller, CHECK_INTERVAL};
+use repository::{next_poll_in, Download, PollReport, Repository, RepositoryError};
 use signals::{Notifier, Stop};
 use watch::{WatchError, Watcher};
 
@@ -169,7 +174,10 @@ pub struct Daemon<'k> {
     settings: Settings,
     owners: Vec<u32>,
     running: KernelIdentity,
-    repository: Option<Repository>,
+    poller: Option<Poller>,
+    /// Files the repository wrote that have not had their turn yet: those
+    /// not applied by it are removed.
+    downloads: Vec<Download>,
     observers: Vec<Box<dyn Observer + 'k>>,
     notifier: Notifier,
     memory: Memory,
@@ -202,8 +210,8 @@ impl<'k> Daemon<'k> {
     ) -> Result<Self, DaemonError> {
         let running = running_identity(kernel).map_err(DaemonError::Identity)?;
         watch::prepare_dir(&settings.watch_dir, &owners).map_err(DaemonError::Watch)?;
-        let repository = match (&settings.repository, options.repository) {
-            (Some(repository), true) => Some(Repository::new(repository.clone())),
+        let poller = match (&settings.repository, options.repository) {
+            (Some(repository), true) => Some(Poller::new(Repository::new(repository.clone()))),
             _ => None,
         };
         Ok(Self {
@@ -212,7 +220,8 @@ impl<'k> Daemon<'k> {
             settings,
             owners,
             running,
-            repository,
+            poller,
+            downloads: Vec::new(),
             observers: Vec::new(),
             notifier: Notifier::default(),
             memory: Memory::default(),
@@ -246,11 +255,12 @@ impl<'k> Daemon<'k> {
     /// then returns (`patchd daemon --once`).
     pub fn run_once(&mut self) -> Result<Summary, DaemonError> {
         self.start()?;
-        let downloaded = self.poll_repository();
+        let downloaded = self.poll_repository_here();
         if !downloaded.is_empty() {
             let mut session = self.session_waiting()?;
             note_work(&mut session);
-            let changed = self.apply_files(&mut session, downloaded);
+            let changed = self.apply_files(&mut session, downloaded.iter().cloned());
+            self.remove_unapplied_downloads(&session, &downloaded);
             self.finish(&session, changed);
         }
         info!(
@@ -277,7 +287,7 @@ impl<'k> Daemon<'k> {
         let mut pending: BTreeSet<OsString> = BTreeSet::new();
         let mut retry_at: Option<Instant> = None;
         // The first poll right away: a host that booted wants its fixes.
-        let mut next_poll = self.repository.as_ref().map(|_| Instant::now());
+        let mut next_poll = self.poller.as_ref().map(|_| Instant::now());
         loop {
             let survivor_at = self.next_survivor.and_then(|at| {
                 // A second late, so the clock has reached `at` by then; at
@@ -286,7 +296,13 @@ impl<'k> Daemon<'k> {
                 let left = at.saturating_sub(self.clock.now()).saturating_add(1);
                 Instant::now().checked_add(Duration::from_secs(left.min(SURVIVOR_CHECK_MAX)))
             });
-            let deadline = [retry_at, next_poll, survivor_at]
+            // While a poll runs, the loop looks for its end now and then.
+            let poll_check = self
+                .poller
+                .as_ref()
+                .filter(|poller| poller.is_polling())
+                .map(|_| Instant::now() + CHECK_INTERVAL);
+            let deadline = [retry_at, next_poll, survivor_at, poll_check]
                 .into_iter()
                 .flatten()
                 .min();
@@ -310,9 +326,11 @@ impl<'k> Daemon<'k> {
                 }
             }
             if next_poll.is_some_and(|at| Instant::now() >= at) {
-                let downloaded = self.poll_repository();
-                pending.extend(downloaded);
+                self.start_poll();
                 next_poll = Some(Instant::now() + self.next_poll_delay());
+            }
+            if let Some(result) = self.poller.as_mut().and_then(Poller::finished) {
+                pending.extend(self.take_poll_report(result));
             }
             let survivors_due = self.next_survivor.is_some_and(|at| self.clock.now() >= at);
             if (pending.is_empty() && !survivors_due)
@@ -324,7 +342,9 @@ impl<'k> Daemon<'k> {
                 Some(mut session) => {
                     retry_at = None;
                     note_work(&mut session);
-                    let changed = self.apply_files(&mut session, std::mem::take(&mut pending));
+                    let batch = std::mem::take(&mut pending);
+                    let changed = self.apply_files(&mut session, batch.iter().cloned());
+                    self.remove_unapplied_downloads(&session, &batch);
                     self.finish(&session, changed);
                 }
                 None => {
@@ -346,7 +366,7 @@ impl<'k> Daemon<'k> {
             build_id = %self.running.build_id,
             config = %self.settings.file.as_deref().map_or("none (defaults)".into(), |f| f.display().to_string()),
             watch_dir = %self.settings.watch_dir.display(),
-            repository = self.repository.as_ref().map_or("none", |r| r.settings().base_url.as_str()),
+            repository = self.poller.as_ref().map_or("none", |p| p.settings().base_url.as_str()),
             "daemon starting"
         );
         let mut session = self.session_waiting()?;
@@ -359,25 +379,50 @@ impl<'k> Daemon<'k> {
         Ok(())
     }
 
-    /// Polls the repository, if there is one; returns the files it wrote.
-    fn poll_repository(&mut self) -> Vec<OsString> {
-        let Self {
-            repository: Some(repository),
-            memory,
-            running,
-            settings,
-            summary,
-            ..
-        } = self
-        else {
-            return Vec::new();
+    /// What the repository may skip: bundles recorded, seen in the watch
+    /// directory, or failed.
+    fn have(&self) -> HashSet<String> {
+        let memory = &self.memory;
+        memory
+            .recorded
+            .iter()
+            .chain(&memory.seen)
+            .chain(memory.failed.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Starts a poll on its thread, unless one runs.
+    fn start_poll(&mut self) {
+        let have = self.have();
+        let (running, watch_dir) = (self.running.clone(), self.settings.watch_dir.clone());
+        if let Some(poller) = &mut self.poller {
+            if !poller.start(running, have, watch_dir) && poller.is_polling() {
+                info!("repository: the last poll still runs; this one is skipped");
+            }
+        }
+    }
+
+    /// Polls on this thread (`--once`); returns the files it wrote.
+    fn poll_repository_here(&mut self) -> BTreeSet<OsString> {
+        let have = self.have();
+        let (running, watch_dir) = (self.running.clone(), self.settings.watch_dir.clone());
+        let Some(poller) = &mut self.poller else {
+            return BTreeSet::new();
         };
-        let have = |sha256: &str| {
-            memory.recorded.contains(sha256)
-                || memory.seen.contains(sha256)
-                || memory.failed.contains_key(sha256)
-        };
-        match repository.poll(running, &have, &settings.watch_dir) {
+        match poller.poll_here(&running, &|sha256| have.contains(sha256), &watch_dir) {
+            Some(result) => self.take_poll_report(result),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Logs and counts a poll's result, keeps its downloads for the
+    /// clean-up; returns the files it wrote.
+    fn take_poll_report(
+        &mut self,
+        result: Result<PollReport, RepositoryError>,
+    ) -> BTreeSet<OsString> {
+        match result {
             Ok(report) => {
                 info!(
                     not_modified = report.not_modified,
@@ -385,30 +430,33 @@ impl<'k> Daemon<'k> {
                     other_kernel = report.other_kernel,
                     present = report.present,
                     downloaded = report.downloaded.len(),
+                    deferred = report.deferred,
                     failed = report.failed.len(),
                     "repository: poll done"
                 );
-                summary.downloaded += report.downloaded.len();
-                summary.repository_failures += report.failed.len();
-                report.downloaded
+                self.summary.downloaded += report.downloaded.len();
+                self.summary.repository_failures += report.failed.len();
+                let names = report.downloaded.iter().map(|d| d.name.clone()).collect();
+                self.downloads.extend(report.downloaded);
+                names
             }
             Err(error) => {
                 warn!(
                     error = %crate::error_text(&error),
                     "repository: poll failed; trying again at the next poll"
                 );
-                summary.repository_failures += 1;
-                Vec::new()
+                self.summary.repository_failures += 1;
+                BTreeSet::new()
             }
         }
     }
 
     /// The interval to the next poll, with random jitter.
     fn next_poll_delay(&self) -> Duration {
-        let Some(repository) = &self.repository else {
+        let Some(poller) = &self.poller else {
             return Duration::MAX;
         };
-        let settings = repository.settings();
+        let settings = poller.settings();
         // Without randomness (a broken getrandom), every host polls on the
         // interval: correct, only less spread.
         let random = getrandom::u64().unwrap_or(0);
@@ -537,6 +585,10 @@ fn wait(
 #[cfg(test)]
 mod guard_tests;
 #[cfg(test)]
+mod hostile_repository_tests;
+#[cfg(test)]
 mod test_server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod version_tests;

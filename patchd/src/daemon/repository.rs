@@ -7,9 +7,14 @@
 //! for the running kernel whose sha256 patchd does not have yet is
 //! downloaded, at most the size the index gives, checked against the
 //! index's sha256, and written to the watch directory as `.NAME.part`,
-//! renamed to `NAME` when complete: the watch directory's normal path
+//! linked to `NAME` when complete (never over a file that is there: an
+//! operator's file is not replaced): the watch directory's normal path
 //! applies it, with the full verification (the index is not trusted; the
-//! signature is). A poll holds no lock: the state is not touched here.
+//! signature is). One poll downloads at most `max_poll_files` bundles and
+//! `max_poll_bytes` bytes (by the index's sizes, which the downloads are
+//! held to); the rest waits for the next polls, so a hostile index cannot
+//! fill the disk in one go. A poll holds no lock: the state is not touched
+//! here.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -107,6 +112,16 @@ pub enum RepositoryError {
         found: String,
     },
 
+    /// A file of that name is in the watch directory already (and is not
+    /// this download: its sha256 would have been known).
+    #[error("{path} exists already and is not the repository's {name}: not overwritten; rename the file in the watch directory, or the bundle in the repository")]
+    Exists {
+        /// The file that is there.
+        path: PathBuf,
+        /// The index's name.
+        name: String,
+    },
+
     /// The download could not be written to the watch directory.
     #[error("cannot {what} {path}")]
     Write {
@@ -133,9 +148,24 @@ pub struct PollReport {
     /// directory).
     pub present: usize,
     /// Files written to the watch directory.
-    pub downloaded: Vec<OsString>,
+    pub downloaded: Vec<Download>,
+    /// Entries left for the next polls: over this poll's file count or
+    /// byte budget.
+    pub deferred: usize,
     /// Downloads that failed, with the reason (retried at the next poll).
     pub failed: Vec<(String, String)>,
+}
+
+/// A file a poll wrote into the watch directory: which one it is, so the
+/// daemon removes it (and only it) if it is not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    /// Its name in the watch directory.
+    pub name: OsString,
+    /// Its sha256 (the index's, checked).
+    pub sha256: String,
+    /// Its device and inode, to tell it from a file put there later.
+    pub identity: (u64, u64),
 }
 
 /// The repository client and what it remembers between polls.
@@ -218,11 +248,24 @@ impl Repository {
                 wanted.push(entry.clone());
             }
         }
+        let (mut files, mut bytes) = (0u32, 0u64);
         for entry in wanted {
+            let after = bytes.saturating_add(entry.size);
+            if files >= self.settings.max_poll_files || after > self.settings.max_poll_bytes {
+                debug!(bundle = %entry.name, size = entry.size, "repository: over this poll's limits; left for the next poll");
+                report.deferred += 1;
+                continue;
+            }
+            files += 1;
+            bytes = after;
             match self.download(&entry, watch_dir) {
-                Ok(()) => {
+                Ok(identity) => {
                     info!(bundle = %entry.name, sha256 = %entry.sha256, size = entry.size, "repository: downloaded {}", entry.name);
-                    report.downloaded.push(OsString::from(&entry.name));
+                    report.downloaded.push(Download {
+                        name: OsString::from(&entry.name),
+                        sha256: entry.sha256.clone(),
+                        identity,
+                    });
                 }
                 Err(error) => {
                     let text = crate::error_text(&error);
@@ -230,6 +273,15 @@ impl Repository {
                     report.failed.push((entry.name.clone(), text));
                 }
             }
+        }
+        if report.deferred > 0 {
+            warn!(
+                deferred = report.deferred,
+                max_poll_files = self.settings.max_poll_files,
+                max_poll_bytes = self.settings.max_poll_bytes,
+                "repository: {} bundle(s) over this poll's limits (repository.max_poll_files, max_poll_bytes) are left for the next polls",
+                report.deferred
+            );
         }
         Ok(report)
     }
@@ -292,8 +344,12 @@ impl Repository {
     }
 
     /// Downloads one bundle, checks its size and sha256, and puts it into
-    /// the watch directory atomically.
-    fn download(&self, entry: &IndexEntry, watch_dir: &Path) -> Result<(), RepositoryError> {
+    /// the watch directory atomically; returns the file's identity.
+    fn download(
+        &self,
+        entry: &IndexEntry,
+        watch_dir: &Path,
+    ) -> Result<(u64, u64), RepositoryError> {
         let url = format!("{}{}", self.settings.base_url, entry.name);
         let mut response =
             self.agent
@@ -349,16 +405,54 @@ impl Repository {
     }
 }
 
-/// Writes `dir/name` as `dir/.name.part`, fsync, rename, fsync of `dir`:
-/// the watcher sees only the complete file, under its final name.
-pub fn write_into(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), RepositoryError> {
-    crate::files::write_atomically(dir, name, &format!(".{name}.part"), 0o600, bytes).map_err(|e| {
+/// Writes `dir/name` as `dir/.name.part` (fsynced), then links it to
+/// `name` only if nothing is there (`link(2)` never replaces a file: an
+/// operator's file of that name stays as it is), removes the temporary
+/// name and fsyncs `dir`: the watcher sees only the complete file, under
+/// its final name. Returns the file's device and inode.
+pub fn write_into(dir: &Path, name: &str, bytes: &[u8]) -> Result<(u64, u64), RepositoryError> {
+    use std::os::unix::fs::MetadataExt;
+    let temp = format!(".{name}.part");
+    let write = |what, path: PathBuf| move |source| RepositoryError::Write { what, path, source };
+    let final_path = dir.join(name);
+    match std::fs::symlink_metadata(&final_path) {
+        Ok(_) => {
+            return Err(RepositoryError::Exists {
+                path: final_path,
+                name: name.to_owned(),
+            })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(write("inspect", final_path)(error)),
+    }
+    // Written complete under the temporary name first (a crash leaves at
+    // most that name, which the next write replaces).
+    let unused = format!(".{name}.unused");
+    crate::files::write_atomically(dir, &temp, &unused, 0o600, bytes).map_err(|e| {
         RepositoryError::Write {
             what: e.what,
             path: e.path,
             source: e.source,
         }
-    })
+    })?;
+    let temp_path = dir.join(&temp);
+    let linked = std::fs::hard_link(&temp_path, &final_path);
+    let _ = std::fs::remove_file(&temp_path);
+    match linked {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(RepositoryError::Exists {
+                path: final_path,
+                name: name.to_owned(),
+            })
+        }
+        Err(error) => return Err(write("link into place", final_path)(error)),
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write("fsync", dir.to_owned()))?;
+    let metadata = std::fs::symlink_metadata(&final_path).map_err(write("inspect", final_path))?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 /// The wait before the next poll: `interval` moved by up to `jitter`

@@ -55,7 +55,18 @@ fn repository(server: &TestServer) -> Repository {
         interval: Duration::from_secs(3600),
         jitter: Duration::from_secs(300),
         timeout: Duration::from_secs(10),
+        max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
+        max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
     })
+}
+
+/// The names a poll downloaded.
+fn names(report: &PollReport) -> Vec<String> {
+    report
+        .downloaded
+        .iter()
+        .map(|download| download.name.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// The names in `dir`, sorted (dotfiles too: no partial file may stay).
@@ -92,14 +103,20 @@ fn the_second_poll_is_conditional_and_a_304_downloads_nothing() {
     let report = repository
         .poll(&running(), &|sha| have.contains(sha), watch.path())
         .expect("polls");
+    assert_eq!(names(&report), ["fix_a.bundle"]);
+    assert_eq!(report.downloaded[0].sha256, sha256_hex(&fix_a));
     assert_eq!(
-        report,
+        PollReport {
+            downloaded: vec![],
+            ..report
+        },
         PollReport {
             not_modified: false,
             entries: 3,
             other_kernel: 1,
             present: 1,
-            downloaded: vec![OsString::from("fix_a.bundle")],
+            downloaded: vec![],
+            deferred: 0,
             failed: vec![],
         }
     );
@@ -172,7 +189,7 @@ fn a_bundle_whose_sha256_differs_from_the_index_is_not_written() {
         .poll(&running(), &|_| false, watch.path())
         .expect("polls");
     assert!(report.not_modified);
-    assert_eq!(report.downloaded, [OsString::from("fix_a.bundle")]);
+    assert_eq!(names(&report), ["fix_a.bundle"]);
     assert_eq!(files(watch.path()), ["fix_a.bundle"]);
 }
 
@@ -274,6 +291,8 @@ fn index_failures_are_errors_that_keep_nothing() {
         interval: Duration::from_secs(3600),
         jitter: Duration::ZERO,
         timeout: Duration::from_secs(5),
+        max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
+        max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
     });
     let error = gone
         .poll(&running(), &|_| false, watch.path())
@@ -283,16 +302,61 @@ fn index_failures_are_errors_that_keep_nothing() {
 }
 
 #[test]
-fn downloads_replace_a_file_atomically_and_leave_no_partial_file() {
+fn downloads_never_overwrite_a_file_and_leave_no_partial_file() {
     let watch = tempfile::tempdir().expect("temp dir");
     std::fs::write(watch.path().join(".fix_a.bundle.part"), b"left by a crash").expect("w");
-    std::fs::write(watch.path().join("fix_a.bundle"), b"old").expect("w");
     write_into(watch.path(), "fix_a.bundle", b"new").expect("writes");
     assert_eq!(files(watch.path()), ["fix_a.bundle"]);
     assert_eq!(
         std::fs::read(watch.path().join("fix_a.bundle")).expect("read"),
         b"new"
     );
+    // Regression (issue #16): an operator's file of the same name was
+    // replaced by the repository's.
+    std::fs::write(watch.path().join("fix_b.bundle"), b"the operator's").expect("w");
+    let error = write_into(watch.path(), "fix_b.bundle", b"the repository's").expect_err("kept");
+    assert!(matches!(error, RepositoryError::Exists { .. }), "{error}");
+    assert!(error.to_string().contains("not overwritten"), "{error}");
+    assert_eq!(
+        std::fs::read(watch.path().join("fix_b.bundle")).expect("read"),
+        b"the operator's"
+    );
+    assert_eq!(files(watch.path()), ["fix_a.bundle", "fix_b.bundle"]);
+}
+
+#[test]
+fn one_poll_downloads_at_most_its_file_count_and_byte_budget() {
+    let server = TestServer::start();
+    let watch = tempfile::tempdir().expect("temp dir");
+    let bundles: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1000]).collect();
+    let entries = bundles
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| entry(&format!("fix_{i}.bundle"), bytes, FAKE_BUILD_ID))
+        .collect();
+    serve_index(&server, entries);
+    for (i, bytes) in bundles.iter().enumerate() {
+        server.route(&format!("fix_{i}.bundle"), Route::File(bytes.clone()));
+    }
+    let mut settings = repository(&server).settings().clone();
+    settings.max_poll_files = 2;
+    let mut limited = Repository::new(settings.clone());
+    let report = limited
+        .poll(&running(), &|_| false, watch.path())
+        .expect("polls");
+    assert_eq!(names(&report), ["fix_0.bundle", "fix_1.bundle"]);
+    assert_eq!(report.deferred, 3);
+
+    // The byte budget: 2500 bytes hold two bundles of 1000.
+    settings.max_poll_files = 100;
+    settings.max_poll_bytes = 2500;
+    let mut limited = Repository::new(settings);
+    let have: HashSet<String> = report.downloaded.iter().map(|d| d.sha256.clone()).collect();
+    let report = limited
+        .poll(&running(), &|sha| have.contains(sha), watch.path())
+        .expect("polls");
+    assert_eq!(names(&report), ["fix_2.bundle", "fix_3.bundle"]);
+    assert_eq!(report.deferred, 1);
 }
 
 #[test]

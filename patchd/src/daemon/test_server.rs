@@ -29,6 +29,9 @@ pub(crate) enum Route {
     Unsized(Vec<u8>),
     /// Another status, empty body.
     Status(u16),
+    /// No answer at all: the request is recorded, then the connection is
+    /// held open until the server stops (a stalled repository).
+    Stall,
 }
 
 /// One request as the server read it.
@@ -119,7 +122,7 @@ fn serve(
         match listener.accept() {
             Ok((stream, _)) => {
                 // A request that cannot be read is not recorded.
-                let _ = answer(stream, routes, seen);
+                let _ = answer(stream, routes, seen, stop);
             }
             Err(_) => std::thread::sleep(Duration::from_millis(5)),
         }
@@ -132,6 +135,7 @@ fn answer(
     stream: TcpStream,
     routes: &Mutex<HashMap<String, Route>>,
     seen: &Mutex<Vec<Seen>>,
+    stop: &AtomicBool,
 ) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -157,6 +161,19 @@ fn answer(
         .get(&path)
         .cloned()
         .unwrap_or(Route::Status(404));
+    if let Route::Stall = route {
+        seen.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Seen {
+                path,
+                headers,
+                status: 0,
+            });
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        return Some(());
+    }
     let (status, extra, body, length) = match route {
         Route::Index {
             body,
@@ -179,6 +196,7 @@ fn answer(
         }
         Route::Unsized(body) => (200, String::new(), body, None),
         Route::Status(status) => (status, String::new(), Vec::new(), Some(0)),
+        Route::Stall => return Some(()),
     };
     let reason = match status {
         200 => "OK",

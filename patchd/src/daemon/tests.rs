@@ -23,6 +23,8 @@ pub(super) fn settings(host: &TestHost) -> Settings {
         keys_dir: host.path().join("keys"),
         kmod: host.path().join("suture.ko"),
         watch_dir: host.path().join("watch"),
+        // Tests never write to the host's system log.
+        audit_syslog: None,
         ..Settings::default()
     }
 }
@@ -451,6 +453,8 @@ fn once_polls_the_repository_and_applies_what_it_brought() {
         interval: Duration::from_secs(3600),
         jitter: Duration::from_secs(300),
         timeout: Duration::from_secs(10),
+        max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
+        max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
     });
 
     let summary = daemon(&host, &kernel, settings.clone())

@@ -9,10 +9,14 @@
 //! serves many kernels, so that is a debug line, not an audit line (the
 //! claim is unverified; a bundle that claims this kernel is verified in
 //! full by the apply). A bundle whose dependency is not applied yet waits
-//! and is tried again after the next successful apply.
+//! and is tried again after the next successful apply. When several files
+//! of one batch claim the same bundle id, the highest `bundle_version` is
+//! tried first, so the newest is the one applied (the older ones are then
+//! refused by the apply's plan, never applied over it).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 
 use tracing::{debug, error, info, warn};
 
@@ -126,7 +130,7 @@ impl Daemon<'_> {
         let mut changed = false;
         while !queue.is_empty() {
             let mut progress = false;
-            for name in std::mem::take(&mut queue) {
+            for name in self.newest_first(std::mem::take(&mut queue)) {
                 self.memory.waiting.remove(&name);
                 match self.apply_file(session, &name) {
                     FileOutcome::Applied => progress = true,
@@ -143,6 +147,74 @@ impl Daemon<'_> {
             }
         }
         changed
+    }
+
+    /// Removes the repository's downloads among `batch` that were not
+    /// applied (refused, failed, skipped), so a hostile repository cannot
+    /// fill the watch directory: what the state records stays, as does a
+    /// bundle waiting for its dependency, and a file is removed only if it
+    /// is still the one written (same device and inode).
+    pub(super) fn remove_unapplied_downloads(
+        &mut self,
+        session: &Session<'_>,
+        batch: &BTreeSet<OsString>,
+    ) {
+        let recorded: HashSet<&str> = session
+            .state()
+            .bundles
+            .iter()
+            .map(|record| record.sha256.as_str())
+            .collect();
+        let mut kept = Vec::new();
+        for download in std::mem::take(&mut self.downloads) {
+            if !batch.contains(&download.name) || self.memory.waiting.contains(&download.name) {
+                kept.push(download);
+                continue;
+            }
+            if recorded.contains(download.sha256.as_str()) {
+                continue;
+            }
+            let file = display_name(&download.name);
+            let path = self.settings.watch_dir.join(&download.name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if (meta.dev(), meta.ino()) == download.identity => {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            info!(file = %file, "repository: removed {file}: downloaded but not applied")
+                        }
+                        Err(error) => {
+                            warn!(file = %file, error = %error, "repository: cannot remove {file}, downloaded but not applied")
+                        }
+                    }
+                    self.memory.for_this_kernel.remove(&download.name);
+                }
+                _ => {
+                    debug!(file = %file, "repository: {file} was replaced or removed since the download; left alone")
+                }
+            }
+        }
+        self.downloads = kept;
+    }
+
+    /// The files in the order to try them: by the version they claim
+    /// (unverified: only the order depends on it), highest first, then by
+    /// name. A file that cannot be read or parsed keeps its place by name
+    /// and is refused when its turn comes.
+    fn newest_first(&self, names: BTreeSet<OsString>) -> Vec<OsString> {
+        if names.len() < 2 {
+            return names.into_iter().collect();
+        }
+        let claimed_version = |name: &OsString| {
+            let bundle = watch::read_bundle_file(&self.settings.watch_dir, name).ok()??;
+            let parsed = suture_bundle::parse(&bundle.bytes).ok()?;
+            Some(parsed.inspection().manifest.bundle_version)
+        };
+        let mut claimed: Vec<(u64, OsString)> = names
+            .into_iter()
+            .map(|name| (claimed_version(&name).unwrap_or(0), name))
+            .collect();
+        claimed.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        claimed.into_iter().map(|(_, name)| name).collect()
     }
 
     fn apply_file(&mut self, session: &mut Session<'_>, name: &OsString) -> FileOutcome {
@@ -187,6 +259,12 @@ impl Daemon<'_> {
         }
         if let Some(record) = session.state().bundles.iter().find(|r| r.sha256 == sha256) {
             debug!(file = %file, bundle = %record.id, "recorded already as {}", record.phase.as_str());
+            return FileOutcome::Skipped;
+        }
+        if claimed
+            .as_ref()
+            .is_some_and(|manifest| older_than_applied(session, manifest, &file))
+        {
             return FileOutcome::Skipped;
         }
         if let (Some(manifest), Some(false)) = (&claimed, here) {
@@ -234,4 +312,27 @@ impl Daemon<'_> {
             }
         }
     }
+}
+
+/// Whether `manifest` (unverified, so only ever a reason to skip) claims
+/// an older build of an id than one applied on this machine; says so.
+fn older_than_applied(
+    session: &Session<'_>,
+    manifest: &suture_bundle::manifest::Manifest,
+    file: &str,
+) -> bool {
+    let highest = session.state().highest_version(&manifest.id);
+    if manifest.bundle_version >= highest {
+        return false;
+    }
+    info!(
+        file = %file,
+        bundle = %manifest.id,
+        version = manifest.bundle_version,
+        highest,
+        "watch: {file} is version {} of {}, older than version {highest} applied before; skipped",
+        manifest.bundle_version,
+        manifest.id
+    );
+    true
 }

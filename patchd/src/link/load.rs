@@ -4,7 +4,6 @@
 //! Every check happens before the one call that changes the kernel, so any
 //! error leaves the kernel exactly as it was.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use tracing::{debug, warn};
@@ -93,8 +92,8 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
-    let Some(image) = crate::files::read_capped(file, MAX_MODULE_SIZE).map_err(read_error)? else {
+    let read = crate::files::read_regular(path, MAX_MODULE_SIZE, crate::files::Links::Follow);
+    let Some(image) = read.map_err(read_error)? else {
         return Err(LoadError::ModuleTooLarge {
             path: path.to_owned(),
             limit: MAX_MODULE_SIZE,

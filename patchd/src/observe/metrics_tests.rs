@@ -164,6 +164,7 @@ fn record(id: &str, phase: Phase) -> BundleRecord {
             skipped: Vec::new(),
             dependencies: vec![],
             created: 1_700_000_000,
+            bundle_version: 0,
             fixes_up_to: None,
         },
         survived: false,

@@ -100,6 +100,7 @@ fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord
             skipped: Vec::new(),
             dependencies: vec![],
             created,
+            bundle_version: 0,
             fixes_up_to: None,
         },
         survived: false,

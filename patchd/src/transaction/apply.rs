@@ -21,13 +21,15 @@ use tracing::info;
 
 pub use super::apply_error::{AppliedBundle, ApplyError, ApplyReport};
 use super::audit::{AuditAction, AuditEntry, AuditResult};
+use super::companion::{check_companion, ensure_companion};
 use super::rollback::roll_back;
 use super::session::Session;
 use super::state::{BundleRecord, OpenTransaction, Phase};
 use super::switch::switch_patch;
 use super::take_out::entry_of_bundle;
-use crate::kernel::{running_identity, PatchAttribute, COMPANION_MODULE};
-use crate::link::load::{load_module, load_module_file};
+use crate::files::{read_regular, Links};
+use crate::kernel::{running_identity, PatchAttribute};
+use crate::link::load::load_module;
 use crate::verify::trust::TrustStore;
 use crate::verify::{verify_or_claim, Claimed, Refused, VerifiedBundle, VerifyError};
 
@@ -57,6 +59,9 @@ enum Source {
     File(PathBuf),
     /// Bytes read already.
     Read(ReadBundle),
+    /// A copy in the state directory's `applied/`: never read through a
+    /// symbolic link, never a FIFO.
+    Copy(PathBuf),
 }
 
 /// New bundles, a bundle recorded as lost or held put back, or a held
@@ -117,7 +122,7 @@ fn from_copy(session: &mut Session<'_>, id: &str, mode: Mode) -> Result<ApplyRep
         });
     }
     let path = session.dir.copy_path(&record.bundle_file);
-    run(session, vec![Source::File(path)], mode)
+    run(session, vec![Source::Copy(path)], mode)
 }
 
 fn run(
@@ -133,6 +138,15 @@ fn run(
     };
     if todo.is_empty() {
         return Ok(report);
+    }
+    // Before anything is recorded: a refused companion changes nothing.
+    if let Err(error) = check_companion(session) {
+        for bundle in &todo {
+            let mut entry = entry_of_bundle(bundle);
+            entry.error = Some(crate::error_text(&error));
+            session.audit_or_log(AuditAction::Apply, AuditResult::Refused, entry);
+        }
+        return Err(error);
     }
     // The records of lost or held bundles as they were, to put back on
     // failure.
@@ -224,7 +238,9 @@ fn verify_all(
         Ok(trust) => trust,
         Err(error) => {
             let path = match sources.first() {
-                Some(Source::File(path) | Source::Read(ReadBundle { path, .. })) => path.as_path(),
+                Some(
+                    Source::File(path) | Source::Copy(path) | Source::Read(ReadBundle { path, .. }),
+                ) => path.as_path(),
                 None => Path::new(""),
             };
             return Err(refuse(path, Claimed::default(), ApplyError::Trust(error)));
@@ -240,6 +256,10 @@ fn verify_all(
                     let error = ApplyError::Verify(Box::new(VerifyError::Read(error)));
                     return Err(refuse(&path, Claimed::default(), error));
                 }
+            },
+            Source::Copy(path) => match read_copy(session, &path) {
+                Ok(bytes) => (path, bytes),
+                Err(error) => return Err(refuse(&path, Claimed::default(), error)),
             },
             Source::Read(ReadBundle { path, bytes }) => (path, bytes),
         };
@@ -259,6 +279,29 @@ fn verify_all(
         bundles.push(bundle);
     }
     Ok(bundles)
+}
+
+/// Reads a bundle copy of the state directory: `applied/` checked, the
+/// copy a regular file that is not a link, at most the bundle size cap.
+fn read_copy(session: &Session<'_>, path: &Path) -> Result<Vec<u8>, ApplyError> {
+    session.dir.applied_dir().map_err(ApplyError::State)?;
+    let cap = u64::try_from(suture_bundle::MAX_BUNDLE_SIZE).unwrap_or(u64::MAX);
+    let read = |source| {
+        let error = suture_bundle::FileError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        ApplyError::Verify(Box::new(VerifyError::Read(error)))
+    };
+    match read_regular(path, cap, Links::Refuse).map_err(read)? {
+        Some(bytes) => Ok(bytes),
+        None => Err(ApplyError::Verify(Box::new(VerifyError::Read(
+            suture_bundle::FileError::TooLarge {
+                path: path.to_owned(),
+                size: cap.saturating_add(1),
+            },
+        )))),
+    }
 }
 
 /// Splits the verified bundles into those to apply and those applied
@@ -285,6 +328,17 @@ fn plan(
         };
         if todo.iter().any(|b| b.id() == id) || unchanged.contains(&id) {
             return Err(refused(ApplyError::Duplicate { id }));
+        }
+        let (version, highest) = (
+            bundle.manifest().bundle_version,
+            session.state.highest_version(&id),
+        );
+        if version < highest {
+            return Err(refused(ApplyError::Downgrade {
+                id,
+                version,
+                highest,
+            }));
         }
         match session.state.get(&id) {
             Some(record) if mode != Mode::New && record.sha256 != bundle.sha256() => {
@@ -359,28 +413,6 @@ fn apply_all(
     }
     *failed_at = None;
     Ok(())
-}
-
-/// Loads the companion module through the link step if it is absent;
-/// returns whether it did.
-fn ensure_companion(session: &Session<'_>) -> Result<bool, ApplyError> {
-    let kernel = session.kernel;
-    let loaded = kernel
-        .module_loaded(COMPANION_MODULE)
-        .map_err(ApplyError::Kernel)?;
-    if !loaded {
-        let path = &session.config.kmod;
-        let companion = |source| ApplyError::Companion {
-            path: path.clone(),
-            source: Box::new(source),
-        };
-        load_module_file(kernel, path, "", &[]).map_err(companion)?;
-        info!(path = %path.display(), "loaded the companion module");
-    }
-    match kernel.suture_patches().map_err(ApplyError::Kernel)? {
-        Some(_) => Ok(!loaded),
-        None => Err(ApplyError::NoCompanionSysfs),
-    }
 }
 
 /// Applies one bundle; returns the attempts enabling took.
@@ -484,6 +516,8 @@ fn set_phase(session: &mut Session<'_>, id: &str, phase: Phase) -> Result<(), Ap
         record.updated_at = now;
         if phase == Phase::Applied {
             record.applied_at = Some(now);
+            let version = record.manifest.bundle_version;
+            session.state.note_applied_version(id, version);
         }
     }
     session.save().map_err(ApplyError::State)
@@ -496,3 +530,7 @@ mod tests;
 #[cfg(test)]
 #[path = "reapply_tests.rs"]
 mod reapply_tests;
+
+#[cfg(test)]
+#[path = "version_tests.rs"]
+mod version_tests;

@@ -7,6 +7,7 @@ use super::state::{Phase, StateError};
 use super::switch::SwitchError;
 use crate::kernel::KernelError;
 use crate::link::load::LoadError;
+use crate::ownership::OwnershipError;
 use crate::verify::trust::TrustError;
 use crate::verify::VerifyError;
 
@@ -105,6 +106,18 @@ pub enum ApplyError {
         dependency: String,
     },
 
+    /// An older version of a bundle id than one applied before: a
+    /// downgrade (to a build that may be vulnerable) is refused.
+    #[error("bundle {id} has version {version}, but version {highest} of {id} was applied on this machine: patchd never applies an older version of a bundle (it may bring back what a newer one fixed); apply version {highest} or later (`patchgen build --bundle-version N` with a higher N for a new build)")]
+    Downgrade {
+        /// The bundle id.
+        id: String,
+        /// Its version.
+        version: u64,
+        /// The highest version of the id applied so far.
+        highest: u64,
+    },
+
     /// A module of that name is loaded, not by patchd.
     #[error("a module named {id} is loaded, but patchd did not apply it: disable and unload it first (echo 0 > /sys/kernel/suture/{id}/enabled; rmmod {id})")]
     ForeignModule {
@@ -120,6 +133,17 @@ pub enum ApplyError {
         /// The cause.
         #[source]
         source: Box<LoadError>,
+    },
+
+    /// The companion module's file could have been written by someone else
+    /// than root: it is not loaded (nothing was changed).
+    #[error("refusing to load the companion module {path}: like the trust store, it and every directory above it must be root-owned and writable by no one else; nothing was changed")]
+    UnsafeCompanion {
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong, and the chown/chmod that fixes it.
+        #[source]
+        source: OwnershipError,
     },
 
     /// A module called `suture` without the companion's sysfs directory.

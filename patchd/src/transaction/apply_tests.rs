@@ -499,6 +499,18 @@ fn crashed_in(host: &TestHost, phase: &str) {
     .expect("write state");
 }
 
+/// The audit line of fix_a's apply, as a finished apply leaves it.
+fn audited_apply(host: &TestHost) {
+    let entry = AuditEntry {
+        bundle_id: Some("fix_a".to_owned()),
+        bundle_sha256: Some("ab".repeat(32)),
+        ..AuditEntry::default()
+    };
+    crate::transaction::audit::AuditLog::new(&host.path().join("state"))
+        .append(1_700_000_000, AuditAction::Apply, AuditResult::Ok, entry)
+        .expect("audit");
+}
+
 #[test]
 fn a_restart_after_a_kill_undoes_an_unfinished_apply_at_every_step() {
     // (recorded phase, the kernel at the kill, what the restart must do)
@@ -522,6 +534,8 @@ fn a_restart_after_a_kill_undoes_an_unfinished_apply_at_every_step() {
         assert_eq!(session.state().open_transaction, None);
         assert_eq!(session.reconciled().changes.len(), 1);
         assert!(!host.path().join("state/applied/fix_a.bundle").exists());
+        // A kill after `applied` was saved, before the audit line: the
+        // open transaction is undone, never refused for the missing line.
         let lines = audit_lines(&host);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].action, AuditAction::Reconcile);
@@ -555,6 +569,7 @@ fn a_restart_records_what_the_kernel_has_for_finished_applies() {
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         state["open_transaction"] = serde_json::Value::Null;
         std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
+        audited_apply(&host);
 
         let mut kernel = TestHost::kernel().with_loaded_modules(["suture"]);
         if let Some(enabled) = in_kernel {

@@ -19,6 +19,7 @@
 pub mod apply;
 pub mod apply_error;
 pub mod audit;
+mod companion;
 pub mod crash_guard;
 pub mod reconcile;
 pub mod release;
@@ -44,19 +45,31 @@ pub enum SessionError {
     /// Reconciling with the kernel failed.
     #[error(transparent)]
     Reconcile(ReconcileError),
+    /// The audit log is broken or does not account for the state: nothing
+    /// was touched.
+    #[error(transparent)]
+    Audit(audit::AuditError),
 }
 
 impl<'k> Session<'k> {
-    /// Locks the state directory, reads the state, notes a new boot for
-    /// the crash-loop guard and reconciles the state with the kernel.
+    /// Locks the state directory, reads the state, checks the audit log
+    /// (its chain, and that it accounts for the state: refused otherwise,
+    /// before anything changes), notes a new boot for the crash-loop guard
+    /// and reconciles the state with the kernel.
     pub fn open(
         kernel: &'k dyn Kernel,
         clock: &'k dyn Clock,
         config: Config,
     ) -> Result<Self, SessionError> {
         let mut session = Session::lock(kernel, clock, config).map_err(SessionError::State)?;
+        // Before anything is changed or audited: never add to a broken log.
+        audit::check::check_before_changes(&session.audit, &session.state)
+            .map_err(SessionError::Audit)?;
         crash_guard::begin_boot(&mut session).map_err(SessionError::State)?;
         session.reconciled = reconcile(&mut session).map_err(SessionError::Reconcile)?;
         Ok(session)
     }
 }
+
+#[cfg(test)]
+mod bad_files_tests;

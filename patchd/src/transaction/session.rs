@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use tracing::error;
 
+use super::audit::witness::DEFAULT_SYSLOG_SOCKET;
 use super::audit::{AuditAction, AuditEntry, AuditError, AuditLog, AuditResult};
 use super::state::{State, StateDir, StateError, DEFAULT_STATE_DIR};
 use super::switch::RetryPolicy;
@@ -41,6 +42,9 @@ pub struct Config {
     /// How long a bundle must have been applied to count as a survivor of
     /// the crash-loop guard (seconds; 0: only a clean shutdown proves it).
     pub crash_guard_uptime_secs: u64,
+    /// The syslog socket each new audit head is sent to (`None`: nowhere,
+    /// for tests).
+    pub audit_syslog: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             retry: RetryPolicy::default(),
             trusted_owners: default_owners(),
             crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
+            audit_syslog: Some(PathBuf::from(DEFAULT_SYSLOG_SOCKET)),
         }
     }
 }
@@ -108,7 +113,7 @@ impl<'k> Session<'k> {
     ) -> Result<Self, StateError> {
         let dir = StateDir::open(&config.state_dir, &config.trusted_owners)?;
         let state = dir.load()?;
-        let audit = AuditLog::new(dir.path());
+        let audit = AuditLog::new(dir.path()).with_syslog(config.audit_syslog.clone());
         Ok(Self {
             kernel,
             clock,

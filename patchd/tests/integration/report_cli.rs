@@ -239,3 +239,121 @@ fn closed_pipe() -> std::process::Stdio {
     drop(read);
     std::process::Stdio::from(write)
 }
+
+/// Regression (issue #16): deleting `audit.log` and `audit.head` verified
+/// as "0 lines, intact" while the state recorded applied bundles.
+#[test]
+fn audit_verify_finds_a_deleted_log_through_the_state_and_restart_starts_anew() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let record = serde_json::json!({
+        "version": 1,
+        "next_transaction": 2,
+        "open_transaction": null,
+        "bundles": [{
+            "id": "fix_a",
+            "sha256": format!("{:0<64}", "fix_a"),
+            "signer_key_id": "fe812c12f3ab4ce6",
+            "phase": "applied",
+            "transaction": 1,
+            "applied_at": 1_700_000_600u64,
+            "updated_at": 1_700_000_600u64,
+            "bundle_file": "applied/fix_a.bundle",
+            "manifest": {
+                "description": "",
+                "cves": ["CVE-2024-0005"],
+                "target": {
+                    "kernel_release": "6.1.0-50-amd64",
+                    "build_id": "ab".repeat(20),
+                    "package_version": null
+                },
+                "functions": ["cmdline_proc_show"],
+                "dependencies": [],
+                "created": 1_700_000_000u64
+            }
+        }]
+    });
+    std::fs::write(
+        state.join("state.json"),
+        serde_json::to_vec(&record).expect("json"),
+    )
+    .expect("state");
+    // No system log in tests: the heads go to a socket nobody listens on.
+    let config = dir.path().join("patchd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "audit_syslog = \"{}\"\n",
+            dir.path().join("no-log.sock").display()
+        ),
+    )
+    .expect("config");
+    let config = config.to_str().expect("UTF-8");
+    let state_arg = state.to_str().expect("UTF-8");
+    let verify = || {
+        patchd(&[
+            "--config",
+            config,
+            "audit",
+            "verify",
+            "--state-dir",
+            state_arg,
+        ])
+    };
+
+    let output = verify();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("accounts for the 1 bundle"),
+        "{}",
+        text(&output)
+    );
+
+    std::fs::remove_file(state.join("audit.log")).expect("rm");
+    std::fs::remove_file(state.join("audit.head")).expect("rm");
+    let output = verify();
+    assert_eq!(output.status.code(), Some(6), "{}", text(&output));
+    assert!(
+        text(&output).contains("state.json records bundle fix_a"),
+        "{}",
+        text(&output)
+    );
+
+    let output = patchd(&[
+        "--config",
+        config,
+        "audit",
+        "restart",
+        "--state-dir",
+        state_arg,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("taking over 1 bundle(s) from the state: fix_a"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        text(&output).contains("cannot send the audit log's head to the system log"),
+        "a missing system log is a warning: {}",
+        text(&output)
+    );
+    let output = verify();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+
+    // An intact log is not restarted.
+    let output = patchd(&[
+        "--config",
+        config,
+        "audit",
+        "restart",
+        "--state-dir",
+        state_arg,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("nothing to restart"),
+        "{}",
+        text(&output)
+    );
+}

@@ -21,6 +21,8 @@ pub struct PatchInfo {
     pub cves: Vec<String>,
     /// Ids of bundles that must be applied first.
     pub dependencies: Vec<String>,
+    /// The bundle's version among the bundles of its id (0: none given).
+    pub bundle_version: u64,
     /// The distribution kernel whose fixes the bundle brings (for scanners).
     pub fixes_up_to: Option<FixesUpTo>,
 }
@@ -125,6 +127,7 @@ pub fn manifest(
         patchgen_version: env!("CARGO_PKG_VERSION").to_string(),
         kmod_interface: KMOD_INTERFACE,
         target_modules: module.target_modules.clone(),
+        bundle_version: info.bundle_version,
         fixes_up_to: info.fixes_up_to.clone(),
     }
 }

@@ -51,7 +51,7 @@ impl AppliedFix {
 
 /// The files a unified diff touches (`-p1` paths).
 pub fn touched_files(patch: &Path) -> Result<Vec<PathBuf>, BuildError> {
-    let text = std::fs::read_to_string(patch).map_err(|source| BuildError::Io {
+    let text = crate::input::read_text(patch).map_err(|source| BuildError::Io {
         what: "cannot read the fix",
         path: patch.to_path_buf(),
         source,

@@ -260,13 +260,13 @@ impl ObjectFile {
             path: path.to_owned(),
             source,
         };
-        let len = std::fs::metadata(path).map_err(io)?.len();
+        let file = crate::input::open_regular(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
         if len > MAX_OBJECT_SIZE {
             return Err(ReadError::TooLarge {
                 path: path.to_owned(),
             });
         }
-        let file = std::fs::File::open(path).map_err(io)?;
         let raw = match Bytes::map(&file) {
             Some(mapped) => mapped,
             None => {

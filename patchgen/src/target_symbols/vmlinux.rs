@@ -190,7 +190,7 @@ fn is_debug_section(name: &[u8]) -> bool {
 impl Symtab {
     /// Reads the symbol table of the vmlinux at `path`.
     pub fn read(path: &Path) -> Result<Self, SymbolSourceError> {
-        let file = File::open(path).map_err(|source| SymbolSourceError::Io {
+        let file = crate::input::open_regular(path).map_err(|source| SymbolSourceError::Io {
             path: path.to_path_buf(),
             source,
         })?;

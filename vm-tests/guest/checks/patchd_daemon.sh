@@ -91,6 +91,7 @@ watch_dir = "$W"
 kmod = "$M/suture.ko"
 [repository]
 url = "http://127.0.0.1:8088/"
+allow_insecure_http = true
 [metrics]
 textfile_dir = "/tmp/metrics"
 TOML

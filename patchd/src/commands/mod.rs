@@ -22,6 +22,8 @@ use patchd::{
     ModuleImage, Overrides, RealKernel, RevertTarget, Session, SessionError, Settings, SystemClock,
 };
 
+mod audit;
+
 use super::{
     ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
     MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
@@ -48,7 +50,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Link(args) => cmd_link(args),
         Command::Audit {
             command: AuditCommand::Verify { state },
-        } => cmd_audit_verify(config, state),
+        } => audit::cmd_audit_verify(config, state),
+        Command::Audit {
+            command: AuditCommand::Restart { state },
+        } => audit::cmd_audit_restart(config, state),
     }
 }
 
@@ -347,8 +352,7 @@ fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
     } = args;
     let symbols = with_records(symbols, records.as_deref())?;
     let image = load::read_module(&module)?;
-    let text = std::fs::read_to_string(&kallsyms)
-        .with_context(|| format!("cannot read {}", kallsyms.display()))?;
+    let text = read_text(&kallsyms, MAX_KALLSYMS_FILE)?;
     let kallsyms =
         Kallsyms::parse(&text).with_context(|| format!("cannot use {}", kallsyms.display()))?;
     let parsed =
@@ -366,33 +370,14 @@ fn cmd_link(args: LinkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `patchd audit verify`.
-fn cmd_audit_verify(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
-    let settings = settings(
-        config,
-        Overrides {
-            state_dir: state.state_dir,
-            ..Overrides::default()
-        },
-    )?;
-    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
-    let log = AuditLog::new(dir.path());
-    let lines = log.verify()??;
-    println!(
-        "audit log {}: {lines} line(s), the hash chain is intact",
-        log.path().display()
-    );
-    Ok(())
-}
-
 /// The settings: the config file (`--config`, or the default file if it
 /// exists), then the flags.
-fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+pub(crate) fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
     Ok(Settings::load(config, &overrides, &default_owners())?)
 }
 
 /// Only `--state-dir`.
-fn state_only(state: StateArgs) -> Overrides {
+pub(crate) fn state_only(state: StateArgs) -> Overrides {
     Overrides {
         state_dir: state.state_dir,
         ..Overrides::default()
@@ -549,6 +534,26 @@ fn file_stem(path: &Path) -> String {
     )
 }
 
+/// Largest kallsyms file `patchd link` reads (the running kernel's is
+/// about 15 MiB).
+const MAX_KALLSYMS_FILE: u64 = 256 << 20;
+/// Largest `--records` file `patchd link` reads.
+const MAX_RECORDS_FILE: u64 = 64 << 20;
+
+/// A text file named on the command line: a regular file (never a FIFO)
+/// of at most `cap` bytes.
+fn read_text(path: &Path, cap: u64) -> anyhow::Result<String> {
+    let read = patchd::files::read_regular(path, cap, patchd::files::Links::Follow)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let Some(bytes) = read else {
+        anyhow::bail!(
+            "{} is larger than {cap} bytes: give the right file",
+            path.display()
+        );
+    };
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
+}
+
 /// The `--symbol` records plus those of a `--records` file.
 fn with_records(
     mut symbols: Vec<LinkRecord>,
@@ -557,8 +562,7 @@ fn with_records(
     let Some(file) = file else {
         return Ok(symbols);
     };
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = read_text(file, MAX_RECORDS_FILE)?;
     let records: Vec<LinkRecord> = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a patchgen records file", file.display()))?;
     symbols.extend(records);

@@ -6,12 +6,22 @@
 //! atomically after each append) holds the last line's `seq` and hash, so
 //! lines cut off the end are found too.
 //!
+//! Before every append the whole chain is walked against the head, and a
+//! broken chain is refused ([`AuditError::Broken`]): an append never
+//! launders a cut (a new head over a shortened log). After every append the
+//! new head also goes to the system log ([`witness`]), which
+//! someone who rewrites the chain later cannot take back.
+//!
 //! A chain without a secret cannot stop someone who rewrites every line
 //! after the one they change (and the head); it makes any smaller edit
-//! visible. Lines are only ever appended: this module never rewrites one.
+//! visible, and the heads in the system log show the rewrite. Lines are
+//! only ever appended: this module never rewrites one. The one exception
+//! is a fragment after the head that a crash cut short in the middle of an
+//! append (the head never recorded it): it is cut off before the next
+//! line, which says so.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{write_atomically, StateError};
 use crate::clock::utc_rfc3339;
+use crate::files::{open_no_follow, read_regular, symlink_refused, Links};
 use crate::verify::sha256_hex;
+use chain::{last_line, tampered, ChainWalk};
+use witness::witness_head;
 
 /// The log's file name in the state directory.
 pub const AUDIT_FILE: &str = "audit.log";
@@ -29,6 +42,8 @@ pub const HEAD_FILE: &str = "audit.head";
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// A line longer than this is not one patchd wrote.
 const MAX_LINE: usize = 64 << 10;
+/// `audit.head` is one short JSON object; anything longer is damaged.
+const MAX_HEAD: u64 = 4096;
 /// Error texts are cut to this many bytes.
 const MAX_ERROR_TEXT: usize = 4096;
 
@@ -40,6 +55,10 @@ pub enum AuditAction {
     Apply,
     /// Undoing an applied bundle because a later one of the same apply failed.
     Rollback,
+    /// `patchd audit restart`: a new chain after a broken one was set
+    /// aside; one line for the restart, then one per bundle the state
+    /// records, so the new chain accounts for them.
+    Restart,
     /// Reverting a bundle.
     Revert,
     /// At start, the kernel and the state disagreed and the state was fixed.
@@ -141,6 +160,16 @@ pub enum AuditError {
     /// The head could not be replaced.
     #[error("cannot record the audit log's head")]
     Head(#[source] StateError),
+    /// The chain is broken (or does not account for what the state
+    /// records): nothing is added to it, and nothing was changed.
+    #[error("refusing to add to the audit log {path}: it was tampered with or damaged, so patchd changes nothing until it is dealt with; keep audit.log and audit.head as evidence (patchd audit verify says what is wrong), then run `patchd audit restart` to set them aside and start a new chain")]
+    Broken {
+        /// The log.
+        path: PathBuf,
+        /// The first broken place.
+        #[source]
+        source: Tampered,
+    },
 }
 
 /// The first place the chain is broken.
@@ -155,18 +184,44 @@ pub struct Tampered {
     pub what: String,
 }
 
+/// What an intact chain accounts for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accounted {
+    /// Its lines.
+    pub lines: u64,
+    /// The sha256 of every bundle with an `ok` line (applied, reconciled,
+    /// held, taken over by a restart, reverted).
+    pub bundles: std::collections::HashSet<String>,
+}
+
 /// The audit log of one state directory.
 #[derive(Debug)]
 pub struct AuditLog {
     dir: PathBuf,
+    /// The system log socket each new head is sent to, if any.
+    syslog: Option<PathBuf>,
 }
 
 impl AuditLog {
-    /// The log in state directory `dir` (created on the first append).
+    /// The log in state directory `dir` (created on the first append),
+    /// sending no head to the system log.
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
+            syslog: None,
         }
+    }
+
+    /// This log, sending each new head to the syslog socket `socket`
+    /// (`None`: nowhere).
+    pub fn with_syslog(mut self, socket: Option<PathBuf>) -> Self {
+        self.syslog = socket;
+        self
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The log file.
@@ -193,9 +248,40 @@ impl AuditLog {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
             .open(&path)
+            .map_err(|error| match error.raw_os_error() {
+                Some(nix::libc::ELOOP) => symlink_refused(),
+                _ => error,
+            })
             .map_err(io("open"))?;
+        if !file.metadata().map_err(io("inspect"))?.is_file() {
+            return Err(io("open")(crate::files::not_regular()));
+        }
+        // Never on a broken chain: a new head over a cut log would hide it.
+        let torn = match self.walk(|_| {}, Tolerate::TornTail)? {
+            Ok(Walked { torn, .. }) => torn,
+            Err(tampered) => {
+                return Err(AuditError::Broken {
+                    path,
+                    source: tampered,
+                })
+            }
+        };
+        let mut detail = entry.detail;
+        if let Some(fragment) = torn {
+            // Cut short by a crash in an append the head never recorded.
+            file.set_len(fragment.start)
+                .map_err(io("cut the torn end of"))?;
+            let note = format!(
+                "the previous append was cut short by a crash: its {} byte(s), never recorded in the head, were removed",
+                fragment.len
+            );
+            detail = Some(match detail {
+                Some(detail) => format!("{detail}; {note}"),
+                None => note,
+            });
+        }
         let (last_seq, prev, torn) = last_line(&mut file).map_err(io("read"))?;
         let mut error = entry.error;
         if let Some(text) = error.as_mut() {
@@ -212,7 +298,7 @@ impl AuditLog {
             bundle_created: entry.bundle_created.map(utc_rfc3339),
             result,
             error,
-            detail: entry.detail,
+            detail,
             prev,
         };
         let line = serde_json::to_string(&record).map_err(|e| io("encode a line of")(e.into()))?;
@@ -232,13 +318,18 @@ impl AuditLog {
         };
         let head = serde_json::to_vec(&head).map_err(|e| io("encode the head of")(e.into()))?;
         write_atomically(&self.dir, HEAD_FILE, &head).map_err(AuditError::Head)?;
+        if let Some(socket) = &self.syslog {
+            witness_head(socket, &path, record.seq, &sha256_hex(line.as_bytes()));
+        }
         Ok(record)
     }
 
     /// Walks the whole chain; `Ok(Err(_))` names the first line that was
     /// edited, inserted or removed. Returns the number of lines.
     pub fn verify(&self) -> Result<Result<u64, Tampered>, AuditError> {
-        self.walk(|_| {})
+        Ok(self
+            .walk(|_| {}, Tolerate::Nothing)?
+            .map(|walked| walked.lines))
     }
 
     /// Walks the whole chain like [`AuditLog::verify`] and returns its
@@ -246,7 +337,40 @@ impl AuditLog {
     /// checked are the lines returned, read once.
     pub fn read_verified(&self) -> Result<Result<Vec<AuditRecord>, Tampered>, AuditError> {
         let mut records = Vec::new();
-        Ok(self.walk(|record| records.push(record))?.map(|_| records))
+        let walked = self.walk(|record| records.push(record), Tolerate::Nothing)?;
+        Ok(walked.map(|_| records))
+    }
+
+    /// Walks the whole chain like [`AuditLog::verify`] and returns what
+    /// it accounts for ([`Accounted`]), keeping only the sha256 of bundles
+    /// with an `ok` line in memory, however long the log.
+    pub fn accounted(&self) -> Result<Result<Accounted, Tampered>, AuditError> {
+        self.accounted_with(Tolerate::Nothing)
+    }
+
+    /// [`AuditLog::accounted`] for an append: a fragment after the head
+    /// that a crash cut short is not tampering.
+    pub(crate) fn accounted_for_append(&self) -> Result<Result<Accounted, Tampered>, AuditError> {
+        self.accounted_with(Tolerate::TornTail)
+    }
+
+    fn accounted_with(
+        &self,
+        tolerate: Tolerate,
+    ) -> Result<Result<Accounted, Tampered>, AuditError> {
+        let mut bundles = std::collections::HashSet::new();
+        let walked = self.walk(
+            |record| {
+                if let (AuditResult::Ok, Some(sha256)) = (record.result, record.bundle_sha256) {
+                    bundles.insert(sha256);
+                }
+            },
+            tolerate,
+        )?;
+        Ok(walked.map(|walked| Accounted {
+            lines: walked.lines,
+            bundles,
+        }))
     }
 
     /// Walks the chain, handing each line that chains on to `visit`; the
@@ -255,22 +379,25 @@ impl AuditLog {
     fn walk(
         &self,
         mut visit: impl FnMut(AuditRecord),
-    ) -> Result<Result<u64, Tampered>, AuditError> {
+        tolerate: Tolerate,
+    ) -> Result<Result<Walked, Tampered>, AuditError> {
         let path = self.path();
         let io = |what| {
             let path = path.clone();
             move |source| AuditError::Io { what, path, source }
         };
-        let head = match std::fs::read(self.dir.join(HEAD_FILE)) {
-            Ok(bytes) => Some(serde_json::from_slice::<Head>(&bytes).ok()),
+        let head = match read_regular(&self.dir.join(HEAD_FILE), MAX_HEAD, Links::Refuse) {
+            Ok(Some(bytes)) => Some(serde_json::from_slice::<Head>(&bytes).ok()),
+            // Larger than any head patchd writes: damaged.
+            Ok(None) => Some(None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("read the head of")(e)),
         };
-        let file = match File::open(&path) {
+        let file = match open_no_follow(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(match head {
-                    None => Ok(0),
+                    None => Ok(Walked::default()),
                     Some(_) => Err(tampered(&path, 1, "the log is gone but its head exists")),
                 });
             }
@@ -279,6 +406,7 @@ impl AuditLog {
         let mut reader = BufReader::new(file);
         let mut walk = ChainWalk::new(&path, head);
         let mut line = Vec::new();
+        let mut offset = 0u64;
         loop {
             line.clear();
             let read = (&mut reader)
@@ -292,185 +420,48 @@ impl AuditLog {
             if read == 0 {
                 break;
             }
+            let len = u64::try_from(read).unwrap_or(u64::MAX);
+            // Only the last line lacks a newline; one after the head is an
+            // append a crash cut short, if the caller tolerates it.
+            if tolerate == Tolerate::TornTail && !line.ends_with(b"\n") && read <= MAX_LINE {
+                if let Ok(lines) = walk.finish_before_torn() {
+                    let torn = Some(Torn { start: offset, len });
+                    return Ok(Ok(Walked { lines, torn }));
+                }
+            }
+            offset = offset.saturating_add(len);
             match walk.next(&line) {
                 Ok(record) => visit(record),
                 Err(problem) => return Ok(Err(problem)),
             }
         }
-        Ok(walk.finish())
+        Ok(walk.finish().map(|lines| Walked { lines, torn: None }))
     }
 }
 
-fn tampered(path: &Path, line: u64, what: impl Into<String>) -> Tampered {
-    Tampered {
-        path: path.to_owned(),
-        line,
-        what: what.into(),
-    }
+/// What a walk lets pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tolerate {
+    /// Nothing: `audit verify`, reports.
+    Nothing,
+    /// A last line without a newline after the head (an append cut short).
+    TornTail,
 }
 
-/// The state of a walk along the chain.
-struct ChainWalk<'p> {
-    path: &'p Path,
-    line: u64,
-    prev_hash: String,
-    prev_seq: u64,
-    /// The recorded head: absent (`None`), unreadable (`Some(None)`).
-    head: Option<Option<Head>>,
-    /// The line whose seq is the head's, and its hash.
-    at_head: Option<(u64, String)>,
+/// A chain walked without a break.
+#[derive(Debug, Default)]
+struct Walked {
+    /// Its complete lines.
+    lines: u64,
+    /// A fragment after the head cut short by a crash.
+    torn: Option<Torn>,
 }
 
-impl<'p> ChainWalk<'p> {
-    fn new(path: &'p Path, head: Option<Option<Head>>) -> Self {
-        Self {
-            path,
-            line: 0,
-            prev_hash: GENESIS.to_owned(),
-            prev_seq: 0,
-            head,
-            at_head: None,
-        }
-    }
-
-    /// Checks the next line (with its newline, if it has one) and returns
-    /// its record.
-    fn next(&mut self, raw: &[u8]) -> Result<AuditRecord, Tampered> {
-        self.line += 1;
-        let n = self.line;
-        let fail = |line: u64, what: String| Err(tampered(self.path, line, what));
-        let Some(body) = raw.strip_suffix(b"\n") else {
-            return fail(
-                n,
-                if raw.len() > MAX_LINE {
-                    "the line is longer than any line patchd writes".to_owned()
-                } else {
-                    "the last line has no newline: cut short by a crash, or edited".to_owned()
-                },
-            );
-        };
-        let record: AuditRecord = match serde_json::from_slice(body) {
-            Ok(record) => record,
-            Err(_) => return fail(n, "not an audit record: edited, or a torn write".to_owned()),
-        };
-        let expected_seq = self.prev_seq.saturating_add(1);
-        if record.prev != self.prev_hash {
-            return match record.seq {
-                seq if n == 1 && seq > 1 => fail(
-                    1,
-                    format!("the log starts at seq {seq}: the first {} line(s) were removed", seq - 1),
-                ),
-                _ if n == 1 => fail(1, "its prev is not the genesis hash: the line was edited".to_owned()),
-                seq if seq > expected_seq => fail(
-                    n,
-                    format!(
-                        "seq jumps from {} to {seq}: {} line(s) were removed before this line",
-                        self.prev_seq,
-                        seq - expected_seq
-                    ),
-                ),
-                seq if seq < expected_seq => fail(
-                    n - 1,
-                    format!(
-                        "the line was inserted (line {n} repeats seq {seq} and does not chain to it)"
-                    ),
-                ),
-                _ => fail(
-                    n - 1,
-                    format!("the line was edited: line {n}'s prev is not its sha256"),
-                ),
-            };
-        }
-        if record.seq != expected_seq {
-            return fail(
-                n,
-                format!(
-                    "seq {} where {expected_seq} was expected: lines were inserted or removed",
-                    record.seq
-                ),
-            );
-        }
-        self.prev_hash = sha256_hex(body);
-        self.prev_seq = record.seq;
-        if let Some(Some(head)) = &self.head {
-            if head.seq == record.seq {
-                self.at_head = Some((n, self.prev_hash.clone()));
-            }
-        }
-        Ok(record)
-    }
-
-    /// Compares the end of the chain with the recorded head. Lines after the
-    /// head are allowed (a crash between an append and the head's update).
-    fn finish(self) -> Result<u64, Tampered> {
-        let fail = |line: u64, what: String| Err(tampered(self.path, line, what));
-        match (self.head, self.at_head) {
-            (None, _) if self.line == 0 => Ok(0),
-            (None, _) => fail(
-                self.line,
-                "the head (audit.head) is missing: lines removed at the end could not be seen"
-                    .to_owned(),
-            ),
-            (Some(None), _) => fail(self.line, "the head (audit.head) is damaged".to_owned()),
-            (Some(Some(head)), None) => fail(
-                self.line.saturating_add(1),
-                format!(
-                    "the log ends at seq {} but the head records seq {}: the last {} line(s) were removed",
-                    self.prev_seq,
-                    head.seq,
-                    head.seq.saturating_sub(self.prev_seq)
-                ),
-            ),
-            (Some(Some(head)), Some((line, hash))) if hash != head.sha256 => fail(
-                line,
-                "the line was edited: its sha256 is not the one the head (audit.head) records"
-                    .to_owned(),
-            ),
-            (Some(Some(_)), Some(_)) => Ok(self.line),
-        }
-    }
-}
-
-/// The last line's seq and hash, and whether the file ends without a
-/// newline; `(0, GENESIS, false)` for an empty file.
-fn last_line(file: &mut File) -> std::io::Result<(u64, String, bool)> {
-    let len = file.seek(SeekFrom::End(0))?;
-    if len == 0 {
-        return Ok((0, GENESIS.to_owned(), false));
-    }
-    let window = u64::try_from(MAX_LINE)
-        .unwrap_or(u64::MAX)
-        .saturating_add(2);
-    let start = len.saturating_sub(window);
-    file.seek(SeekFrom::Start(start))?;
-    let mut tail = Vec::new();
-    file.take(window).read_to_end(&mut tail)?;
-    let torn = !tail.ends_with(b"\n");
-    let body = tail.strip_suffix(b"\n").unwrap_or(&tail);
-    let last = match body.iter().rposition(|&b| b == b'\n') {
-        Some(at) => body.get(at + 1..).unwrap_or_default(),
-        None => body,
-    };
-    let seq = serde_json::from_slice::<AuditRecord>(last)
-        .map(|r| r.seq)
-        .or_else(|_| count_lines(file))?;
-    Ok((seq, sha256_hex(last), torn))
-}
-
-/// For a damaged last line: its seq is its line number.
-fn count_lines(file: &mut File) -> std::io::Result<u64> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut count = 0u64;
-    let mut buffer = [0u8; 8192];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        let chunk = buffer.get(..read).unwrap_or_default();
-        count += u64::try_from(chunk.iter().filter(|&&b| b == b'\n').count()).unwrap_or(0);
-    }
-    Ok(count.saturating_add(1))
+/// Where a torn last line starts, and its length.
+#[derive(Debug, Clone, Copy)]
+struct Torn {
+    start: u64,
+    len: u64,
 }
 
 fn truncate_at_char(text: &mut String, max: usize) {
@@ -484,6 +475,9 @@ fn truncate_at_char(text: &mut String, max: usize) {
     }
 }
 
+mod chain;
+pub mod check;
+pub mod witness;
+
 #[cfg(test)]
-#[path = "audit_tests.rs"]
 mod tests;

@@ -10,6 +10,7 @@
 //! kernel, so after a crash [`crate::transaction::reconcile`] knows what may be half
 //! done. This module never touches the kernel.
 
+use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use suture_bundle::manifest::Target;
 
-use crate::ownership::{check_trusted_path, OwnershipError};
+use crate::ownership::{check_trusted_entry, check_trusted_path};
 use crate::verify::VerifiedBundle;
+pub use error::StateError;
 
 /// Where the state is unless `--state-dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/suture";
@@ -28,7 +30,7 @@ pub const STATE_FILE: &str = "state.json";
 /// The version of `state.json` this patchd writes and reads.
 pub const STATE_VERSION: u32 = 1;
 /// Cap on `state.json`: 4096 bundles with 4096 functions each fit easily.
-const MAX_STATE_FILE: u64 = 64 << 20;
+pub(crate) const MAX_STATE_FILE: u64 = 64 << 20;
 /// The directory of bundle copies, inside the state directory.
 const APPLIED_DIR: &str = "applied";
 
@@ -96,9 +98,17 @@ pub struct ManifestSummary {
     pub dependencies: Vec<String>,
     /// When patchgen made it (Unix seconds).
     pub created: u64,
+    /// Its version among the bundles of its id (the manifest's
+    /// `bundle_version`). Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bundle_version: u64,
     /// The distribution kernel whose fixes it brings (for scanners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixes_up_to: Option<suture_bundle::FixesUpTo>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// One bundle in the state file.
@@ -182,6 +192,11 @@ pub struct State {
     /// files of an older patchd, and until a boot id could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<BootRecord>,
+    /// The highest `bundle_version` applied so far, per bundle id; kept
+    /// after a revert, so an older build of an id is never applied again.
+    /// Absent when empty (and in state files of an older patchd).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub highest_versions: BTreeMap<String, u64>,
 }
 
 impl Default for State {
@@ -192,6 +207,7 @@ impl Default for State {
             open_transaction: None,
             bundles: Vec::new(),
             boot: None,
+            highest_versions: BTreeMap::new(),
         }
     }
 }
@@ -205,6 +221,19 @@ impl State {
     /// The record of bundle `id`, to change it.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut BundleRecord> {
         self.bundles.iter_mut().find(|b| b.id == id)
+    }
+
+    /// The highest version of `id` applied so far (0: none, or only
+    /// bundles without a version).
+    pub fn highest_version(&self, id: &str) -> u64 {
+        self.highest_versions.get(id).copied().unwrap_or(0)
+    }
+
+    /// Records that `version` of `id` was applied.
+    pub fn note_applied_version(&mut self, id: &str, version: u64) {
+        if version > self.highest_version(id) {
+            self.highest_versions.insert(id.to_owned(), version);
+        }
     }
 
     /// Removes and returns the record of bundle `id`.
@@ -243,94 +272,12 @@ impl BundleRecord {
                     .collect(),
                 dependencies: manifest.dependencies.clone(),
                 created: manifest.created,
+                bundle_version: manifest.bundle_version,
                 fixes_up_to: manifest.fixes_up_to.clone(),
             },
             survived: false,
         }
     }
-}
-
-/// Why the state directory cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// A file or directory operation failed.
-    #[error("cannot {what} {path}")]
-    Io {
-        /// What was being done.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The directory is not safe to trust.
-    #[error("refusing to use the state directory {dir}")]
-    Unsafe {
-        /// The directory.
-        dir: PathBuf,
-        /// What is wrong.
-        #[source]
-        source: OwnershipError,
-    },
-
-    /// Another patchd holds the lock.
-    #[error("another patchd is working on {dir} (it holds {dir}/lock); wait for it to finish and try again")]
-    Locked {
-        /// The directory.
-        dir: PathBuf,
-    },
-
-    /// The state file is not patchd's JSON.
-    #[error("the state file {path} is damaged: restore it from a backup, or move it away and let patchd start afresh (patches loaded now stay loaded and show as not managed by patchd)")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What serde_json found.
-        #[source]
-        source: serde_json::Error,
-    },
-
-    /// A state file of another version.
-    #[error("the state file {path} has version {version}; this patchd reads version {STATE_VERSION}: use the patchd that wrote it")]
-    Version {
-        /// The file.
-        path: PathBuf,
-        /// Its version.
-        version: u32,
-    },
-
-    /// The state directory of a read-only command does not exist.
-    #[error("there is no state directory {dir}: patchd has applied nothing on this machine, or --state-dir (or state_dir in the config) names another directory")]
-    Missing {
-        /// The directory.
-        dir: PathBuf,
-    },
-
-    /// A read-only command tried to change the state (a defect).
-    #[error("the state directory {dir} was opened read-only; nothing was changed")]
-    ReadOnly {
-        /// The directory.
-        dir: PathBuf,
-    },
-
-    /// The state file is over its cap.
-    #[error("the state file {path} is larger than {MAX_STATE_FILE} bytes: it is not patchd's")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-
-    /// A bundle copy could not be written.
-    #[error("cannot keep a copy of bundle {id} in the state directory")]
-    Copy {
-        /// The bundle.
-        id: String,
-        /// The cause.
-        #[source]
-        source: suture_bundle::FileError,
-    },
 }
 
 /// The state directory, locked for this process while the value lives:
@@ -343,6 +290,8 @@ pub struct StateDir {
     /// ever written there).
     _lock: Option<Flock<File>>,
     read_only: bool,
+    /// Who may own what is in it.
+    owners: Vec<u32>,
 }
 
 impl StateDir {
@@ -390,6 +339,7 @@ impl StateDir {
             dir: dir.to_owned(),
             _lock: Some(lock),
             read_only: false,
+            owners: owners.to_vec(),
         })
     }
 
@@ -444,6 +394,7 @@ impl StateDir {
             dir: dir.to_owned(),
             _lock: lock,
             read_only: true,
+            owners: owners.to_vec(),
         })
     }
 
@@ -510,28 +461,48 @@ impl StateDir {
         write_atomically(&self.dir, STATE_FILE, &text)
     }
 
-    /// Keeps a copy of an applied bundle, `applied/ID.bundle`; returns its
-    /// path relative to the state directory.
+    /// Keeps a copy of an applied bundle, `applied/ID.bundle`, mode 0600
+    /// (written atomically, never through a link); returns its path
+    /// relative to the state directory.
     pub fn store_bundle(&self, bundle: &VerifiedBundle) -> Result<String, StateError> {
         self.writable()?;
-        let applied = self.dir.join(APPLIED_DIR);
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&applied)
-            .map_err(|source| StateError::Io {
-                what: "create",
-                path: applied.clone(),
-                source,
-            })?;
-        let relative = format!("{APPLIED_DIR}/{}.bundle", bundle.id());
-        suture_bundle::write_file(&self.dir.join(&relative), bundle.bytes()).map_err(|source| {
-            StateError::Copy {
-                id: bundle.id().to_owned(),
-                source,
-            }
+        let applied = self.applied_dir()?;
+        let name = format!("{}.bundle", bundle.id());
+        crate::files::write_atomically(
+            &applied,
+            &name,
+            &format!(".{name}.tmp"),
+            0o600,
+            bundle.bytes(),
+        )
+        .map_err(|e| StateError::Io {
+            what: e.what,
+            path: e.path,
+            source: e.source,
         })?;
-        Ok(relative)
+        Ok(format!("{APPLIED_DIR}/{name}"))
+    }
+
+    /// `applied/`, created (0700) if absent; refused when it is a symbolic
+    /// link or could be written by others ([`crate::ownership`]).
+    pub fn applied_dir(&self) -> Result<PathBuf, StateError> {
+        let applied = self.dir.join(APPLIED_DIR);
+        match DirBuilder::new().mode(0o700).create(&applied) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(StateError::Io {
+                    what: "create",
+                    path: applied,
+                    source,
+                })
+            }
+        }
+        check_trusted_entry(&applied, &self.owners).map_err(|source| StateError::Unsafe {
+            dir: self.dir.clone(),
+            source,
+        })?;
+        Ok(applied)
     }
 
     /// The path of a bundle copy recorded as `relative` (a record's
@@ -573,6 +544,8 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
         }
     })
 }
+
+mod error;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

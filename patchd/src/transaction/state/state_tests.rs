@@ -24,6 +24,7 @@ fn record(id: &str) -> BundleRecord {
             skipped: Vec::new(),
             dependencies: vec![],
             created: manifest.created,
+            bundle_version: 0,
             fixes_up_to: None,
         },
         survived: false,
@@ -46,6 +47,7 @@ fn saves_and_loads_the_same_state_and_an_absent_file_is_empty() {
         }),
         bundles: vec![record("fix_a"), record("fix_b")],
         boot: None,
+        highest_versions: Default::default(),
     };
     state_dir.save(&state).expect("save");
     assert_eq!(state_dir.load().expect("load"), state);

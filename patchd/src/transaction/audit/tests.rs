@@ -162,11 +162,14 @@ fn an_inserted_line_is_found_even_when_it_chains_to_its_predecessor() {
 }
 
 #[test]
-fn a_torn_last_line_is_ended_and_reported() {
+fn a_torn_last_line_after_the_head_is_cut_off_and_noted() {
+    // A crash in the middle of an append: the head never recorded the
+    // fragment, so the next append removes it and says so.
     let (_dir, log) = log_of(2);
     let mut text = std::fs::read_to_string(log.path()).expect("read");
     text.push_str("{\"seq\":3,\"ti");
     std::fs::write(log.path(), text).expect("write");
+    assert_eq!(problem(&log).line, 3, "verify still reports the fragment");
     let record = log
         .append(
             1_700_000_100,
@@ -175,10 +178,88 @@ fn a_torn_last_line_is_ended_and_reported() {
             entry("x"),
         )
         .expect("append after a torn line");
-    assert_eq!(record.seq, 4);
-    assert_eq!(lines(&log).len(), 4);
-    let found = problem(&log);
-    assert_eq!(found.line, 3, "{found}");
+    assert_eq!(record.seq, 3);
+    assert!(
+        record
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("cut short by a crash"),
+        "{record:?}"
+    );
+    assert_eq!(log.verify().expect("reads"), Ok(3));
+}
+
+#[test]
+fn a_cut_before_the_head_is_not_laundered_by_the_next_append() {
+    // Regression (issue #16): lines cut off the end were reported only
+    // until the next append wrote a new head over the shortened log.
+    for cut in ["whole lines", "half a line"] {
+        let (_dir, log) = log_of(3);
+        let text = std::fs::read_to_string(log.path()).expect("read");
+        let keep = match cut {
+            "whole lines" => text.lines().take(2).map(|l| format!("{l}\n")).collect(),
+            _ => text[..text.len() - 20].to_owned(),
+        };
+        std::fs::write(log.path(), &keep).expect("cut");
+        let error = log
+            .append(
+                1_700_000_100,
+                AuditAction::Apply,
+                AuditResult::Ok,
+                entry("x"),
+            )
+            .expect_err(cut);
+        assert!(
+            matches!(error, AuditError::Broken { .. }),
+            "{cut}: {error:?}"
+        );
+        let text_of = crate::error_text(&error);
+        assert!(text_of.contains("patchd audit restart"), "{text_of}");
+        assert_eq!(
+            std::fs::read_to_string(log.path()).expect("read"),
+            keep,
+            "{cut}: nothing appended"
+        );
+        assert!(
+            log.verify().expect("reads").is_err(),
+            "{cut}: still reported"
+        );
+    }
+}
+
+#[test]
+fn each_head_goes_to_the_system_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("log.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind");
+    receiver
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let log = AuditLog::new(dir.path()).with_syslog(Some(socket.clone()));
+    let record = log
+        .append(1, AuditAction::Apply, AuditResult::Ok, entry("fix_a"))
+        .expect("append");
+    let mut buffer = [0u8; 4096];
+    let read = receiver.recv(&mut buffer).expect("a datagram");
+    let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+    let head: Head =
+        serde_json::from_slice(&std::fs::read(dir.path().join(HEAD_FILE)).expect("head"))
+            .expect("json");
+    assert!(text.starts_with("<85>patchd["), "{text}");
+    assert!(
+        text.contains(&format!(
+            "audit head seq={} sha256={}",
+            record.seq, head.sha256
+        )),
+        "{text}"
+    );
+    // No listener: the append still succeeds (a warning is logged).
+    drop(receiver);
+    std::fs::remove_file(&socket).expect("rm");
+    log.append(2, AuditAction::Apply, AuditResult::Ok, entry("fix_b"))
+        .expect("an append does not fail without a system log");
+    assert_eq!(log.verify().expect("reads"), Ok(2));
 }
 
 #[test]
