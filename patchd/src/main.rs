@@ -124,6 +124,13 @@ enum Command {
     Shutdown(StateArgs),
     /// Show the running kernel and every applied bundle.
     Status(StatusArgs),
+    /// Print the kernel release scanners should take the running kernel
+    /// for: the newest "fixes up to" version among the bundles the kernel
+    /// runs, else the running one (like `uname -r`; -v, -a as uname's).
+    Uname(UnameArgs),
+    /// List the CVEs the live patches the kernel runs now fix; --openvex
+    /// prints an OpenVEX document that Grype (--vex) and Trivy (--vex) read.
+    Cves(CvesArgs),
     /// Compliance figures from the state and the verified audit log:
     /// vulnerability gap per CVE, reboots avoided, failed attempts, what is
     /// applied. Refuses an audit log that fails verification (exit 6).
@@ -233,6 +240,45 @@ struct StatusArgs {
     json: bool,
     #[command(flatten)]
     state: StateArgs,
+}
+
+/// The arguments of `Uname`.
+#[derive(Debug, Args)]
+struct UnameArgs {
+    /// The release (the default).
+    #[arg(short = 'r', long = "kernel-release", conflicts_with_all = ["kernel_version", "all", "json"])]
+    release: bool,
+    /// The version text, with the effective Debian version.
+    #[arg(short = 'v', long = "kernel-version", conflicts_with_all = ["all", "json"])]
+    kernel_version: bool,
+    /// Everything, as `uname -a` prints it.
+    #[arg(short = 'a', long, conflicts_with = "json")]
+    all: bool,
+    /// The running and the effective kernel, and the bundle that raised it,
+    /// as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Read /proc and /sys under DIR instead of / (for tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    kernel_root: Option<PathBuf>,
+}
+
+/// The arguments of `Cves`.
+#[derive(Debug, Args)]
+struct CvesArgs {
+    /// Print an OpenVEX (v0.2.0) document.
+    #[arg(long, conflicts_with = "json")]
+    openvex: bool,
+    /// Print JSON: one object per CVE with its evidence.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Read /proc and /sys under DIR instead of / (for tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    kernel_root: Option<PathBuf>,
 }
 
 /// The arguments of `Report`.

@@ -23,10 +23,11 @@ use patchd::{
 };
 
 mod audit;
+mod observe;
 
 use super::{
     ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
-    MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, StatusArgs, VerifyArgs,
+    MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, VerifyArgs,
 };
 
 /// How long `patchd shutdown` waits for another patchd's state lock, a
@@ -42,7 +43,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revert(args) => cmd_revert(config, args),
         Command::Release(args) => cmd_release(config, args),
         Command::Shutdown(state) => cmd_shutdown(config, state),
-        Command::Status(args) => cmd_status(config, args),
+        Command::Status(args) => observe::cmd_status(config, args),
+        Command::Uname(args) => observe::cmd_uname(config, args),
+        Command::Cves(args) => observe::cmd_cves(config, args),
         Command::Report(args) => cmd_report(config, args),
         Command::Metrics(args) => cmd_metrics(config, args),
         Command::Daemon(args) => cmd_daemon(config, args),
@@ -220,31 +223,6 @@ fn cmd_shutdown(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
         None => println!(
             "cannot read this boot's id: no clean shutdown recorded (the crash-loop guard is off)"
         ),
-    }
-    Ok(())
-}
-
-/// `patchd status`.
-fn cmd_status(config: Option<&Path>, args: StatusArgs) -> anyhow::Result<()> {
-    let StatusArgs { json, state } = args;
-    let settings = settings(
-        config,
-        Overrides {
-            state_dir: state.state_dir,
-            ..Overrides::default()
-        },
-    )?;
-    let config = settings.session_config(default_owners());
-    let kernel = RealKernel::new();
-    static CLOCK: SystemClock = SystemClock;
-    // Read-only: nothing is reconciled or written; the kernel's side of
-    // each bundle is shown as the kernel has it.
-    let session = Session::open_read_only(&kernel, &CLOCK, config)?;
-    let status = patchd::status(&session).context("cannot read the kernel's state")?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{status}");
     }
     Ok(())
 }

@@ -44,6 +44,9 @@ pub struct MetricsSnapshot {
     /// The figures drawn from the audit log; `None` when it failed
     /// verification.
     pub audit: Option<AuditFigures>,
+    /// (CVE, bundle id) for each CVE of each bundle the state records as
+    /// applied, in the state's order.
+    pub cves_fixed: Vec<(String, String)>,
 }
 
 /// The metrics drawn from a verified audit log (definitions in
@@ -98,6 +101,12 @@ impl MetricsSnapshot {
             held: count(Phase::Held),
             pending,
             audit,
+            cves_fixed: state
+                .bundles
+                .iter()
+                .filter(|b| b.phase == Phase::Applied)
+                .flat_map(|b| b.manifest.cves.iter().map(|c| (c.clone(), b.id.clone())))
+                .collect(),
         }
     }
 }
@@ -197,6 +206,18 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         "gauge",
         "Bundles seen but not applied.",
         &pending,
+    );
+    let fixed: Vec<_> = snapshot
+        .cves_fixed
+        .iter()
+        .map(|(cve, bundle)| (vec![("cve", cve.as_str()), ("bundle", bundle.as_str())], 1))
+        .collect();
+    family(
+        &mut out,
+        "suture_cve_fixed",
+        "gauge",
+        "1 for each CVE fixed by a bundle patchd records as applied, labelled with the bundle (patchd cves --openvex exports them for scanners).",
+        &fixed,
     );
     let Some(audit) = &snapshot.audit else {
         return out;

@@ -32,6 +32,10 @@ fn snapshot() -> MetricsSnapshot {
                 ("CVE-2024-10000".to_owned(), -30),
             ],
         }),
+        cves_fixed: vec![
+            ("CVE-2024-0001".to_owned(), "cmdline_fix".to_owned()),
+            ("CVE-2024-10000".to_owned(), "af_unix".to_owned()),
+        ],
     }
 }
 
@@ -57,6 +61,10 @@ suture_patches_held 1
 # HELP suture_patches_pending Bundles seen but not applied.
 # TYPE suture_patches_pending gauge
 suture_patches_pending 1
+# HELP suture_cve_fixed 1 for each CVE fixed by a bundle patchd records as applied, labelled with the bundle (patchd cves --openvex exports them for scanners).
+# TYPE suture_cve_fixed gauge
+suture_cve_fixed{{cve=\"CVE-2024-0001\",bundle=\"cmdline_fix\"}} 1
+suture_cve_fixed{{cve=\"CVE-2024-10000\",bundle=\"af_unix\"}} 1
 # HELP suture_patches_failed_total Attempts to apply a bundle that did not apply, from the audit log: failed (tried and undone) or refused (stopped before the kernel was touched).
 # TYPE suture_patches_failed_total counter
 suture_patches_failed_total{{result=\"failed\"}} 3
@@ -81,6 +89,7 @@ fn a_tampered_log_leaves_its_figures_out_and_says_so() {
     let snapshot = MetricsSnapshot {
         audit: None,
         pending: None,
+        cves_fixed: Vec::new(),
         ..snapshot()
     };
     let want = format!(

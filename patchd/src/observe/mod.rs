@@ -1,11 +1,14 @@
 //! What patchd shows of what it did, read-only: [`status`] (what is applied
 //! now), [`report`] (compliance figures from the state and the verified
 //! audit log: vulnerability gap per CVE, reboots avoided, failures) and
-//! [`metrics`] (the same for Prometheus).
+//! [`metrics`] (the same for Prometheus), [`uname`] (the kernel version
+//! scanners should see) and [`vex`] (the CVEs fixed, as OpenVEX).
 
 pub mod metrics;
 pub mod report;
 pub mod status;
+pub mod uname;
+pub mod vex;
 
 #[cfg(test)]
 mod read_only_tests;

@@ -75,6 +75,8 @@ pub struct BundleStatus {
     pub survived: bool,
     /// Why the crash-loop guard holds it back, when it does.
     pub held: Option<String>,
+    /// The distribution kernel whose fixes it brings, if it says.
+    pub fixes_up_to: Option<suture_bundle::FixesUpTo>,
 }
 
 /// Reads the status.
@@ -107,6 +109,7 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
             sha256: record.sha256.clone(),
             survived: record.survived,
             held: (record.phase == Phase::Held).then(|| hold_reason(record, uptime_secs)),
+            fixes_up_to: record.manifest.fixes_up_to.clone(),
         });
     }
     let other_patches = registered
@@ -185,6 +188,9 @@ impl fmt::Display for Status {
                 )?;
             }
             writeln!(f, "    cves: {}", list(&bundle.cves))?;
+            if let Some(fixes) = &bundle.fixes_up_to {
+                writeln!(f, "    fixes up to kernel {}", fixes.version)?;
+            }
             writeln!(
                 f,
                 "    signer {}, sha256 {}",
@@ -221,6 +227,7 @@ mod tests {
             sha256: "s".to_owned(),
             survived: false,
             held: None,
+            fixes_up_to: None,
         }
     }
 

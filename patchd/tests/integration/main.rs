@@ -9,3 +9,4 @@ mod link;
 mod load;
 mod malformed;
 mod report_cli;
+mod uname_cli;
