@@ -219,11 +219,16 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         "1 for each CVE fixed by a bundle patchd records as applied, labelled with the bundle (patchd cves --openvex exports them for scanners).",
         &fixed,
     );
-    let Some(audit) = &snapshot.audit else {
-        return out;
-    };
+    if let Some(audit) = &snapshot.audit {
+        render_audit(&mut out, audit);
+    }
+    out
+}
+
+/// The families drawn from a verified audit log.
+fn render_audit(out: &mut String, audit: &AuditFigures) {
     family(
-        &mut out,
+        out,
         "suture_patches_failed_total",
         "counter",
         "Attempts to apply a bundle that did not apply, from the audit log: failed (tried and undone) or refused (stopped before the kernel was touched).",
@@ -233,7 +238,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         ],
     );
     family(
-        &mut out,
+        out,
         "suture_reboots_avoided_total",
         "counter",
         "Distinct bundles applied live, each a fix that would otherwise have waited for a reboot (an upper bound: see docs/patchd.md).",
@@ -245,7 +250,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         .into_iter()
         .collect();
     family(
-        &mut out,
+        out,
         "suture_last_success_timestamp_seconds",
         "gauge",
         "Unix time of the latest successful apply.",
@@ -257,13 +262,12 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         .map(|(cve, gap)| (vec![("cve", cve.as_str())], *gap))
         .collect();
     family(
-        &mut out,
+        out,
         "suture_vulnerability_gap_seconds",
         "gauge",
         "Per CVE, from the creation of the bundle that fixed it first to its first successful apply on this host.",
         &gaps,
     );
-    out
 }
 
 /// Writes `text` to `dir/suture.prom` atomically, for node-exporter's
