@@ -236,10 +236,20 @@ struct ReleaseArgs {
 #[derive(Debug, Args)]
 struct StatusArgs {
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "check")]
     json: bool,
+    /// For monitoring: print only the verdict and exit 0 (OK), 1
+    /// (WARNING: bundles waiting in the watch directory, an apply cut
+    /// short, the last repository poll failed), 2 (CRITICAL: a fix not in
+    /// effect, held back after a crash) or 3 (UNKNOWN: the status cannot
+    /// be read).
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     state: StateArgs,
+    /// Read /proc and /sys under DIR instead of / (for tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    kernel_root: Option<PathBuf>,
 }
 
 /// The arguments of `Uname`.
@@ -425,6 +435,11 @@ fn main() -> ExitCode {
         end_quietly_on_closed_pipe();
     }
     init_logging();
+    if let Command::Status(args) = &cli.command {
+        if args.check {
+            return ExitCode::from(commands::status_check(cli.config.as_deref(), args));
+        }
+    }
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -25,6 +25,8 @@ use patchd::{
 mod audit;
 mod observe;
 
+pub(crate) use observe::status_check;
+
 use super::{
     ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
     MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, VerifyArgs,

@@ -7,10 +7,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use patchd::daemon::watch::not_applied;
 use patchd::observe::uname::{uname, uname_of, Uname};
+use patchd::observe::verdict::UNKNOWN_EXIT_CODE;
 use patchd::observe::vex::{fixed_cves, openvex};
 use patchd::ownership::default_owners;
 use patchd::transaction::state::StateError;
+use patchd::Status;
 use patchd::{Clock, Overrides, RealKernel, Session, SystemClock};
 
 use super::settings;
@@ -38,18 +41,46 @@ fn read_only<T>(
     show(&session)
 }
 
+/// The status with the watch directory's bundles not applied.
+fn full_status(config: Option<&Path>, args: &StatusArgs) -> anyhow::Result<Status> {
+    let watch_dir = settings(config, Overrides::default())?.watch_dir;
+    read_only(
+        config,
+        args.state.state_dir.clone(),
+        &kernel_at(args.kernel_root.clone()),
+        |session| {
+            let mut status = patchd::status(session).context("cannot read the kernel's state")?;
+            let applied = status.bundles.iter().map(|b| b.sha256.as_str()).collect();
+            let pending = not_applied(&watch_dir, &applied);
+            status.set_pending(pending);
+            Ok(status)
+        },
+    )
+}
+
 /// `patchd status`.
 pub(crate) fn cmd_status(config: Option<&Path>, args: StatusArgs) -> anyhow::Result<()> {
-    let StatusArgs { json, state } = args;
-    read_only(config, state.state_dir, &RealKernel::new(), |session| {
-        let status = patchd::status(session).context("cannot read the kernel's state")?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&status)?);
-        } else {
-            print!("{status}");
+    let status = full_status(config, &args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{status}");
+    }
+    Ok(())
+}
+
+/// `patchd status --check`: the verdict and its monitoring exit code.
+pub(crate) fn status_check(config: Option<&Path>, args: &StatusArgs) -> u8 {
+    match full_status(config, args) {
+        Ok(status) => {
+            println!("{}", status.verdict);
+            status.verdict.level.exit_code()
         }
-        Ok(())
-    })
+        Err(error) => {
+            println!("UNKNOWN: {error:#}");
+            UNKNOWN_EXIT_CODE
+        }
+    }
 }
 
 /// Runs `show` on a read-only session, or with `None` when there is no

@@ -88,6 +88,10 @@ fn downloads_not_applied_are_removed_and_an_operators_file_is_never_replaced() {
         b"the operator's notes",
         "never overwritten, never removed"
     );
+    // The poll is recorded for `patchd status`.
+    let poll = crate::observe::last_poll::read(&host.path().join("state")).expect("recorded");
+    assert!(poll.ok, "{poll:?}");
+    assert_eq!((poll.downloaded, poll.failed), (2, 1), "{poll:?}");
 }
 
 #[test]

@@ -422,6 +422,9 @@ impl<'k> Daemon<'k> {
         &mut self,
         result: Result<PollReport, RepositoryError>,
     ) -> BTreeSet<OsString> {
+        if let Some(poller) = &self.poller {
+            poller.record(&self.settings.state_dir, self.clock.now(), &result);
+        }
         match result {
             Ok(report) => {
                 info!(

@@ -20,13 +20,17 @@ use tracing::error;
 use super::repository::{PollReport, Repository, RepositoryError};
 use crate::config::RepositorySettings;
 use crate::kernel::KernelIdentity;
+use crate::observe::last_poll::LastPoll;
 
 /// How often the loop looks for the end of a running poll.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What a poll thread hands back: the client (with its cached index) and
 /// the result.
-type PollEnd = (Repository, Result<PollReport, RepositoryError>);
+type PollEnd = (Repository, PollResult);
+
+/// A poll's result.
+type PollResult = Result<PollReport, RepositoryError>;
 
 /// The repository client, idle or polling on its thread.
 #[derive(Debug)]
@@ -104,6 +108,27 @@ impl Poller {
                 );
                 None
             }
+        }
+    }
+
+    /// Records a poll's outcome in the state directory `dir` for `patchd
+    /// status`; a failure to write it is only logged.
+    pub fn record(&self, dir: &std::path::Path, now: u64, result: &PollResult) {
+        if let Err(error) = crate::observe::last_poll::record(dir, &self.outcome(now, result)) {
+            tracing::warn!(%error, "repository: cannot record the poll for patchd status");
+        }
+    }
+
+    /// A poll's outcome at `now`, as `patchd status` shows it.
+    pub fn outcome(&self, now: u64, result: &PollResult) -> LastPoll {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        LastPoll {
+            at: now,
+            url: self.settings.base_url.clone(),
+            ok: result.is_ok(),
+            downloaded: result.as_ref().map_or(0, |r| count(r.downloaded.len())),
+            failed: result.as_ref().map_or(0, |r| count(r.failed.len())),
+            error: result.as_ref().err().map(|e| crate::error_text(e)),
         }
     }
 

@@ -138,6 +138,28 @@ pub fn scan(dir: &Path) -> Result<Vec<OsString>, WatchError> {
     Ok(names)
 }
 
+/// The bundle files of `dir` whose contents are not among `applied`
+/// (sha256, lowercase hex): what the daemon's next pass would try. A
+/// directory that cannot be listed has none; files that cannot be read
+/// are left out. Only reads.
+pub fn not_applied(dir: &Path, applied: &std::collections::HashSet<&str>) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    let Ok(names) = scan(dir) else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(|name| {
+            let read = read_bundle_file(dir, name).ok()??;
+            let hex: String = Sha256::digest(&read.bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            (!applied.contains(hex.as_str())).then(|| name.to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
 /// Reads `dir/name` into a size-capped buffer without following a link;
 /// `None` if it is gone (removed before its turn).
 pub fn read_bundle_file(dir: &Path, name: &OsStr) -> Result<Option<ReadBundle>, WatchError> {
@@ -381,5 +403,22 @@ mod tests {
             watcher.read_events(),
             Err(WatchError::Gone { .. })
         ));
+    }
+
+    #[test]
+    fn not_applied_is_every_bundle_file_whose_contents_were_not_applied() {
+        use sha2::{Digest, Sha256};
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::write(tmp.path().join("new.bundle"), b"new bytes").expect("write");
+        std::fs::write(tmp.path().join("old.bundle"), b"old bytes").expect("write");
+        std::fs::write(tmp.path().join(".partial.bundle"), b"x").expect("write");
+        std::fs::write(tmp.path().join("notes.txt"), b"x").expect("write");
+        let old: String = Sha256::digest(b"old bytes")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let applied = [old.as_str()].into_iter().collect();
+        assert_eq!(not_applied(tmp.path(), &applied), ["new.bundle"]);
+        assert!(not_applied(&tmp.path().join("missing"), &applied).is_empty());
     }
 }

@@ -4,10 +4,12 @@
 //! [`metrics`] (the same for Prometheus), [`uname`] (the kernel version
 //! scanners should see) and [`vex`] (the CVEs fixed, as OpenVEX).
 
+pub mod last_poll;
 pub mod metrics;
 pub mod report;
 pub mod status;
 pub mod uname;
+pub mod verdict;
 pub mod vex;
 
 #[cfg(test)]

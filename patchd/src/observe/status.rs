@@ -10,6 +10,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::last_poll::{self, LastPoll};
+use super::verdict::{verdict, Facts, Verdict};
 use crate::clock::utc_rfc3339;
 use crate::kernel::{running_identity, KernelError, KernelIdentity};
 use crate::transaction::crash_guard::{after_crash, hold_reason};
@@ -31,6 +33,13 @@ pub struct Status {
     pub other_patches: Vec<String>,
     /// The crash-loop guard in this boot.
     pub crash_guard: GuardStatus,
+    /// Bundle files of the watch directory not applied; `None` when the
+    /// directory was not looked at.
+    pub pending: Option<Vec<String>>,
+    /// The daemon's last repository poll, if one is recorded.
+    pub last_poll: Option<LastPoll>,
+    /// The verdict on all of it (the first line of the text).
+    pub verdict: Verdict,
 }
 
 /// The crash-loop guard as `patchd status` shows it.
@@ -118,7 +127,7 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
         .filter(|patch| session.state().get(patch).is_none())
         .cloned()
         .collect();
-    Ok(Status {
+    let mut status = Status {
         kernel: identity,
         companion_loaded: registered.is_some(),
         bundles,
@@ -128,7 +137,40 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
             after_crash: after_crash(session),
             uptime_secs,
         },
-    })
+        pending: None,
+        last_poll: last_poll::read(&session.config().state_dir),
+        verdict: Verdict {
+            level: super::verdict::Level::Ok,
+            summary: String::new(),
+        },
+    };
+    status.verdict = verdict(&status.facts());
+    Ok(status)
+}
+
+impl Status {
+    /// Adds the watch directory's bundle files not applied, and judges
+    /// again.
+    pub fn set_pending(&mut self, pending: Vec<String>) {
+        self.pending = Some(pending);
+        self.verdict = verdict(&self.facts());
+    }
+
+    /// What the verdict is made of.
+    pub fn facts(&self) -> Facts {
+        let count =
+            |f: &dyn Fn(&BundleStatus) -> bool| self.bundles.iter().filter(|b| f(b)).count();
+        Facts {
+            held: count(&|b| b.phase == "held"),
+            not_in_effect: count(&|b| {
+                matches!(b.phase, "applied" | "lost" | "disabled") && b.kernel_state != "enabled"
+            }),
+            cut_short: count(&|b| matches!(b.phase, "loading" | "enabling" | "reverting")),
+            in_effect: count(&|b| b.phase == "applied" && b.kernel_state == "enabled"),
+            pending: self.pending.as_ref().map_or(0, Vec::len),
+            poll_failed: self.last_poll.as_ref().is_some_and(|p| !p.ok),
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -141,6 +183,7 @@ fn list(items: &[String]) -> String {
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.verdict)?;
         writeln!(
             f,
             "kernel: {} (build-id {})",
@@ -204,6 +247,25 @@ impl fmt::Display for Status {
                 self.other_patches.join(", ")
             )?;
         }
+        if let Some(pending) = self.pending.as_ref().filter(|p| !p.is_empty()) {
+            writeln!(
+                f,
+                "in the watch directory, not applied: {}",
+                pending.join(", ")
+            )?;
+        }
+        if let Some(poll) = &self.last_poll {
+            let outcome = match &poll.error {
+                None => format!("ok, {} downloaded, {} failed", poll.downloaded, poll.failed),
+                Some(error) => format!("failed: {error}"),
+            };
+            writeln!(
+                f,
+                "repository {}: last poll {} ({outcome})",
+                poll.url,
+                utc_rfc3339(poll.at)
+            )?;
+        }
         Ok(())
     }
 }
@@ -231,6 +293,29 @@ mod tests {
         }
     }
 
+    fn status_of(bundles: Vec<BundleStatus>) -> Status {
+        Status {
+            kernel: KernelIdentity {
+                release: "6.1.0-50-amd64".to_owned(),
+                build_id: "06f8".to_owned(),
+            },
+            companion_loaded: true,
+            bundles,
+            other_patches: Vec::new(),
+            crash_guard: GuardStatus {
+                boot_id: Some("b".to_owned()),
+                after_crash: false,
+                uptime_secs: 600,
+            },
+            pending: None,
+            last_poll: None,
+            verdict: Verdict {
+                level: super::super::verdict::Level::Ok,
+                summary: String::new(),
+            },
+        }
+    }
+
     #[test]
     fn functions_left_out_of_a_fix_are_shown_as_not_fixed() {
         let status = |b| Status {
@@ -246,6 +331,12 @@ mod tests {
                 after_crash: false,
                 uptime_secs: 600,
             },
+            pending: None,
+            last_poll: None,
+            verdict: Verdict {
+                level: super::super::verdict::Level::Ok,
+                summary: String::new(),
+            },
         };
         let text = status(bundle(&["proc_cmdline_init"])).to_string();
         assert!(
@@ -253,5 +344,36 @@ mod tests {
             "{text}"
         );
         assert!(!status(bundle(&[])).to_string().contains("NOT fixed"));
+    }
+
+    #[test]
+    fn the_facts_of_the_verdict_come_from_phases_and_the_kernel() {
+        let with = |phase: &'static str, kernel_state: &'static str| {
+            let mut b = bundle(&[]);
+            b.phase = phase;
+            b.kernel_state = kernel_state;
+            b
+        };
+        let mut status = status_of(vec![
+            with("applied", "enabled"),
+            with("held", "not loaded"),
+            with("applied", "not loaded"),
+            with("lost", "not loaded"),
+            with("enabling", "disabled"),
+        ]);
+        status.set_pending(vec!["x.bundle".to_owned()]);
+        let facts = status.facts();
+        assert_eq!(
+            (
+                facts.in_effect,
+                facts.held,
+                facts.not_in_effect,
+                facts.cut_short,
+                facts.pending
+            ),
+            (1, 1, 2, 1, 1)
+        );
+        assert_eq!(status.verdict.level, super::super::verdict::Level::Critical);
+        assert!(status.to_string().starts_with("CRITICAL: "), "{status}");
     }
 }

@@ -43,6 +43,12 @@ fn status(bundles: Vec<BundleStatus>) -> Status {
             after_crash: false,
             uptime_secs: 600,
         },
+        pending: None,
+        last_poll: None,
+        verdict: crate::observe::verdict::Verdict {
+            level: crate::observe::verdict::Level::Ok,
+            summary: String::new(),
+        },
     }
 }
 

@@ -72,3 +72,51 @@ fn uname_options_are_exclusive() {
     let out = patchd(&["uname", "-a", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+/// `patchd status --check`: the verdict line and the monitoring code.
+#[test]
+fn status_check_exits_with_the_monitoring_code() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = suture_bundle::generate_signing_key().expect("key");
+    let host = crate::bundle_cli::Host::new(&key);
+    let dir = host.dir.path();
+    let root = dir.join("root");
+    std::fs::write(root.join("proc/modules"), "").expect("write");
+    let state = dir.join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let watch = dir.join("watch");
+    std::fs::create_dir(&watch).expect("mkdir");
+    let config = dir.join("patchd.toml");
+    std::fs::write(&config, format!("watch_dir = \"{}\"\n", watch.display())).expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = |state: &Path| {
+        patchd(&[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "status",
+            "--check",
+            "--kernel-root",
+            root.to_str().expect("utf-8"),
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+        ])
+    };
+
+    let out = run(&state);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OK: no bundle applied\n"
+    );
+
+    std::fs::write(watch.join("next.bundle"), b"not applied yet").expect("write");
+    let out = run(&state);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .starts_with("WARNING: 1 bundle in the watch directory not applied"));
+
+    let out = run(&dir.join("no-state"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN: "));
+}
