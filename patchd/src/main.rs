@@ -131,6 +131,10 @@ enum Command {
     /// List the CVEs the live patches the kernel runs now fix; --openvex
     /// prints an OpenVEX document that Grype (--vex) and Trivy (--vex) read.
     Cves(CvesArgs),
+    /// List what the daemon's next pass would try, without trying it: the
+    /// watch directory's bundles not applied and the repository's bundles
+    /// for this kernel not downloaded (reads the repository's index).
+    Updates(UpdatesArgs),
     /// Compliance figures from the state and the verified audit log:
     /// vulnerability gap per CVE, reboots avoided, failed attempts, what is
     /// applied. Refuses an audit log that fails verification (exit 6).
@@ -266,6 +270,19 @@ struct UnameArgs {
     all: bool,
     /// The running and the effective kernel, and the bundle that raised it,
     /// as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Read /proc and /sys under DIR instead of / (for tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    kernel_root: Option<PathBuf>,
+}
+
+/// The arguments of `Updates`.
+#[derive(Debug, Args)]
+struct UpdatesArgs {
+    /// Print JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]

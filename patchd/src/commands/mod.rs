@@ -48,6 +48,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => observe::cmd_status(config, args),
         Command::Uname(args) => observe::cmd_uname(config, args),
         Command::Cves(args) => observe::cmd_cves(config, args),
+        Command::Updates(args) => observe::cmd_updates(config, args),
         Command::Report(args) => cmd_report(config, args),
         Command::Metrics(args) => cmd_metrics(config, args),
         Command::Daemon(args) => cmd_daemon(config, args),

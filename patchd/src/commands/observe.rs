@@ -17,7 +17,7 @@ use patchd::Status;
 use patchd::{Clock, Overrides, RealKernel, Session, SystemClock};
 
 use super::settings;
-use crate::{CvesArgs, StatusArgs, UnameArgs};
+use crate::{CvesArgs, StatusArgs, UnameArgs, UpdatesArgs};
 
 static CLOCK: SystemClock = SystemClock;
 
@@ -165,4 +165,83 @@ pub(crate) fn cmd_cves(config: Option<&Path>, args: CvesArgs) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// What `patchd updates` found.
+#[derive(Debug, serde::Serialize)]
+struct Updates {
+    /// Bundle files of the watch directory not applied.
+    watch_dir: Vec<String>,
+    /// Bundles of the repository for this kernel not downloaded or applied.
+    repository: Vec<patchd::daemon::index::IndexEntry>,
+    /// Why the repository could not be read, if it could not.
+    repository_error: Option<String>,
+}
+
+/// `patchd updates`: what the daemon's next pass would try, without
+/// trying it: the watch directory's bundles not applied, and the
+/// repository's bundles for the running kernel that are neither applied
+/// nor in the watch directory. Reads only (the repository's index over
+/// the network); exit 1 when the repository cannot be read.
+pub(crate) fn cmd_updates(config: Option<&Path>, args: UpdatesArgs) -> anyhow::Result<()> {
+    let settings = settings(config, Overrides::default())?;
+    let kernel = kernel_at(args.kernel_root);
+    let applied: Vec<String> = read_only_or_none(config, args.state.state_dir, &kernel, |_, s| {
+        Ok(
+            s.map(|s| s.state().bundles.iter().map(|b| b.sha256.clone()).collect())
+                .unwrap_or_default(),
+        )
+    })?;
+    let applied_set = applied.iter().map(String::as_str).collect();
+    let watch_dir = not_applied(&settings.watch_dir, &applied_set);
+    let mut updates = Updates {
+        watch_dir,
+        repository: Vec::new(),
+        repository_error: None,
+    };
+    if let Some(repository) = settings.repository.clone() {
+        let running = patchd::kernel::running_identity(&kernel)?;
+        let in_watch = patchd::daemon::watch::digests(&settings.watch_dir);
+        let have = |sha256: &str| applied_set.contains(sha256) || in_watch.contains(sha256);
+        match patchd::daemon::repository::Repository::new(repository)
+            .not_downloaded(&running, &have)
+        {
+            Ok(entries) => updates.repository = entries,
+            Err(error) => updates.repository_error = Some(patchd::error_text(&error)),
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&updates)?);
+    } else {
+        print_updates(&updates, settings.repository.is_some());
+    }
+    match &updates.repository_error {
+        Some(error) => anyhow::bail!("cannot read the repository: {error}"),
+        None => Ok(()),
+    }
+}
+
+fn print_updates(updates: &Updates, has_repository: bool) {
+    if updates.watch_dir.is_empty() {
+        println!("watch directory: nothing to apply");
+    }
+    for name in &updates.watch_dir {
+        println!("watch directory: {name} (not applied)");
+    }
+    if !has_repository {
+        println!("repository: none configured");
+    } else if updates.repository_error.is_none() && updates.repository.is_empty() {
+        println!("repository: nothing new for this kernel");
+    }
+    for entry in &updates.repository {
+        let cves = if entry.cves.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", entry.cves.join(" "))
+        };
+        println!(
+            "repository: {} ({} bytes{cves}, not downloaded)",
+            entry.name, entry.size
+        );
+    }
 }

@@ -286,6 +286,25 @@ impl Repository {
         Ok(report)
     }
 
+    /// The index's bundles for `running` whose sha256 `have` does not know,
+    /// each once: what the next poll would download (`patchd updates`).
+    /// Reads the index only; writes nothing.
+    pub fn not_downloaded(
+        &mut self,
+        running: &KernelIdentity,
+        have: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<IndexEntry>, RepositoryError> {
+        self.fetch_index()?;
+        let mut seen = BTreeSet::new();
+        Ok(self
+            .cached
+            .iter()
+            .flat_map(|c| &c.index.bundles)
+            .filter(|e| e.target.is(running) && !have(&e.sha256) && seen.insert(&e.sha256))
+            .cloned()
+            .collect())
+    }
+
     /// Fetches the index unless it is unchanged; returns whether a new one
     /// was read.
     fn fetch_index(&mut self) -> Result<bool, RepositoryError> {

@@ -380,3 +380,33 @@ fn polls_are_spread_over_the_interval_plus_or_minus_the_jitter() {
     }
     assert_eq!(next_poll_in(hour, Duration::ZERO, 12345), hour);
 }
+
+#[test]
+fn not_downloaded_lists_this_kernels_unknown_bundles_and_writes_nothing() {
+    let server = TestServer::start();
+    let (a, b, other) = (
+        b"bundle a".as_slice(),
+        b"bundle b".as_slice(),
+        b"x".as_slice(),
+    );
+    serve_index(
+        &server,
+        vec![
+            entry("a.bundle", a, FAKE_BUILD_ID),
+            entry("b.bundle", b, FAKE_BUILD_ID),
+            entry("again.bundle", b, FAKE_BUILD_ID),
+            entry("other.bundle", other, &"ee".repeat(20)),
+        ],
+    );
+    let known = sha256_hex(a);
+    let mut repository = repository(&server);
+    let names: Vec<String> = repository
+        .not_downloaded(&running(), &|sha256| sha256 == known)
+        .expect("read")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["b.bundle"]);
+    // Only the index was asked for.
+    assert_eq!(server.log(), [(INDEX_FILE.to_owned(), 200)]);
+}

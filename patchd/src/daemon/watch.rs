@@ -138,12 +138,22 @@ pub fn scan(dir: &Path) -> Result<Vec<OsString>, WatchError> {
     Ok(names)
 }
 
+/// The sha256 of every bundle file of `dir` (lowercase hex); files that
+/// cannot be read are left out. Only reads.
+pub fn digests(dir: &Path) -> std::collections::HashSet<String> {
+    scan(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| read_bundle_file(dir, name).ok().flatten())
+        .map(|read| crate::verify::sha256_hex(&read.bytes))
+        .collect()
+}
+
 /// The bundle files of `dir` whose contents are not among `applied`
 /// (sha256, lowercase hex): what the daemon's next pass would try. A
 /// directory that cannot be listed has none; files that cannot be read
 /// are left out. Only reads.
 pub fn not_applied(dir: &Path, applied: &std::collections::HashSet<&str>) -> Vec<String> {
-    use sha2::{Digest, Sha256};
     let Ok(names) = scan(dir) else {
         return Vec::new();
     };
@@ -151,10 +161,7 @@ pub fn not_applied(dir: &Path, applied: &std::collections::HashSet<&str>) -> Vec
         .iter()
         .filter_map(|name| {
             let read = read_bundle_file(dir, name).ok()??;
-            let hex: String = Sha256::digest(&read.bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = crate::verify::sha256_hex(&read.bytes);
             (!applied.contains(hex.as_str())).then(|| name.to_string_lossy().into_owned())
         })
         .collect()

@@ -120,3 +120,33 @@ fn status_check_exits_with_the_monitoring_code() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN: "));
 }
+
+/// `patchd updates` without a repository: the watch directory's bundles
+/// not applied.
+#[test]
+fn updates_lists_the_watch_directorys_bundles_not_applied() {
+    use std::os::unix::fs::PermissionsExt;
+    let key = suture_bundle::generate_signing_key().expect("key");
+    let host = crate::bundle_cli::Host::new(&key);
+    let dir = host.dir.path();
+    let watch = dir.join("watch");
+    std::fs::create_dir(&watch).expect("mkdir");
+    std::fs::write(watch.join("next.bundle"), b"not applied yet").expect("write");
+    let config = dir.join("patchd.toml");
+    std::fs::write(&config, format!("watch_dir = \"{}\"\n", watch.display())).expect("write");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = patchd(&[
+        "--config",
+        config.to_str().expect("utf-8"),
+        "updates",
+        "--kernel-root",
+        dir.join("root").to_str().expect("utf-8"),
+        "--state-dir",
+        dir.join("no-state").to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "watch directory: next.bundle (not applied)\nrepository: none configured\n"
+    );
+}
