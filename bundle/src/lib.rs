@@ -51,6 +51,7 @@ pub mod link_record;
 pub mod manifest;
 mod names;
 mod read;
+pub mod repository_index;
 mod write;
 
 pub use dump::{Inspection, PartSummary};

@@ -25,6 +25,7 @@ struct Cli {
 
 mod cli_build;
 mod cli_diff;
+mod cli_index;
 mod cli_kbuild;
 mod cli_keys;
 
@@ -47,6 +48,9 @@ enum Command {
     /// which files each object's compilation reads (once per target; `build`
     /// makes them on first need). Prints the objects reading FILE.
     Kbuild(cli_kbuild::KbuildArgs),
+    /// Write a bundle repository's index (DIR/index.json, which patchd's
+    /// daemon reads) for the signed bundles in DIR.
+    Index(cli_index::IndexArgs),
     /// Diff the original and fixed builds of one kernel object.
     ///
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
@@ -119,5 +123,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => cli_keys::verify(&args),
         Command::Kbuild(args) => cli_kbuild::run(args),
         Command::Diff(args) => cli_diff::run(args),
+        Command::Index(args) => cli_index::run(&args),
     }
 }

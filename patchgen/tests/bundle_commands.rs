@@ -231,3 +231,37 @@ fn closed_pipe() -> std::process::Stdio {
     drop(read);
     std::process::Stdio::from(write)
 }
+
+#[test]
+fn index_lists_the_signed_bundles_as_patchd_reads_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    keygen(dir, "alice");
+    keygen(dir, "mallory");
+    let repo = dir.join("repo");
+    std::fs::create_dir(&repo).expect("mkdir");
+    let a = bundle(dir, "alice.key", "repo/fix_a.bundle");
+    std::fs::write(repo.join("README"), "not a bundle").expect("write");
+
+    let out = patchgen(dir, &["index", "repo", "--key", "alice.pub"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read(repo.join("index.json")).expect("index written");
+    let index = suture_bundle::repository_index::Index::parse(&text).expect("patchd reads it");
+    assert_eq!(index.bundles.len(), 1);
+    let entry = &index.bundles[0];
+    assert_eq!(entry.name, "fix_a.bundle");
+    let bytes = std::fs::read(&a).expect("read");
+    assert_eq!(entry.size, bytes.len() as u64);
+    assert_eq!(entry.target.kernel_release, "6.1.0-50-amd64");
+    assert_eq!(entry.cves, ["CVE-2024-0001"]);
+
+    // A bundle signed by another key is not published: an error, and the
+    // index is left as it was.
+    bundle(dir, "mallory.key", "repo/fix_m.bundle");
+    let out = patchgen(dir, &["index", "repo", "--key", "alice.pub"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("fix_m.bundle"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(repo.join("index.json")).expect("read"), text);
+    // Without a key: usage.
+    assert_eq!(code(&patchgen(dir, &["index", "repo"])), 2);
+}

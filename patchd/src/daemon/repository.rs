@@ -233,7 +233,7 @@ impl Repository {
         let mut wanted = Vec::new();
         let mut digests = BTreeSet::new();
         for entry in &cached.index.bundles {
-            if !entry.target.is(running) {
+            if !entry.target.is(&running.release, &running.build_id) {
                 debug!(
                     bundle = %entry.name,
                     release = %entry.target.kernel_release,
@@ -300,7 +300,11 @@ impl Repository {
             .cached
             .iter()
             .flat_map(|c| &c.index.bundles)
-            .filter(|e| e.target.is(running) && !have(&e.sha256) && seen.insert(&e.sha256))
+            .filter(|e| {
+                e.target.is(&running.release, &running.build_id)
+                    && !have(&e.sha256)
+                    && seen.insert(&e.sha256)
+            })
             .cloned()
             .collect())
     }

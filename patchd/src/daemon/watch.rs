@@ -23,7 +23,7 @@ use crate::ownership::{check_trusted_path, OwnershipError};
 use crate::transaction::apply::ReadBundle;
 
 /// The suffix of a bundle file.
-pub const BUNDLE_SUFFIX: &str = ".bundle";
+pub use suture_bundle::repository_index::BUNDLE_SUFFIX;
 
 /// Why a file of the watch directory, or the directory, cannot be used.
 #[derive(Debug, thiserror::Error)]
