@@ -20,6 +20,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ownership::{check_trusted_path, OwnershipError};
+
+#[path = "config_repository.rs"]
+mod repository;
 use crate::transaction::audit::witness::DEFAULT_SYSLOG_SOCKET;
 use crate::transaction::session::{
     Config, DEFAULT_CRASH_GUARD_UPTIME_SECS, DEFAULT_KMOD, MAX_CRASH_GUARD_UPTIME_SECS,
@@ -27,6 +30,7 @@ use crate::transaction::session::{
 use crate::transaction::state::DEFAULT_STATE_DIR;
 use crate::transaction::switch::RetryPolicy;
 use crate::verify::trust::DEFAULT_KEYS_DIR;
+use repository::repository_settings;
 
 /// The config file read when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/suture/patchd.toml";
@@ -93,6 +97,7 @@ struct FileRepository {
     allow_insecure_http: Option<bool>,
     max_poll_files: Option<u32>,
     max_poll_bytes: Option<u64>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -137,6 +142,11 @@ pub struct RepositorySettings {
     pub max_poll_files: u32,
     /// Most bytes one poll downloads.
     pub max_poll_bytes: u64,
+    /// `ca_file`: the only certificate authorities an https repository's
+    /// certificate may chain to (an internal PKI); `None`: the public ones.
+    pub ca_file: Option<PathBuf>,
+    /// Its PEM text, read (and checked) when the config is loaded.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Where metrics go.
@@ -278,7 +288,11 @@ impl Settings {
             }
             None => Self::default(),
         };
-        settings.with_overrides(overrides)
+        let mut settings = settings.with_overrides(overrides)?;
+        if let Some(repository) = &mut settings.repository {
+            repository::load_ca(repository, owners, &path.display().to_string())?;
+        }
+        Ok(settings)
     }
 
     /// The settings a config file's text gives over the defaults; `path`
@@ -463,108 +477,6 @@ fn check_uptime(origin: &str, secs: u64) -> Result<(), ConfigError> {
         });
     }
     Ok(())
-}
-
-fn repository_settings(
-    origin: &str,
-    file: FileRepository,
-) -> Result<RepositorySettings, ConfigError> {
-    let value = |key: &'static str, value: String, reason: String| ConfigError::Value {
-        origin: origin.to_owned(),
-        key,
-        value,
-        reason,
-    };
-    let base_url = base_url(&file.url)
-        .map_err(|reason| value("repository.url", format!("{:?}", file.url), reason.into()))?;
-    if base_url.starts_with("http://") && file.allow_insecure_http != Some(true) {
-        return Err(value(
-            "repository.url",
-            format!("{:?}", file.url),
-            "plain http:// lets anyone on the path see which fixes this host lacks and hold back or replay old index files; give an https:// URL, or set allow_insecure_http = true in [repository] to accept that (bundles are still verified by their signatures)".to_owned(),
-        ));
-    }
-    let interval = file.interval_secs.unwrap_or(DEFAULT_INTERVAL_SECS);
-    if interval < MIN_INTERVAL_SECS {
-        return Err(value(
-            "repository.interval_secs",
-            interval.to_string(),
-            format!("give at least {MIN_INTERVAL_SECS}"),
-        ));
-    }
-    let jitter = file
-        .jitter_secs
-        .unwrap_or(DEFAULT_JITTER_SECS.min(interval / 2));
-    if jitter > interval / 2 {
-        return Err(value(
-            "repository.jitter_secs",
-            jitter.to_string(),
-            format!("give at most half the interval ({})", interval / 2),
-        ));
-    }
-    let timeout = file.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS);
-    if !(1..=MAX_TIMEOUT_SECS).contains(&timeout) {
-        return Err(value(
-            "repository.timeout_secs",
-            timeout.to_string(),
-            format!("give 1 to {MAX_TIMEOUT_SECS}"),
-        ));
-    }
-    let max_poll_files = file.max_poll_files.unwrap_or(DEFAULT_MAX_POLL_FILES);
-    if !(1..=MAX_MAX_POLL_FILES).contains(&max_poll_files) {
-        return Err(value(
-            "repository.max_poll_files",
-            max_poll_files.to_string(),
-            format!("give 1 to {MAX_MAX_POLL_FILES}"),
-        ));
-    }
-    let max_poll_bytes = file.max_poll_bytes.unwrap_or(DEFAULT_MAX_POLL_BYTES);
-    if !MAX_POLL_BYTES_RANGE.contains(&max_poll_bytes) {
-        return Err(value(
-            "repository.max_poll_bytes",
-            max_poll_bytes.to_string(),
-            format!(
-                "give {} to {} (bytes)",
-                MAX_POLL_BYTES_RANGE.start(),
-                MAX_POLL_BYTES_RANGE.end()
-            ),
-        ));
-    }
-    Ok(RepositorySettings {
-        base_url,
-        interval: Duration::from_secs(interval),
-        jitter: Duration::from_secs(jitter),
-        timeout: Duration::from_secs(timeout),
-        max_poll_files,
-        max_poll_bytes,
-    })
-}
-
-/// The repository's base URL with a trailing `/`: `http` or `https`, a
-/// host, no query, no fragment, no spaces or control characters.
-fn base_url(url: &str) -> Result<String, &'static str> {
-    if url.len() > MAX_URL_LEN {
-        return Err("the URL is too long");
-    }
-    if url.bytes().any(|b| b.is_ascii_control() || b == b' ') || !url.is_ascii() {
-        return Err("give a URL without spaces, control or non-ASCII characters");
-    }
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("give an http:// or https:// URL")?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') {
-        return Err("give a URL with a host (and no user name)");
-    }
-    if url.contains('?') || url.contains('#') {
-        return Err("give the repository's directory, without ?query or #fragment");
-    }
-    let mut base = url.to_owned();
-    if !base.ends_with('/') {
-        base.push('/');
-    }
-    Ok(base)
 }
 
 /// A metrics address: an IP literal and a port, on loopback only. Metrics

@@ -102,6 +102,8 @@ fn every_key_is_read() {
             timeout: Duration::from_secs(30),
             max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
             max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
+            ca_file: None,
+            ca_pem: None,
         })
     );
     assert_eq!(
@@ -423,4 +425,53 @@ fn the_crash_guard_uptime_is_bounded_and_a_flag_wins() {
         error.is_err_and(|e| e.to_string().starts_with("command line")),
         "refused, naming the command line"
     );
+}
+
+/// A self-signed test CA (public data, made for this test).
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiTCCAS+gAwIBAgIUQMEv7d9MdVZ3iMegecQlixl/+kIwCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOc3V0dXJlIHRlc3QgQ0EwIBcNMjYxMjA1MDYxOTIyWhgPMjEy
+NjExMTEwNjE5MjJaMBkxFzAVBgNVBAMMDnN1dHVyZSB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAE/PHIJIu+ukG1AEXNbJ2DC6H0yj9kQatnFmNiwFxD
+CHy6xeXO7kjlWFXTJFARpBY+KQhCeNamKlRTvALXEBc8EKNTMFEwHQYDVR0OBBYE
+FDTnOEh2mChZ8To0E6OFebJpXJojMB8GA1UdIwQYMBaAFDTnOEh2mChZ8To0E6OF
+ebJpXJojMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIgHSojbu5J
+32E1nQwRXWE/3aBXwrSNN0BzO14M/r+0aNwCIQDS6RiF0Q9/uuzmn31kEwiCi9UO
+sH66/MqVSzsFKJk/eg==
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn a_ca_file_is_read_like_the_trust_store_and_must_hold_a_certificate() {
+    let (dir, _) = config_file("", 0o644);
+    let ca = dir.path().join("ca.pem");
+    let load = |pem: &str, mode: u32| {
+        std::fs::write(&ca, pem).expect("write");
+        std::fs::set_permissions(&ca, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let text = format!(
+            "[repository]\nurl = \"https://repo.internal/\"\nca_file = \"{}\"\n",
+            ca.display()
+        );
+        let path = dir.path().join("patchd.toml");
+        std::fs::write(&path, text).expect("write");
+        Settings::load(Some(&path), &Overrides::default(), &default_owners())
+    };
+    let settings = load(TEST_CA, 0o644).expect("a CA");
+    let repository = settings.repository.expect("repository");
+    assert_eq!(repository.ca_pem.as_deref(), Some(TEST_CA.as_bytes()));
+    // The client is made with it (only that authority is trusted).
+    let _client = crate::daemon::repository::Repository::new(repository);
+
+    let error = load("not a certificate", 0o644).expect_err("no certificate");
+    assert!(error.to_string().contains("repository.ca_file"), "{error}");
+    assert!(
+        format!("{error:#}").contains("no PEM certificate")
+            || error.to_string().contains("no PEM certificate"),
+        "{error}"
+    );
+    let error = load(TEST_CA, 0o666).expect_err("world-writable");
+    assert!(error.to_string().contains("only root"), "{error}");
+    let error =
+        parse("[repository]\nurl = \"https://h/\"\nca_file = \"ca.pem\"\n").expect_err("relative");
+    assert!(error.to_string().contains("absolute"), "{error}");
 }

@@ -22,6 +22,8 @@ fn repository_at(server: &TestServer, timeout: Duration) -> RepositorySettings {
         timeout,
         max_poll_files: DEFAULT_MAX_POLL_FILES,
         max_poll_bytes: DEFAULT_MAX_POLL_BYTES,
+        ca_file: None,
+        ca_pem: None,
     }
 }
 

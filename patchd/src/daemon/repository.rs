@@ -188,7 +188,21 @@ impl Repository {
     /// A client for the repository of `settings`.
     pub fn new(settings: RepositorySettings) -> Self {
         let https = settings.base_url.starts_with("https://");
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(pem) = &settings.ca_pem {
+            // Only the CA file's authorities (checked when the config was
+            // read); a certificate that does not parse is left out, so
+            // nothing else is trusted in its place.
+            let certificates: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certificates));
+        }
         let config = ureq::Agent::config_builder()
+            .tls_config(tls.build())
             .timeout_global(Some(settings.timeout))
             // 304, 404 and 5xx are answers the poll looks at.
             .http_status_as_error(false)

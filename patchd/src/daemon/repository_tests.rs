@@ -57,6 +57,8 @@ fn repository(server: &TestServer) -> Repository {
         timeout: Duration::from_secs(10),
         max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
         max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
+        ca_file: None,
+        ca_pem: None,
     })
 }
 
@@ -293,6 +295,8 @@ fn index_failures_are_errors_that_keep_nothing() {
         timeout: Duration::from_secs(5),
         max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
         max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
+        ca_file: None,
+        ca_pem: None,
     });
     let error = gone
         .poll(&running(), &|_| false, watch.path())

@@ -455,6 +455,8 @@ fn once_polls_the_repository_and_applies_what_it_brought() {
         timeout: Duration::from_secs(10),
         max_poll_files: crate::config::DEFAULT_MAX_POLL_FILES,
         max_poll_bytes: crate::config::DEFAULT_MAX_POLL_BYTES,
+        ca_file: None,
+        ca_pem: None,
     });
 
     let summary = daemon(&host, &kernel, settings.clone())
