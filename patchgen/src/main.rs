@@ -32,6 +32,9 @@ mod cli_keys;
 #[derive(Subcommand)]
 enum Command {
     /// Build a patch module for one target kernel from a source fix.
+    ///
+    /// Exit status: 0 built, 3 nothing to patch, 4 refused (cannot be
+    /// live-patched safely), 1 error, 2 usage.
     Build(cli_build::BuildArgs),
     /// Generate a signing key pair: NAME.key and NAME.pub; prints the key id.
     Keygen(cli_keys::KeygenArgs),
