@@ -15,6 +15,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include "suture_internal.h"
 
@@ -54,6 +55,65 @@ int suture_symbol_extent(unsigned long addr, char *name, size_t name_len,
 		return -ENOENT;
 	strscpy(name, buf, name_len);
 	return 0;
+}
+
+/* The longest run of filler suture_is_filler() reads. */
+#define SUTURE_MAX_FILLER 128
+
+/*
+ * Length of the filler instruction at @p (@left bytes there), or 0 when it
+ * is none: nop and the multi-byte nop forms the assembler and the linker
+ * align with (0f 1f /0 after 66 and 2e prefixes, 66 90), int3, or a zero
+ * byte (a zero-filled gap).
+ */
+static unsigned long suture_filler_len(const u8 *p, unsigned long left)
+{
+	unsigned long n = 0;
+	u8 modrm, rm, sib = 0;
+
+	if (p[0] == 0x00 || p[0] == 0x90 || p[0] == 0xcc)
+		return 1;
+	while (n < left && (p[n] == 0x66 || p[n] == 0x2e))
+		n++;
+	if (n < left && p[n] == 0x90)
+		return n + 1;
+	if (n + 2 >= left || p[n] != 0x0f || p[n + 1] != 0x1f || (p[n + 2] & 0x38))
+		return 0;
+	modrm = p[n + 2];
+	rm = modrm & 7;
+	n += 3;
+	if ((modrm >> 6) != 3 && rm == 4) {
+		if (n >= left)
+			return 0;
+		sib = p[n++];
+	}
+	if ((modrm >> 6) == 1)
+		n += 1;
+	else if ((modrm >> 6) == 2 || ((modrm >> 6) == 0 && (rm == 5 || (rm == 4 && (sib & 7) == 5))))
+		n += 4;
+	return n <= left ? n : 0;
+}
+
+/*
+ * Whether the @len bytes at @addr are alignment filler. On kernels built
+ * with CALL_PADDING (6.12) kallsyms lists the __pfx_ padding before every
+ * function, so the extent of a function can reach past its ELF size
+ * across the linker's filler up to the next object's 64-byte aligned text.
+ */
+static bool suture_is_filler(unsigned long addr, unsigned long len)
+{
+	u8 buf[SUTURE_MAX_FILLER];
+	unsigned long i = 0, n;
+
+	if (len > sizeof(buf) || copy_from_kernel_nofault(buf, (void *)addr, len))
+		return false;
+	while (i < len) {
+		n = suture_filler_len(buf + i, len - i);
+		if (!n)
+			return false;
+		i += n;
+	}
+	return true;
 }
 
 static unsigned int suture_nr_funcs(struct suture_patch *patch)
@@ -150,9 +210,12 @@ static int suture_check_func(struct suture_patch *patch, struct suture_func *fun
 	}
 	/*
 	 * kallsyms measures up to the next symbol, so it includes the padding
-	 * that aligns the next function; the ELF size does not.
+	 * that aligns the next function; the ELF size does not. Padding past
+	 * the allowance must be filler.
 	 */
-	if (size < func->old_size || size - func->old_size >= SUTURE_SIZE_ALLOWANCE) {
+	if (size < func->old_size ||
+	    (size - func->old_size >= SUTURE_SIZE_ALLOWANCE &&
+	     !suture_is_filler(func->old_addr + func->old_size, size - func->old_size))) {
 		pr_err("%s: %s is %lu bytes in the running kernel, the patch expects %lu: it was built for another kernel build\n",
 		       patch->name, func->old_name, size, func->old_size);
 		return -EINVAL;

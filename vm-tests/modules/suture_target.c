@@ -17,7 +17,15 @@
 #include <linux/wait.h>
 #include "targets.h"
 
-noinline int suture_target_value(void)
+/*
+ * noipa, not only noinline: gcc-14 (6.12's compiler) propagates a
+ * noinline function's constant return value into its callers, which then
+ * never call it, so redirecting it would change nothing. A real kernel
+ * function's callers are as the kernel was built; these must really call.
+ */
+#define suture_target_fn noinline __attribute__((__noipa__))
+
+suture_target_fn int suture_target_value(void)
 {
 	return 1;
 }
@@ -26,14 +34,14 @@ static DECLARE_WAIT_QUEUE_HEAD(suture_target_wq);
 static bool suture_target_released;
 static bool suture_target_sleeping;
 
-noinline void suture_target_sleep(void)
+suture_target_fn void suture_target_sleep(void)
 {
 	WRITE_ONCE(suture_target_sleeping, true);
 	wait_event_interruptible(suture_target_wq, READ_ONCE(suture_target_released));
 	WRITE_ONCE(suture_target_sleeping, false);
 }
 
-notrace noinline int suture_target_notrace(void)
+notrace suture_target_fn int suture_target_notrace(void)
 {
 	return 3;
 }
