@@ -13,6 +13,7 @@
 //! crate, which validates bundles in a guest.
 
 pub mod embedded;
+pub mod fixes;
 pub mod initramfs;
 pub mod modules;
 pub mod programs;
@@ -22,7 +23,7 @@ pub mod target;
 
 use std::path::PathBuf;
 
-pub use modules::{build_companion, build_modules, BuiltModules};
+pub use modules::{build_companion, build_modules, build_modules_for, BuiltModules, FixSelection};
 pub use qemu::{kernel_module_closure, run_guest, run_guest_in, GuestFile, GuestSpec};
 pub use report::{CheckResult, GuestRun};
 pub use target::Target;

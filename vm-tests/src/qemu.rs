@@ -92,6 +92,27 @@ impl GuestSpec {
     }
 }
 
+impl GuestSpec {
+    /// The text of every script the guest runs (the checks from
+    /// `check_dir` and the generated ones), one after the other: what
+    /// [`crate::FixSelection::NamedIn`] looks for fix names in.
+    pub fn script_text(&self) -> Result<String> {
+        let mut text = String::new();
+        if let Some(dir) = &self.check_dir {
+            for check in &self.checks {
+                let script = dir.join(format!("{check}.sh"));
+                text.push_str(
+                    &std::fs::read_to_string(&script).map_err(io_err("cannot read", &script))?,
+                );
+            }
+        }
+        for (_, generated) in &self.generated_checks {
+            text.push_str(generated);
+        }
+        Ok(text)
+    }
+}
+
 /// Builds `patchd` for the guest with the release profile: what ships
 /// (panic = abort, optimized), and a debug build parses `/proc/kallsyms`
 /// several times slower under TCG.

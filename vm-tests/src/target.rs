@@ -1,6 +1,10 @@
 //! A target kernel: one entry of the kernel cache that `scripts/setup` fills.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
+
+use patchgen::build::build_root::BuildRoot;
 
 use crate::{HarnessError, Result};
 
@@ -52,6 +56,22 @@ impl Target {
     /// The configured and prepared kernel source.
     pub fn source(&self) -> PathBuf {
         self.dir.join("source")
+    }
+
+    /// Where the target's toolchain runs when the host does not have the
+    /// kernel's compiler (Debian 13's gcc-14 on Debian 12): the cache
+    /// entry's `buildroot`, else none (the host).
+    pub fn build_root(&self) -> Option<BuildRoot> {
+        BuildRoot::of_cache_entry(&self.dir)
+    }
+
+    /// A command of the target's toolchain (`make`, the compiler): in its
+    /// build root when it has one, as patchgen runs them.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match self.build_root() {
+            Some(root) => root.command(program),
+            None => Command::new(program),
+        }
     }
 }
 
