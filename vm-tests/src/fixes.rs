@@ -126,10 +126,10 @@ pub fn build_bundle(
     dir: &Path,
 ) -> Result<PathBuf> {
     use patchgen::build::package;
-    let failed = |command: String, e: &dyn std::fmt::Display| HarnessError::Command {
+    let failed = |command: String, e: &dyn std::error::Error| HarnessError::Command {
         command,
         status: "failed".to_string(),
-        output: e.to_string(),
+        output: with_causes(e),
     };
     let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
         .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
@@ -190,10 +190,10 @@ pub(crate) fn build_fixes(
         return Ok(Vec::new());
     }
     fixes.sort();
-    let failed = |command: String, e: &dyn std::fmt::Display| HarnessError::Command {
+    let failed = |command: String, e: &dyn std::error::Error| HarnessError::Command {
         command,
         status: "failed".to_string(),
-        output: e.to_string(),
+        output: with_causes(e),
     };
     let kernel = patchgen::build::KernelTarget::from_cache(&target.release)
         .map_err(|e| failed("patchgen build: target".to_string(), &e))?;
@@ -282,4 +282,16 @@ pub(crate) fn busy_bundle(
     let path = root.join("test_patch_busy.bundle");
     std::fs::write(&path, bytes).map_err(io_err("cannot write", &path))?;
     Ok(path)
+}
+
+/// An error with its causes, one per line: patchgen's errors keep the
+/// cause in their source, and a failed build must show it.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!("\n  caused by: {c}"));
+        cause = c.source();
+    }
+    text
 }
