@@ -27,6 +27,7 @@ mod cli_build;
 mod cli_diff;
 mod cli_kbuild;
 mod cli_keys;
+mod cli_shell;
 
 #[derive(Subcommand)]
 enum Command {
@@ -52,6 +53,11 @@ enum Command {
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
     /// 1 error, 2 usage.
     Diff(cli_diff::DiffArgs),
+    /// Run a command with a target's toolchain: in the target's build root
+    /// when it has one (`patchgen shell --kernel R -- make -C ...`).
+    ///
+    /// Exit status: the command's.
+    Shell(cli_shell::ShellArgs),
 }
 
 /// Restores the default action of `SIGPIPE` (the Rust runtime ignores it,
@@ -119,5 +125,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => cli_keys::verify(&args),
         Command::Kbuild(args) => cli_kbuild::run(args),
         Command::Diff(args) => cli_diff::run(args),
+        Command::Shell(args) => cli_shell::run(args),
     }
 }
