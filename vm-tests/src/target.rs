@@ -82,13 +82,19 @@ fn cache_dir() -> PathBuf {
 
 /// The pinned default kernel of `kernels/default.env`, as built in.
 fn default_release() -> Result<String> {
+    pinned_release("SUTURE_DEFAULT_KERNEL")
+}
+
+/// The release `kernels/default.env` (built in) pins under `key`, e.g.
+/// `SUTURE_KERNEL_6_12` for the 6.12 line.
+pub fn pinned_release(key: &'static str) -> Result<String> {
     crate::embedded::DEFAULT_ENV
         .lines()
-        .find_map(|l| l.trim().strip_prefix("SUTURE_DEFAULT_KERNEL="))
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| HarnessError::Io {
-            what: "no SUTURE_DEFAULT_KERNEL= line in the built-in",
-            path: PathBuf::from("kernels/default.env"),
+            what: "no such pinned kernel (KEY=release line) in the built-in",
+            path: PathBuf::from(format!("kernels/default.env: {key}")),
             source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })
 }
