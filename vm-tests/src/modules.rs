@@ -31,6 +31,7 @@ const PATCH_MODULES: &[&str] = &[
     "test_patch_stack_a",
     "test_patch_stack_b",
     "test_patch_busy",
+    "test_patch_park",
     "test_patch_bad",
     "test_patch_bench1",
     "test_patch_bench20",

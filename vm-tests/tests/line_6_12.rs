@@ -18,6 +18,7 @@ const CHECKS: &[&str] = &[
     "checks/redirect",
     "checks/stacking",
     "checks/busy",
+    "checks/park",
     "checks/bad_input",
     "checks/stress",
     "checks/patchd_busy",
@@ -81,6 +82,11 @@ fn vm_6_12_stacked_patches_newest_wins_and_falls_back() {
 #[test]
 fn vm_6_12_busy_function_refused_with_ebusy_then_succeeds() {
     assert_check("busy");
+}
+
+#[test]
+fn vm_6_12_user_tasks_sleeping_in_a_switched_function_are_moved_out_and_restart() {
+    assert_check("park");
 }
 
 #[test]
