@@ -15,6 +15,7 @@ use vm_tests::{build_modules_for, run_guest, FixSelection, GuestRun, GuestSpec, 
 
 const CHECKS: &[&str] = &[
     "checks/load",
+    "checks/kernel_modules",
     "checks/redirect",
     "checks/stacking",
     "checks/busy",
@@ -31,7 +32,12 @@ fn session() -> &'static GuestRun {
     let run = SESSION.get_or_init(|| {
         let release = pinned_release("SUTURE_KERNEL_6_12").map_err(|e| e.to_string())?;
         let target = Target::open(&release).map_err(|e| e.to_string())?;
-        let spec = GuestSpec::new("line_6_12", CHECKS);
+        let mut spec = GuestSpec::new("line_6_12", CHECKS);
+        // Debian 13's modules are .ko.xz, and virtio_pci is built in.
+        spec.kernel_modules = ["virtio_pci", "virtio_blk", "ext4"]
+            .iter()
+            .map(|m| (*m).to_string())
+            .collect();
         let fixes = FixSelection::NamedIn(spec.script_text().map_err(|e| e.to_string())?);
         let modules = build_modules_for(&target, &fixes)
             .map_err(|e| format!("building the modules for {release}: {e}"))?;
@@ -67,6 +73,11 @@ fn assert_check(name: &str) {
 #[test]
 fn vm_6_12_companion_and_targets_load_through_the_link_step() {
     assert_check("load");
+}
+
+#[test]
+fn vm_6_12_debian_modules_compressed_with_xz_load_in_the_guest() {
+    assert_check("kernel_modules");
 }
 
 #[test]
