@@ -90,9 +90,7 @@ impl GuestSpec {
             kernel_modules: Vec::new(),
         }
     }
-}
 
-impl GuestSpec {
     /// The text of every script the guest runs (the checks from
     /// `check_dir` and the generated ones), one after the other: what
     /// [`crate::FixSelection::NamedIn`] looks for fix names in.
