@@ -16,6 +16,7 @@
 #include <linux/uaccess.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include "suture_internal.h"
 
@@ -112,17 +113,17 @@ static void suture_detach_funcs(struct suture_patch *patch)
 }
 
 /*
- * The length of the x86 padding instruction at @p (at most @left bytes),
- * or 0 if it is not one: int3, nop, and the long nops of the assembler and
- * the linker (prefixes 0x66 and 0x2e, then 0x90 or 0x0f 0x1f with a memory
- * operand). patchgen and the bundle crate apply the same rule
- * (suture_bundle::link_record::is_padding).
+ * The length of the x86 padding at @p (at most @left bytes), or 0 if it is
+ * none: int3, a zero byte (a zero-filled gap), nop, and the long nops of
+ * the assembler and the linker (prefixes 0x66 and 0x2e, then 0x90 or
+ * 0x0f 0x1f with its operand). patchgen and the bundle crate apply the
+ * same rule (suture_bundle::link_record::is_padding).
  */
 static unsigned int suture_padding_insn(const u8 *p, unsigned int left)
 {
 	unsigned int i = 0, mod, rm, len;
 
-	if (left && p[0] == 0xcc)
+	if (left && (p[0] == 0xcc || p[0] == 0x00))
 		return 1;
 	while (i < left && i < 8 && (p[i] == 0x66 || p[i] == 0x2e))
 		i++;
@@ -133,8 +134,14 @@ static unsigned int suture_padding_insn(const u8 *p, unsigned int left)
 	mod = p[i + 2] >> 6;
 	rm = p[i + 2] & 7;
 	len = i + 3;
-	if (mod != 3 && rm == 4)
+	/* A SIB byte; with mod 0 and base 5 it is followed by a disp32. */
+	if (mod != 3 && rm == 4) {
+		if (len >= left)
+			return 0;
+		if (mod == 0 && (p[len] & 7) == 5)
+			rm = 5;
 		len++;
+	}
 	if (mod == 1)
 		len += 1;
 	else if (mod == 2 || (mod == 0 && rm == 5))

@@ -56,6 +56,16 @@ static const struct kernel_param_ops suture_count_calls_ops = {
 module_param_cb(count_calls, &suture_count_calls_ops, NULL, 0644);
 MODULE_PARM_DESC(count_calls, "count the calls redirected to each replacement (the calls column of functions); off by default, it costs on every call");
 
+/*
+ * The setter of the instruction pointer in ftrace_regs was renamed between
+ * the two kernel lines we build for (6.1: ftrace_instruction_pointer_set,
+ * 6.12: ftrace_regs_set_instruction_pointer). Both are macros on x86, so
+ * test for the new one rather than guess the release that renamed it.
+ */
+#ifndef ftrace_regs_set_instruction_pointer
+#define ftrace_regs_set_instruction_pointer ftrace_instruction_pointer_set
+#endif
+
 static void notrace suture_ftrace_handler(unsigned long ip,
 					  unsigned long parent_ip,
 					  struct ftrace_ops *ops,
@@ -81,8 +91,8 @@ static void notrace suture_ftrace_handler(unsigned long ip,
 		 * caller sees either the old or the new set, never a mix.
 		 */
 		if (READ_ONCE(func->active)) {
-			ftrace_instruction_pointer_set(fregs,
-						       (unsigned long)func->new_func);
+			ftrace_regs_set_instruction_pointer(fregs,
+							    (unsigned long)func->new_func);
 			if (static_branch_unlikely(&suture_count_calls))
 				this_cpu_inc(*fops->calls);
 			break;

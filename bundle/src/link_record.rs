@@ -181,9 +181,10 @@ pub fn size_fits(elf_size: u64, kallsyms_size: u64) -> bool {
     kallsyms_size >= elf_size && kallsyms_size - elf_size < SIZE_ALLOWANCE
 }
 
-/// Whether `bytes` are only x86 padding instructions: `int3`, `nop`, and
-/// the long nops of the assembler and the linker (prefixes 0x66 and 0x2e,
-/// then 0x90, or 0x0f 0x1f with its operand). What fills the space between
+/// Whether `bytes` are only x86 padding: `int3`, zero bytes (a
+/// zero-filled gap), `nop`, and the long nops of the assembler and the
+/// linker (prefixes 0x66 and 0x2e, then 0x90, or 0x0f 0x1f with its
+/// operand). What fills the space between
 /// a function's end and the next symbol when alignment leaves 16 bytes or
 /// more (object boundaries; 6.12's call padding). The companion module
 /// applies the same rule (`suture_padding_insn` in kmod/suture_core.c).
@@ -200,7 +201,7 @@ pub fn is_padding(bytes: &[u8]) -> bool {
 
 /// The length of the padding instruction at the start of `p`.
 fn padding_insn(p: &[u8]) -> Option<usize> {
-    if p.first() == Some(&0xcc) {
+    if matches!(p.first(), Some(&0xcc | &0x00)) {
         return Some(1);
     }
     let prefixes = p
@@ -210,12 +211,15 @@ fn padding_insn(p: &[u8]) -> Option<usize> {
         .count();
     match p.get(prefixes..)? {
         [0x90, ..] => Some(prefixes + 1),
-        [0x0f, 0x1f, modrm, ..] => {
+        [0x0f, 0x1f, modrm, rest @ ..] => {
             let (mode, rm) = (modrm >> 6, modrm & 7);
             let sib = usize::from(mode != 3 && rm == 4);
+            // With mod 0, a SIB byte whose base is 5 takes a disp32.
+            let sib_base_5 = sib == 1 && rest.first().is_some_and(|b| b & 7 == 5);
             let disp = match (mode, rm) {
                 (1, _) => 1,
                 (2, _) | (0, 5) => 4,
+                (0, 4) if sib_base_5 => 4,
                 _ => 0,
             };
             let len = prefixes + 3 + sib + disp;
@@ -314,6 +318,10 @@ mod tests {
         assert!(is_padding(&tail));
         assert!(is_padding(&[]));
         // Code is not padding, nor is a cut long nop.
+        // nopl 0x0(,%rax,1): SIB with base 5, a disp32.
+        assert!(is_padding(&[0x0f, 0x1f, 0x04, 0x05, 0, 0, 0, 0]));
+        // A zero-filled gap.
+        assert!(is_padding(&[0, 0, 0, 0x90]));
         assert!(!is_padding(&[0x90, 0x53, 0x90]));
         assert!(!is_padding(&[0xc3]));
         assert!(!is_padding(&[0x0f, 0x1f, 0x84, 0x00]));

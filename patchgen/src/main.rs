@@ -28,6 +28,7 @@ mod cli_diff;
 mod cli_index;
 mod cli_kbuild;
 mod cli_keys;
+mod cli_shell;
 
 #[derive(Subcommand)]
 enum Command {
@@ -59,6 +60,11 @@ enum Command {
     /// Exit status: 0 changed (OUT written), 3 nothing changed, 4 refused,
     /// 1 error, 2 usage.
     Diff(cli_diff::DiffArgs),
+    /// Run a command with a target's toolchain: in the target's build root
+    /// when it has one (`patchgen shell --kernel R -- make -C ...`).
+    ///
+    /// Exit status: the command's.
+    Shell(cli_shell::ShellArgs),
 }
 
 /// Restores the default action of `SIGPIPE` (the Rust runtime ignores it,
@@ -127,5 +133,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kbuild(args) => cli_kbuild::run(args),
         Command::Diff(args) => cli_diff::run(args),
         Command::Index(args) => cli_index::run(&args),
+        Command::Shell(args) => cli_shell::run(args),
     }
 }

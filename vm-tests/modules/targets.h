@@ -8,6 +8,7 @@
 
 int suture_target_value(void);
 void suture_target_sleep(void);
+int suture_target_wait(void);
 int suture_target_notrace(void);
 
 #define BENCH_PROTO(n) u64 suture_bench_fn##n(u64 x);

@@ -13,7 +13,9 @@
 //! crate, which validates bundles in a guest.
 
 pub mod embedded;
+pub mod fixes;
 pub mod initramfs;
+pub mod kernel_modules;
 pub mod modules;
 pub mod programs;
 pub mod qemu;
@@ -22,8 +24,9 @@ pub mod target;
 
 use std::path::PathBuf;
 
-pub use modules::{build_companion, build_modules, BuiltModules};
-pub use qemu::{kernel_module_closure, run_guest, run_guest_in, GuestFile, GuestSpec};
+pub use kernel_modules::kernel_module_closure;
+pub use modules::{build_companion, build_modules, build_modules_for, BuiltModules, FixSelection};
+pub use qemu::{run_guest, run_guest_in, GuestFile, GuestSpec};
 pub use report::{CheckResult, GuestRun};
 pub use target::Target;
 

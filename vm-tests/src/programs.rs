@@ -1,6 +1,10 @@
 //! User programs for the test guest: every `vm-tests/guest/programs/*.c`,
 //! compiled statically with the compiler `scripts/setup` installs (the guest
 //! has busybox and no C library), installed as `/suture/bin/NAME`.
+//!
+//! They are built on the host for every target: a static program runs on
+//! any x86-64 kernel of our lines (only code that runs in the kernel must
+//! come from the kernel's own compiler, in its build root).
 
 use std::path::PathBuf;
 use std::process::Command;

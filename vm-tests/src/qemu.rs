@@ -90,6 +90,25 @@ impl GuestSpec {
             kernel_modules: Vec::new(),
         }
     }
+
+    /// The text of every script the guest runs (the checks from
+    /// `check_dir` and the generated ones), one after the other: what
+    /// [`crate::FixSelection::NamedIn`] looks for fix names in.
+    pub fn script_text(&self) -> Result<String> {
+        let mut text = String::new();
+        if let Some(dir) = &self.check_dir {
+            for check in &self.checks {
+                let script = dir.join(format!("{check}.sh"));
+                text.push_str(
+                    &std::fs::read_to_string(&script).map_err(io_err("cannot read", &script))?,
+                );
+            }
+        }
+        for (_, generated) in &self.generated_checks {
+            text.push_str(generated);
+        }
+        Ok(text)
+    }
 }
 
 /// Builds `patchd` for the guest with the release profile: what ships
@@ -116,79 +135,6 @@ pub fn build_patchd() -> Result<PathBuf> {
     Ok(target_dir.join("release/patchd"))
 }
 
-/// The target's Debian modules `names` and everything they depend on
-/// (`modinfo -F depends`), dependencies first.
-pub fn kernel_module_closure(target: &Target, names: &[String]) -> Result<Vec<(String, PathBuf)>> {
-    fn find(dir: &Path, file: &str) -> Option<PathBuf> {
-        for entry in std::fs::read_dir(dir).ok()?.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if let Some(found) = find(&path, file) {
-                    return Some(found);
-                }
-            } else if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.replace('-', "_") == file)
-            {
-                return Some(path);
-            }
-        }
-        None
-    }
-    fn visit(
-        target: &Target,
-        name: &str,
-        depth: u32,
-        order: &mut Vec<(String, PathBuf)>,
-    ) -> Result<()> {
-        let name = &name.replace('-', "_");
-        if order.iter().any(|(n, _)| n == name) {
-            return Ok(());
-        }
-        let tree = target.dir.join("modules");
-        // Module names use '_' where file names may use '-'.
-        let path = find(&tree, &format!("{}.ko", name.replace('-', "_"))).ok_or_else(|| {
-            HarnessError::Io {
-                what: "no such module in the kernel cache (scripts/setup)",
-                path: tree.join(format!("{name}.ko")),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            }
-        })?;
-        let deps = run_command(Command::new("modinfo").args(["-F", "depends"]).arg(&path))?;
-        // Soft dependencies ("pre: crc32c") name what the module needs at
-        // init but does not link against; crypto ones name an algorithm,
-        // whose portable implementation is the module NAME_generic.
-        let softdeps = run_command(Command::new("modinfo").args(["-F", "softdep"]).arg(&path))?;
-        if depth < 16 {
-            for dep in deps.trim().split(',').filter(|d| !d.is_empty()) {
-                visit(target, dep, depth + 1, order)?;
-            }
-            for line in softdeps.lines() {
-                let Some(pre) = line.trim().strip_prefix("pre:") else {
-                    continue;
-                };
-                for dep in pre.split_whitespace() {
-                    let tree = target.dir.join("modules");
-                    let generic = format!("{dep}_generic");
-                    if find(&tree, &format!("{}.ko", dep.replace('-', "_"))).is_some() {
-                        visit(target, dep, depth + 1, order)?;
-                    } else if find(&tree, &format!("{generic}.ko")).is_some() {
-                        visit(target, &generic, depth + 1, order)?;
-                    }
-                }
-            }
-        }
-        order.push((name.to_string(), path));
-        Ok(())
-    }
-    let mut order = Vec::new();
-    for name in names {
-        visit(target, name, 0, &mut order)?;
-    }
-    Ok(order)
-}
-
 fn assemble(
     target: &Target,
     spec: &GuestSpec,
@@ -197,15 +143,16 @@ fn assemble(
     out: &Path,
 ) -> Result<PathBuf> {
     let mut fs = Initramfs::new();
-    for (i, (name, path)) in kernel_module_closure(target, &spec.kernel_modules)?
-        .iter()
-        .enumerate()
+    for (i, (name, path)) in
+        crate::kernel_modules::kernel_module_closure(target, &spec.kernel_modules)?
+            .iter()
+            .enumerate()
     {
-        fs.file(
+        fs.bytes(
             &format!("/suture/kmods/{:04}-{name}.ko", i + 1),
-            path,
             0o644,
-        )?;
+            crate::kernel_modules::module_bytes(path)?,
+        );
     }
     for d in ["/dev", "/proc", "/sys", "/tmp", "/run", "/root"] {
         fs.dir(d);

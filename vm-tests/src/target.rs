@@ -1,6 +1,10 @@
 //! A target kernel: one entry of the kernel cache that `scripts/setup` fills.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
+use std::process::Command;
+
+use patchgen::build::build_root::BuildRoot;
 
 use crate::{HarnessError, Result};
 
@@ -53,6 +57,22 @@ impl Target {
     pub fn source(&self) -> PathBuf {
         self.dir.join("source")
     }
+
+    /// Where the target's toolchain runs when the host does not have the
+    /// kernel's compiler (Debian 13's gcc-14 on Debian 12): the cache
+    /// entry's `buildroot`, else none (the host).
+    pub fn build_root(&self) -> Option<BuildRoot> {
+        BuildRoot::of_cache_entry(&self.dir)
+    }
+
+    /// A command of the target's toolchain (`make`, the compiler): in its
+    /// build root when it has one, as patchgen runs them.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match self.build_root() {
+            Some(root) => root.command(program),
+            None => Command::new(program),
+        }
+    }
 }
 
 /// The kernel cache, where scripts/setup and patchgen put it.
@@ -62,13 +82,19 @@ fn cache_dir() -> PathBuf {
 
 /// The pinned default kernel of `kernels/default.env`, as built in.
 fn default_release() -> Result<String> {
+    pinned_release("SUTURE_DEFAULT_KERNEL")
+}
+
+/// The release `kernels/default.env` (built in) pins under `key`, e.g.
+/// `SUTURE_KERNEL_6_12` for the 6.12 line.
+pub fn pinned_release(key: &'static str) -> Result<String> {
     crate::embedded::DEFAULT_ENV
         .lines()
-        .find_map(|l| l.trim().strip_prefix("SUTURE_DEFAULT_KERNEL="))
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().to_string())
         .ok_or_else(|| HarnessError::Io {
-            what: "no SUTURE_DEFAULT_KERNEL= line in the built-in",
-            path: PathBuf::from("kernels/default.env"),
+            what: "no such pinned kernel (KEY=release line) in the built-in",
+            path: PathBuf::from(format!("kernels/default.env: {key}")),
             source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })
 }

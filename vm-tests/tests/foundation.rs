@@ -15,6 +15,7 @@ const CHECKS: &[&str] = &[
     "checks/redirect",
     "checks/stacking",
     "checks/busy",
+    "checks/park",
     "checks/bad_input",
     "checks/stress",
     "checks/patchgen_cmdline",
@@ -83,6 +84,11 @@ fn vm_stacked_patches_newest_wins_and_falls_back() {
 #[test]
 fn vm_busy_function_refused_with_ebusy_then_succeeds() {
     assert_check("busy");
+}
+
+#[test]
+fn vm_user_tasks_sleeping_in_a_switched_function_are_moved_out_and_restart() {
+    assert_check("park");
 }
 
 #[test]

@@ -534,3 +534,40 @@ ffffffffc0001000 t shared_name\t[some_mod]
         (0xffff_ffff_8110_0000, "vmlinux")
     );
 }
+
+/// 6.12 (CALL_PADDING) lists every function's `__pfx_` padding in
+/// /proc/kallsyms (lines of 6.12.107+deb13-amd64): a record names the
+/// function, never its padding, and a function's room ends at the next
+/// function's `__pfx_`, past the linker's filler.
+#[test]
+fn kallsyms_of_6_12_with_pfx_padding_resolves_the_function() {
+    let k = Kallsyms::parse(
+        "ffffffff81000000 T _text\n\
+         ffffffff81508150 t __pfx_cmdline_proc_show\n\
+         ffffffff81508160 t cmdline_proc_show\n\
+         ffffffff815081c0 t __pfx_c_next\n\
+         ffffffff815081d0 t c_next\n",
+    )
+    .expect("valid kallsyms");
+    let fits = linked(
+        "cmdline_proc_show",
+        "cmdline_proc_show",
+        Some("vmlinux"),
+        Some(1),
+        Some(true),
+        Some(true),
+        Some(46),
+    );
+    let found = k
+        .resolve("cmdline_proc_show", Some(&fits))
+        .expect("resolves");
+    assert_eq!(found.address, 0xffff_ffff_8150_8160);
+    let too_big = LinkRecord {
+        size: Some(97),
+        ..fits
+    };
+    let error = k
+        .resolve("cmdline_proc_show", Some(&too_big))
+        .expect_err("no room for 97 bytes before __pfx_c_next");
+    assert!(error.to_string().contains("96"), "{error}");
+}

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use vm_tests::{
-    build_companion, build_modules, run_guest, BuiltModules, GuestFile, GuestSpec, Target,
+    build_companion, build_modules_for, run_guest, BuiltModules, FixSelection, GuestFile,
+    GuestSpec, Target,
 };
 
 /// Boot the target kernel (SUTURE_KERNEL, default the pinned one) under
@@ -56,9 +57,13 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<bool> {
     let target = Target::from_env()?;
+    let names: Vec<&str> = cli.scripts.iter().map(String::as_str).collect();
+    let mut spec = GuestSpec::new("suture-vm", &names);
     let modules = if cli.bundles.is_empty() {
         eprintln!("suture-vm: building modules for {}", target.release);
-        build_modules(&target).context("building the modules")?
+        // Only the fixes of vm-tests/fixes/ that the scripts name.
+        let fixes = FixSelection::NamedIn(spec.script_text()?);
+        build_modules_for(&target, &fixes).context("building the modules")?
     } else {
         eprintln!(
             "suture-vm: building the companion module for {}",
@@ -82,8 +87,6 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         }
         modules
     };
-    let names: Vec<&str> = cli.scripts.iter().map(String::as_str).collect();
-    let mut spec = GuestSpec::new("suture-vm", &names);
     for f in &cli.files {
         let name = f
             .file_name()
