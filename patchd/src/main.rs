@@ -314,11 +314,21 @@ struct ReportArgs {
     /// Print JSON instead of text.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
-    /// Print CSV, one row per bundle and CVE.
+    /// Print CSV, one row per bundle and CVE, the host first.
     #[arg(long)]
     csv: bool,
+    /// Only audit lines from this time on (YYYY-MM-DD or RFC 3339, UTC).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only audit lines up to this time (YYYY-MM-DD: to its end; or RFC
+    /// 3339, UTC).
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
     #[command(flatten)]
     state: StateArgs,
+    /// Read /proc and /sys under DIR instead of / (for tests).
+    #[arg(long, value_name = "DIR", hide = true)]
+    kernel_root: Option<PathBuf>,
 }
 
 /// The arguments of `Metrics`.

@@ -29,7 +29,7 @@ pub(crate) use observe::status_check;
 
 use super::{
     ApplyArgs, AuditCommand, Cli, Command, DaemonArgs, GuardArgs, LinkArgs, LoadModuleArgs,
-    MetricsArgs, ReleaseArgs, ReportArgs, RetryArgs, RevertArgs, StateArgs, VerifyArgs,
+    MetricsArgs, ReleaseArgs, RetryArgs, RevertArgs, StateArgs, VerifyArgs,
 };
 
 /// How long `patchd shutdown` waits for another patchd's state lock, a
@@ -49,7 +49,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Uname(args) => observe::cmd_uname(config, args),
         Command::Cves(args) => observe::cmd_cves(config, args),
         Command::Updates(args) => observe::cmd_updates(config, args),
-        Command::Report(args) => cmd_report(config, args),
+        Command::Report(args) => observe::cmd_report(config, args),
         Command::Metrics(args) => cmd_metrics(config, args),
         Command::Daemon(args) => cmd_daemon(config, args),
         Command::LoadModule(args) => cmd_load_module(args),
@@ -226,22 +226,6 @@ fn cmd_shutdown(config: Option<&Path>, state: StateArgs) -> anyhow::Result<()> {
         None => println!(
             "cannot read this boot's id: no clean shutdown recorded (the crash-loop guard is off)"
         ),
-    }
-    Ok(())
-}
-
-/// `patchd report`.
-fn cmd_report(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
-    let ReportArgs { json, csv, state } = args;
-    let settings = settings(config, state_only(state))?;
-    let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
-    let report = patchd::report(&dir)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if csv {
-        print!("{}", report.to_csv());
-    } else {
-        print!("{report}");
     }
     Ok(())
 }

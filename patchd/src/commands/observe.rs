@@ -17,7 +17,7 @@ use patchd::Status;
 use patchd::{Clock, Overrides, RealKernel, Session, SystemClock};
 
 use super::settings;
-use crate::{CvesArgs, StatusArgs, UnameArgs, UpdatesArgs};
+use crate::{CvesArgs, ReportArgs, StatusArgs, UnameArgs, UpdatesArgs};
 
 static CLOCK: SystemClock = SystemClock;
 
@@ -244,4 +244,71 @@ fn print_updates(updates: &Updates, has_repository: bool) {
             entry.name, entry.size
         );
     }
+}
+
+/// `patchd report`: the figures with the header an auditor needs.
+pub(crate) fn cmd_report(config: Option<&Path>, args: ReportArgs) -> anyhow::Result<()> {
+    use patchd::observe::report_header::{report_with_header, ReportHeader, Window};
+    use patchd::Kernel;
+    let window = Window {
+        since: args
+            .since
+            .as_deref()
+            .map(|t| time_arg("--since", t, false))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| time_arg("--until", t, true))
+            .transpose()?,
+    };
+    let settings = settings(config, super::state_only(args.state))?;
+    let dir = patchd::transaction::state::StateDir::open_read_only(
+        &settings.state_dir,
+        &default_owners(),
+    )?;
+    let kernel = kernel_at(args.kernel_root);
+    let identity = patchd::kernel::running_identity(&kernel).ok();
+    let header = ReportHeader {
+        host: kernel.host_name().unwrap_or_else(|_| "unknown".to_owned()),
+        machine_id: std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .map(|id| id.trim().chars().take(64).collect()),
+        kernel_release: identity
+            .as_ref()
+            .map_or("unknown".to_owned(), |i| i.release.clone()),
+        kernel_build_id: identity.map_or("unknown".to_owned(), |i| i.build_id),
+        generated_at: patchd::clock::utc_rfc3339(CLOCK.now()),
+        ..ReportHeader::default()
+    };
+    let report = report_with_header(&dir, window, header)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.csv {
+        print!("{}", report.to_csv());
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
+/// A time given on the command line: `YYYY-MM-DD` (its start, or with
+/// `end_of_day` its last second) or RFC 3339; Unix seconds.
+fn time_arg(flag: &str, text: &str, end_of_day: bool) -> anyhow::Result<u64> {
+    let full = if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+        format!(
+            "{text}T{}Z",
+            if end_of_day { "23:59:59" } else { "00:00:00" }
+        )
+    } else {
+        text.to_owned()
+    };
+    let time = humantime::parse_rfc3339_weak(&full)
+        .or_else(|_| humantime::parse_rfc3339(&full))
+        .map_err(|e| {
+            anyhow::anyhow!("{flag} {text:?} is not a time (YYYY-MM-DD or RFC 3339): {e}")
+        })?;
+    Ok(time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()))
 }

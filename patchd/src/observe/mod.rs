@@ -7,6 +7,7 @@
 pub mod last_poll;
 pub mod metrics;
 pub mod report;
+pub mod report_header;
 pub mod status;
 pub mod uname;
 pub mod verdict;

@@ -405,7 +405,7 @@ impl Report {
 }
 
 /// Appends one CSV row and its newline.
-fn push_csv_row(out: &mut String, fields: impl IntoIterator<Item = String>) {
+pub(crate) fn push_csv_row(out: &mut String, fields: impl IntoIterator<Item = String>) {
     for (i, field) in fields.into_iter().enumerate() {
         if i > 0 {
             out.push(',');

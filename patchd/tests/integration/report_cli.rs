@@ -93,11 +93,46 @@ fn report_prints_text_json_and_csv() {
     let csv = String::from_utf8_lossy(&output.stdout);
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 3, "{csv}");
-    assert!(rows[0].starts_with("cve,bundle_id,"), "{csv}");
-    assert!(rows[1].starts_with("CVE-2024-0005,fix_a,"), "{csv}");
+    assert!(rows[0].starts_with("host,cve,bundle_id,"), "{csv}");
+    assert!(rows[1].contains(",CVE-2024-0005,fix_a,"), "{csv}");
 
     let output = patchd(&["report", "--json", "--csv", "--state-dir", state]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+}
+
+#[test]
+fn report_has_an_auditors_header_and_a_window() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = state_dir(dir.path());
+    let state = state.to_str().expect("UTF-8");
+    let output = patchd(&["report", "--state-dir", state]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in ["host: ", "kernel: ", "report made: ", "audit chain head: "] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&patchd(&["report", "--json", "--state-dir", state]).stdout)
+            .expect("JSON");
+    assert!(json["header"]["audit_head"].is_string(), "{json}");
+    // fix_a was applied at 22:23:20, fix_b failed at 22:25:00.
+    let output = patchd(&[
+        "report",
+        "--json",
+        "--since",
+        "2023-11-14T22:24:00Z",
+        "--state-dir",
+        state,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(json["reboots_avoided"], 0, "{json}");
+    assert_eq!(json["failed_attempts"], 1, "{json}");
+    assert_eq!(json["header"]["since"], "2023-11-14T22:24:00Z");
+    let output = patchd(&["report", "--until", "2023-11-13", "--state-dir", state]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("reboots avoided: 0"));
+    let output = patchd(&["report", "--since", "last week", "--state-dir", state]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("--since"), "{}", text(&output));
 }
 
 #[test]
