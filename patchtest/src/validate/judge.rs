@@ -39,6 +39,12 @@ pub struct BundleReport {
     pub file: PathBuf,
     /// Its id.
     pub id: String,
+    /// sha256 of the bundle file.
+    pub sha256: String,
+    /// The build-id of the kernel it is for (the one tested).
+    pub target_build_id: String,
+    /// When patchgen made it (RFC 3339 UTC).
+    pub created: String,
     /// The functions it replaces.
     pub functions: Vec<String>,
     /// The load: the default's exercisers, "script" or "none".
@@ -69,6 +75,12 @@ pub struct ValidationReport {
     pub tool: String,
     /// The target kernel release.
     pub kernel: String,
+    /// Its GNU build-id.
+    pub kernel_build_id: String,
+    /// When the validation started (RFC 3339 UTC).
+    pub started_at: String,
+    /// When it ended (RFC 3339 UTC).
+    pub finished_at: String,
     /// Virtual CPUs.
     pub cpus: u32,
     /// One entry per bundle.
@@ -124,9 +136,18 @@ pub fn judge(plan: &Plan, run: &GuestRun, total: Duration) -> ValidationReport {
         }
     }
     let passed = guest_problems.is_empty() && bundles.iter().all(|b| b.verdict == "pass");
+    let now = std::time::SystemTime::now();
+    let started = now.checked_sub(total).unwrap_or(now);
     ValidationReport {
         tool: format!("patchtest {}", env!("CARGO_PKG_VERSION")),
         kernel: plan.target.release.clone(),
+        kernel_build_id: plan
+            .bundles
+            .first()
+            .map(|b| b.manifest.target.build_id.clone())
+            .unwrap_or_default(),
+        started_at: humantime::format_rfc3339_seconds(started).to_string(),
+        finished_at: humantime::format_rfc3339_seconds(now).to_string(),
         cpus: plan.cpus,
         bundles,
         guest_problems,
@@ -267,6 +288,12 @@ fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleRepor
     BundleReport {
         file: b.path.clone(),
         id: b.manifest.id.clone(),
+        sha256: b.sha256.clone(),
+        target_build_id: b.manifest.target.build_id.clone(),
+        created: humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(b.manifest.created),
+        )
+        .to_string(),
         functions: b
             .manifest
             .replaced_functions

@@ -188,6 +188,8 @@ pub struct BundleUnderTest {
     pub name: String,
     /// Its manifest, checked on the host: signed by the key, for the target.
     pub manifest: Manifest,
+    /// sha256 of the bundle file, lowercase hex.
+    pub sha256: String,
     /// The test script, if any.
     pub test: Option<TestScript>,
 }
@@ -220,10 +222,16 @@ impl BundleUnderTest {
                 target.kernel_release
             ));
         }
+        use sha2::Digest;
+        let sha256 = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(Self {
             path: path.to_path_buf(),
             name: manifest.id.clone(),
             manifest,
+            sha256,
             test,
         })
     }

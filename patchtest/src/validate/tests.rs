@@ -63,6 +63,7 @@ fn plan_with_test() -> Plan {
             path: PathBuf::from("fix.bundle"),
             name: manifest.id.clone(),
             manifest,
+            sha256: "ab".repeat(32),
             test: Some(TestScript {
                 path: PathBuf::from("fix-LOADED.test"),
                 expect: Expectations::LOADED,
@@ -114,6 +115,12 @@ fn fail_pass_fail_with_a_clean_log_passes() {
     ));
     assert!(report.passed(), "{report:?}");
     let b = &report.bundles[0];
+    // The evidence an auditor keeps: which bundle, for which kernel, when.
+    assert_eq!(b.sha256, "ab".repeat(32));
+    assert_eq!(b.target_build_id, Manifest::example().target.build_id);
+    assert_eq!(b.created, "2023-11-14T22:13:20Z");
+    assert_eq!(report.kernel_build_id, b.target_build_id);
+    assert!(report.started_at <= report.finished_at, "{report:?}");
     assert_eq!(b.load_rounds, Some(7));
     assert_eq!(
         b.calls_under_load,
