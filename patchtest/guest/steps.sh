@@ -96,10 +96,29 @@ step_apply() {
 	exit $rc
 }
 
+# reached NAME: whether every function of the bundle's patch was called
+# since it was applied (its count above the one read then).
+reached() {
+	calls "$1" | while read -r f now; do
+		start=$(awk -v f="$f" '$1 == f { print $2 }' "$V/$1/calls_start")
+		[ "$now" -gt "${start:-0}" ] || { echo no; break; }
+	done | grep -q no && return 1
+	return 0
+}
+
 step_revert() {
 	d=$V/$1
 	rc=$SKIPPED
 	if [ -f "$d/applied" ]; then
+		# Evidence that the new code ran: the load goes on until every
+		# replaced function was called, for at most reach_secs.
+		reach=$(cat $V/reach_secs 2>/dev/null || echo 0)
+		waited=0
+		while [ "$waited" -lt "${reach:-0}" ] && ! reached "$1"; do
+			sleep 1
+			waited=$((waited + 1))
+		done
+		echo "patchtest-reach-waited $waited"
 		calls "$1" >"$d/calls_end"
 		patchd revert --state-dir $STATE "$(cat "$d/id")"
 		rc=$?

@@ -65,6 +65,11 @@ struct Cli {
     /// Limit for each step in the guest, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     step_timeout: u64,
+    /// Before reverting, run the load on for up to this many seconds until
+    /// the new code of every replaced function has been called (evidence
+    /// it ran, reported per function); 0: revert at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    reach_secs: u64,
     /// A host file the test scripts need (a static program, data): put
     /// in the guest's /suture/files/, which is on their PATH (repeatable).
     #[arg(long = "file", value_name = "PATH")]
@@ -160,6 +165,7 @@ fn plan(cli: &Cli) -> Result<Plan, CannotRun> {
         load,
         cpus: cli.cpus,
         step_timeout: Duration::from_secs(cli.step_timeout),
+        reach: Duration::from_secs(cli.reach_secs),
         files: cli.files.clone(),
     };
     plan.dedupe_names();
@@ -181,7 +187,10 @@ fn run(cli: &Cli) -> Result<bool, CannotRun> {
     let overall = Duration::from_secs(120)
         + plan
             .step_timeout
-            .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX));
+            .saturating_mul(u32::try_from(steps).unwrap_or(u32::MAX))
+        + plan
+            .reach
+            .saturating_mul(u32::try_from(plan.bundles.len()).unwrap_or(u32::MAX));
     let run = match plan.boot(overall, &places) {
         Ok(run) => run,
         Err(HarnessError::Timeout { seconds, log, .. }) => {

@@ -223,6 +223,7 @@ fn validate_built(
         load: Load::Default,
         cpus: 2,
         step_timeout: Duration::from_secs(120),
+        reach: Duration::from_secs(30),
         files: programs(&dir.join("programs"))?,
     };
     plan.dedupe_names();

@@ -54,6 +54,14 @@ pub struct BundleReport {
     /// Calls of each replaced function the companion module sent to the
     /// new code while the bundle was applied.
     pub calls_under_load: Vec<(String, u64)>,
+    /// Replaced functions whose new code ran (called at least once while
+    /// applied): the evidence that the fix was exercised.
+    pub new_code_ran: Vec<String>,
+    /// Replaced functions whose new code the load never reached within
+    /// `--reach-secs`: the fix was applied but not exercised.
+    pub new_code_not_reached: Vec<String>,
+    /// Seconds the load ran on before revert waiting for that.
+    pub reach_waited: Option<u64>,
     /// The steps in order.
     pub steps: Vec<StepReport>,
     /// Kernel warnings, oopses, lockdep reports and taint attributed to
@@ -179,6 +187,7 @@ fn is_kernel_problem(line: &str) -> bool {
 struct StepFindings {
     load_rounds: Option<u64>,
     calls_under_load: Vec<(String, u64)>,
+    reach_waited: Option<u64>,
     taint_gained: u64,
     kernel_problems: Vec<String>,
 }
@@ -190,6 +199,9 @@ impl StepFindings {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
                 (Some("patchtest-load-rounds"), Some(n), None) => self.load_rounds = n.parse().ok(),
+                (Some("patchtest-reach-waited"), Some(n), None) => {
+                    self.reach_waited = n.parse().ok();
+                }
                 (Some("patchtest-taint"), Some(before), Some(now)) => {
                     if let (Ok(before), Ok(now)) = (before.parse::<u64>(), now.parse::<u64>()) {
                         let allowed: u64 = ALLOWED_TAINT
@@ -267,9 +279,13 @@ fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleRepor
     let StepFindings {
         load_rounds,
         calls_under_load,
+        reach_waited,
         taint_gained,
         kernel_problems,
     } = findings;
+    let (ran, not_reached): (Vec<_>, Vec<_>) = calls_under_load.iter().partition(|(_, n)| *n > 0);
+    let new_code_ran = ran.into_iter().map(|(f, _)| f.clone()).collect();
+    let new_code_not_reached = not_reached.into_iter().map(|(f, _)| f.clone()).collect();
     if taint_gained != 0 {
         reasons.push(format!(
             "the kernel gained taint {} ({taint_gained}) while the bundle was tested",
@@ -307,6 +323,9 @@ fn judge_bundle(plan: &Plan, b: &BundleUnderTest, run: &GuestRun) -> BundleRepor
         },
         load_rounds,
         calls_under_load,
+        new_code_ran,
+        new_code_not_reached,
+        reach_waited,
         steps,
         kernel_problems,
         taint_gained,
@@ -425,6 +444,22 @@ pub fn render(report: &ValidationReport) -> String {
         let _ = writeln!(out);
         for (f, n) in &b.calls_under_load {
             let _ = writeln!(out, "  {f}: {n} call(s) of the new code while applied");
+        }
+        if !b.calls_under_load.is_empty() {
+            let _ = writeln!(
+                out,
+                "  new code ran: {} of {} function(s){}",
+                b.new_code_ran.len(),
+                b.calls_under_load.len(),
+                if b.new_code_not_reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not reached by the load: {}",
+                        b.new_code_not_reached.join(", ")
+                    )
+                }
+            );
         }
         for p in &b.kernel_problems {
             let _ = writeln!(out, "  kernel: {}", p.trim());

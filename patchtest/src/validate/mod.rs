@@ -348,6 +348,10 @@ pub struct Plan {
     pub cpus: u32,
     /// Limit for one step in the guest.
     pub step_timeout: Duration,
+    /// How long the load may run on, before a bundle is reverted, for the
+    /// new code of every replaced function to be called at least once
+    /// (evidence that it ran); zero: revert right after the applied test.
+    pub reach: Duration,
     /// Names the run (and its directory).
     pub run_name: String,
     /// Host files the tests need (programs, data), put in the guest's
@@ -420,6 +424,11 @@ impl Plan {
                 mode: 0o644,
             }),
         }
+        files.push(GuestFile {
+            path: "/suture/validate/reach_secs".to_string(),
+            data: self.reach.as_secs().to_string().into_bytes(),
+            mode: 0o644,
+        });
         Ok(files)
     }
 

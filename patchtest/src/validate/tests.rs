@@ -72,6 +72,7 @@ fn plan_with_test() -> Plan {
         load: Load::Default,
         cpus: 2,
         step_timeout: Duration::from_secs(60),
+        reach: Duration::from_secs(30),
         run_name: "t".to_string(),
         files: Vec::new(),
     }
@@ -87,7 +88,7 @@ fn serial(id: &str, statuses: [i32; 7], log_output: &str, taint: u64) -> String 
     for (step, status) in steps.iter().zip(statuses) {
         let _ = writeln!(text, "@@SUTURE-CHECK-BEGIN {id}.{step}");
         if *step == "revert" {
-            text.push_str("patchtest-load-rounds 7\npatchtest-hits cmdline_proc_show 12\n");
+            text.push_str("patchtest-reach-waited 3\npatchtest-load-rounds 7\npatchtest-hits cmdline_proc_show 12\n");
         }
         if *step == "log" {
             text.push_str(log_output);
@@ -122,6 +123,9 @@ fn fail_pass_fail_with_a_clean_log_passes() {
     assert_eq!(report.kernel_build_id, b.target_build_id);
     assert!(report.started_at <= report.finished_at, "{report:?}");
     assert_eq!(b.load_rounds, Some(7));
+    assert_eq!(b.new_code_ran, ["cmdline_proc_show"]);
+    assert!(b.new_code_not_reached.is_empty());
+    assert_eq!(b.reach_waited, Some(3));
     assert_eq!(
         b.calls_under_load,
         vec![("cmdline_proc_show".to_string(), 12)]
@@ -207,4 +211,31 @@ fn reasons_name_the_failed_expectation() {
     assert_eq!(r, "apply: exit 5: patchd: error: rejected: bad signature");
     let c = check("x.revert", None, "");
     assert!(step_reason(Step::Revert, Expect::Pass, &c, false).contains("never finished"));
+}
+
+#[test]
+fn new_code_the_load_did_not_reach_is_reported_not_failed() {
+    let id = Manifest::example().id;
+    let log = serial(
+        &id,
+        [0, 1, 0, 0, 0, 1, 0],
+        "patchtest-taint 0 12288\n",
+        12288,
+    )
+    .replace(
+        "patchtest-hits cmdline_proc_show 12",
+        "patchtest-hits cmdline_proc_show 0",
+    );
+    let report = judged(&log);
+    assert!(report.passed(), "{report:?}");
+    let b = &report.bundles[0];
+    assert!(b.new_code_ran.is_empty());
+    assert_eq!(b.new_code_not_reached, ["cmdline_proc_show"]);
+    assert!(
+        render(&report).contains(
+            "new code ran: 0 of 1 function(s); not reached by the load: cmdline_proc_show"
+        ),
+        "{}",
+        render(&report)
+    );
 }
