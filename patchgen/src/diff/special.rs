@@ -73,7 +73,10 @@ impl EntrySizes {
 
 /// Whether a section is one of the special tables (or their companions).
 pub fn is_special(name: &str) -> bool {
-    EntrySizes::default().get(name).is_some() || name == ".altinstr_replacement" || is_dropped(name)
+    EntrySizes::default().get(name).is_some()
+        || name == ".altinstr_replacement"
+        || super::runtime_const::is_table(name)
+        || is_dropped(name)
 }
 
 /// The ftrace call sites of an object: (section, offset) pairs from the
