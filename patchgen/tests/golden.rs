@@ -24,6 +24,10 @@
 //!   accept-layout: TYPE         diff with --accept-layout-change TYPE
 //!   skip: NAME                  diff with --skip-function NAME
 //!   skipped: NAME...            exact set of functions the report skips
+//!   loads-variable: F SYM       the output's F reads SYM by a relocation
+//!                               (undefined) where the fixed object had a
+//!                               runtime constant, no placeholder is left
+//!                               and no runtime_ptr_SYM table is copied
 //!
 //! The fix's line map comes from `diff -u orig.c fixed.c`, as `patchgen
 //! build` gives it from the fix, so moved `__LINE__`s are not changes.
@@ -253,6 +257,27 @@ fn run_case(dir: &Path) -> Result<(), String> {
                     return fail(format!(
                         "{key} {value}: the output's {func} refers to {targets:?}"
                     ));
+                }
+            }
+            "loads-variable" => {
+                let (func, sym) = value.split_once(' ').ok_or("F SYM")?;
+                let out = out.as_ref().ok_or("no output object")?;
+                if !referenced(out, func).contains(&(sym.to_string(), false)) {
+                    return fail(format!("the output's {func} does not refer to {sym}"));
+                }
+                let placeholder = 0x0123_4567_89ab_cdef_u64.to_le_bytes();
+                let code = out
+                    .symbols
+                    .iter()
+                    .find(|s| s.name == func && s.kind == SymbolKind::Func)
+                    .and_then(|s| s.section)
+                    .map(|sec| out.sections[sec].data.clone())
+                    .unwrap_or_default();
+                if code.windows(8).any(|w| w == placeholder) {
+                    return fail(format!("the output's {func} keeps the placeholder"));
+                }
+                if out.section_by_name(&format!("runtime_ptr_{sym}")).is_some() {
+                    return fail(format!("the output has a runtime_ptr_{sym} table"));
                 }
             }
             "skipped" => {

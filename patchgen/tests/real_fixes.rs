@@ -1,9 +1,12 @@
-//! Real kernel fixes: each file of tests/real-fixes/patches/ is the whole
-//! difference of one `.c` file between the pinned kernel's source (Debian
-//! 6.1.176-1) and a later Debian stable update (6.1.190-1). Each is applied
-//! to the pinned source, its object compiled twice by the kernel's own
-//! command (as `patchgen build` does), and diffed; the result must be the
-//! one written down in tests/real-fixes/fixes.txt.
+//! Real kernel fixes, one corpus per supported kernel line: each file of a
+//! corpus's `patches/` is the whole difference of one `.c` file between the
+//! line's pinned kernel source and a later Debian stable update (6.1:
+//! tests/real-fixes/, Debian 6.1.176-1 -> 6.1.190-1; 6.12:
+//! tests/real-fixes/6.12/, 6.12.107-1 -> 6.12.115-2). Each is applied to the
+//! pinned source, its object compiled twice by the kernel's own command (as
+//! `patchgen build` does, in the target's build root when it has one), and
+//! diffed; the result must be the one written down in the corpus's
+//! `fixes.txt`. A missing kernel cache fails the test with the setup command.
 //!
 //! `fixes.txt` lines: `PATH-or-PATCH | changed=F,G | new=H | refuse=TEXT | why`
 //! (a source path `a/b.c` names `patches/a_b.patch`),
@@ -13,19 +16,24 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use patchgen::build::{compile, source, KernelTarget};
 use patchgen::diff::correlate::normalize;
 use patchgen::diff::report::Outcome;
 use patchgen::{diff, DiffOptions, ObjectFile};
 
-fn target() -> KernelTarget {
-    let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/default.env");
-    let text = std::fs::read_to_string(env).expect("kernels/default.env");
+/// The kernel pinned by `kernels/ENV_FILE`'s `VARIABLE=`, from the cache.
+fn target(env_file: &str, variable: &str) -> KernelTarget {
+    let env = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kernels")
+        .join(env_file);
+    let text = std::fs::read_to_string(&env)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", env.display()));
     let release = text
         .lines()
-        .find_map(|l| l.strip_prefix("SUTURE_DEFAULT_KERNEL="))
-        .expect("SUTURE_DEFAULT_KERNEL")
+        .find_map(|l| l.strip_prefix(variable)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("{} sets no {variable}", env.display()))
         .trim()
         .to_string();
     KernelTarget::from_cache(&release).unwrap_or_else(|e| panic!("{e}"))
@@ -47,7 +55,9 @@ fn set(s: &str) -> BTreeSet<String> {
 }
 
 fn expectations(dir: &Path) -> Vec<Expected> {
-    let text = std::fs::read_to_string(dir.join("fixes.txt")).expect("tests/real-fixes/fixes.txt");
+    let list = dir.join("fixes.txt");
+    let text = std::fs::read_to_string(&list)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", list.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
@@ -77,11 +87,12 @@ fn expectations(dir: &Path) -> Vec<Expected> {
 /// Compiles the pristine and fixed objects of a one-file fix (cached by the
 /// fix's contents) and diffs them.
 fn run_fix(t: &KernelTarget, patch: &Path, work: &Path) -> Result<patchgen::Report, String> {
-    // SUTURE_REAL_FIXES_KEEP=DIR keeps each fix's objects in DIR and reuses
-    // them while the patch is unchanged (a developer's loop on the differ).
+    // SUTURE_REAL_FIXES_KEEP=DIR keeps each fix's objects in DIR/RELEASE and
+    // reuses them while the patch is unchanged (a developer's loop on the
+    // differ).
     if let Some(keep) = std::env::var_os("SUTURE_REAL_FIXES_KEEP") {
         let name = patch.file_name().unwrap_or_default();
-        let dir = Path::new(&keep).join(name);
+        let dir = Path::new(&keep).join(&t.release).join(name);
         let text = std::fs::read(patch).map_err(|e| e.to_string())?;
         let (o, f, src) = (dir.join("orig.o"), dir.join("fixed.o"), dir.join("src"));
         let fresh = std::fs::read(dir.join("patch")).is_ok_and(|p| p == text);
@@ -161,20 +172,42 @@ fn diff_fix(
 
 #[test]
 fn real_debian_fixes_give_the_expected_changed_functions() {
-    let t = target();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real-fixes");
+    let t = target("default.env", "SUTURE_DEFAULT_KERNEL");
+    check_corpus(&t, "tests/real-fixes", 15);
+}
+
+#[test]
+fn real_debian_6_12_fixes_give_the_expected_changed_functions() {
+    let t = target("default.env", "SUTURE_KERNEL_6_12");
+    check_corpus(&t, "tests/real-fixes/6.12", 10);
+}
+
+/// One corpus at a time: each compiles one object at a time, and the
+/// machines running the tests have few cores.
+static ONE_CORPUS_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs every fix of the corpus in `corpus` (relative to the checkout) on
+/// `t` and fails with every fix whose result is not the expected one.
+fn check_corpus(t: &KernelTarget, corpus: &str, at_least: usize) {
+    // A corpus that failed (panicked holding the lock) does not stop the other.
+    let _one = ONE_CORPUS_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(corpus);
     let show = std::env::var_os("SUTURE_REAL_FIXES_SHOW").is_some();
     let fixes = expectations(&dir);
     assert!(
-        fixes.len() >= 15,
-        "the corpus has {} fixes, at least 15 are expected",
+        fixes.len() >= at_least,
+        "{corpus} has {} fixes, at least {at_least} are expected",
         fixes.len()
     );
     let tmp = tempfile::tempdir().expect("tmp");
     let mut failures = Vec::new();
     for (i, e) in fixes.iter().enumerate() {
         let report = match run_fix(
-            &t,
+            t,
             &dir.join("patches").join(&e.patch),
             &tmp.path().join(i.to_string()),
         ) {

@@ -149,6 +149,7 @@ fn refusal_name(category: patchgen::diff::report::RefusalCategory) -> &'static s
         C::BuildFlags => "not built the way the differ needs",
         C::Internal => "patchgen bug",
         C::CannotSkip => "function cannot be skipped",
+        C::RuntimeConstant => "uses a boot-time runtime constant",
     }
 }
 

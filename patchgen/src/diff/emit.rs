@@ -17,6 +17,7 @@ use object::{elf, SectionFlags, SectionKind, SymbolFlags, SymbolScope};
 use super::compare::is_shared_code;
 use super::correlate::{never_correlated, Correlation};
 use super::report::{NewData, Refusal, Report, UndefinedSymbol};
+use super::runtime_const;
 use super::special::is_dropped;
 use super::targets::{symbol_at_reloc, target_offset};
 use super::{DiffOptions, Included};
@@ -426,10 +427,12 @@ impl Emitter<'_> {
             let size = opts.entry_sizes.get(".orc_unwind").unwrap_or(6);
             self.write_entries(&s, size, &kept, report)?;
         }
+        self.runtime_constants(report)?;
         // A table the differ does not know, with entries for the included
         // code, would be lost: refuse rather than drop it silently.
         for s in &self.fixed.sections {
             let known = opts.entry_sizes.get(&s.name).is_some()
+                || runtime_const::is_table(&s.name)
                 || is_shared_code(&s.name)
                 || is_dropped(&s.name);
             let has_symbols = self.fixed.symbols_in(s.index).any(|x| !x.name.is_empty());
@@ -446,6 +449,87 @@ impl Emitter<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Turns each runtime-constant site of copied code into a load of its
+    /// variable, or refuses it (see `runtime_const`); the tables are not
+    /// copied.
+    fn runtime_constants(&mut self, report: &mut Report) -> object::write::Result<()> {
+        let fixed = self.fixed;
+        for s in fixed
+            .sections
+            .iter()
+            .filter(|s| runtime_const::is_table(&s.name))
+        {
+            let sites: Vec<&Reloc> = s
+                .relocs
+                .iter()
+                .filter(|r| self.targets_copied_text(r))
+                .collect();
+            for r in sites {
+                let site = match runtime_const::site(fixed, s, r) {
+                    Ok(site) => site,
+                    Err(refusal) => {
+                        report.refuse(refusal);
+                        continue;
+                    }
+                };
+                let out_sec = self.sections[&site.text];
+                let code = self.out.section_mut(out_sec).data_mut();
+                let Some(place) = usize::try_from(site.at)
+                    .ok()
+                    .and_then(|at| code.get_mut(at..at.checked_add(runtime_const::SITE_LEN)?))
+                else {
+                    // The copy is the fixed section's bytes: never here, but
+                    // a placeholder must not be left in place.
+                    let why = "the site is outside the copied code";
+                    report.refuse(Refusal::runtime_constant(&s.name, "code", why));
+                    continue;
+                };
+                place.copy_from_slice(&site.load);
+                let symbol = self.undefined_variable(site.variable, report);
+                self.out.add_relocation(
+                    out_sec,
+                    write::Relocation {
+                        offset: site.at.saturating_add(runtime_const::DISP_AT),
+                        symbol,
+                        addend: -4,
+                        flags: object::RelocationFlags::Elf {
+                            r_type: elf::R_X86_64_PC32,
+                        },
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An undefined reference to the running kernel's global variable
+    /// `name`, which the fixed object does not refer to by symbol.
+    fn undefined_variable(&mut self, name: &str, report: &mut Report) -> SymbolId {
+        report.undefined.push(UndefinedSymbol {
+            symbol: name.to_string(),
+            name: name.to_string(),
+            local: false,
+            function: None,
+            object: None,
+            size: None,
+        });
+        if let Some(&id) = self.undefined.get(name) {
+            return id;
+        }
+        let id = self.out.add_symbol(write::Symbol {
+            name: name.as_bytes().to_vec(),
+            value: 0,
+            size: 0,
+            kind: object::SymbolKind::Data,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: write::SymbolSection::Undefined,
+            flags: SymbolFlags::None,
+        });
+        self.undefined.insert(name.to_string(), id);
+        id
     }
 
     fn targets_copied_text(&self, r: &Reloc) -> bool {

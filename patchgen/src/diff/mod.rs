@@ -13,6 +13,7 @@ pub mod entries;
 pub mod layout;
 pub mod lines;
 pub mod report;
+pub mod runtime_const;
 mod select;
 pub mod special;
 pub mod targets;

@@ -98,6 +98,9 @@ pub enum RefusalCategory {
     Internal,
     /// The author asked to leave out a function that cannot be left out.
     CannotSkip,
+    /// Shipped code uses a runtime constant that cannot be turned into a
+    /// load of its variable.
+    RuntimeConstant,
 }
 
 impl Refusal {
@@ -278,6 +281,18 @@ impl Refusal {
             Some(section),
             format!("{section} looks like a kernel table (no symbols) and has entries for the changed code, but patchgen does not know its entry size"),
             "give its entry size with --entry-size SECTION=BYTES (from the kernel's headers) so that the entries can be carried",
+        )
+    }
+
+    /// Copied code has a runtime-constant site (`runtime_ptr_SYM`,
+    /// `runtime_shift_SYM`) that the differ cannot rewrite.
+    pub fn runtime_constant(section: &str, function: &str, why: &str) -> Self {
+        Self::new(
+            RefusalCategory::RuntimeConstant,
+            Some(function),
+            Some(section),
+            format!("{function} uses the runtime constant of {section} ({why}): the kernel writes its value into vmlinux code at boot, never into a module"),
+            "move the fix out of the code that uses the constant, or patch by a reboot",
         )
     }
 

@@ -73,18 +73,20 @@ impl EntrySizes {
 
 /// Whether a section is one of the special tables (or their companions).
 pub fn is_special(name: &str) -> bool {
-    EntrySizes::default().get(name).is_some() || name == ".altinstr_replacement" || is_dropped(name)
+    EntrySizes::default().get(name).is_some()
+        || name == ".altinstr_replacement"
+        || super::runtime_const::is_table(name)
+        || is_dropped(name)
 }
 
 /// The ftrace call sites of an object: (section, offset) pairs from the
-/// relocations of `__mcount_loc` (or `__patchable_function_entries`).
+/// relocations of `__mcount_loc`. On x86 `__patchable_function_entries`
+/// is never ftrace's table: there it records the call padding before each
+/// function (`CONFIG_CALL_PADDING`, 6.12), which every object has, also
+/// one built without ftrace (`lib/`), so counting it would hide that.
 pub fn ftrace_sites(obj: &ObjectFile) -> HashSet<(usize, u64)> {
     let mut sites = HashSet::new();
-    for sec in obj
-        .sections
-        .iter()
-        .filter(|s| s.name == "__mcount_loc" || s.name == "__patchable_function_entries")
-    {
+    for sec in obj.sections.iter().filter(|s| s.name == "__mcount_loc") {
         for r in &sec.relocs {
             let Some(sym) = obj.symbols.get(r.symbol) else {
                 continue;
