@@ -2,8 +2,10 @@
 //! `kernels/default.env` pins as `SUTURE_KERNEL_6_12`, built with gcc-14 in
 //! its build root): one guest boot runs the checks below in order, and each
 //! test asserts its own check, as `foundation.rs` does for the default
-//! kernel. What runs here is what needs no patchgen-built fix; the checks of
-//! fixes built by patchgen are in `foundation.rs` only.
+//! kernel: the companion module's checks, and the demo fix built by
+//! `patchgen build` for this kernel (in its gcc-14 build root) applied,
+//! reverted and killed at each apply step by patchd. The checks of the 6.1
+//! real fixes (their patches are 6.1 source) stay in `foundation.rs`.
 //!
 //! These tests need the 6.12 kernel cache (`scripts/test` sets it up).
 //! Without it they fail with the command to run: a VM test is never skipped.
@@ -23,6 +25,9 @@ const CHECKS: &[&str] = &[
     "checks/bad_input",
     "checks/stress",
     "checks/patchd_busy",
+    "checks/patchgen_cmdline",
+    "checks/patchd_apply",
+    "checks/patchd_crash",
     // Last: lockdown cannot be lowered again in this boot.
     "checks/lockdown",
 ];
@@ -113,6 +118,21 @@ fn vm_6_12_stress_200_cycles_under_load_only_old_or_new_output() {
 #[test]
 fn vm_6_12_patchd_busy_function_bounded_retries_then_exit_3_nothing_changed() {
     assert_check("patchd_busy");
+}
+
+#[test]
+fn vm_6_12_patchgen_built_demo_fix_redirects_cmdline_proc_show() {
+    assert_check("patchgen_cmdline");
+}
+
+#[test]
+fn vm_6_12_patchd_applies_reports_and_reverts_a_signed_bundle() {
+    assert_check("patchd_apply");
+}
+
+#[test]
+fn vm_6_12_patchd_killed_at_each_apply_step_leaves_a_consistent_state() {
+    assert_check("patchd_crash");
 }
 
 #[test]
