@@ -21,7 +21,7 @@ fn bounded(s: &str, max: usize) -> bool {
 }
 
 /// A patch id: `[a-z0-9_]`, 1 to [`MAX_ID_LEN`] bytes.
-pub(crate) fn is_patch_id(s: &str) -> bool {
+pub fn is_patch_id(s: &str) -> bool {
     bounded(s, MAX_ID_LEN)
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -29,12 +29,12 @@ pub(crate) fn is_patch_id(s: &str) -> bool {
 
 /// A description: at most [`MAX_DESCRIPTION_LEN`] bytes, no control
 /// characters but newline and tab.
-pub(crate) fn is_description(s: &str) -> bool {
+pub fn is_description(s: &str) -> bool {
     s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
 }
 
 /// A CVE id: `CVE-YYYY-` and 4 to 19 digits.
-pub(crate) fn is_cve_id(s: &str) -> bool {
+pub fn is_cve_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("CVE-") else {
         return false;
     };
@@ -48,14 +48,14 @@ pub(crate) fn is_cve_id(s: &str) -> bool {
 }
 
 /// A kernel release (`uname -r`): `[A-Za-z0-9._+~-]`, 1 to 64 bytes.
-pub(crate) fn is_kernel_release(s: &str) -> bool {
+pub fn is_kernel_release(s: &str) -> bool {
     bounded(s, 64)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
 }
 
 /// A GNU build-id: lowercase hex, 4 to 64 bytes.
-pub(crate) fn is_build_id(s: &str) -> bool {
+pub fn is_build_id(s: &str) -> bool {
     (8..=128).contains(&s.len())
         && s.len() % 2 == 0
         && s.bytes()
@@ -64,7 +64,7 @@ pub(crate) fn is_build_id(s: &str) -> bool {
 
 /// A Debian version: starts with a digit, `[A-Za-z0-9.+~:-]`, 1 to 128
 /// bytes.
-pub(crate) fn is_debian_version(s: &str) -> bool {
+pub fn is_debian_version(s: &str) -> bool {
     bounded(s, 128)
         && s.starts_with(|c: char| c.is_ascii_digit())
         && s.bytes()
@@ -73,14 +73,14 @@ pub(crate) fn is_debian_version(s: &str) -> bool {
 
 /// A kernel symbol name: `[A-Za-z0-9_.$]`, 1 to [`MAX_SYMBOL_NAME_LEN`]
 /// bytes.
-pub(crate) fn is_symbol_name(s: &str) -> bool {
+pub fn is_symbol_name(s: &str) -> bool {
     bounded(s, MAX_SYMBOL_NAME_LEN)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
 }
 
 /// `vmlinux` or a module name: `[A-Za-z0-9_-]`, 1 to 55 bytes.
-pub(crate) fn is_module_name(s: &str) -> bool {
+pub fn is_module_name(s: &str) -> bool {
     bounded(s, 55)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -88,7 +88,7 @@ pub(crate) fn is_module_name(s: &str) -> bool {
 
 /// A relative object path: `[A-Za-z0-9_.+-]` between slashes, no `.` or
 /// `..`, 1 to [`MAX_OBJECT_FILE_LEN`] bytes.
-pub(crate) fn is_object_file(s: &str) -> bool {
+pub fn is_object_file(s: &str) -> bool {
     bounded(s, MAX_OBJECT_FILE_LEN)
         && s.split('/').all(|part| {
             !part.is_empty()
@@ -101,7 +101,7 @@ pub(crate) fn is_object_file(s: &str) -> bool {
 }
 
 /// A version: `[A-Za-z0-9.+-]`, 1 to 64 bytes.
-pub(crate) fn is_version(s: &str) -> bool {
+pub fn is_version(s: &str) -> bool {
     bounded(s, 64)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))

@@ -26,6 +26,12 @@ fn text(output: &Output) -> String {
 
 /// A private state directory whose log has one apply of `fix_a` (made at
 /// 1_700_000_000, applied 600 s later) and one failed apply of `fix_b`.
+/// A made-up sha256 of bundle `id`: its bytes in hex, padded with zeros.
+fn fake_sha256(id: &str) -> String {
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex:0<64}")
+}
+
 fn state_dir(dir: &Path) -> PathBuf {
     let state = dir.join("state");
     std::fs::create_dir(&state).expect("mkdir");
@@ -50,7 +56,7 @@ fn state_dir(dir: &Path) -> PathBuf {
     for (id, cve, at, result, error) in lines {
         let entry = AuditEntry {
             bundle_id: Some(id.to_owned()),
-            bundle_sha256: Some(format!("{id:0<64}")),
+            bundle_sha256: Some(fake_sha256(id)),
             cves: vec![cve.to_owned()],
             bundle_created: Some(1_700_000_000),
             error: error.map(str::to_owned),
@@ -252,7 +258,7 @@ fn audit_verify_finds_a_deleted_log_through_the_state_and_restart_starts_anew() 
         "open_transaction": null,
         "bundles": [{
             "id": "fix_a",
-            "sha256": format!("{:0<64}", "fix_a"),
+            "sha256": fake_sha256("fix_a"),
             "signer_key_id": "fe812c12f3ab4ce6",
             "phase": "applied",
             "transaction": 1,
