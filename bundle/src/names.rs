@@ -28,9 +28,33 @@ pub fn is_patch_id(s: &str) -> bool {
 }
 
 /// A description: at most [`MAX_DESCRIPTION_LEN`] bytes, no control
-/// characters but newline and tab.
+/// characters but newline and tab, and nothing that reorders or hides
+/// text on a terminal ([`is_spoofing_format`]): `inspect`, `verify` and
+/// `status` print it.
 pub fn is_description(s: &str) -> bool {
-    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+    s.len() <= MAX_DESCRIPTION_LEN
+        && s.chars()
+            .all(|c| c == '\n' || c == '\t' || !(c.is_control() || is_spoofing_format(c)))
+}
+
+/// Characters that change how the text around them is shown without
+/// showing themselves: the bidirectional marks, embeddings, overrides and
+/// isolates (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069,
+/// the "Trojan Source" set), zero-width characters (U+200B to U+200D,
+/// U+2060 to U+2064, U+FEFF), the line and paragraph separators (U+2028,
+/// U+2029: a line break a reader does not expect) and the interlinear
+/// annotation marks (U+FFF9 to U+FFFB).
+pub fn is_spoofing_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// A CVE id: `CVE-YYYY-` and 4 to 19 digits.
