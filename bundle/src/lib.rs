@@ -49,7 +49,7 @@ mod keys;
 mod layout;
 pub mod link_record;
 pub mod manifest;
-mod names;
+pub mod names;
 mod read;
 pub mod repository_index;
 mod write;

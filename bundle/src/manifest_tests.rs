@@ -29,6 +29,9 @@ fn valid_edge_cases() {
         ("description with tab and unicode", |m| {
             m.description = "fix\tthe bug in “cmdline” — café".to_owned()
         }),
+        ("description with newlines and right-to-left script", |m| {
+            m.description = "line one\nשלום, مرحبا\n".to_owned()
+        }),
         ("no CVEs", |m| m.cves.clear()),
         ("CVE with 7 digits", |m| {
             m.cves = vec!["CVE-2021-1234567".to_owned()]
@@ -94,6 +97,29 @@ fn invalid_fields_are_named() {
             m.description = "a\x1b[31mred".to_owned()
         }),
         ("field description", |m| m.description = "x".repeat(4097)),
+        // Trojan Source: text that reads otherwise than it is.
+        ("field description", |m| {
+            m.description = "fixes \u{202E}evil\u{202C} CVE".to_owned()
+        }),
+        ("field description", |m| {
+            m.description = "a\u{2066}b\u{2069}".to_owned()
+        }),
+        ("field description", |m| {
+            m.description = "\u{200F}x".to_owned()
+        }),
+        ("field description", |m| {
+            m.description = "x\u{200B}".to_owned()
+        }),
+        ("field description", |m| {
+            m.description = "x\u{2028}y".to_owned()
+        }),
+        ("field description", |m| {
+            m.description = "\u{FEFF}x".to_owned()
+        }),
+        ("field description", |m| m.description = "a\rb".to_owned()),
+        ("field description", |m| {
+            m.description = "a\u{85}b".to_owned()
+        }),
         ("field cves[0]", |m| m.cves = vec!["CVE-24-0001".to_owned()]),
         ("field cves[0]", |m| {
             m.cves = vec!["CVE-2024-001".to_owned()]

@@ -21,20 +21,44 @@ fn bounded(s: &str, max: usize) -> bool {
 }
 
 /// A patch id: `[a-z0-9_]`, 1 to [`MAX_ID_LEN`] bytes.
-pub(crate) fn is_patch_id(s: &str) -> bool {
+pub fn is_patch_id(s: &str) -> bool {
     bounded(s, MAX_ID_LEN)
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A description: at most [`MAX_DESCRIPTION_LEN`] bytes, no control
-/// characters but newline and tab.
-pub(crate) fn is_description(s: &str) -> bool {
-    s.len() <= MAX_DESCRIPTION_LEN && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
+/// characters but newline and tab, and nothing that reorders or hides
+/// text on a terminal ([`is_spoofing_format`]): `inspect`, `verify` and
+/// `status` print it.
+pub fn is_description(s: &str) -> bool {
+    s.len() <= MAX_DESCRIPTION_LEN
+        && s.chars()
+            .all(|c| c == '\n' || c == '\t' || !(c.is_control() || is_spoofing_format(c)))
+}
+
+/// Characters that change how the text around them is shown without
+/// showing themselves: the bidirectional marks, embeddings, overrides and
+/// isolates (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069,
+/// the "Trojan Source" set), zero-width characters (U+200B to U+200D,
+/// U+2060 to U+2064, U+FEFF), the line and paragraph separators (U+2028,
+/// U+2029: a line break a reader does not expect) and the interlinear
+/// annotation marks (U+FFF9 to U+FFFB).
+pub fn is_spoofing_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// A CVE id: `CVE-YYYY-` and 4 to 19 digits.
-pub(crate) fn is_cve_id(s: &str) -> bool {
+pub fn is_cve_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("CVE-") else {
         return false;
     };
@@ -48,14 +72,14 @@ pub(crate) fn is_cve_id(s: &str) -> bool {
 }
 
 /// A kernel release (`uname -r`): `[A-Za-z0-9._+~-]`, 1 to 64 bytes.
-pub(crate) fn is_kernel_release(s: &str) -> bool {
+pub fn is_kernel_release(s: &str) -> bool {
     bounded(s, 64)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
 }
 
 /// A GNU build-id: lowercase hex, 4 to 64 bytes.
-pub(crate) fn is_build_id(s: &str) -> bool {
+pub fn is_build_id(s: &str) -> bool {
     (8..=128).contains(&s.len())
         && s.len() % 2 == 0
         && s.bytes()
@@ -64,7 +88,7 @@ pub(crate) fn is_build_id(s: &str) -> bool {
 
 /// A Debian version: starts with a digit, `[A-Za-z0-9.+~:-]`, 1 to 128
 /// bytes.
-pub(crate) fn is_debian_version(s: &str) -> bool {
+pub fn is_debian_version(s: &str) -> bool {
     bounded(s, 128)
         && s.starts_with(|c: char| c.is_ascii_digit())
         && s.bytes()
@@ -73,14 +97,14 @@ pub(crate) fn is_debian_version(s: &str) -> bool {
 
 /// A kernel symbol name: `[A-Za-z0-9_.$]`, 1 to [`MAX_SYMBOL_NAME_LEN`]
 /// bytes.
-pub(crate) fn is_symbol_name(s: &str) -> bool {
+pub fn is_symbol_name(s: &str) -> bool {
     bounded(s, MAX_SYMBOL_NAME_LEN)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.$".contains(&b))
 }
 
 /// `vmlinux` or a module name: `[A-Za-z0-9_-]`, 1 to 55 bytes.
-pub(crate) fn is_module_name(s: &str) -> bool {
+pub fn is_module_name(s: &str) -> bool {
     bounded(s, 55)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -88,7 +112,7 @@ pub(crate) fn is_module_name(s: &str) -> bool {
 
 /// A relative object path: `[A-Za-z0-9_.+-]` between slashes, no `.` or
 /// `..`, 1 to [`MAX_OBJECT_FILE_LEN`] bytes.
-pub(crate) fn is_object_file(s: &str) -> bool {
+pub fn is_object_file(s: &str) -> bool {
     bounded(s, MAX_OBJECT_FILE_LEN)
         && s.split('/').all(|part| {
             !part.is_empty()
@@ -101,7 +125,7 @@ pub(crate) fn is_object_file(s: &str) -> bool {
 }
 
 /// A version: `[A-Za-z0-9.+-]`, 1 to 64 bytes.
-pub(crate) fn is_version(s: &str) -> bool {
+pub fn is_version(s: &str) -> bool {
     bounded(s, 64)
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".+-".contains(&b))

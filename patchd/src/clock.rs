@@ -71,8 +71,17 @@ impl Clock for FakeClock {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC, e.g. `2023-11-14T22:13:20Z`.
+/// Latest time RFC 3339 can write: 9999-12-31T23:59:59Z.
+pub const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// Unix seconds as RFC 3339 UTC, e.g. `2023-11-14T22:13:20Z`. A time past
+/// [`MAX_RFC3339_SECS`] (which the state and manifest checks refuse, so it
+/// only comes from a defect) is written `@SECS` rather than aborting:
+/// `SystemTime` addition and humantime's formatting both panic there.
 pub fn utc_rfc3339(secs: u64) -> String {
+    if secs > MAX_RFC3339_SECS {
+        return format!("@{secs}");
+    }
     let time = std::time::UNIX_EPOCH + Duration::from_secs(secs);
     humantime::format_rfc3339_seconds(time).to_string()
 }
@@ -93,6 +102,12 @@ mod tests {
         for (secs, text) in cases {
             assert_eq!(utc_rfc3339(secs), text, "{secs}");
         }
+    }
+
+    #[test]
+    fn times_past_the_year_9999_do_not_panic() {
+        assert_eq!(utc_rfc3339(253_402_300_800), "@253402300800");
+        assert_eq!(utc_rfc3339(u64::MAX), format!("@{}", u64::MAX));
     }
 
     #[test]

@@ -34,17 +34,27 @@ const PATCH_UNDEFINED: [&str; 3] = [
 /// given undefined global symbols: enough for the link step, which reads
 /// only the header, `.symtab`, `.strtab` and `.modinfo`.
 pub(crate) fn module_image(name: &str, undefined: &[&str]) -> Vec<u8> {
+    module_image_defining(name, undefined, &[])
+}
+
+/// [`module_image`] that also defines `defined` (global functions in
+/// `.modinfo`, which is all the readers look at: they are not undefined).
+pub(crate) fn module_image_defining(name: &str, undefined: &[&str], defined: &[&str]) -> Vec<u8> {
     let modinfo = format!("name={name}\0").into_bytes();
     let mut strtab = vec![0u8];
     let mut symtab = vec![0u8; 24];
-    for symbol in undefined {
+    let entries = undefined
+        .iter()
+        .map(|symbol| (symbol, 0x10u8, 0u16)) // STB_GLOBAL, STT_NOTYPE; SHN_UNDEF
+        .chain(defined.iter().map(|symbol| (symbol, 0x12u8, 1u16))); // STT_FUNC in section 1
+    for (symbol, info, shndx) in entries {
         let st_name = u32::try_from(strtab.len()).expect("small");
         strtab.extend_from_slice(symbol.as_bytes());
         strtab.push(0);
         symtab.extend_from_slice(&st_name.to_le_bytes());
-        symtab.push(0x10); // STB_GLOBAL, STT_NOTYPE
+        symtab.push(info);
         symtab.push(0);
-        symtab.extend_from_slice(&0u16.to_le_bytes()); // SHN_UNDEF
+        symtab.extend_from_slice(&shndx.to_le_bytes());
         symtab.extend_from_slice(&[0; 16]);
     }
     let shstrtab = b"\0.modinfo\0.symtab\0.strtab\0.shstrtab\0".to_vec();
@@ -106,8 +116,12 @@ pub(crate) fn companion_image() -> Vec<u8> {
 
 /// A patch module named `id` that registers with the companion module.
 pub(crate) fn patch_image(id: &str) -> Vec<u8> {
-    module_image(id, &PATCH_UNDEFINED)
+    module_image_defining(id, &PATCH_UNDEFINED, &[PATCH_REPLACEMENT])
 }
+
+/// The replacement function a patch module of [`patch_image`] defines:
+/// the `new_name` of [`Manifest::example`]'s replaced function.
+pub(crate) const PATCH_REPLACEMENT: &str = "suture_new_cmdline_proc_show";
 
 /// The signing key of the tests, and its public key file's text.
 pub(crate) fn signing_key() -> SigningKey {

@@ -307,6 +307,24 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// How long a test waits for something the daemon's thread must do: a
+/// deadline that fails the test loudly when it is missed, never a claim
+/// about speed. A loaded machine may take seconds; a missing wake-up (an
+/// arrival left to the next poll, a timer a day late) takes far longer.
+/// Timings belong in benchmarks (the VM check prints the daemon's as a
+/// figure).
+pub(super) const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Waits for `done`, at most [`DEADLINE`]; fails the test naming `what`
+/// when it is missed.
+#[track_caller]
+pub(super) fn wait_for(what: &str, done: impl Fn() -> bool) {
+    assert!(
+        eventually(DEADLINE, done),
+        "{what}: not done within {DEADLINE:?}"
+    );
+}
+
 /// Waits up to `limit` for `done`, checking every 10 ms.
 pub(super) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
     let start = Instant::now();
@@ -320,7 +338,7 @@ pub(super) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
 }
 
 #[test]
-fn the_loop_applies_arrivals_within_two_seconds_waits_for_the_lock_and_stops() {
+fn the_loop_applies_arrivals_waits_for_the_lock_and_stops() {
     let host = TestHost::new();
     let kernel = TestHost::kernel();
     let recorder = Recorder::default();
@@ -335,18 +353,16 @@ fn the_loop_applies_arrivals_within_two_seconds_waits_for_the_lock_and_stops() {
             daemon.run(&stop)
         });
         let stopper = StopOnDrop(&handle);
-        assert!(eventually(Duration::from_secs(5), || recorder
-            .refreshes()
-            .len()
-            == 1));
+        wait_for("the metrics refreshed at start", || {
+            recorder.refreshes().len() == 1
+        });
 
-        // Written in place: applied on IN_CLOSE_WRITE.
-        let arrived = Instant::now();
+        // Written in place: applied on IN_CLOSE_WRITE (there is no
+        // repository to poll: nothing else would bring it in).
         drop_bundle(&host, "fix_a.bundle", "fix_a");
-        assert!(eventually(Duration::from_secs(2), || kernel
-            .patch_enabled("fix_a")
-            == Some(true)));
-        assert!(arrived.elapsed() < Duration::from_secs(2));
+        wait_for("fix_a applied on IN_CLOSE_WRITE", || {
+            kernel.patch_enabled("fix_a") == Some(true)
+        });
 
         // A partial file is ignored until it is renamed: IN_MOVED_TO.
         let bytes = bundle_bytes(&manifest("fix_b"), &signing_key());
@@ -354,28 +370,28 @@ fn the_loop_applies_arrivals_within_two_seconds_waits_for_the_lock_and_stops() {
         std::thread::sleep(Duration::from_millis(200));
         assert_eq!(kernel.patch_enabled("fix_b"), None);
         std::fs::rename(watch.join(".fix_b.bundle.part"), watch.join("fix_b.bundle")).expect("mv");
-        assert!(eventually(Duration::from_secs(2), || kernel
-            .patch_enabled("fix_b")
-            == Some(true)));
+        wait_for("fix_b applied on IN_MOVED_TO", || {
+            kernel.patch_enabled("fix_b") == Some(true)
+        });
 
         // Another patchd holds the lock: the arrival waits, then goes in.
         // (The daemon may still be finishing fix_b's batch: wait for it.)
         let state = host.path().join("state");
         let lock = Mutex::new(None);
-        assert!(eventually(Duration::from_secs(2), || {
+        wait_for("the test took the state lock", || {
             let mut held = lock.lock().unwrap_or_else(PoisonError::into_inner);
             if held.is_none() {
                 *held = StateDir::open(&state, &default_owners()).ok();
             }
             held.is_some()
-        }));
+        });
         drop_bundle(&host, "fix_c.bundle", "fix_c");
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(kernel.patch_enabled("fix_c"), None);
         drop(lock);
-        assert!(eventually(Duration::from_secs(3), || kernel
-            .patch_enabled("fix_c")
-            == Some(true)));
+        wait_for("fix_c applied once the lock was free", || {
+            kernel.patch_enabled("fix_c") == Some(true)
+        });
 
         drop(stopper);
         running.join().expect("no panic")
@@ -404,7 +420,7 @@ fn a_removed_watch_directory_stops_the_loop_with_an_error() {
         let running = scope.spawn(|| daemon(&host, &kernel, settings(&host)).run(&stop));
         // Only for a failure below: the loop ends on the removal itself.
         let _stopper = StopOnDrop(&handle);
-        assert!(eventually(Duration::from_secs(5), || watch.exists()));
+        wait_for("the daemon created the watch directory", || watch.exists());
         // Let the loop start waiting, then take the directory away.
         std::thread::sleep(Duration::from_millis(100));
         std::fs::remove_dir(&watch).expect("rmdir");

@@ -519,6 +519,8 @@ impl Kernel for FakeKernel {
         check_module_name(patch)?;
         let sim = self.sim();
         Ok(sim.patches.get(patch).map(|p| match attribute {
+            // The fake registers each patch under its module's name.
+            PatchAttribute::Module => patch.to_owned(),
             PatchAttribute::Enabled => u8::from(p.enabled).to_string(),
             PatchAttribute::LastBusy => p.last_busy.clone(),
             PatchAttribute::BusyRefusals => p.busy_refusals.to_string(),

@@ -35,6 +35,8 @@ pub enum PatchAttribute {
     LastBusy,
     /// `busy_refusals`: switches refused with `EBUSY` since registration.
     BusyRefusals,
+    /// `module`: the name of the module that registered the patch.
+    Module,
 }
 
 impl PatchAttribute {
@@ -44,6 +46,7 @@ impl PatchAttribute {
             Self::Enabled => "enabled",
             Self::LastBusy => "last_busy",
             Self::BusyRefusals => "busy_refusals",
+            Self::Module => "module",
         }
     }
 }

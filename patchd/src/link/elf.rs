@@ -1,10 +1,12 @@
 //! Reading the parts of a kernel module's ELF image that linking needs: the
 //! header checks, the undefined symbols of `.symtab` with the file offset of
-//! each entry, and the module name in `.modinfo`.
+//! each entry, the names it defines, and the module name in `.modinfo`.
 //!
 //! Every offset and size comes from an untrusted file: they are checked here
 //! (or by `object`, which checks its own) before anything is indexed, and a
 //! bad file is an error, never a panic. This module never writes.
+
+use std::collections::BTreeSet;
 
 use object::elf::{self, FileHeader64, SectionHeader64, Sym64};
 use object::read::elf::{FileHeader, SectionHeader, SectionTable, Sym, SymbolTable};
@@ -31,6 +33,15 @@ pub(crate) struct UndefinedSymbol {
     pub(crate) weak: bool,
     /// File offset of the 24-byte `Elf64_Sym` entry.
     pub(crate) entry_offset: usize,
+}
+
+/// The named symbols of a module's `.symtab` ([`ModuleElf::symbols`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ModuleSymbols {
+    /// The undefined entries, in `.symtab` order.
+    pub(crate) undefined: Vec<UndefinedSymbol>,
+    /// The names of the defined entries.
+    pub(crate) defined: BTreeSet<String>,
 }
 
 /// A validated x86-64 relocatable ELF image (a `.ko` without its signature).
@@ -140,14 +151,18 @@ impl<'data> ModuleElf<'data> {
         Ok((table, offset))
     }
 
-    /// Every undefined symbol with a name, in `.symtab` order. Index 0 (the
-    /// null symbol) and nameless entries are not symbols a module references.
-    pub(crate) fn undefined_symbols(&self) -> Result<Vec<UndefinedSymbol>, LinkError> {
+    /// The named symbols of `.symtab`, in one pass: every undefined one,
+    /// in `.symtab` order, and the names of the defined ones (any binding:
+    /// a replacement function may be static). Index 0 (the null symbol),
+    /// nameless entries and section or file symbols are not symbols a
+    /// module references or provides.
+    pub(crate) fn symbols(&self) -> Result<ModuleSymbols, LinkError> {
         let endian = LittleEndian;
         let (table, table_offset) = self.symtab()?;
-        let mut undefined = Vec::new();
+        let mut found = ModuleSymbols::default();
         for (index, symbol) in table.enumerate() {
-            if index.0 == 0 || symbol.st_shndx(endian) != elf::SHN_UNDEF {
+            let kind = symbol.st_type();
+            if index.0 == 0 || kind == elf::STT_SECTION || kind == elf::STT_FILE {
                 continue;
             }
             let name = table
@@ -164,6 +179,10 @@ impl<'data> ModuleElf<'data> {
                     what: "a symbol name is not UTF-8",
                 })?
                 .to_owned();
+            if symbol.st_shndx(endian) != elf::SHN_UNDEF {
+                found.defined.insert(name);
+                continue;
+            }
             let entry_offset = index
                 .0
                 .checked_mul(SYM_SIZE)
@@ -171,13 +190,13 @@ impl<'data> ModuleElf<'data> {
                 .ok_or(LinkError::Malformed {
                     what: "a symbol entry offset overflows",
                 })?;
-            undefined.push(UndefinedSymbol {
+            found.undefined.push(UndefinedSymbol {
                 name,
                 weak: symbol.st_bind() == elf::STB_WEAK,
                 entry_offset,
             });
         }
-        Ok(undefined)
+        Ok(found)
     }
 
     /// The `name=` entry of `.modinfo`, which modpost adds to every module;

@@ -1,10 +1,10 @@
 //! A patch module image read once: its appended signature split off, its
-//! `.modinfo` name and its undefined symbols. Verification, the link step
+//! `.modinfo` name, its undefined symbols and the names it defines. Verification, the link step
 //! and the load share this one reading ([`ModuleImage`]), so the image is
 //! parsed once per apply whatever checks run on it.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::elf::{ModuleElf, UndefinedSymbol};
 use super::error::LinkError;
@@ -66,6 +66,8 @@ pub struct ModuleFacts {
     name: Option<String>,
     /// The undefined `.symtab` entries, in `.symtab` order.
     undefined: Vec<UndefinedSymbol>,
+    /// The names `.symtab` defines.
+    defined: BTreeSet<String>,
 }
 
 /// A module image and what was read from it.
@@ -81,11 +83,13 @@ impl<'a> ModuleImage<'a> {
     pub fn parse(image: &'a [u8]) -> Result<Self, LinkError> {
         let (module, signed) = strip_signature(image)?;
         let elf = ModuleElf::parse(module)?;
+        let symbols = elf.symbols()?;
         let facts = ModuleFacts {
             unsigned_len: module.len(),
             signed,
             name: elf.module_name()?,
-            undefined: elf.undefined_symbols()?,
+            undefined: symbols.undefined,
+            defined: symbols.defined,
         };
         Ok(Self {
             image,
@@ -143,6 +147,11 @@ impl<'a> ModuleImage<'a> {
             .filter(|symbol| seen.insert(symbol.name.as_str()))
             .map(|symbol| symbol.name.clone())
             .collect()
+    }
+
+    /// Whether the module defines `name` (any binding).
+    pub fn defines(&self, name: &str) -> bool {
+        self.facts.defined.contains(name)
     }
 
     /// The undefined symbols the kernel cannot resolve (not exported), which

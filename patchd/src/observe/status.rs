@@ -97,8 +97,14 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
     let uptime_secs = session.config().crash_guard_uptime_secs;
     let mut bundles = Vec::new();
     for record in &session.state().bundles {
+        let is_patch = registered
+            .as_ref()
+            .is_some_and(|patches| patches.contains(&record.id));
         let kernel_state = if !modules.contains(&record.id) {
             "not loaded"
+        } else if !is_patch {
+            // Never patchd's: a record that names another module.
+            "not loaded as a patch (a module of that name is loaded but not registered with the companion module)"
         } else if patch_enabled(kernel, &record.id)? {
             "enabled"
         } else {

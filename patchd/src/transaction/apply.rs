@@ -451,6 +451,7 @@ fn apply_one(
                 source: Box::new(source),
             }
         })?;
+    session.loaded_here.insert(id.to_owned());
     info!(bundle = id, linked = loaded.resolved.len(), "loaded");
     crate::killpoint::reached("apply-module-loaded");
     let registered = session

@@ -73,3 +73,6 @@ impl<'k> Session<'k> {
 
 #[cfg(test)]
 mod bad_files_tests;
+
+#[cfg(test)]
+mod forged_state_tests;

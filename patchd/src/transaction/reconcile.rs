@@ -16,6 +16,11 @@
 //!   are kept, held, with their copies: the crash may have been theirs, so
 //!   the watch directory must not apply them again by itself.
 //!
+//! A module of a recorded id that is not a patch patchd loaded (not
+//! registered with the companion module under its own name) is read as
+//! nothing loaded: its record goes or is marked lost, the module is never
+//! unloaded ([`super::take_out`]).
+//!
 //! Every change is written to the state file and the audit log.
 
 use tracing::{info, warn};
@@ -24,7 +29,9 @@ use super::audit::{AuditAction, AuditResult};
 use super::crash_guard::hold_reason;
 use super::session::{ReconcileReport, Reconciled, Session};
 use super::state::{Phase, StateError};
-use super::take_out::{entry_of, patch_enabled, phase_in_kernel, take_out};
+use super::take_out::{
+    entry_of, foreign_text, module_found, patch_enabled, phase_in_kernel, take_out, ModuleFound,
+};
 use crate::kernel::KernelError;
 
 /// What to do with one record, given what the kernel shows.
@@ -98,11 +105,20 @@ pub(crate) fn reconcile(session: &mut Session<'_>) -> Result<ReconcileReport, Re
             continue;
         };
         let kernel = session.kernel;
-        let loaded = kernel.module_loaded(&id).map_err(ReconcileError::Kernel)?;
+        let module = module_found(session, &id).map_err(ReconcileError::Kernel)?;
+        // A module of that name that is not a patch patchd loaded counts
+        // as nothing loaded: it is never unloaded, never recorded as ours.
+        let loaded = module == ModuleFound::Patch;
         let enabled = loaded && patch_enabled(kernel, &id).map_err(ReconcileError::Kernel)?;
+        let foreign;
         let found = match (loaded, enabled) {
             (_, true) => "enabled",
             (true, false) => "loaded but not enabled",
+            (false, _) if module == ModuleFound::Foreign => {
+                foreign = format!("not loaded as a patch ({})", foreign_text(&id));
+                warn!(bundle = %id, "{}", foreign_text(&id));
+                foreign.as_str()
+            }
             (false, _) => "not loaded",
         };
         let (what, gone) = match decide(phase, loaded, enabled) {
@@ -159,7 +175,7 @@ fn undo_unfinished(
         Ok(()) => gone_from_kernel(session, id, before, "undone".to_owned()),
         Err(error) => {
             let text = crate::error_text(&error);
-            match phase_in_kernel(session.kernel, id) {
+            match phase_in_kernel(session, id) {
                 Some(phase) => {
                     set_phase(session, id, phase);
                     let what = format!(

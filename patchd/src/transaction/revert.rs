@@ -129,7 +129,7 @@ fn revert_one(session: &mut Session<'_>, id: &str) -> Result<(), RevertError> {
             Ok(())
         }
         Err(source) => {
-            let phase = phase_in_kernel(session.kernel, id);
+            let phase = phase_in_kernel(session, id);
             let mut entry = None;
             match phase {
                 Some(phase) => {

@@ -58,7 +58,7 @@ pub(super) fn roll_back(
                 let text = crate::error_text(&error);
                 warn!(bundle = %id, error = %text, "cannot roll back");
                 let now = session.clock.now();
-                let in_kernel = phase_in_kernel(session.kernel, id);
+                let in_kernel = phase_in_kernel(session, id);
                 let entry = match in_kernel {
                     Some(phase) => session.state.get_mut(id).map(|record| {
                         record.phase = phase;

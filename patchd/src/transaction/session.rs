@@ -3,6 +3,7 @@
 //! clock. [`Session::open`] (in [`super`]) also reconciles the state with
 //! the kernel, so every command starts from what the kernel really has.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use tracing::error;
@@ -92,6 +93,10 @@ pub struct Session<'k> {
     /// This session began the first patchd run of a boot that followed a
     /// crash: an apply it finds open was cut by the crash.
     pub(crate) first_after_crash: bool,
+    /// Modules this process loaded itself (`init_module` succeeded, and
+    /// the apply's plan had found no module of that name): proof enough to
+    /// unload one that then failed to register with the companion module.
+    pub(crate) loaded_here: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -124,6 +129,7 @@ impl<'k> Session<'k> {
             reconciled: ReconcileReport::default(),
             boot_id: None,
             first_after_crash: false,
+            loaded_here: BTreeSet::new(),
         })
     }
 
@@ -149,6 +155,7 @@ impl<'k> Session<'k> {
             reconciled: ReconcileReport::default(),
             boot_id: kernel.boot_id().ok(),
             first_after_crash: false,
+            loaded_here: BTreeSet::new(),
         })
     }
 

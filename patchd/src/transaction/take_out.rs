@@ -3,14 +3,59 @@
 //! failed apply and reconciling after a crash all use, with what they need
 //! around it: whether a patch is enabled, what is left after a failure, the
 //! audit entry of a recorded bundle.
+//!
+//! It unloads only a module it can prove is a patch patchd loaded: a
+//! module whose name is a valid patch id, listed in `/proc/modules`, and
+//! either registered with the companion module under its own name
+//! (`/sys/kernel/suture/ID/module` names it) or loaded by this very
+//! process ([`Session::loaded_here`]). A record forged or edited to name
+//! another module (`ext4`) never makes patchd unload it.
 
-use tracing::info;
+use suture_bundle::names::is_patch_id;
+use tracing::{info, warn};
 
 use super::audit::AuditEntry;
 use super::session::Session;
 use super::state::{BundleRecord, Phase};
 use super::switch::{switch_patch, SwitchError};
 use crate::kernel::{Kernel, KernelError, PatchAttribute};
+
+/// What the kernel has under a recorded bundle's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModuleFound {
+    /// No module of that name is loaded.
+    Absent,
+    /// A patch module patchd can have loaded (see the module doc).
+    Patch,
+    /// A module of that name is loaded that is not such a patch: never
+    /// unloaded, and the record is read as if nothing were loaded.
+    Foreign,
+}
+
+/// What the kernel has under `id` (see [`ModuleFound`]).
+pub(crate) fn module_found(session: &Session<'_>, id: &str) -> Result<ModuleFound, KernelError> {
+    let kernel = session.kernel;
+    if !is_patch_id(id) {
+        // Refused when the state was read; never a module name to touch.
+        return Ok(ModuleFound::Foreign);
+    }
+    if !kernel.module_loaded(id)? {
+        return Ok(ModuleFound::Absent);
+    }
+    let registered = kernel
+        .read_patch_attribute(id, PatchAttribute::Module)?
+        .is_some_and(|module| module.trim() == id);
+    if registered || session.loaded_here.contains(id) {
+        Ok(ModuleFound::Patch)
+    } else {
+        Ok(ModuleFound::Foreign)
+    }
+}
+
+/// The warning for a module that is not patchd's.
+pub(crate) fn foreign_text(id: &str) -> String {
+    format!("a module {id} is loaded but it is not a patch registered with the companion module: patchd did not load it and leaves it loaded")
+}
 use crate::verify::VerifiedBundle;
 
 /// Why a patch could not be taken out of the kernel.
@@ -58,24 +103,28 @@ pub(crate) fn take_out(session: &Session<'_>, id: &str) -> Result<(), TakeOutErr
         switch_patch(kernel, session.clock, &session.config.retry, id, false)
             .map_err(TakeOutError::Switch)?;
     }
-    if kernel.module_loaded(id).map_err(read)? {
-        kernel
-            .delete_module(id)
-            .map_err(|source| TakeOutError::Unload {
-                id: id.to_owned(),
-                source,
-            })?;
-        info!(patch = id, "unloaded");
+    match module_found(session, id).map_err(read)? {
+        ModuleFound::Patch => {
+            kernel
+                .delete_module(id)
+                .map_err(|source| TakeOutError::Unload {
+                    id: id.to_owned(),
+                    source,
+                })?;
+            info!(patch = id, "unloaded");
+        }
+        ModuleFound::Foreign => warn!(patch = id, "{}", foreign_text(id)),
+        ModuleFound::Absent => {}
     }
     Ok(())
 }
 
 /// After a failed [`take_out`]: what the kernel has now, as a phase
-/// (`None`: nothing is left).
-pub(crate) fn phase_in_kernel(kernel: &dyn Kernel, id: &str) -> Option<Phase> {
-    if patch_enabled(kernel, id).unwrap_or(false) {
+/// (`None`: nothing of the patch is left).
+pub(crate) fn phase_in_kernel(session: &Session<'_>, id: &str) -> Option<Phase> {
+    if patch_enabled(session.kernel, id).unwrap_or(false) {
         Some(Phase::Applied)
-    } else if kernel.module_loaded(id).unwrap_or(true) {
+    } else if module_found(session, id).map_or(true, |found| found == ModuleFound::Patch) {
         Some(Phase::Disabled)
     } else {
         None

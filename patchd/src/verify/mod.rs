@@ -1,7 +1,9 @@
 //! Verification of a bundle before anything touches the kernel: size caps,
 //! layout and digests (the format crate), the signature by a key of the
-//! trust store, the target kernel identity against the running kernel, and
-//! whether kernel lockdown would refuse the patch module.
+//! trust store, the target kernel identity against the running kernel, the
+//! manifest against its patch module (every symbol record an undefined
+//! symbol of it, every replacement function defined in it), and whether
+//! kernel lockdown would refuse the patch module.
 //!
 //! The bytes checked are the bytes used: the file is read once into a
 //! size-capped buffer, and the module handed on is a copy of those bytes.
@@ -9,6 +11,7 @@
 
 pub mod trust;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -171,6 +174,21 @@ pub enum VerifyError {
         source: Box<LinkError>,
     },
 
+    /// The manifest does not describe its module: a symbol record for a
+    /// symbol the module does not leave undefined, or a replacement
+    /// function the module does not define (apply would fail later).
+    #[error("bundle {path} ({id}) is inconsistent: {}; rebuild it with patchgen", mismatch_text(.records, .replacements))]
+    ManifestMismatch {
+        /// The bundle.
+        path: PathBuf,
+        /// Its id.
+        id: String,
+        /// `symbols[].symbol` that are not undefined symbols of the module.
+        records: Vec<String>,
+        /// `replaced_functions[].new_name` the module does not define.
+        replacements: Vec<String>,
+    },
+
     /// The module's name is not the manifest's id.
     #[error("bundle {path} is inconsistent: its manifest id is {id} but its patch module is named {}; rebuild it with patchgen", .module.as_deref().unwrap_or("nothing (no name= in .modinfo)"))]
     ModuleName {
@@ -189,9 +207,85 @@ impl VerifyError {
     pub fn is_rejection(&self) -> bool {
         matches!(
             self,
-            Self::Malformed { .. } | Self::Untrusted { .. } | Self::ModuleName { .. }
+            Self::Malformed { .. }
+                | Self::Untrusted { .. }
+                | Self::ModuleName { .. }
+                | Self::Module { .. }
+                | Self::ManifestMismatch { .. }
+                | Self::Read(FileError::TooLarge { .. })
         )
     }
+}
+
+/// Most names one mismatch message lists.
+const MAX_NAMES_SHOWN: usize = 8;
+
+/// The names, comma-separated, at most [`MAX_NAMES_SHOWN`] of them.
+fn names_text(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(MAX_NAMES_SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX_NAMES_SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - MAX_NAMES_SHOWN));
+    }
+    text
+}
+
+/// What [`VerifyError::ManifestMismatch`] found, as a clause or two.
+fn mismatch_text(records: &[String], replacements: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !records.is_empty() {
+        parts.push(format!(
+            "its manifest has symbol records for {}, which its patch module does not leave undefined",
+            names_text(records)
+        ));
+    }
+    if !replacements.is_empty() {
+        parts.push(format!(
+            "its manifest names replacement functions {}, which its patch module does not define",
+            names_text(replacements)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The manifest must describe its module: every symbol record is for an
+/// undefined symbol of the module, every replaced function's replacement
+/// (`new_name`) is defined in it.
+fn check_manifest_matches(
+    path: &Path,
+    manifest: &Manifest,
+    module: &ModuleImage<'_>,
+) -> Result<(), VerifyError> {
+    let undefined: HashSet<&str> = module
+        .undefined()
+        .iter()
+        .map(|symbol| symbol.name.as_str())
+        .collect();
+    let records: Vec<String> = manifest
+        .symbols
+        .iter()
+        .filter(|record| !undefined.contains(record.symbol.as_str()))
+        .map(|record| record.symbol.clone())
+        .collect();
+    let replacements: Vec<String> = manifest
+        .replaced_functions
+        .iter()
+        .filter(|function| !module.defines(&function.new_name))
+        .map(|function| function.new_name.clone())
+        .collect();
+    if records.is_empty() && replacements.is_empty() {
+        return Ok(());
+    }
+    Err(VerifyError::ManifestMismatch {
+        path: path.to_owned(),
+        id: manifest.id.clone(),
+        records,
+        replacements,
+    })
 }
 
 /// sha256 of `bytes`, hex.
@@ -311,6 +405,7 @@ fn check(
             id,
         });
     }
+    check_manifest_matches(path, &manifest, &patch_module)?;
     check_lockdown(kernel, &patch_module, &manifest.symbols).map_err(|source| {
         VerifyError::Lockdown {
             path: path.to_owned(),

@@ -4,7 +4,10 @@
 use super::*;
 use crate::fake_kernel::{FakeKernel, FAKE_BUILD_ID, FAKE_RELEASE};
 use crate::kernel::running_identity;
-use crate::testkit::{bundle_bytes, manifest, patch_image, signing_key, stranger_key, KALLSYMS};
+use crate::testkit::{
+    bundle_bytes, manifest, module_image_defining, patch_image, signing_key, stranger_key,
+    KALLSYMS, PATCH_REPLACEMENT,
+};
 
 fn kernel() -> FakeKernel {
     FakeKernel::new(KALLSYMS).with_lockdown(Some("none"))
@@ -105,7 +108,7 @@ fn lockdown_is_named_before_anything_is_loaded() {
     plain.symbols.clear();
     let bytes = suture_bundle::build(
         &plain,
-        &crate::testkit::module_image("plain", &[]),
+        &module_image_defining("plain", &[], &[PATCH_REPLACEMENT]),
         &signing_key(),
     )
     .expect("bundle");
@@ -144,6 +147,59 @@ fn files_over_the_cap_are_refused_before_reading() {
         matches!(error, VerifyError::Read(FileError::TooLarge { .. })),
         "{error}"
     );
+    // Exit 5 ("rejected"), as the documented table says.
+    assert!(error.is_rejection(), "{error}");
+}
+
+/// Regression (issue #16): `verify` passed a bundle whose manifest named
+/// symbols its module does not have; `apply` failed later.
+#[test]
+fn a_manifest_that_does_not_describe_its_module_is_rejected_naming_the_symbols() {
+    let kernel = kernel();
+    let mut records = manifest("fix_a");
+    records.symbols[0].symbol = "suture0_old__not_in_the_module".to_owned();
+    let mut replacements = manifest("fix_a");
+    replacements.replaced_functions[0].new_name = "suture_new_elsewhere".to_owned();
+    let mut both = records.clone();
+    both.replaced_functions = replacements.replaced_functions.clone();
+    let cases = [
+        (records, vec!["suture0_old__not_in_the_module"], vec![]),
+        (replacements, vec![], vec!["suture_new_elsewhere"]),
+        (
+            both,
+            vec!["suture0_old__not_in_the_module"],
+            vec!["suture_new_elsewhere"],
+        ),
+    ];
+    for (manifest, want_records, want_replacements) in cases {
+        let error = check(&kernel, bundle_bytes(&manifest, &signing_key())).expect_err("mismatch");
+        let VerifyError::ManifestMismatch {
+            ref records,
+            ref replacements,
+            ..
+        } = error
+        else {
+            panic!("{error}");
+        };
+        assert_eq!(records, &want_records);
+        assert_eq!(replacements, &want_replacements);
+        assert!(error.is_rejection());
+        let text = error.to_string();
+        for name in want_records.iter().chain(&want_replacements) {
+            assert!(text.contains(name), "{text}");
+        }
+    }
+    assert!(kernel.changes().is_empty());
+}
+
+#[test]
+fn a_signed_module_that_is_not_elf_is_rejected() {
+    let kernel = kernel();
+    let bytes = suture_bundle::build(&manifest("fix_a"), b"not an ELF file", &signing_key())
+        .expect("bundle");
+    let error = check(&kernel, bytes).expect_err("not ELF");
+    assert!(matches!(error, VerifyError::Module { .. }), "{error}");
+    assert!(error.is_rejection(), "{error}");
 }
 
 #[test]

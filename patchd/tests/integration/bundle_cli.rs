@@ -113,11 +113,16 @@ impl Host {
     }
 }
 
+/// A manifest that describes the `linktest` fixture module: its record is
+/// for an undefined symbol of it, its replacement a function it defines.
 pub(crate) fn manifest() -> Manifest {
     let mut manifest = Manifest::example();
     manifest.id = "linktest".to_owned();
     manifest.target.kernel_release = RELEASE.to_owned();
     manifest.target.build_id = BUILD_ID.to_owned();
+    "hidden_func".clone_into(&mut manifest.symbols[0].symbol);
+    "hidden_func".clone_into(&mut manifest.symbols[0].name);
+    "linktest_entry".clone_into(&mut manifest.replaced_functions[0].new_name);
     manifest
 }
 
@@ -172,6 +177,45 @@ fn verify_exit_codes_name_the_refusal() {
     assert!(
         text(&output).contains("0123456789abcdef0123456789abcdef01234567")
             && text(&output).contains(BUILD_ID),
+        "{}",
+        text(&output)
+    );
+}
+
+/// Regression (issue #16): a signed bundle whose module is not ELF exited
+/// 1, a file over the size cap 1, and a manifest naming symbols its module
+/// does not have passed `verify`; each is a rejected bundle, exit 5.
+#[test]
+fn verify_exits_5_for_a_module_that_is_not_elf_an_oversized_file_and_a_mismatched_manifest() {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let host = Host::new(&key);
+
+    let bytes = suture_bundle::build(&manifest(), b"not an ELF module", &key).expect("bundle");
+    let path = host.dir.path().join("not-elf.bundle");
+    std::fs::write(&path, bytes).expect("write");
+    let output = host.verify(&path);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(text(&output).contains("not an ELF"), "{}", text(&output));
+
+    let path = host.dir.path().join("huge.bundle");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_len(suture_bundle::MAX_BUNDLE_SIZE as u64 + 1)
+        .expect("sparse file");
+    let output = host.verify(&path);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        text(&output).contains("more than the limit"),
+        "{}",
+        text(&output)
+    );
+
+    let mut mismatched = manifest();
+    "suture_new_missing".clone_into(&mut mismatched.replaced_functions[0].new_name);
+    let path = host.bundle("mismatched.bundle", &mismatched, &key);
+    let output = host.verify(&path);
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output));
+    assert!(
+        text(&output).contains("suture_new_missing") && text(&output).contains("does not define"),
         "{}",
         text(&output)
     );

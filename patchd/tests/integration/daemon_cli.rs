@@ -150,7 +150,8 @@ fn the_daemon_serves_metrics_and_stops_cleanly_on_sigterm() {
     });
     let mut seen = Vec::new();
     let wait_for = |seen: &mut Vec<String>, wanted: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // A deadline that fails loudly, not a claim about speed.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
                 let found = line.contains(wanted);
@@ -182,7 +183,7 @@ fn the_daemon_serves_metrics_and_stops_cleanly_on_sigterm() {
     let pid = Pid::from_raw(i32::try_from(child.0.id()).expect("pid"));
     kill(pid, Signal::SIGTERM).expect("send SIGTERM");
     assert!(wait_for(&mut seen, "stopping on SIGTERM"), "{seen:#?}");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.0.try_wait().expect("wait") {
             break status;

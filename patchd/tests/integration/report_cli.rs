@@ -26,6 +26,12 @@ fn text(output: &Output) -> String {
 
 /// A private state directory whose log has one apply of `fix_a` (made at
 /// 1_700_000_000, applied 600 s later) and one failed apply of `fix_b`.
+/// A made-up sha256 of bundle `id`: its bytes in hex, padded with zeros.
+fn fake_sha256(id: &str) -> String {
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{hex:0<64}")
+}
+
 fn state_dir(dir: &Path) -> PathBuf {
     let state = dir.join("state");
     std::fs::create_dir(&state).expect("mkdir");
@@ -50,7 +56,7 @@ fn state_dir(dir: &Path) -> PathBuf {
     for (id, cve, at, result, error) in lines {
         let entry = AuditEntry {
             bundle_id: Some(id.to_owned()),
-            bundle_sha256: Some(format!("{id:0<64}")),
+            bundle_sha256: Some(fake_sha256(id)),
             cves: vec![cve.to_owned()],
             bundle_created: Some(1_700_000_000),
             error: error.map(str::to_owned),
@@ -287,7 +293,7 @@ fn audit_verify_finds_a_deleted_log_through_the_state_and_restart_starts_anew() 
         "open_transaction": null,
         "bundles": [{
             "id": "fix_a",
-            "sha256": format!("{:0<64}", "fix_a"),
+            "sha256": fake_sha256("fix_a"),
             "signer_key_id": "fe812c12f3ab4ce6",
             "phase": "applied",
             "transaction": 1,
@@ -391,4 +397,67 @@ fn audit_verify_finds_a_deleted_log_through_the_state_and_restart_starts_anew() 
         "{}",
         text(&output)
     );
+}
+
+/// Regression (issue #16): an absurd time in the state aborted patchd at
+/// every start (a panic formatting it); every command that reads the
+/// state now refuses it with exit 1, naming the field and what to do.
+#[test]
+fn an_absurd_time_in_the_state_is_an_error_naming_the_field_not_an_abort() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let record = serde_json::json!({
+        "version": 1,
+        "next_transaction": 2,
+        "open_transaction": null,
+        "bundles": [{
+            "id": "fix_a",
+            "sha256": fake_sha256("fix_a"),
+            "signer_key_id": "fe812c12f3ab4ce6",
+            "phase": "applied",
+            "transaction": 1,
+            "applied_at": u64::MAX,
+            "updated_at": 1_700_000_600u64,
+            "bundle_file": "applied/fix_a.bundle",
+            "manifest": {
+                "description": "",
+                "cves": [],
+                "target": {
+                    "kernel_release": "6.1.0-50-amd64",
+                    "build_id": "ab".repeat(20),
+                    "package_version": null
+                },
+                "functions": ["cmdline_proc_show"],
+                "dependencies": [],
+                "created": 1_700_000_000u64
+            }
+        }]
+    });
+    std::fs::write(
+        state.join("state.json"),
+        serde_json::to_vec(&record).expect("json"),
+    )
+    .expect("state");
+    let state_arg = state.to_str().expect("UTF-8");
+    for command in [
+        &["status", "--state-dir", state_arg][..],
+        &["report", "--state-dir", state_arg],
+        &["audit", "verify", "--state-dir", state_arg],
+    ] {
+        let output = patchd(command);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{command:?}: {}",
+            text(&output)
+        );
+        assert!(
+            text(&output).contains("bundles[0].applied_at")
+                && text(&output).contains("restore the file from a backup"),
+            "{command:?}: {}",
+            text(&output)
+        );
+    }
 }

@@ -48,6 +48,21 @@ pub enum StateError {
         source: serde_json::Error,
     },
 
+    /// A field of the state file that patchd must not act on: an id that
+    /// is not a patch id (it would be a module name to unload), a copy
+    /// elsewhere than `applied/ID.bundle`, a time past the year 9999.
+    #[error("the state file {path} is damaged or was edited: {field} is {value}, which is not {expected}; nothing was done: restore the file from a backup or correct that field (patches loaded now stay loaded)")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field, e.g. `bundles[0].id`.
+        field: String,
+        /// Its value, quoted and escaped.
+        value: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+
     /// A state file of another version.
     #[error("the state file {path} has version {version}; this patchd reads version {STATE_VERSION}: use the patchd that wrote it")]
     Version {

@@ -413,7 +413,8 @@ impl StateDir {
         &self.dir
     }
 
-    /// Reads `state.json`; an absent file is the empty state.
+    /// Reads `state.json`; an absent file is the empty state. Every id,
+    /// name, path and time in it is checked ([`validate`]).
     pub fn load(&self) -> Result<State, StateError> {
         let path = self.dir.join(STATE_FILE);
         let io = |source| StateError::Io {
@@ -446,7 +447,17 @@ impl StateDir {
                 version: versioned.version,
             });
         }
-        serde_json::from_slice(&text).map_err(|source| StateError::Corrupt { path, source })
+        let state: State = serde_json::from_slice(&text).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        validate::validate(&state).map_err(|invalid| StateError::Invalid {
+            path,
+            field: invalid.field,
+            value: invalid.value,
+            expected: invalid.expected,
+        })?;
+        Ok(state)
     }
 
     /// Replaces `state.json` atomically: temporary file, fsync, rename,
@@ -546,6 +557,7 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
 }
 
 mod error;
+pub mod validate;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]
