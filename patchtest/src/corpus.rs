@@ -206,6 +206,9 @@ pub struct Row {
     pub as_expected: bool,
     /// Functions replaced, calls under load, test verdict; or the refusal.
     pub detail: String,
+    /// The new code of every replaced function ran under load (evidence
+    /// the fix was exercised).
+    pub new_code_ran: bool,
 }
 
 /// What happened to a fix.
@@ -228,6 +231,7 @@ pub fn rows(fixes: &[Fix], built: &[Built], report: Option<&ValidationReport>) -
         .iter()
         .zip(built)
         .map(|(fix, built)| {
+            let mut new_code_ran = false;
             let (outcome, detail) = match built {
                 Built::Refused(category, message) => (
                     Outcome::Refused(category.clone()),
@@ -245,6 +249,8 @@ pub fn rows(fixes: &[Fix], built: &[Built], report: Option<&ValidationReport>) -
                         "the guest never reported it".to_string(),
                     ),
                     Some(b) => {
+                        new_code_ran =
+                            !b.calls_under_load.is_empty() && b.new_code_not_reached.is_empty();
                         let calls: Vec<String> = b
                             .calls_under_load
                             .iter()
@@ -276,6 +282,7 @@ pub fn rows(fixes: &[Fix], built: &[Built], report: Option<&ValidationReport>) -
                 outcome,
                 as_expected,
                 detail,
+                new_code_ran,
             }
         })
         .collect()
@@ -336,6 +343,11 @@ pub fn render(rows: &[Row]) -> String {
     for (category, n) in &refused {
         let _ = writeln!(out, "  refused, {category}: {n}");
     }
+    let ran = rows.iter().filter(|r| r.new_code_ran).count();
+    let _ = writeln!(
+        out,
+        "new code ran under load (every replaced function called while applied): {ran} of {clean} applied cleanly"
+    );
     let unexpected = rows.iter().filter(|r| !r.as_expected).count();
     let _ = writeln!(
         out,

@@ -45,6 +45,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long each bundle's load may run on for its new code to be reached:
+/// `SUTURE_REACH_SECS`, default 5 (66 bundles: at most about 5 minutes
+/// more in CI).
+fn reach() -> Duration {
+    let secs = std::env::var("SUTURE_REACH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    Duration::from_secs(secs)
+}
+
 /// Compiles the static test programs of patchtest/fixtures/programs for
 /// the guest, which has no compiler.
 fn programs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -223,7 +234,7 @@ fn validate_built(
         load: Load::Default,
         cpus: 2,
         step_timeout: Duration::from_secs(120),
-        reach: Duration::from_secs(30),
+        reach: reach(),
         files: programs(&dir.join("programs"))?,
     };
     plan.dedupe_names();
