@@ -66,9 +66,20 @@ impl Fix {
     }
 }
 
-/// The corpus directory, tests/real-fixes.
+/// The corpus directory, tests/real-fixes, for the default kernel line.
 pub fn corpus_dir() -> PathBuf {
     workspace_root().join("tests/real-fixes")
+}
+
+/// The corpus directory of the target `release`'s kernel line:
+/// tests/real-fixes/LINE when there is one (tests/real-fixes/6.12), else
+/// tests/real-fixes.
+pub fn corpus_dir_for(release: &str) -> PathBuf {
+    let base = corpus_dir();
+    patchgen::kernel_line::KernelLine::of_release(release)
+        .map(|line| base.join(line.version))
+        .filter(|dir| dir.join("livepatch.txt").is_file())
+        .unwrap_or(base)
 }
 
 /// Parses the list; an error names the line.
@@ -171,7 +182,9 @@ pub fn build_fix(
 ) -> Result<Built> {
     use patchgen::build::package;
     let name = fix.module_name();
-    let patch = corpus_dir().join("patches").join(&fix.patch);
+    let patch = corpus_dir_for(&kernel.release)
+        .join("patches")
+        .join(&fix.patch);
     let work = dir.join(format!("{name}.work"));
     let out = match vm_tests::modules::patchgen_build(kernel, &patch, &name, &work) {
         Ok(out) => out,
@@ -353,9 +366,9 @@ pub fn render(rows: &[Row]) -> String {
         out,
         "{}",
         if unexpected == 0 {
-            "every fix did what tests/real-fixes/livepatch.txt expects".to_string()
+            "every fix did what its livepatch.txt expects".to_string()
         } else {
-            format!("{unexpected} fix(es) did not do what tests/real-fixes/livepatch.txt expects")
+            format!("{unexpected} fix(es) did not do what its livepatch.txt expects")
         }
     );
     out

@@ -23,5 +23,36 @@ fn vm_real_fix_corpus_builds_applies_and_reverts_as_listed() {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("every fix did what tests/real-fixes/livepatch.txt expects"));
+    assert!(stdout.contains("every fix did what its livepatch.txt expects"));
+}
+
+/// The small 6.12 corpus (tests/real-fixes/6.12/livepatch.txt) on the
+/// pinned 6.12 kernel, the same way.
+#[test]
+fn vm_real_fix_corpus_6_12_builds_applies_and_reverts_as_listed() {
+    let env = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/default.env");
+    let text = std::fs::read_to_string(&env).expect("kernels/default.env");
+    let release = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SUTURE_KERNEL_6_12="))
+        .expect("SUTURE_KERNEL_6_12 in kernels/default.env")
+        .trim()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_real-fixes"))
+        .env("SUTURE_KERNEL", &release)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run real-fixes: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the 6.12 corpus did not do what tests/real-fixes/6.12/livepatch.txt expects (exit {:?}):\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("tests/real-fixes/6.12/livepatch.txt"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("every fix did what its livepatch.txt expects"));
 }

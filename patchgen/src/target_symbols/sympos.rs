@@ -8,7 +8,9 @@
 //!   only one after an `STT_FILE` symbol equal to the object's own; else the
 //!   only one whose object's locals are the pristine object's (same base
 //!   name, different directories). For a global, the one definition. Its
-//!   ELF size must be the size in the pristine build;
+//!   ELF size must be the size in the pristine build (for a function the
+//!   patch only calls, the kernel's size is recorded instead: a
+//!   function-sections build may pad its loops differently);
 //! - with only the image's kallsyms: the only same-named line whose type
 //!   letter fits (a static function is `t`, a global one `T`, ...).
 //!
@@ -130,8 +132,20 @@ pub fn assign_positions(
             .object_file
             .as_deref()
             .and_then(|f| objects.iter().find(|o| o.object == f));
+        let replaced = replacements
+            .iter()
+            .any(|r| r.old_symbol == record.symbol && r.old_name == record.name);
         let (kallsyms_index, by) = match &index {
-            Some(index) => by_symbol_table(record, object, index, target)?,
+            Some(index) => {
+                let (line, by, kernel_size) =
+                    by_symbol_table(record, object, index, target, replaced)?;
+                // A function the patch only calls: the kernel's own size is
+                // what patchd checks the room against.
+                if let Some(size) = kernel_size {
+                    record.size = Some(size);
+                }
+                (line, by)
+            }
             None => by_type_letter(record, target)?,
         };
         let entry = target
@@ -243,12 +257,15 @@ fn check_kallsyms_size(
 }
 
 /// Finds the record's symbol in the `-dbg` table, then its kallsyms line.
+/// Also returns the kernel's size of a function the patch only refers to,
+/// when the build's differs (see [`check_as_built`]).
 fn by_symbol_table(
     record: &BuildRecord,
     object: Option<&ObjectLocals>,
     index: &SymtabIndex<'_>,
     target: &TargetSymbols,
-) -> Result<(usize, String), SymposError> {
+    replaced: bool,
+) -> Result<(usize, String, Option<u64>), SymposError> {
     let object_file = record
         .object_file
         .clone()
@@ -259,9 +276,16 @@ fn by_symbol_table(
     } else {
         choose_global(record, index, &object_file)?
     };
-    check_as_built(record, symbol, &object_file)?;
+    let kernel_size = check_as_built(record, symbol, &object_file, replaced)?;
     let line = kallsyms_line(record, symbol, target, &object_file)?;
-    Ok((line, by))
+    let by = match kernel_size {
+        Some(size) => format!(
+            "{by}; {size} bytes in the kernel, {} in this function-sections build (alignment padding inside it depends on where it sits), a function the patch only calls",
+            record.size.unwrap_or(0)
+        ),
+        None => by,
+    };
+    Ok((line, by, kernel_size))
 }
 
 /// The symbols of the table named `name` that vmlinux defines: its statics
@@ -299,15 +323,24 @@ fn choose_global<'a>(
     }
 }
 
-/// Refuses a symbol whose size or type is not the pristine build's: the
-/// build does not reproduce the kernel's.
+/// The symbol is what the record says: of its kind, and of the built size.
+/// A function the patch replaces must be the size built (its code is what
+/// the fix was made against, and the companion module checks it). One it
+/// only calls may differ in size: the loops' alignment padding inside a
+/// function depends on its place in its section, which a function-sections
+/// build changes; its identity is proven by name and file, and its kernel
+/// size is returned for the link record.
 fn check_as_built(
     record: &BuildRecord,
     symbol: &SymtabSymbol,
     object_file: &str,
-) -> Result<(), SymposError> {
+    replaced: bool,
+) -> Result<Option<u64>, SymposError> {
+    let mut kernel_size = None;
     if let Some(size) = record.size {
-        if symbol.size != size {
+        if symbol.size != size && !replaced && record.function() == Some(true) {
+            kernel_size = Some(symbol.size);
+        } else if symbol.size != size {
             return Err(SymposError::Differs {
                 name: record.name.clone(),
                 object_file: object_file.to_string(),
@@ -329,7 +362,7 @@ fn check_as_built(
             kernel: format!("a symbol of type {:?}", symbol.kind),
         });
     }
-    Ok(())
+    Ok(kernel_size)
 }
 
 /// The kallsyms line of `symbol` (its index in the list).

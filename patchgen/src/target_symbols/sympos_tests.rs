@@ -198,7 +198,19 @@ fn without_a_symbol_table_duplicates_are_refused_with_the_remedy() {
 
 #[test]
 fn the_pristine_build_must_match_the_kernel() {
-    let error = assign_one(local("helper", "util.o", Some(0x41), true), &target(true))
+    // A function the patch replaces: its size is the code the fix was
+    // made against.
+    let record = local("helper", "util.o", Some(0x41), true);
+    let replaced = Replacement {
+        old_name: "helper".into(),
+        old_size: 0x41,
+        old_symbol: record.symbol.clone(),
+        new_symbol: "suture0_new__helper".into(),
+        object_file: "util.o".into(),
+        local: true,
+    };
+    let mut records = [record];
+    let error = assign_positions(&mut records, &[replaced], &objects(), &target(true))
         .expect_err("size differs");
     let message = error.to_string();
     assert!(matches!(error, SymposError::Differs { .. }), "{message}");
@@ -206,6 +218,16 @@ fn the_pristine_build_must_match_the_kernel() {
         message.contains("65 bytes") && message.contains("64 bytes"),
         "{message}"
     );
+    // A function it only calls, of the same name and file: a
+    // function-sections build may pad its loops differently; the link
+    // record carries the kernel's size.
+    let called = assign_one(local("helper", "util.o", Some(0x41), true), &target(true))
+        .expect("only called");
+    assert_eq!(called.size, Some(0x40));
+    // Data must match.
+    let error = assign_one(local("counter", "a/core.o", Some(9), false), &target(true))
+        .expect_err("data size differs");
+    assert!(matches!(error, SymposError::Differs { .. }), "{error}");
 }
 
 #[test]

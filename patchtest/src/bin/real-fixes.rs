@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     let only: Vec<String> = std::env::args().skip(1).collect();
     if only.iter().any(|a| a.starts_with('-')) {
         eprintln!(
-            "usage: real-fixes [PATCH...]  (default: every fix of tests/real-fixes/livepatch.txt)"
+            "usage: real-fixes [PATCH...]  (default: every fix of tests/real-fixes/livepatch.txt, or of tests/real-fixes/LINE/livepatch.txt for a SUTURE_KERNEL of that line)"
         );
         return ExitCode::from(2);
     }
@@ -89,9 +89,10 @@ fn programs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn run(only: &[String]) -> anyhow::Result<bool> {
     let started = Instant::now();
-    let list = corpus::corpus_dir().join("livepatch.txt");
-    let fixes = read_list(&list, only)?;
     let target = Target::from_env()?;
+    let corpus = corpus::corpus_dir_for(&target.release);
+    let list = corpus.join("livepatch.txt");
+    let fixes = read_list(&list, only)?;
     let kernel = patchgen::build::KernelTarget::from_cache(&target.release)?;
     let root = work_dir().join("build").join(&target.release);
     let (key, public) = test_key(&root)?;
@@ -104,7 +105,7 @@ fn run(only: &[String]) -> anyhow::Result<bool> {
 
     let rows = corpus::rows(&fixes, &built, report.as_ref());
     println!(
-        "real-fix corpus: {} from Debian's 6.1 stable updates on {} ({})",
+        "real-fix corpus: {} from Debian's stable updates on {} ({})",
         list.display(),
         target.release,
         kernel.package_version.as_deref().unwrap_or("?")
@@ -210,7 +211,9 @@ fn validate_built(
             let test = match &fix.test {
                 Some(t) => Some(
                     TestScript::new(
-                        corpus::corpus_dir().join("tests").join(t),
+                        corpus::corpus_dir_for(&target.release)
+                            .join("tests")
+                            .join(t),
                         Some(Expectations::LOADED),
                     )
                     .map_err(|e| anyhow::anyhow!(e))?,
