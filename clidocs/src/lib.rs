@@ -58,7 +58,10 @@ pub fn generate(
             let mut cmd = cmd.disable_help_subcommand(true);
             cmd.build();
             let mut written = Vec::new();
-            man_pages(&cmd, section, dir, &mut written)?;
+            // Subcommands have no version of their own: every page's footer
+            // names the binary's.
+            let source = format!("suture {}", cmd.get_version().unwrap_or_default());
+            man_pages(&cmd, section, &source, dir, &mut written)?;
             Ok(written)
         }
         Output::Completion(shell) => {
@@ -74,17 +77,17 @@ pub fn generate(
 fn man_pages(
     cmd: &Command,
     section: &str,
+    source: &str,
     dir: &Path,
     written: &mut Vec<PathBuf>,
 ) -> io::Result<()> {
-    let version = cmd.get_version().unwrap_or_default().to_string();
     let page = clap_mangen::Man::new(cmd.clone())
         .section(section)
-        .source(format!("suture {version}"))
+        .source(source.to_owned())
         .manual("suture");
     written.push(page.generate_to(dir)?);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        man_pages(sub, section, dir, written)?;
+        man_pages(sub, section, source, dir, written)?;
     }
     Ok(())
 }
@@ -163,6 +166,10 @@ mod tests {
         let page = std::fs::read_to_string(dir.path().join("patchd-apply.8")).expect("page");
         assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
         assert!(page.contains(".TH patchd-apply 8"), "{page}");
+        assert!(
+            page.contains("suture 0.1.0"),
+            "the footer names the version: {page}"
+        );
         assert!(page.contains("\\-\\-keys"), "{page}");
     }
 
