@@ -24,6 +24,7 @@ use crate::ownership::{check_trusted_path, OwnershipError};
 #[path = "config_repository.rs"]
 mod repository;
 use crate::transaction::audit::witness::DEFAULT_SYSLOG_SOCKET;
+use crate::transaction::session::DEFAULT_MODULES_DIR;
 use crate::transaction::session::{
     Config, DEFAULT_CRASH_GUARD_UPTIME_SECS, DEFAULT_KMOD, MAX_CRASH_GUARD_UPTIME_SECS,
 };
@@ -402,6 +403,9 @@ impl Settings {
             state_dir: self.state_dir.clone(),
             keys_dir: self.keys_dir.clone(),
             kmod: self.kmod.clone(),
+            // A companion named elsewhere (flag or file) is the one loaded.
+            dkms_modules_dir: (self.kmod == Path::new(DEFAULT_KMOD))
+                .then(|| DEFAULT_MODULES_DIR.into()),
             retry: self.retry(),
             trusted_owners,
             crash_guard_uptime_secs: self.crash_guard_uptime_secs,

@@ -475,3 +475,20 @@ fn a_ca_file_is_read_like_the_trust_store_and_must_hold_a_certificate() {
         parse("[repository]\nurl = \"https://h/\"\nca_file = \"ca.pem\"\n").expect_err("relative");
     assert!(error.to_string().contains("absolute"), "{error}");
 }
+
+#[test]
+fn a_companion_path_given_turns_off_the_dkms_lookup() {
+    let lookup = |settings: Settings| settings.session_config(vec![0]).dkms_modules_dir;
+    let defaults = parse("").expect("empty is fine");
+    assert_eq!(
+        lookup(defaults.clone()),
+        Some(PathBuf::from("/lib/modules"))
+    );
+    let in_file = parse("kmod = \"/srv/suture/suture.ko\"").expect("parses");
+    assert_eq!(lookup(in_file), None);
+    let flag = Overrides {
+        kmod: Some(PathBuf::from("/tmp/suture.ko")),
+        ..Overrides::default()
+    };
+    assert_eq!(lookup(defaults.with_overrides(&flag).expect("valid")), None);
+}

@@ -78,7 +78,9 @@ struct KeysArgs {
 #[derive(Debug, Args)]
 struct KmodArgs {
     /// The companion module, loaded through the link step if absent
-    /// [default: kmod of the config file, or /usr/lib/suture/suture.ko].
+    /// [default: kmod of the config file, or the one DKMS built for the
+    /// running kernel (/lib/modules/RELEASE/updates/dkms/suture.ko[.xz|.zst]),
+    /// else /usr/lib/suture/suture.ko].
     #[arg(long, value_name = "PATH")]
     kmod: Option<PathBuf>,
 }
@@ -444,6 +446,13 @@ fn end_quietly_on_closed_pipe() {
 }
 
 fn main() -> ExitCode {
+    // `--generate man|bash|zsh|fish DIR`: the Debian packages' man pages
+    // and completions (suture-clidocs); not part of the parsed command line.
+    if let Some(code) =
+        suture_clidocs::generate_if_asked(<Cli as clap::CommandFactory>::command, "8")
+    {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -198,6 +198,9 @@ impl TestHost {
             state_dir: self.path().join("state"),
             keys_dir: self.path().join("keys"),
             kmod: self.path().join("suture.ko"),
+            // No DKMS lookup unless a test asks for one: the host's
+            // /lib/modules is never read.
+            dkms_modules_dir: None,
             retry: RetryPolicy::default(),
             trusted_owners: crate::ownership::default_owners(),
             crash_guard_uptime_secs: crate::transaction::session::DEFAULT_CRASH_GUARD_UPTIME_SECS,

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// The environment variable naming the `patchd` executable to use.
 pub const PATCHD_ENV: &str = "SUTURE_PATCHD";
 
+/// Where the `suture-patchd` package installs patchd: not on a user's
+/// `PATH` on Debian, so looked at last.
+pub const INSTALLED_PATCHD: &str = "/usr/sbin/patchd";
+
 /// The environment variable naming the work directory.
 pub const WORK_DIR_ENV: &str = "SUTURE_WORK_DIR";
 
@@ -16,7 +20,7 @@ pub const WORK_DIR_ENV: &str = "SUTURE_WORK_DIR";
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// No `patchd` executable anywhere patchtest looks.
-    #[error("cannot find patchd: not given with --patchd, {PATCHD_ENV} is not set, there is no {beside} and none on PATH; install patchd beside patchtest or pass --patchd PATH")]
+    #[error("cannot find patchd: not given with --patchd, {PATCHD_ENV} is not set, there is no {beside}, none on PATH and no {INSTALLED_PATCHD}; install the suture-patchd package, put patchd beside patchtest or pass --patchd PATH")]
     NoPatchd {
         /// Where it looked beside the running executable.
         beside: String,
@@ -56,7 +60,7 @@ pub struct Places {
 
 /// The `patchd` to put into the guest: `flag` (`--patchd`), else
 /// `$SUTURE_PATCHD`, else a `patchd` beside the running executable, else
-/// one on `PATH`.
+/// one on `PATH`, else the package's [`INSTALLED_PATCHD`].
 pub fn find_patchd(flag: Option<&Path>) -> Result<PathBuf, SetupError> {
     if let Some(path) = flag {
         return given(path, "--patchd");
@@ -75,6 +79,8 @@ pub fn find_patchd(flag: Option<&Path>) -> Result<PathBuf, SetupError> {
             .map(|dir| dir.join("patchd"))
             .find(|p| p.is_file())
     });
+    let installed = Path::new(INSTALLED_PATCHD);
+    let on_path = on_path.or_else(|| installed.is_file().then(|| installed.to_path_buf()));
     on_path.ok_or_else(|| SetupError::NoPatchd {
         beside: beside.map_or_else(
             || "patchd beside patchtest".to_string(),

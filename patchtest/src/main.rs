@@ -98,6 +98,13 @@ enum CannotRun {
 
 fn main() -> ExitCode {
     vm_tests::end_quietly_on_closed_pipe();
+    // `--generate man|bash|zsh|fish DIR`: the Debian packages' man pages
+    // and completions (suture-clidocs); not part of the parsed command line.
+    if let Some(code) =
+        suture_clidocs::generate_if_asked(<Cli as clap::CommandFactory>::command, "1")
+    {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use vm_tests::programs::build_programs;
-use vm_tests::{build_modules, run_guest, GuestRun, GuestSpec, Target};
+use vm_tests::{build_modules, run_guest, GuestFile, GuestRun, GuestSpec, Target};
 
 const CHECKS: &[&str] = &[
     "checks/load",
@@ -20,6 +20,7 @@ const CHECKS: &[&str] = &[
     "checks/stress",
     "checks/patchgen_cmdline",
     "checks/patchd_apply",
+    "checks/patchd_packaged",
     "checks/real_fix_workqueue",
     "checks/patchd_busy",
     "checks/sleepers",
@@ -36,6 +37,7 @@ fn session() -> &'static GuestRun {
         let modules = build_modules(&target).map_err(|e| format!("building the modules: {e}"))?;
         let mut spec = GuestSpec::new("foundation", CHECKS);
         spec.files = build_programs().map_err(|e| format!("building the guest programs: {e}"))?;
+        spec.files.push(dkms_companion(&target, &modules)?);
         let run =
             run_guest(&target, &modules, &spec).map_err(|e| format!("running the guest: {e}"))?;
         for c in &run.checks {
@@ -56,6 +58,34 @@ fn session() -> &'static GuestRun {
         Ok(run) => run,
         Err(e) => panic!("the VM test guest could not run: {e}"),
     }
+}
+
+/// The companion module where the `suture-dkms` package has DKMS install it
+/// for the guest's kernel, compressed with xz as DKMS does for kernels whose
+/// modules are compressed (Debian 13's): `checks/patchd_packaged` runs
+/// patchd with its defaults, which must find, decompress and load it.
+fn dkms_companion(target: &Target, modules: &vm_tests::BuiltModules) -> Result<GuestFile, String> {
+    let ko = modules
+        .modules
+        .get("suture")
+        .ok_or("the companion module was not built")?;
+    let xz = std::process::Command::new("xz")
+        .args(["--check=crc32", "--stdout"])
+        .arg(ko)
+        .output()
+        .map_err(|e| format!("running xz (scripts/setup installs xz-utils): {e}"))?;
+    if !xz.status.success() {
+        return Err(format!(
+            "xz {} failed: {}",
+            ko.display(),
+            String::from_utf8_lossy(&xz.stderr)
+        ));
+    }
+    Ok(GuestFile {
+        path: format!("/lib/modules/{}/updates/dkms/suture.ko.xz", target.release),
+        data: xz.stdout,
+        mode: 0o644,
+    })
 }
 
 fn assert_check(name: &str) {
@@ -109,6 +139,11 @@ fn vm_patchgen_built_cmdline_fix_links_loads_and_switches() {
 #[test]
 fn vm_patchd_applies_and_reverts_a_signed_bundle_and_refuses_bad_ones() {
     assert_check("patchd_apply");
+}
+
+#[test]
+fn vm_patchd_with_the_packages_defaults_loads_the_dkms_companion_applies_reports_reverts() {
+    assert_check("patchd_packaged");
 }
 
 #[test]

@@ -129,7 +129,13 @@ impl Kernel for RealKernel {
     }
 
     fn loaded_modules(&self) -> Result<Vec<String>, KernelError> {
-        let text = self.read_required("proc/modules")?;
+        // No /proc/modules: a kernel built without module support
+        // (CONFIG_MODULES=n) has no module loaded; status and the other
+        // read-only commands then work, and a load fails with the kernel's
+        // own error.
+        let Some(text) = self.read_text(&self.path("proc/modules"))? else {
+            return Ok(Vec::new());
+        };
         Ok(parse_modules(&text)
             .into_iter()
             .map(str::to_owned)
@@ -263,6 +269,17 @@ mod tests {
         )
         .expect("write modules");
         dir
+    }
+
+    #[test]
+    fn a_kernel_without_proc_modules_has_no_module_loaded() {
+        let dir = fake_tree();
+        std::fs::remove_file(dir.path().join("proc/modules")).expect("rm");
+        let kernel = RealKernel::with_root(dir.path());
+        assert_eq!(
+            kernel.loaded_modules().expect("modules"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -44,6 +44,16 @@ pub enum LoadError {
         source: std::io::Error,
     },
 
+    /// The module file is xz or zstd and does not decompress.
+    #[error("cannot decompress module file {path}")]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder returned.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The module file is over [`MAX_MODULE_SIZE`].
     #[error("module file {path} is larger than {limit} bytes; refusing to load it")]
     ModuleTooLarge {
@@ -86,7 +96,9 @@ pub enum LoadError {
     Load(#[source] KernelError),
 }
 
-/// Reads a module file into memory, refusing files over [`MAX_MODULE_SIZE`].
+/// Reads a module file into memory, refusing files over [`MAX_MODULE_SIZE`];
+/// an xz or zstd file (`.ko.xz`, `.ko.zst`) is decompressed, to at most
+/// that size.
 pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
     let read_error = |source| LoadError::ReadModule {
         path: path.to_owned(),
@@ -99,7 +111,13 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>, LoadError> {
             limit: MAX_MODULE_SIZE,
         });
     };
-    Ok(image)
+    match super::compressed::decompress(&image, MAX_MODULE_SIZE) {
+        None => Ok(image),
+        Some(decompressed) => decompressed.map_err(|source| LoadError::Decompress {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Reads the module file at `path` and loads it (see [`load_module`]).

@@ -8,8 +8,11 @@
 //! - [`rewrite`] rewrites each resolved symbol to `SHN_ABS` at its address;
 //! - [`load`] decides whether a module needs linking, refuses what lockdown
 //!   would refuse, links and calls `init_module`;
+//! - [`compressed`] decompresses xz and zstd module files (DKMS's output
+//!   where the kernel's modules are compressed);
 //! - [`error`] is the error all of them share.
 
+pub(crate) mod compressed;
 pub(crate) mod elf;
 pub mod error;
 pub mod kallsyms;

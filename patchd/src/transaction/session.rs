@@ -17,8 +17,13 @@ use crate::kernel::Kernel;
 use crate::ownership::default_owners;
 use crate::verify::trust::DEFAULT_KEYS_DIR;
 
-/// Where the companion module is unless `--kmod` says otherwise.
+/// Where the companion module is unless `--kmod` says otherwise (and no
+/// DKMS build for the running kernel is found first).
 pub const DEFAULT_KMOD: &str = "/usr/lib/suture/suture.ko";
+
+/// Where DKMS installs the modules it builds: `RELEASE/updates/dkms/` under
+/// this directory (kmod/dkms.conf's `DEST_MODULE_LOCATION`).
+pub const DEFAULT_MODULES_DIR: &str = "/lib/modules";
 
 /// How long a bundle must have been applied to survive the crash-loop
 /// guard ([`super::crash_guard`]), unless the config file says otherwise:
@@ -34,8 +39,13 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The trust store.
     pub keys_dir: PathBuf,
-    /// The companion module, loaded when absent.
+    /// The companion module, loaded when absent, unless DKMS built one for
+    /// the running kernel under `dkms_modules_dir`.
     pub kmod: PathBuf,
+    /// Where to look for the companion DKMS built for the running kernel
+    /// (`/lib/modules`) before `kmod`; `None` when `kmod` is not the
+    /// default (flag or config file), which then is the one file loaded.
+    pub dkms_modules_dir: Option<PathBuf>,
     /// Retries of refused switches.
     pub retry: RetryPolicy,
     /// Who may own the trust store and the state directory.
@@ -54,6 +64,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             keys_dir: PathBuf::from(DEFAULT_KEYS_DIR),
             kmod: PathBuf::from(DEFAULT_KMOD),
+            dkms_modules_dir: Some(PathBuf::from(DEFAULT_MODULES_DIR)),
             retry: RetryPolicy::default(),
             trusted_owners: default_owners(),
             crash_guard_uptime_secs: DEFAULT_CRASH_GUARD_UPTIME_SECS,
