@@ -33,13 +33,11 @@ pub(super) struct Reached<'a> {
     referrers: Option<FastMap<u32, Vec<u32>>>,
 }
 
-/// Walks from `shipped` through the fixed build `new`; `found` hears of
-/// each compared type the first time the walk reaches it.
+/// Walks from `shipped` through the fixed build `new`.
 pub(super) fn reach<'a>(
     new: &mut Side<'_, 'a>,
     fixed: &ObjectFile,
     shipped: &[String],
-    found: &mut dyn FnMut(Defined<'a>),
 ) -> Result<Reached<'a>, LayoutError> {
     let data = DataSymbols::new(fixed);
     let mut roots = Vec::new();
@@ -103,11 +101,7 @@ pub(super) fn reach<'a>(
                 continue;
             }
             let defined = (new.scope_of(wide(d))?, key);
-            let dies = types.entry(defined).or_insert_with(|| {
-                found(defined);
-                Vec::new()
-            });
-            dies.push(wide(d));
+            types.entry(defined).or_default().push(wide(d));
         }
     }
     Ok(Reached {
