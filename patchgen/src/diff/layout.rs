@@ -189,15 +189,16 @@ pub fn check(
     // and kept only when they differ (rarely): the memory of one type's
     // serves the next.
     let mut differing = Vec::new();
+    let (mut new_defs, mut old_defs) = (Definitions::default(), Definitions::default());
     for &defined in reached.types.keys() {
-        let (found, new_layouts) = layouts_of(&mut new, defined)?;
-        let old_layouts = layouts_of(&mut old, defined)?.1;
-        if describe::differ(&new_layouts, &old_layouts) {
+        new_defs.make(&mut new, defined)?;
+        old_defs.make(&mut old, defined)?;
+        if describe::differ(new_defs.layouts(), old_defs.layouts()) {
             differing.push(Differing {
                 defined,
-                found,
-                new_layouts,
-                old_layouts,
+                found: new_defs.found.clone(),
+                new_layouts: new_defs.layouts().to_vec(),
+                old_layouts: old_defs.layouts().to_vec(),
             });
         }
     }
@@ -206,7 +207,7 @@ pub fn check(
         let Some(mut change) = describe::change(&new, d) else {
             continue;
         };
-        if let Some(dies) = reached.types.get(&d.defined).cloned() {
+        if let Some(dies) = reached.types.get(&d.defined).map(|d| d.as_slice().to_vec()) {
             change.used_by = reached.users(&dies);
         }
         change.used_by.sort();
@@ -219,22 +220,35 @@ pub fn check(
     Ok(changes)
 }
 
-/// A build's definitions of a type, each as (aggregate DIE, the DIE that
-/// names it), and their layouts.
-type Definitions<'a> = (Vec<(usize, usize)>, Vec<Layout<'a>>);
+/// A build's definitions of one type, each as (aggregate DIE, the DIE that
+/// names it), and their layouts: made for one type after another in the
+/// same memory (a diff compares hundreds of types, nearly all the same).
+#[derive(Debug, Default)]
+struct Definitions<'a> {
+    found: Vec<(usize, usize)>,
+    /// The first `found.len()` are the type's; the others are memory kept
+    /// for the next.
+    layouts: Vec<Layout<'a>>,
+}
 
-/// A build's definitions of `defined` and their layouts.
-fn layouts_of<'a>(
-    side: &mut Side<'_, 'a>,
-    defined: Defined<'a>,
-) -> Result<Definitions<'a>, LayoutError> {
-    let (scope, key) = defined;
-    let found = side.definitions(scope, key)?;
-    let mut layouts = Vec::with_capacity(found.len());
-    for &(d, _) in &found {
-        layouts.push(side.layout(d)?);
+impl<'a> Definitions<'a> {
+    /// Makes `side`'s definitions of `defined` and their layouts.
+    fn make(&mut self, side: &mut Side<'_, 'a>, defined: Defined<'a>) -> Result<(), LayoutError> {
+        let (scope, key) = defined;
+        side.definitions(scope, key, &mut self.found)?;
+        if self.layouts.len() < self.found.len() {
+            self.layouts.resize_with(self.found.len(), Layout::default);
+        }
+        for (&(d, _), layout) in self.found.iter().zip(&mut self.layouts) {
+            side.layout_into(d, layout)?;
+        }
+        Ok(())
     }
-    Ok((found, layouts))
+
+    /// The layouts of the type made last.
+    fn layouts(&self) -> &[Layout<'a>] {
+        self.layouts.get(..self.found.len()).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub(super) enum Dies {
 }
 
 impl Dies {
-    fn push(&mut self, die: usize) {
+    pub(super) fn push(&mut self, die: usize) {
         match self {
             Self::One(first) => *self = Self::Many(vec![*first, die]),
             Self::Many(all) => all.push(die),

@@ -21,7 +21,7 @@ use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 #[derive(Debug)]
 pub(super) struct Reached<'a> {
     /// The DIEs that may define a compared type, by scope and key.
-    pub types: BTreeMap<Defined<'a>, Vec<usize>>,
+    pub types: BTreeMap<Defined<'a>, Dies>,
     /// Each shipped function (as named by the caller) and the DIEs its
     /// walk starts from.
     roots: Vec<(String, Vec<usize>)>,
@@ -68,7 +68,7 @@ pub(super) fn reach<'a>(
         .iter()
         .flat_map(|(_, r)| r.iter().map(|&d| narrow(d)))
         .collect();
-    let mut types: BTreeMap<Defined<'a>, Vec<usize>> = BTreeMap::new();
+    let mut types: BTreeMap<Defined<'a>, Dies> = BTreeMap::new();
     let mut seen_defs: FastSet<u32> = FastSet::default();
     // Room for what kernel objects need (room never used costs no memory).
     let mut edges = Vec::with_capacity(new.index.top_level.len() * 3);
@@ -101,7 +101,10 @@ pub(super) fn reach<'a>(
                 continue;
             }
             let defined = (new.scope_of(wide(d))?, key);
-            types.entry(defined).or_default().push(wide(d));
+            types
+                .entry(defined)
+                .and_modify(|dies| dies.push(wide(d)))
+                .or_insert(Dies::One(wide(d)));
         }
     }
     Ok(Reached {
