@@ -52,6 +52,16 @@ pub(super) struct Functions<'a> {
 }
 
 impl<'a> Functions<'a> {
+    /// Room for the functions of a `.debug_info` of `size` bytes, so that
+    /// the maps grow rarely (kernel objects have a named top-level
+    /// subprogram per 300 bytes of it, and few out-of-line instances).
+    pub(super) fn new(size: usize) -> Self {
+        Self {
+            subprograms: sized(size / 256),
+            by_origin: sized(size / 8192),
+        }
+    }
+
     /// Adds a top-level DIE read with `Want::Index`.
     pub(super) fn add(&mut self, die: &Die<'a>) {
         if die.tag != gimli::DW_TAG_subprogram {

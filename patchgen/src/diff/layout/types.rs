@@ -161,13 +161,20 @@ impl<'d, 'a> Side<'d, 'a> {
         };
         side.scan()?;
         // Room for what the questions about kernel objects read (type DIEs
-        // on the order of half the top-level ones, four members each on the
-        // walked side): these tables would otherwise grow several times,
-        // and room never used costs no memory.
-        let expected = side.index.top_level.len() / 2;
-        side.types = TypeTable::with_capacity(expected);
+        // on the order of half the top-level ones on the side asked, three
+        // quarters on the walked side, where the walk keeps every type DIE
+        // it reads; two members per top-level DIE and an aggregate per
+        // four): these tables would otherwise grow several times, copied
+        // each time, and room never used costs no memory.
+        let top_level = side.index.top_level.len();
+        side.types = TypeTable::with_capacity(if walked {
+            top_level / 4 * 3
+        } else {
+            top_level / 8 * 5
+        });
         if walked {
-            side.members.reserve(expected * 4);
+            side.members.reserve(top_level * 2);
+            side.member_ranges.reserve(top_level / 4);
         }
         Ok(side)
     }
