@@ -208,7 +208,7 @@ pub fn check(
             continue;
         };
         if let Some(dies) = reached.types.get(&d.defined).map(|d| d.as_slice().to_vec()) {
-            change.used_by = reached.users(&dies);
+            change.used_by = reached.users(&mut new, &dies)?;
         }
         change.used_by.sort();
         change.used_by.dedup();

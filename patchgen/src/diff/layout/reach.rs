@@ -4,9 +4,10 @@
 //! relocations name, and from there every type reference, transitively.
 //!
 //! One walk serves all shipped functions. Which of them reach a type is
-//! only worked out for the types that changed, by walking the recorded
-//! references backwards: most diffs change no layout, and a patch can ship
-//! dozens of functions that all reach most of the object's types.
+//! only worked out for the types that changed, by walking again, recording
+//! the references, and following them backwards: most diffs change no
+//! layout (so the references are not kept in the first walk), and a patch
+//! can ship dozens of functions that all reach most of the object's types.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +26,8 @@ pub(super) struct Reached<'a> {
     /// Each shipped function (as named by the caller) and the DIEs its
     /// walk starts from.
     roots: Vec<(String, Vec<usize>)>,
-    /// (DIE, walked DIE that refers to it or holds it), for every
-    /// reference and definition in every walked subtree.
-    edges: Vec<(u32, u32)>,
     /// Who refers to each DIE (by reference or by holding it), built on
-    /// the first question.
+    /// the first question by walking again.
     referrers: Option<FastMap<u32, Vec<u32>>>,
 }
 
@@ -63,15 +61,31 @@ pub(super) fn reach<'a>(
         }
     }
 
+    let mut types = BTreeMap::new();
+    walk(new, &roots, Some(&mut types), None)?;
+    Ok(Reached {
+        types,
+        roots,
+        referrers: None,
+    })
+}
+
+/// Walks from `roots` through `new`: records in `types` the DIEs that may
+/// define a compared type, and in `edges` (DIE, walked DIE that refers to
+/// it or holds it) for every reference and definition in every walked
+/// subtree.
+fn walk<'a>(
+    new: &mut Side<'_, 'a>,
+    roots: &[(String, Vec<usize>)],
+    mut types: Option<&mut BTreeMap<Defined<'a>, Dies>>,
+    mut edges: Option<&mut Vec<(u32, u32)>>,
+) -> Result<(), LayoutError> {
     let mut walked = Bits::new(new.dwarf.info_len());
     let mut stack: Vec<u32> = roots
         .iter()
         .flat_map(|(_, r)| r.iter().map(|&d| narrow(d)))
         .collect();
-    let mut types: BTreeMap<Defined<'a>, Dies> = BTreeMap::new();
     let mut seen_defs: FastSet<u32> = FastSet::default();
-    // Room for what kernel objects need (room never used costs no memory).
-    let mut edges = Vec::with_capacity(new.index.top_level.len() * 3);
     let mut held = Held::default();
     let mut defs: Vec<(u32, Key<'a>)> = Vec::new();
     while let Some(offset) = stack.pop() {
@@ -80,22 +94,22 @@ pub(super) fn reach<'a>(
         }
         new.read_subtree(wide(offset), &mut held, false)?;
         for &r in &held.refs {
-            if r != offset {
+            if let Some(edges) = edges.as_mut().filter(|_| r != offset) {
                 edges.push((r, offset));
             }
             if !walked.contains(r) {
                 stack.push(r);
             }
         }
-        defs.clear();
-        for &(d, key) in &held.defs {
-            if d != offset {
-                edges.push((d, offset));
-            }
-            if !seen_defs.contains(&d) {
-                defs.push((d, key));
-            }
+        if let Some(edges) = edges.as_mut() {
+            let held_defs = held.defs.iter().filter(|&&(d, _)| d != offset);
+            edges.extend(held_defs.map(|&(d, _)| (d, offset)));
         }
+        let Some(types) = types.as_mut() else {
+            continue;
+        };
+        defs.clear();
+        defs.extend(held.defs.iter().filter(|(d, _)| !seen_defs.contains(d)));
         for &(d, key) in &defs {
             if !seen_defs.insert(d) || !new.may_define(wide(d), key)? {
                 continue;
@@ -107,12 +121,7 @@ pub(super) fn reach<'a>(
                 .or_insert(Dies::One(wide(d)));
         }
     }
-    Ok(Reached {
-        types,
-        roots,
-        edges,
-        referrers: None,
-    })
+    Ok(())
 }
 
 /// A set of `.debug_info` offsets, one bit each: the walk asks it tens of
@@ -148,18 +157,24 @@ impl Bits {
     }
 }
 
-impl Reached<'_> {
-    /// The shipped functions whose walk reaches any of `defs`, in the
-    /// order given.
-    pub(super) fn users(&mut self, defs: &[usize]) -> Vec<String> {
-        let edges = &self.edges;
-        let referrers = self.referrers.get_or_insert_with(|| {
+impl<'a> Reached<'a> {
+    /// The shipped functions whose walk through `new` reaches any of
+    /// `defs`, in the order given.
+    pub(super) fn users(
+        &mut self,
+        new: &mut Side<'_, 'a>,
+        defs: &[usize],
+    ) -> Result<Vec<String>, LayoutError> {
+        if self.referrers.is_none() {
+            let mut edges = Vec::new();
+            walk(new, &self.roots, None, Some(&mut edges))?;
             let mut referrers: FastMap<u32, Vec<u32>> = FastMap::default();
-            for &(target, n) in edges {
+            for (target, n) in edges {
                 referrers.entry(target).or_default().push(n);
             }
-            referrers
-        });
+            self.referrers = Some(referrers);
+        }
+        let referrers = self.referrers.get_or_insert_with(FastMap::default);
         let mut reaching: FastSet<u32> = defs.iter().map(|&d| narrow(d)).collect();
         let mut stack: Vec<u32> = reaching.iter().copied().collect();
         while let Some(d) = stack.pop() {
@@ -176,7 +191,7 @@ impl Reached<'_> {
             .map(|(f, _)| f.clone())
             .collect();
         users.dedup();
-        users
+        Ok(users)
     }
 }
 
