@@ -21,7 +21,8 @@
 //!
 //! Submodules, in the order the data flows: `relocate` (the debug sections
 //! and their relocations, read in place), `dwarf` (units and the DIE
-//! cursor), `plan`, `form` and `die` (reading one DIE: per-abbreviation
+//! cursor), `abbrev` (a unit's abbreviations), `plan`, `form` and `die`
+//! (reading one DIE: per-abbreviation
 //! plans, attribute forms, the decoded DIE), `index` and `scan` (top-level
 //! DIEs by name), `types` (one build's subtrees and type definitions),
 //! `chains` (type chains and sizes), `reach` (the walk from the shipped
@@ -29,6 +30,7 @@
 //! (comparing and reporting), `fast` (the tables' hasher and 32-bit
 //! offsets).
 
+mod abbrev;
 mod chains;
 mod describe;
 mod die;
