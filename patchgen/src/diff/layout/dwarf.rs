@@ -10,7 +10,7 @@ pub(super) use super::die::Die;
 use super::die::{Decoder, StrRef, UnitCtx};
 use super::form::{offset_size, relocated, value, Cursor, DieError};
 use super::plan::Abbrevs;
-pub(super) use super::plan::Want;
+pub(super) use super::plan::{members_want, Want};
 use super::relocate::{string_at, DebugSections, Reader, SectionRelocs};
 use super::LayoutError;
 

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::chains::MAX_CHAIN;
-use super::dwarf::Want;
+use super::dwarf::members_want;
 use super::fast::narrow;
 use super::shape::{Layout, Slot};
 use super::types::{Member, Side};
@@ -57,7 +57,7 @@ impl<'a> Side<'_, 'a> {
                 members.clear();
                 let dwarf = self.dwarf;
                 let mut sub = dwarf.subtree(offset)?;
-                while let Some(level) = sub.next(Want::All)? {
+                while let Some(level) = sub.next_by(members_want)? {
                     if level == 1 && sub.current().tag == gimli::DW_TAG_member {
                         members.push(Member::of(sub.current()));
                     }

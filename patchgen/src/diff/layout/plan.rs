@@ -28,10 +28,13 @@ pub(super) enum Want {
     Type,
     /// Where it is declared.
     Decl,
+    /// Of a member, what [`Want::All`] reads; of other DIEs, only the
+    /// sibling (an aggregate's children read for its members).
+    Members,
 }
 
 /// How many kinds of [`Want`] there are.
-pub(super) const WANTS: usize = 6;
+pub(super) const WANTS: usize = 7;
 
 impl Want {
     /// Where the plans for this question are kept in [`Compiled::plans`].
@@ -43,7 +46,19 @@ impl Want {
             Want::Type => 3,
             Want::Decl => 4,
             Want::TypeIndex => 5,
+            Want::Members => 6,
         }
+    }
+}
+
+/// What reading an aggregate's subtree for its members asks at `level`
+/// below it: of the aggregate itself only where its children end, of its
+/// children [`Want::Members`].
+pub(super) fn members_want(level: isize) -> Want {
+    if level == 0 {
+        Want::Sibling
+    } else {
+        Want::Members
     }
 }
 
@@ -54,6 +69,8 @@ fn wanted(want: Want, tag: DwTag) -> Fields {
     use Field::*;
     match want {
         Want::Sibling => Fields::of(&[Sibling]),
+        Want::Members if tag == gimli::DW_TAG_member => wanted(Want::All, tag),
+        Want::Members => Fields::of(&[Sibling]),
         Want::TypeIndex if tag == gimli::DW_TAG_subprogram => Fields::of(&[Sibling]),
         Want::Index | Want::TypeIndex => match tag {
             gimli::DW_TAG_subprogram

@@ -7,7 +7,7 @@
 //! reads thousands of subtrees once each.
 
 use super::chains::{is_aggregate, TypeTable, MAX_CHAIN};
-use super::dwarf::{Die, Dwarf, Want};
+use super::dwarf::{members_want, Die, Dwarf, Want};
 use super::fast::{narrow, wide, FastMap, NONE};
 use super::index::{Dies, Functions, Index};
 use super::shape::Layout;
@@ -322,7 +322,7 @@ impl<'d, 'a> Side<'d, 'a> {
             let first = narrow(self.members.len());
             let dwarf = self.dwarf;
             let mut sub = dwarf.subtree(offset)?;
-            while let Some(level) = sub.next(Want::All)? {
+            while let Some(level) = sub.next_by(members_want)? {
                 if level == 1 && sub.current().tag == gimli::DW_TAG_member {
                     self.store_member(Member::of(sub.current()));
                 }
