@@ -37,13 +37,12 @@ pub(super) fn reach<'a>(
     fixed: &ObjectFile,
     shipped: &[String],
 ) -> Result<Reached<'a>, LayoutError> {
-    let data = DataSymbols::new(fixed);
     let mut roots = Vec::new();
     let mut statics: Vec<(usize, &Symbol)> = Vec::new();
     for (i, function) in shipped.iter().enumerate() {
         let base = function.split('.').next().unwrap_or_default();
         let mut from = new.subprograms(base.as_bytes())?;
-        for target in data.referenced_by(fixed, function) {
+        for target in referenced_by(fixed, function) {
             let name = variable_name(&target.name);
             let at_top = new.index.variables.get(name.as_bytes()).map(Dies::as_slice);
             from.extend(at_top.into_iter().flatten());
@@ -209,97 +208,78 @@ fn is_compiler_data(name: &str) -> bool {
     )
 }
 
-/// The named symbols of each section, for relocations against section
-/// symbols (how the assembler refers to local data).
-#[derive(Debug)]
-struct DataSymbols<'o> {
-    by_section: FastMap<usize, Vec<&'o Symbol>>,
+/// The data symbols the code of `function` refers to.
+fn referenced_by<'o>(obj: &'o ObjectFile, function: &str) -> Vec<&'o Symbol> {
+    let mut out: Vec<&'o Symbol> = Vec::new();
+    let code = obj
+        .symbols
+        .iter()
+        .filter(|s| s.name == function && s.kind == SymbolKind::Func);
+    for sym in code {
+        let Some(section) = sym.section.and_then(|i| obj.sections.get(i)) else {
+            continue;
+        };
+        let (lo, hi) = (sym.value, sym.value.saturating_add(sym.size.max(1)));
+        let start = section.relocs.partition_point(|r| r.offset < lo);
+        let relocs = section.relocs.get(start..).unwrap_or_default();
+        for r in relocs.iter().take_while(|r| r.offset < hi) {
+            targets(obj, r, &mut out);
+        }
+    }
+    out.retain(|s| {
+        let name = variable_name(&s.name);
+        !name.is_empty() && !is_compiler_data(name)
+    });
+    out.sort_by_key(|s| s.index);
+    out.dedup_by_key(|s| s.index);
+    out
 }
 
-impl<'o> DataSymbols<'o> {
-    fn new(obj: &'o ObjectFile) -> Self {
-        let mut by_section: FastMap<usize, Vec<&'o Symbol>> = FastMap::default();
-        for s in &obj.symbols {
-            if let Some(section) = s.section {
-                if !matches!(s.kind, SymbolKind::Section | SymbolKind::File) && !s.name.is_empty() {
-                    by_section.entry(section).or_default().push(s);
-                }
-            }
+/// Every data symbol `r` may designate. Like
+/// `targets::symbol_at_reloc`, but a PC-relative field leaves open
+/// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
+/// reading could miss the variable really used: all are taken.
+fn targets<'o>(obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {
+    let Some(target) = obj.symbols.get(r.symbol) else {
+        return;
+    };
+    if target.kind != SymbolKind::Section {
+        if !matches!(target.kind, SymbolKind::Func | SymbolKind::File) {
+            out.push(target);
         }
-        Self { by_section }
+        return;
     }
-
-    /// The data symbols the code of `function` refers to.
-    fn referenced_by(&self, obj: &'o ObjectFile, function: &str) -> Vec<&'o Symbol> {
-        let mut out: Vec<&'o Symbol> = Vec::new();
-        let code = obj
-            .symbols
-            .iter()
-            .filter(|s| s.name == function && s.kind == SymbolKind::Func);
-        for sym in code {
-            let Some(section) = sym.section.and_then(|i| obj.sections.get(i)) else {
-                continue;
-            };
-            let (lo, hi) = (sym.value, sym.value.saturating_add(sym.size.max(1)));
-            let start = section.relocs.partition_point(|r| r.offset < lo);
-            let relocs = section.relocs.get(start..).unwrap_or_default();
-            for r in relocs.iter().take_while(|r| r.offset < hi) {
-                self.targets(obj, r, &mut out);
-            }
-        }
-        out.retain(|s| {
-            let name = variable_name(&s.name);
-            !name.is_empty() && !is_compiler_data(name)
-        });
-        out.sort_by_key(|s| s.index);
-        out.dedup_by_key(|s| s.index);
-        out
+    let Some(index) = target.section else { return };
+    let Some(section) = obj.sections.get(index) else {
+        return;
+    };
+    // Code (calls, jump labels) and literals have no variable DIE.
+    if section.is_text() || section.is_mergeable() || !section.is_alloc() {
+        return;
     }
-
-    /// Every data symbol `r` may designate. Like
-    /// `targets::symbol_at_reloc`, but a PC-relative field leaves open
-    /// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
-    /// reading could miss the variable really used: all are taken.
-    fn targets(&self, obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {
-        let Some(target) = obj.symbols.get(r.symbol) else {
-            return;
+    // The section's named symbols, but its own and file symbols.
+    let candidates = || {
+        obj.symbols_in(index)
+            .filter(|s| s.kind != SymbolKind::File && !s.name.is_empty())
+    };
+    let base = target_offset(r);
+    let immediates: &[i64] = if is_pc_relative(r.r_type) {
+        &[0, 1, 2, 4]
+    } else {
+        &[0]
+    };
+    for &imm in immediates {
+        let Ok(at) = u64::try_from(base.saturating_add(imm)) else {
+            continue;
         };
-        if target.kind != SymbolKind::Section {
-            if !matches!(target.kind, SymbolKind::Func | SymbolKind::File) {
-                out.push(target);
-            }
-            return;
-        }
-        let Some(index) = target.section else { return };
-        let Some(section) = obj.sections.get(index) else {
-            return;
-        };
-        // Code (calls, jump labels) and literals have no variable DIE.
-        if section.is_text() || section.is_mergeable() || !section.is_alloc() {
-            return;
-        }
-        let Some(candidates) = self.by_section.get(&index) else {
-            return;
-        };
-        let base = target_offset(r);
-        let immediates: &[i64] = if is_pc_relative(r.r_type) {
-            &[0, 1, 2, 4]
-        } else {
-            &[0]
-        };
-        for &imm in immediates {
-            let Ok(at) = u64::try_from(base.saturating_add(imm)) else {
-                continue;
-            };
-            for &s in candidates {
-                let end = s.value.saturating_add(s.size);
-                // One past the end: a loop bound of the array before.
-                let hit = s.value == at
-                    || (s.value <= at && at < end)
-                    || (s.kind == SymbolKind::Object && s.size > 0 && end == at);
-                if hit && s.kind != SymbolKind::Func {
-                    out.push(s);
-                }
+        for s in candidates() {
+            let end = s.value.saturating_add(s.size);
+            // One past the end: a loop bound of the array before.
+            let hit = s.value == at
+                || (s.value <= at && at < end)
+                || (s.kind == SymbolKind::Object && s.size > 0 && end == at);
+            if hit && s.kind != SymbolKind::Func {
+                out.push(s);
             }
         }
     }
@@ -324,6 +304,19 @@ fn locate_statics(
             by_section.entry(section).or_default().push(s);
         }
     }
+    // The symbols a relocation naming one of them may point at a static
+    // through: the statics and their sections' symbols. Most of the
+    // relocations of .debug_info name neither, and are passed over
+    // without a look at their symbol.
+    let named: Vec<bool> = fixed
+        .symbols
+        .iter()
+        .map(|s| {
+            let of_section = s.kind == SymbolKind::Section
+                && s.section.is_some_and(|i| by_section.contains_key(&i));
+            of_section || (s.kind != SymbolKind::Section && by_index.contains(&s.index))
+        })
+        .collect();
     // (symbol index, .debug_info offset of a field that holds its address)
     let mut sites: Vec<(usize, usize)> = Vec::new();
     for r in new
@@ -332,6 +325,9 @@ fn locate_statics(
         .relocs(gimli::SectionId::DebugInfo)
         .iter()
     {
+        if !named.get(r.symbol).copied().unwrap_or(false) {
+            continue;
+        }
         let Some(target) = fixed.symbols.get(r.symbol) else {
             continue;
         };
