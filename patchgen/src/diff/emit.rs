@@ -393,39 +393,38 @@ impl Emitter<'_> {
         // entries carry relocations; companions without relocations
         // (.orc_unwind) follow their partner (.orc_unwind_ip).
         let mut kept_ip: Option<Vec<u64>> = None;
+        let fixed = self.fixed;
         let names: Vec<String> = opts.entry_sizes.names().map(str::to_string).collect();
         for name in names.iter().filter(|n| *n != ".orc_unwind") {
-            let Some(sec) = self.fixed.sections.iter().position(|s| &s.name == name) else {
+            let Some(s) = fixed.sections.iter().find(|s| &s.name == name) else {
                 continue;
             };
             let Some(size) = opts.entry_sizes.get(name).filter(|&s| s > 0) else {
                 continue;
             };
-            let s = self.fixed.sections[sec].clone();
-            let kept: Vec<u64> = (0..s.size / size)
-                .filter(|i| {
-                    let (lo, hi) = (i * size, (i + 1) * size);
-                    s.relocs
-                        .iter()
-                        .filter(|r| r.offset >= lo && r.offset < hi)
-                        .any(|r| self.targets_copied_text(r))
-                })
+            // The entries holding a relocation to copied code, in one pass
+            // over the relocations (not one per entry: tables such as
+            // .orc_unwind_ip have thousands of both).
+            let entries = s.size / size;
+            let mut kept: Vec<u64> = s
+                .relocs
+                .iter()
+                .filter(|r| r.offset / size < entries && self.targets_copied_text(r))
+                .map(|r| r.offset / size)
                 .collect();
+            kept.sort_unstable();
+            kept.dedup();
             if name == ".orc_unwind_ip" {
                 kept_ip = Some(kept.clone());
             }
-            self.write_entries(&s, size, &kept, report)?;
+            self.write_entries(s, size, &kept, report)?;
         }
-        if let (Some(kept), Some(sec)) = (
+        if let (Some(kept), Some(s)) = (
             kept_ip,
-            self.fixed
-                .sections
-                .iter()
-                .position(|s| s.name == ".orc_unwind"),
+            fixed.sections.iter().find(|s| s.name == ".orc_unwind"),
         ) {
-            let s = self.fixed.sections[sec].clone();
             let size = opts.entry_sizes.get(".orc_unwind").unwrap_or(6);
-            self.write_entries(&s, size, &kept, report)?;
+            self.write_entries(s, size, &kept, report)?;
         }
         self.runtime_constants(report)?;
         // A table the differ does not know, with entries for the included

@@ -21,7 +21,8 @@
 //!
 //! Submodules, in the order the data flows: `relocate` (the debug sections
 //! and their relocations, read in place), `dwarf` (units and the DIE
-//! cursor), `plan`, `form` and `die` (reading one DIE: per-abbreviation
+//! cursor), `abbrev` (a unit's abbreviations), `plan`, `form` and `die`
+//! (reading one DIE: per-abbreviation
 //! plans, attribute forms, the decoded DIE), `index` and `scan` (top-level
 //! DIEs by name), `types` (one build's subtrees and type definitions),
 //! `chains` (type chains and sizes), `reach` (the walk from the shipped
@@ -29,6 +30,7 @@
 //! (comparing and reporting), `fast` (the tables' hasher and 32-bit
 //! offsets).
 
+mod abbrev;
 mod chains;
 mod describe;
 mod die;
@@ -44,7 +46,6 @@ mod scan;
 mod shape;
 mod types;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::elf::ObjectFile;
@@ -145,10 +146,6 @@ pub enum LayoutError {
     /// A debugging section's relocations could not be read.
     #[error(transparent)]
     Read(#[from] crate::elf::ReadError),
-    /// The original build's side stopped without answering every question
-    /// (a bug).
-    #[error("the layout check's reading of the original build stopped without an answer")]
-    Thread,
     /// DWARF that kernel builds do not produce.
     #[error("{path}: unsupported DWARF at .debug_info offset {offset:#x}: {what}")]
     Unsupported {
@@ -179,72 +176,31 @@ pub fn check(
     if shipped.is_empty() {
         return Ok(Vec::new());
     }
-    // The original build answers on a second thread, asked about each type
-    // as the walk of the fixed build first reaches it: both builds are
-    // read at once. The answers are those the same questions asked one
-    // after the other get (the thread shares nothing but the questions).
+    // One thread: the original build used to be read on a second one, but
+    // in a fresh process the thread, its allocator arena and the layouts
+    // kept for the other side to compare cost about as much CPU as they
+    // saved wall time on an idle machine, and more on a loaded one.
     let orig_sections = DebugSections::new(orig)?;
     let fixed_sections = DebugSections::new(fixed)?;
     let fixed_dwarf = Dwarf::load(&fixed_sections)?;
-    let (ask, questions) = std::sync::mpsc::channel::<Vec<Defined<'_>>>();
-    let (walked, old_answers) = std::thread::scope(|scope| {
-        let old = std::thread::Builder::new()
-            .name("layout-orig".into())
-            .spawn_scoped(scope, || answer_all(&orig_sections, questions));
-        let mut ask = old.is_ok().then_some(ask);
-        let mut new = match Side::new(&fixed_dwarf, true) {
-            Ok(new) => new,
-            Err(e) => return (Err(e), None),
-        };
-        // In batches: a message per type would cost a wake-up each.
-        let mut batch = Vec::with_capacity(QUESTIONS);
-        // Owns the sender: dropped, it tells the thread no more is asked.
-        let mut send = move |batch: &mut Vec<_>| {
-            let questions = std::mem::replace(batch, Vec::with_capacity(QUESTIONS));
-            // A closed channel: the thread failed, as it will say.
-            if ask.as_ref().is_some_and(|tx| tx.send(questions).is_err()) {
-                ask = None;
-            }
-        };
-        let walked = walk(&mut new, fixed, shipped, &mut |defined| {
-            batch.push(defined);
-            if batch.len() == QUESTIONS {
-                send(&mut batch);
-            }
-        });
-        send(&mut batch);
-        drop(send);
-        let old_answers = old
-            .ok()
-            .map(|h| h.join().unwrap_or(Err(LayoutError::Thread)));
-        (
-            walked.map(|(reached, asked)| (new, reached, asked)),
-            old_answers,
-        )
-    });
-    let (new, mut reached, asked) = walked?;
-    let mut old_answers = match old_answers {
-        Some(answers) => answers?,
-        // The thread could not be started: the same questions, asked here.
-        None => {
-            let (ask, questions) = std::sync::mpsc::channel();
-            let _ = ask.send(asked.iter().map(|a| a.defined).collect());
-            drop(ask);
-            answer_all(&orig_sections, questions)?
-        }
-    };
+    let mut new = Side::new(&fixed_dwarf, true)?;
+    let mut reached = reach::reach(&mut new, fixed, shipped)?;
+    let orig_dwarf = Dwarf::load(&orig_sections)?;
+    let mut old = Side::new(&orig_dwarf, false)?;
+    // Each type's layouts are compared as soon as both builds' are made,
+    // and kept only when they differ (rarely): the memory of one type's
+    // serves the next.
     let mut differing = Vec::new();
-    for asked in asked {
-        // Every reached type was asked about.
-        let old_layouts = old_answers
-            .remove(&asked.defined)
-            .ok_or(LayoutError::Thread)?;
-        if describe::differ(&asked.layouts, &old_layouts) {
+    let (mut new_defs, mut old_defs) = (Definitions::default(), Definitions::default());
+    for &defined in reached.types.keys() {
+        new_defs.make(&mut new, defined)?;
+        old_defs.make(&mut old, defined)?;
+        if describe::differ(new_defs.layouts(), old_defs.layouts()) {
             differing.push(Differing {
-                defined: asked.defined,
-                found: asked.found,
-                new_layouts: asked.layouts,
-                old_layouts,
+                defined,
+                found: new_defs.found.clone(),
+                new_layouts: new_defs.layouts().to_vec(),
+                old_layouts: old_defs.layouts().to_vec(),
             });
         }
     }
@@ -253,8 +209,8 @@ pub fn check(
         let Some(mut change) = describe::change(&new, d) else {
             continue;
         };
-        if let Some(dies) = reached.types.get(&d.defined).cloned() {
-            change.used_by = reached.users(&dies);
+        if let Some(dies) = reached.types.get(&d.defined).map(|d| d.as_slice().to_vec()) {
+            change.used_by = reached.users(&mut new, &dies)?;
         }
         change.used_by.sort();
         change.used_by.dedup();
@@ -266,72 +222,35 @@ pub fn check(
     Ok(changes)
 }
 
-/// How many types the original build's side is asked about at once.
-const QUESTIONS: usize = 256;
-
-/// One reached type, as the fixed build defines it.
-#[derive(Debug)]
-struct Asked<'a> {
-    defined: Defined<'a>,
-    /// The fixed build's definitions, each with the DIE that names it.
+/// A build's definitions of one type, each as (aggregate DIE, the DIE that
+/// names it), and their layouts: made for one type after another in the
+/// same memory (a diff compares hundreds of types, nearly all the same).
+#[derive(Debug, Default)]
+struct Definitions<'a> {
     found: Vec<(usize, usize)>,
+    /// The first `found.len()` are the type's; the others are memory kept
+    /// for the next.
     layouts: Vec<Layout<'a>>,
 }
 
-/// The fixed build's part: the walk from `shipped` (telling `reaching` of
-/// each type as it is first reached), then each reached type's
-/// definitions and layouts.
-fn walk<'a>(
-    new: &mut Side<'_, 'a>,
-    fixed: &ObjectFile,
-    shipped: &[String],
-    reaching: &mut dyn FnMut(Defined<'a>),
-) -> Result<(reach::Reached<'a>, Vec<Asked<'a>>), LayoutError> {
-    let reached = reach::reach(new, fixed, shipped, reaching)?;
-    let mut asked = Vec::with_capacity(reached.types.len());
-    for &defined in reached.types.keys() {
-        let (found, layouts) = layouts_of(new, defined)?;
-        asked.push(Asked {
-            defined,
-            found,
-            layouts,
-        });
+impl<'a> Definitions<'a> {
+    /// Makes `side`'s definitions of `defined` and their layouts.
+    fn make(&mut self, side: &mut Side<'_, 'a>, defined: Defined<'a>) -> Result<(), LayoutError> {
+        let (scope, key) = defined;
+        side.definitions(scope, key, &mut self.found)?;
+        if self.layouts.len() < self.found.len() {
+            self.layouts.resize_with(self.found.len(), Layout::default);
+        }
+        for (&(d, _), layout) in self.found.iter().zip(&mut self.layouts) {
+            side.layout_into(d, layout)?;
+        }
+        Ok(())
     }
-    Ok((reached, asked))
-}
 
-/// The original build's part, on its own thread: the definitions and
-/// layouts of each type asked about, until no more are asked.
-fn answer_all<'a>(
-    sections: &'a DebugSections<'a>,
-    questions: std::sync::mpsc::Receiver<Vec<Defined<'a>>>,
-) -> Result<BTreeMap<Defined<'a>, Vec<Layout<'a>>>, LayoutError> {
-    let dwarf = Dwarf::load(sections)?;
-    let mut old = Side::new(&dwarf, false)?;
-    let mut answers = BTreeMap::new();
-    for defined in questions.into_iter().flatten() {
-        let layouts = layouts_of(&mut old, defined)?.1;
-        answers.insert(defined, layouts);
+    /// The layouts of the type made last.
+    fn layouts(&self) -> &[Layout<'a>] {
+        self.layouts.get(..self.found.len()).unwrap_or_default()
     }
-    Ok(answers)
-}
-
-/// A build's definitions of a type, each as (aggregate DIE, the DIE that
-/// names it), and their layouts.
-type Definitions<'a> = (Vec<(usize, usize)>, Vec<Layout<'a>>);
-
-/// A build's definitions of `defined` and their layouts.
-fn layouts_of<'a>(
-    side: &mut Side<'_, 'a>,
-    defined: Defined<'a>,
-) -> Result<Definitions<'a>, LayoutError> {
-    let (scope, key) = defined;
-    let found = side.definitions(scope, key)?;
-    let mut layouts = Vec::with_capacity(found.len());
-    for &(d, _) in &found {
-        layouts.push(side.layout(d)?);
-    }
-    Ok((found, layouts))
 }
 
 #[cfg(test)]

@@ -333,7 +333,9 @@ impl TypeTable {
             return Ok(None);
         };
         let mut sub = dwarf.subtree(array.offset)?;
-        while let Some(level) = sub.next(Want::All)? {
+        // The array itself was read: of it, only where its children end.
+        let want = |level| if level == 0 { Want::Sibling } else { Want::All };
+        while let Some(level) = sub.next_by(want)? {
             let die = sub.current();
             if level != 1 || die.tag != gimli::DW_TAG_subrange_type {
                 continue;

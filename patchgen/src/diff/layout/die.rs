@@ -7,7 +7,7 @@
 use gimli::DwTag;
 
 use super::form::{relocated, value, Cursor, DieError, Value};
-use super::plan::{all_covers_type, has_name, plan, Abbrevs, Field, Step, Want, UNMADE};
+use super::plan::{plan, Abbrevs, Field, Step, Want, UNMADE};
 use super::relocate::SectionRelocs;
 
 /// One DIE, with the attributes the layout check reads. Offsets are
@@ -122,22 +122,18 @@ impl<'a> Decoder<'_, 'a> {
             return Ok(false);
         }
         let abbrevs = unit.abbrevs;
-        let index = usize::try_from(code - 1).ok();
-        let Some(compiled) = index.and_then(|i| abbrevs.compiled.get(i)) else {
-            return self.read_unordered(unit, cur, code, want, die, names);
-        };
+        let compiled = abbrevs
+            .get(code)
+            .ok_or(DieError::Bad("unknown abbreviation code"))?;
         *die = Die::new(offset, compiled.tag, compiled.has_children);
         die.has_name = compiled.has_name;
         die.covers_type = want == Want::All && compiled.all_covers_type;
         let cell = &compiled.plans[want.index()];
         let mut range = cell.get();
         if range == UNMADE {
-            let abbrev = abbrevs
-                .all
-                .get(code)
-                .ok_or(DieError::Bad("unknown abbreviation code"))?;
             let mut steps = abbrevs.steps.try_borrow_mut().map_err(|_| BUSY)?;
-            range = plan(abbrev, abbrevs.encoding, want, &mut steps);
+            let specs = abbrevs.specs_of(compiled);
+            range = plan(compiled.tag, specs, abbrevs.encoding, want, &mut steps);
             cell.set(range);
         }
         let steps = abbrevs.steps.try_borrow().map_err(|_| BUSY)?;
@@ -145,32 +141,6 @@ impl<'a> Decoder<'_, 'a> {
             .get(range.0 as usize..range.1 as usize)
             .ok_or(DieError::Bad("abbreviation plan out of range"))?;
         self.run(unit, cur, steps, die, names)?;
-        Ok(true)
-    }
-
-    /// [`Self::read`] of a DIE whose abbreviation code is out of order
-    /// (never from gcc or clang): its plan made for this one DIE.
-    fn read_unordered(
-        &self,
-        unit: UnitCtx<'_>,
-        cur: &mut Cursor<'a>,
-        code: u64,
-        want: Want,
-        die: &mut Die<'a>,
-        names: &dyn Fn(StrRef<'a>) -> Result<&'a [u8], DieError>,
-    ) -> Result<bool, DieError> {
-        let offset = cur.pos;
-        let abbrevs = unit.abbrevs;
-        let abbrev = abbrevs
-            .all
-            .get(code)
-            .ok_or(DieError::Bad("unknown abbreviation code"))?;
-        *die = Die::new(offset, abbrev.tag(), abbrev.has_children());
-        die.has_name = has_name(abbrev);
-        die.covers_type = want == Want::All && all_covers_type(abbrev);
-        let mut steps = Vec::new();
-        plan(abbrev, abbrevs.encoding, want, &mut steps);
-        self.run(unit, cur, &steps, die, names)?;
         Ok(true)
     }
 

@@ -8,9 +8,9 @@ use gimli::{AttributeValue, SectionId};
 
 pub(super) use super::die::Die;
 use super::die::{Decoder, StrRef, UnitCtx};
-use super::form::{offset_size, Cursor, DieError};
+use super::form::{offset_size, relocated, value, Cursor, DieError};
 use super::plan::Abbrevs;
-pub(super) use super::plan::Want;
+pub(super) use super::plan::{members_want, Want};
 use super::relocate::{string_at, DebugSections, Reader, SectionRelocs};
 use super::LayoutError;
 
@@ -74,9 +74,32 @@ impl<'a> Dwarf<'a> {
                     offset: start as u64,
                     what: "unit length out of range",
                 })?;
-            let abbreviations = dwarf.abbreviations(&header).map_err(err)?;
-            let str_offsets_base = str_offsets_base(&header, &abbreviations).map_err(err)?;
-            let abbrevs = Abbrevs::new(abbreviations, header.encoding());
+            let die_error = |e| match e {
+                DieError::Bad(what) => LayoutError::BadDwarf {
+                    path: path.to_owned(),
+                    offset: start as u64,
+                    what,
+                },
+                DieError::Unsupported(what) => LayoutError::Unsupported {
+                    path: path.to_owned(),
+                    offset: start as u64,
+                    what,
+                },
+            };
+            let abbrevs = Abbrevs::read(
+                sections.bytes(SectionId::DebugAbbrev),
+                header.debug_abbrev_offset().0,
+                header.encoding(),
+            )
+            .map_err(die_error)?;
+            let root = start.checked_add(header.header_size()).unwrap_or(end);
+            let str_offsets_base = str_offsets_base(
+                sections.bytes(SectionId::DebugInfo),
+                sections.relocs(SectionId::DebugInfo),
+                (root, end),
+                &abbrevs,
+            )
+            .map_err(die_error)?;
             units.push(UnitInfo {
                 header,
                 start,
@@ -254,20 +277,33 @@ impl<'a> Dwarf<'a> {
     }
 }
 
-/// `DW_AT_str_offsets_base` of the unit DIE of `header`, 0 without one.
+/// `DW_AT_str_offsets_base` of the unit DIE at `root` (in a unit ending at
+/// `end`), 0 without one.
 fn str_offsets_base(
-    header: &gimli::UnitHeader<Reader<'_>>,
-    abbreviations: &gimli::Abbreviations,
-) -> gimli::Result<usize> {
-    let mut raw = header.entries_raw(abbreviations, None)?;
-    let Some(abbrev) = raw.read_abbreviation()? else {
+    info: &[u8],
+    relocs: &SectionRelocs<'_>,
+    (root, end): (usize, usize),
+    abbrevs: &Abbrevs,
+) -> Result<usize, DieError> {
+    let mut cur = Cursor::new(info, root, end);
+    if cur.is_empty() {
         return Ok(0);
-    };
-    for spec in abbrev.attributes() {
-        let attr = raw.read_attribute(*spec)?;
-        if let AttributeValue::DebugStrOffsetsBase(base) = attr.value() {
-            return Ok(base.0);
+    }
+    let code = cur.uleb()?;
+    if code == 0 {
+        return Ok(0);
+    }
+    let abbrev = abbrevs
+        .get(code)
+        .ok_or(DieError::Bad("unknown abbreviation code"))?;
+    let encoding = abbrevs.encoding;
+    for spec in abbrevs.specs_of(abbrev) {
+        if spec.name == gimli::DW_AT_str_offsets_base && spec.form == gimli::DW_FORM_sec_offset {
+            let base = relocated(&mut cur, relocs, offset_size(encoding.format))?;
+            return usize::try_from(base)
+                .map_err(|_| DieError::Bad("string offsets base out of range"));
         }
+        value(&mut cur, encoding, spec.form, spec.implicit, relocs)?;
     }
     Ok(0)
 }

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::chains::MAX_CHAIN;
-use super::dwarf::Want;
+use super::dwarf::members_want;
 use super::fast::narrow;
 use super::shape::{Layout, Slot};
 use super::types::{Member, Side};
@@ -17,25 +17,38 @@ use super::LayoutError;
 
 impl<'a> Side<'_, 'a> {
     /// The layout of the aggregate definition at `offset`, members of
-    /// anonymous aggregates flattened into it.
-    pub(super) fn layout(&mut self, offset: usize) -> Result<Layout<'a>, LayoutError> {
-        self.layout_at(offset, 0)
+    /// anonymous aggregates flattened into it, made in `out` (whose slots'
+    /// memory is reused).
+    pub(super) fn layout_into(
+        &mut self,
+        offset: usize,
+        out: &mut Layout<'a>,
+    ) -> Result<(), LayoutError> {
+        self.layout_at(offset, 0, out)
     }
 
-    fn layout_at(&mut self, offset: usize, depth: usize) -> Result<Layout<'a>, LayoutError> {
+    fn layout_at(
+        &mut self,
+        offset: usize,
+        depth: usize,
+        out: &mut Layout<'a>,
+    ) -> Result<(), LayoutError> {
         if depth > MAX_CHAIN {
             return Err(self
                 .dwarf
                 .bad(offset, "anonymous aggregates nested too deeply"));
         }
         let root = self.types.type_die(self.dwarf, offset)?;
-        let mut slots = Vec::new();
+        out.is_union = root.tag == gimli::DW_TAG_union_type;
+        out.byte_size = root.byte_size;
+        let slots = &mut out.slots;
+        slots.clear();
         match self.members_of(offset)? {
             Some((from, to)) => {
                 slots.reserve(to - from);
                 for i in from..to {
                     let Some(m) = self.member(i) else { break };
-                    self.flatten_member(&m, depth, &mut slots)?;
+                    self.flatten_member(&m, depth, slots)?;
                 }
             }
             None => {
@@ -44,7 +57,7 @@ impl<'a> Side<'_, 'a> {
                 members.clear();
                 let dwarf = self.dwarf;
                 let mut sub = dwarf.subtree(offset)?;
-                while let Some(level) = sub.next(Want::All)? {
+                while let Some(level) = sub.next_by(members_want)? {
                     if level == 1 && sub.current().tag == gimli::DW_TAG_member {
                         members.push(Member::of(sub.current()));
                     }
@@ -54,16 +67,12 @@ impl<'a> Side<'_, 'a> {
                 }
                 slots.reserve(members.len());
                 for m in &members {
-                    self.flatten_member(m, depth, &mut slots)?;
+                    self.flatten_member(m, depth, slots)?;
                 }
                 self.scratch_members = members;
             }
         }
-        Ok(Layout {
-            is_union: root.tag == gimli::DW_TAG_union_type,
-            byte_size: root.byte_size,
-            slots,
-        })
+        Ok(())
     }
 
     /// Adds member `m` to `slots`, with the members of its anonymous
@@ -111,7 +120,8 @@ impl<'a> Side<'_, 'a> {
         // holds them: their layouts are kept.
         let key = narrow(inner);
         if !self.layouts.contains_key(&key) {
-            let layout = self.layout_at(inner, depth + 1)?;
+            let mut layout = Layout::default();
+            self.layout_at(inner, depth + 1, &mut layout)?;
             self.layouts.insert(key, layout);
         }
         let Some(layout) = self.layouts.get(&key) else {

@@ -15,7 +15,7 @@ pub(super) enum DieError {
     Unsupported(&'static str),
 }
 
-const TRUNCATED: DieError = DieError::Bad("DIE runs past the end of its unit");
+pub(super) const TRUNCATED: DieError = DieError::Bad("DIE runs past the end of its unit");
 
 /// A position in `.debug_info`, bounded by the end of its unit.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn sleb(&mut self) -> Result<i64, DieError> {
+    pub(super) fn sleb(&mut self) -> Result<i64, DieError> {
         let mut value = 0i64;
         let mut shift = 0u32;
         loop {

@@ -14,7 +14,7 @@ pub(super) enum Dies {
 }
 
 impl Dies {
-    fn push(&mut self, die: usize) {
+    pub(super) fn push(&mut self, die: usize) {
         match self {
             Self::One(first) => *self = Self::Many(vec![*first, die]),
             Self::Many(all) => all.push(die),
@@ -52,6 +52,16 @@ pub(super) struct Functions<'a> {
 }
 
 impl<'a> Functions<'a> {
+    /// Room for the functions of a `.debug_info` of `size` bytes, so that
+    /// the maps grow rarely (kernel objects have a named top-level
+    /// subprogram per 300 bytes of it, and few out-of-line instances).
+    pub(super) fn new(size: usize) -> Self {
+        Self {
+            subprograms: sized(size / 256),
+            by_origin: sized(size / 8192),
+        }
+    }
+
     /// Adds a top-level DIE read with `Want::Index`.
     pub(super) fn add(&mut self, die: &Die<'a>) {
         if die.tag != gimli::DW_TAG_subprogram {
@@ -92,65 +102,49 @@ impl Index<'_> {
 /// An [`Index`] being built, in one pass over the top-level DIEs.
 #[derive(Debug)]
 pub(super) struct IndexBuilder<'a> {
-    top_level: Vec<usize>,
-    /// (map, name, DIE) first, then the maps at their final size.
-    named: Vec<(u8, &'a [u8], usize)>,
+    index: Index<'a>,
 }
 
 impl<'a> IndexBuilder<'a> {
     /// A builder for a `.debug_info` of `size` bytes.
     pub(super) fn new(size: usize) -> Self {
-        // Room for what kernel objects have (a top-level DIE per 65 bytes
-        // of `.debug_info`, a name for two in five), so that these grow
-        // rarely; room never used costs no memory.
-        let expected = size / 32;
+        // Room for what kernel objects have (per 60 to 95 bytes of
+        // `.debug_info` a top-level DIE, per 240 to 450 a struct or union,
+        // per 1,300 to 2,300 a typedef, per 650 to 3,800 a variable), so
+        // that these grow rarely; room never used costs no memory.
         Self {
-            top_level: Vec::with_capacity(expected),
-            named: Vec::with_capacity(expected / 2),
+            index: Index {
+                aggregates: sized(size / 200),
+                typedefs: sized(size / 1024),
+                variables: sized(size / 512),
+                top_level: Vec::with_capacity(size / 32),
+            },
         }
     }
 
     /// Adds a top-level DIE, read with at least the name and declaration
     /// of structs, unions, typedefs and variables.
     pub(super) fn add(&mut self, die: &Die<'a>) {
-        self.top_level.push(die.offset);
+        let index = &mut self.index;
+        index.top_level.push(die.offset);
         let Some(name) = die.name else { return };
         let map = match die.tag {
-            gimli::DW_TAG_variable => 0,
-            gimli::DW_TAG_typedef => 1,
-            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type if !die.declaration => 2,
+            gimli::DW_TAG_variable => &mut index.variables,
+            gimli::DW_TAG_typedef => &mut index.typedefs,
+            gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type if !die.declaration => {
+                &mut index.aggregates
+            }
             _ => return,
         };
-        self.named.push((map, name, die.offset));
+        add(map, name, die.offset);
     }
 
     pub(super) fn finish(self) -> Index<'a> {
-        let Self {
-            mut top_level,
-            named,
-        } = self;
+        let mut index = self.index;
         // In order already when read in order, but `containing` relies on it.
-        if !top_level.is_sorted() {
-            top_level.sort_unstable();
+        if !index.top_level.is_sorted() {
+            index.top_level.sort_unstable();
         }
-        let mut sizes = [0; 3];
-        for &(map, _, _) in &named {
-            if let Some(n) = sizes.get_mut(usize::from(map)) {
-                *n += 1;
-            }
-        }
-        let mut maps = sizes.map(sized);
-        for (map, name, die) in named {
-            if let Some(map) = maps.get_mut(usize::from(map)) {
-                add(map, name, die);
-            }
-        }
-        let [variables, typedefs, aggregates] = maps;
-        Index {
-            aggregates,
-            typedefs,
-            variables,
-            top_level,
-        }
+        index
     }
 }

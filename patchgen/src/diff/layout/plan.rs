@@ -28,10 +28,13 @@ pub(super) enum Want {
     Type,
     /// Where it is declared.
     Decl,
+    /// Of a member, what [`Want::All`] reads; of other DIEs, only the
+    /// sibling (an aggregate's children read for its members).
+    Members,
 }
 
 /// How many kinds of [`Want`] there are.
-pub(super) const WANTS: usize = 6;
+pub(super) const WANTS: usize = 7;
 
 impl Want {
     /// Where the plans for this question are kept in [`Compiled::plans`].
@@ -43,7 +46,19 @@ impl Want {
             Want::Type => 3,
             Want::Decl => 4,
             Want::TypeIndex => 5,
+            Want::Members => 6,
         }
+    }
+}
+
+/// What reading an aggregate's subtree for its members asks at `level`
+/// below it: of the aggregate itself only where its children end, of its
+/// children [`Want::Members`].
+pub(super) fn members_want(level: isize) -> Want {
+    if level == 0 {
+        Want::Sibling
+    } else {
+        Want::Members
     }
 }
 
@@ -54,6 +69,8 @@ fn wanted(want: Want, tag: DwTag) -> Fields {
     use Field::*;
     match want {
         Want::Sibling => Fields::of(&[Sibling]),
+        Want::Members if tag == gimli::DW_TAG_member => wanted(Want::All, tag),
+        Want::Members => Fields::of(&[Sibling]),
         Want::TypeIndex if tag == gimli::DW_TAG_subprogram => Fields::of(&[Sibling]),
         Want::Index | Want::TypeIndex => match tag {
             gimli::DW_TAG_subprogram
@@ -234,8 +251,11 @@ fn read_step(field: Field, form: DwForm, implicit: i64, encoding: Encoding) -> S
 /// are only ever read for one or two).
 #[derive(Debug)]
 pub(super) struct Compiled {
+    pub code: u64,
     pub tag: DwTag,
     pub has_children: bool,
+    /// Its attributes, as positions in [`Abbrevs::specs`].
+    pub specs: (u32, u32),
     pub has_name: bool,
     /// [`Want::All`] reads every attribute [`Want::Type`] reads.
     pub all_covers_type: bool,
@@ -245,20 +265,30 @@ pub(super) struct Compiled {
 /// A plan not made yet.
 pub(super) const UNMADE: (u32, u32) = (u32::MAX, u32::MAX);
 
+/// One attribute of an abbreviation: its name, its form, and the value of
+/// a `DW_FORM_implicit_const`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Spec {
+    pub name: DwAt,
+    pub form: DwForm,
+    pub implicit: i64,
+}
+
 /// Appends to `steps` the plan for reading the attributes `want` asks
-/// of a DIE of `abbrev`; returns where it is.
+/// of a DIE with `tag` and the attributes `specs`; returns where it is.
 pub(super) fn plan(
-    abbrev: &gimli::Abbreviation,
+    tag: DwTag,
+    specs: &[Spec],
     encoding: Encoding,
     want: Want,
     steps: &mut Vec<Step>,
 ) -> (u32, u32) {
-    let fields = wanted(want, abbrev.tag());
+    let fields = wanted(want, tag);
     let start = steps.len();
     let mut skip = 0usize;
-    for spec in abbrev.attributes() {
-        let field = field_of(spec.name()).filter(|&f| fields.has(f));
-        match (field, fixed_size(spec.form(), encoding)) {
+    for spec in specs {
+        let field = field_of(spec.name).filter(|&f| fields.has(f));
+        match (field, fixed_size(spec.form, encoding)) {
             (None, Some(size)) => skip = skip.saturating_add(size),
             (field, _) => {
                 if skip > 0 {
@@ -266,13 +296,8 @@ pub(super) fn plan(
                     skip = 0;
                 }
                 steps.push(match field {
-                    Some(field) => read_step(
-                        field,
-                        spec.form(),
-                        spec.implicit_const_value().unwrap_or(0),
-                        encoding,
-                    ),
-                    None => Step::Variable(spec.form()),
+                    Some(field) => read_step(field, spec.form, spec.implicit, encoding),
+                    None => Step::Variable(spec.form),
                 });
             }
         }
@@ -286,63 +311,50 @@ pub(super) fn plan(
     (index(start), index(steps.len()))
 }
 
-pub(super) fn has_name(abbrev: &gimli::Abbreviation) -> bool {
-    abbrev
-        .attributes()
-        .iter()
-        .any(|s| s.name() == gimli::DW_AT_name)
+pub(super) fn has_name(specs: &[Spec]) -> bool {
+    specs.iter().any(|s| s.name == gimli::DW_AT_name)
 }
 
-/// Whether [`Want::All`] reads every attribute of `abbrev` that
-/// [`Want::Type`] does.
-pub(super) fn all_covers_type(abbrev: &gimli::Abbreviation) -> bool {
-    let (all, types) = (
-        wanted(Want::All, abbrev.tag()),
-        wanted(Want::Type, abbrev.tag()),
-    );
-    abbrev
-        .attributes()
+/// Whether [`Want::All`] reads every attribute of an abbreviation with
+/// `tag` and `specs` that [`Want::Type`] does.
+pub(super) fn all_covers_type(tag: DwTag, specs: &[Spec]) -> bool {
+    let (all, types) = (wanted(Want::All, tag), wanted(Want::Type, tag));
+    specs
         .iter()
-        .filter_map(|s| field_of(s.name()))
+        .filter_map(|s| field_of(s.name))
         .all(|f| !types.has(f) || all.has(f))
 }
 
-/// A unit's abbreviations and the plans made for them (as DIEs are read:
-/// the plans need a cell, so a unit is read on one thread).
+/// A unit's abbreviations (read in `abbrev`) and the plans made for them
+/// (as DIEs are read: the plans need a cell, so a unit is read on one
+/// thread).
 #[derive(Debug)]
 pub(super) struct Abbrevs {
     pub encoding: Encoding,
-    /// By code - 1: compilers number abbreviations from 1 in order.
+    /// In the order of the table: compilers number abbreviations from 1
+    /// in order, so code `n` is found at `n - 1`.
     pub compiled: Vec<Compiled>,
+    /// The attributes of all of them.
+    pub specs: Vec<Spec>,
     pub steps: RefCell<Vec<Step>>,
-    /// gimli's.
-    pub all: std::sync::Arc<gimli::Abbreviations>,
 }
 
 impl Abbrevs {
-    pub(super) fn new(all: std::sync::Arc<gimli::Abbreviations>, encoding: Encoding) -> Self {
-        let mut compiled = Vec::new();
-        let mut code = 1;
-        while let Some(abbrev) = all.get(code) {
-            compiled.push(Compiled {
-                tag: abbrev.tag(),
-                has_children: abbrev.has_children(),
-                has_name: has_name(abbrev),
-                all_covers_type: all_covers_type(abbrev),
-                plans: Default::default(),
-            });
-            code += 1;
+    /// The abbreviation with `code`.
+    pub(super) fn get(&self, code: u64) -> Option<&Compiled> {
+        let at = usize::try_from(code.checked_sub(1)?).ok();
+        match at.and_then(|i| self.compiled.get(i)) {
+            Some(c) if c.code == code => Some(c),
+            // Out of order (never from gcc or clang).
+            _ => self.compiled.iter().find(|c| c.code == code),
         }
-        for c in &compiled {
-            for p in &c.plans {
-                p.set(UNMADE);
-            }
-        }
-        Self {
-            encoding,
-            compiled,
-            steps: RefCell::new(Vec::with_capacity(1024)),
-            all,
-        }
+    }
+
+    /// The attributes of `abbrev`.
+    pub(super) fn specs_of(&self, abbrev: &Compiled) -> &[Spec] {
+        let (from, to) = abbrev.specs;
+        self.specs
+            .get(from as usize..to as usize)
+            .unwrap_or_default()
     }
 }

@@ -4,9 +4,10 @@
 //! relocations name, and from there every type reference, transitively.
 //!
 //! One walk serves all shipped functions. Which of them reach a type is
-//! only worked out for the types that changed, by walking the recorded
-//! references backwards: most diffs change no layout, and a patch can ship
-//! dozens of functions that all reach most of the object's types.
+//! only worked out for the types that changed, by walking again, recording
+//! the references, and following them backwards: most diffs change no
+//! layout (so the references are not kept in the first walk), and a patch
+//! can ship dozens of functions that all reach most of the object's types.
 
 use std::collections::BTreeMap;
 
@@ -21,33 +22,27 @@ use crate::elf::{is_pc_relative, ObjectFile, Reloc, Symbol, SymbolKind};
 #[derive(Debug)]
 pub(super) struct Reached<'a> {
     /// The DIEs that may define a compared type, by scope and key.
-    pub types: BTreeMap<Defined<'a>, Vec<usize>>,
+    pub types: BTreeMap<Defined<'a>, Dies>,
     /// Each shipped function (as named by the caller) and the DIEs its
     /// walk starts from.
     roots: Vec<(String, Vec<usize>)>,
-    /// (DIE, walked DIE that refers to it or holds it), for every
-    /// reference and definition in every walked subtree.
-    edges: Vec<(u32, u32)>,
     /// Who refers to each DIE (by reference or by holding it), built on
-    /// the first question.
+    /// the first question by walking again.
     referrers: Option<FastMap<u32, Vec<u32>>>,
 }
 
-/// Walks from `shipped` through the fixed build `new`; `found` hears of
-/// each compared type the first time the walk reaches it.
+/// Walks from `shipped` through the fixed build `new`.
 pub(super) fn reach<'a>(
     new: &mut Side<'_, 'a>,
     fixed: &ObjectFile,
     shipped: &[String],
-    found: &mut dyn FnMut(Defined<'a>),
 ) -> Result<Reached<'a>, LayoutError> {
-    let data = DataSymbols::new(fixed);
     let mut roots = Vec::new();
     let mut statics: Vec<(usize, &Symbol)> = Vec::new();
     for (i, function) in shipped.iter().enumerate() {
         let base = function.split('.').next().unwrap_or_default();
         let mut from = new.subprograms(base.as_bytes())?;
-        for target in data.referenced_by(fixed, function) {
+        for target in referenced_by(fixed, function) {
             let name = variable_name(&target.name);
             let at_top = new.index.variables.get(name.as_bytes()).map(Dies::as_slice);
             from.extend(at_top.into_iter().flatten());
@@ -65,15 +60,31 @@ pub(super) fn reach<'a>(
         }
     }
 
+    let mut types = BTreeMap::new();
+    walk(new, &roots, Some(&mut types), None)?;
+    Ok(Reached {
+        types,
+        roots,
+        referrers: None,
+    })
+}
+
+/// Walks from `roots` through `new`: records in `types` the DIEs that may
+/// define a compared type, and in `edges` (DIE, walked DIE that refers to
+/// it or holds it) for every reference and definition in every walked
+/// subtree.
+fn walk<'a>(
+    new: &mut Side<'_, 'a>,
+    roots: &[(String, Vec<usize>)],
+    mut types: Option<&mut BTreeMap<Defined<'a>, Dies>>,
+    mut edges: Option<&mut Vec<(u32, u32)>>,
+) -> Result<(), LayoutError> {
     let mut walked = Bits::new(new.dwarf.info_len());
     let mut stack: Vec<u32> = roots
         .iter()
         .flat_map(|(_, r)| r.iter().map(|&d| narrow(d)))
         .collect();
-    let mut types: BTreeMap<Defined<'a>, Vec<usize>> = BTreeMap::new();
     let mut seen_defs: FastSet<u32> = FastSet::default();
-    // Room for what kernel objects need (room never used costs no memory).
-    let mut edges = Vec::with_capacity(new.index.top_level.len() * 3);
     let mut held = Held::default();
     let mut defs: Vec<(u32, Key<'a>)> = Vec::new();
     while let Some(offset) = stack.pop() {
@@ -82,40 +93,34 @@ pub(super) fn reach<'a>(
         }
         new.read_subtree(wide(offset), &mut held, false)?;
         for &r in &held.refs {
-            if r != offset {
+            if let Some(edges) = edges.as_mut().filter(|_| r != offset) {
                 edges.push((r, offset));
             }
             if !walked.contains(r) {
                 stack.push(r);
             }
         }
-        defs.clear();
-        for &(d, key) in &held.defs {
-            if d != offset {
-                edges.push((d, offset));
-            }
-            if !seen_defs.contains(&d) {
-                defs.push((d, key));
-            }
+        if let Some(edges) = edges.as_mut() {
+            let held_defs = held.defs.iter().filter(|&&(d, _)| d != offset);
+            edges.extend(held_defs.map(|&(d, _)| (d, offset)));
         }
+        let Some(types) = types.as_mut() else {
+            continue;
+        };
+        defs.clear();
+        defs.extend(held.defs.iter().filter(|(d, _)| !seen_defs.contains(d)));
         for &(d, key) in &defs {
             if !seen_defs.insert(d) || !new.may_define(wide(d), key)? {
                 continue;
             }
             let defined = (new.scope_of(wide(d))?, key);
-            let dies = types.entry(defined).or_insert_with(|| {
-                found(defined);
-                Vec::new()
-            });
-            dies.push(wide(d));
+            types
+                .entry(defined)
+                .and_modify(|dies| dies.push(wide(d)))
+                .or_insert(Dies::One(wide(d)));
         }
     }
-    Ok(Reached {
-        types,
-        roots,
-        edges,
-        referrers: None,
-    })
+    Ok(())
 }
 
 /// A set of `.debug_info` offsets, one bit each: the walk asks it tens of
@@ -151,18 +156,24 @@ impl Bits {
     }
 }
 
-impl Reached<'_> {
-    /// The shipped functions whose walk reaches any of `defs`, in the
-    /// order given.
-    pub(super) fn users(&mut self, defs: &[usize]) -> Vec<String> {
-        let edges = &self.edges;
-        let referrers = self.referrers.get_or_insert_with(|| {
+impl<'a> Reached<'a> {
+    /// The shipped functions whose walk through `new` reaches any of
+    /// `defs`, in the order given.
+    pub(super) fn users(
+        &mut self,
+        new: &mut Side<'_, 'a>,
+        defs: &[usize],
+    ) -> Result<Vec<String>, LayoutError> {
+        if self.referrers.is_none() {
+            let mut edges = Vec::new();
+            walk(new, &self.roots, None, Some(&mut edges))?;
             let mut referrers: FastMap<u32, Vec<u32>> = FastMap::default();
-            for &(target, n) in edges {
+            for (target, n) in edges {
                 referrers.entry(target).or_default().push(n);
             }
-            referrers
-        });
+            self.referrers = Some(referrers);
+        }
+        let referrers = self.referrers.get_or_insert_with(FastMap::default);
         let mut reaching: FastSet<u32> = defs.iter().map(|&d| narrow(d)).collect();
         let mut stack: Vec<u32> = reaching.iter().copied().collect();
         while let Some(d) = stack.pop() {
@@ -179,7 +190,7 @@ impl Reached<'_> {
             .map(|(f, _)| f.clone())
             .collect();
         users.dedup();
-        users
+        Ok(users)
     }
 }
 
@@ -197,97 +208,78 @@ fn is_compiler_data(name: &str) -> bool {
     )
 }
 
-/// The named symbols of each section, for relocations against section
-/// symbols (how the assembler refers to local data).
-#[derive(Debug)]
-struct DataSymbols<'o> {
-    by_section: FastMap<usize, Vec<&'o Symbol>>,
+/// The data symbols the code of `function` refers to.
+fn referenced_by<'o>(obj: &'o ObjectFile, function: &str) -> Vec<&'o Symbol> {
+    let mut out: Vec<&'o Symbol> = Vec::new();
+    let code = obj
+        .symbols
+        .iter()
+        .filter(|s| s.name == function && s.kind == SymbolKind::Func);
+    for sym in code {
+        let Some(section) = sym.section.and_then(|i| obj.sections.get(i)) else {
+            continue;
+        };
+        let (lo, hi) = (sym.value, sym.value.saturating_add(sym.size.max(1)));
+        let start = section.relocs.partition_point(|r| r.offset < lo);
+        let relocs = section.relocs.get(start..).unwrap_or_default();
+        for r in relocs.iter().take_while(|r| r.offset < hi) {
+            targets(obj, r, &mut out);
+        }
+    }
+    out.retain(|s| {
+        let name = variable_name(&s.name);
+        !name.is_empty() && !is_compiler_data(name)
+    });
+    out.sort_by_key(|s| s.index);
+    out.dedup_by_key(|s| s.index);
+    out
 }
 
-impl<'o> DataSymbols<'o> {
-    fn new(obj: &'o ObjectFile) -> Self {
-        let mut by_section: FastMap<usize, Vec<&'o Symbol>> = FastMap::default();
-        for s in &obj.symbols {
-            if let Some(section) = s.section {
-                if !matches!(s.kind, SymbolKind::Section | SymbolKind::File) && !s.name.is_empty() {
-                    by_section.entry(section).or_default().push(s);
-                }
-            }
+/// Every data symbol `r` may designate. Like
+/// `targets::symbol_at_reloc`, but a PC-relative field leaves open
+/// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
+/// reading could miss the variable really used: all are taken.
+fn targets<'o>(obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {
+    let Some(target) = obj.symbols.get(r.symbol) else {
+        return;
+    };
+    if target.kind != SymbolKind::Section {
+        if !matches!(target.kind, SymbolKind::Func | SymbolKind::File) {
+            out.push(target);
         }
-        Self { by_section }
+        return;
     }
-
-    /// The data symbols the code of `function` refers to.
-    fn referenced_by(&self, obj: &'o ObjectFile, function: &str) -> Vec<&'o Symbol> {
-        let mut out: Vec<&'o Symbol> = Vec::new();
-        let code = obj
-            .symbols
-            .iter()
-            .filter(|s| s.name == function && s.kind == SymbolKind::Func);
-        for sym in code {
-            let Some(section) = sym.section.and_then(|i| obj.sections.get(i)) else {
-                continue;
-            };
-            let (lo, hi) = (sym.value, sym.value.saturating_add(sym.size.max(1)));
-            let start = section.relocs.partition_point(|r| r.offset < lo);
-            let relocs = section.relocs.get(start..).unwrap_or_default();
-            for r in relocs.iter().take_while(|r| r.offset < hi) {
-                self.targets(obj, r, &mut out);
-            }
-        }
-        out.retain(|s| {
-            let name = variable_name(&s.name);
-            !name.is_empty() && !is_compiler_data(name)
-        });
-        out.sort_by_key(|s| s.index);
-        out.dedup_by_key(|s| s.index);
-        out
+    let Some(index) = target.section else { return };
+    let Some(section) = obj.sections.get(index) else {
+        return;
+    };
+    // Code (calls, jump labels) and literals have no variable DIE.
+    if section.is_text() || section.is_mergeable() || !section.is_alloc() {
+        return;
     }
-
-    /// Every data symbol `r` may designate. Like
-    /// `targets::symbol_at_reloc`, but a PC-relative field leaves open
-    /// whether 0, 1, 2 or 4 bytes of immediate follow it, and picking one
-    /// reading could miss the variable really used: all are taken.
-    fn targets(&self, obj: &'o ObjectFile, r: &Reloc, out: &mut Vec<&'o Symbol>) {
-        let Some(target) = obj.symbols.get(r.symbol) else {
-            return;
+    // The section's named symbols, but its own and file symbols.
+    let candidates = || {
+        obj.symbols_in(index)
+            .filter(|s| s.kind != SymbolKind::File && !s.name.is_empty())
+    };
+    let base = target_offset(r);
+    let immediates: &[i64] = if is_pc_relative(r.r_type) {
+        &[0, 1, 2, 4]
+    } else {
+        &[0]
+    };
+    for &imm in immediates {
+        let Ok(at) = u64::try_from(base.saturating_add(imm)) else {
+            continue;
         };
-        if target.kind != SymbolKind::Section {
-            if !matches!(target.kind, SymbolKind::Func | SymbolKind::File) {
-                out.push(target);
-            }
-            return;
-        }
-        let Some(index) = target.section else { return };
-        let Some(section) = obj.sections.get(index) else {
-            return;
-        };
-        // Code (calls, jump labels) and literals have no variable DIE.
-        if section.is_text() || section.is_mergeable() || !section.is_alloc() {
-            return;
-        }
-        let Some(candidates) = self.by_section.get(&index) else {
-            return;
-        };
-        let base = target_offset(r);
-        let immediates: &[i64] = if is_pc_relative(r.r_type) {
-            &[0, 1, 2, 4]
-        } else {
-            &[0]
-        };
-        for &imm in immediates {
-            let Ok(at) = u64::try_from(base.saturating_add(imm)) else {
-                continue;
-            };
-            for &s in candidates {
-                let end = s.value.saturating_add(s.size);
-                // One past the end: a loop bound of the array before.
-                let hit = s.value == at
-                    || (s.value <= at && at < end)
-                    || (s.kind == SymbolKind::Object && s.size > 0 && end == at);
-                if hit && s.kind != SymbolKind::Func {
-                    out.push(s);
-                }
+        for s in candidates() {
+            let end = s.value.saturating_add(s.size);
+            // One past the end: a loop bound of the array before.
+            let hit = s.value == at
+                || (s.value <= at && at < end)
+                || (s.kind == SymbolKind::Object && s.size > 0 && end == at);
+            if hit && s.kind != SymbolKind::Func {
+                out.push(s);
             }
         }
     }
@@ -312,6 +304,19 @@ fn locate_statics(
             by_section.entry(section).or_default().push(s);
         }
     }
+    // The symbols a relocation naming one of them may point at a static
+    // through: the statics and their sections' symbols. Most of the
+    // relocations of .debug_info name neither, and are passed over
+    // without a look at their symbol.
+    let named: Vec<bool> = fixed
+        .symbols
+        .iter()
+        .map(|s| {
+            let of_section = s.kind == SymbolKind::Section
+                && s.section.is_some_and(|i| by_section.contains_key(&i));
+            of_section || (s.kind != SymbolKind::Section && by_index.contains(&s.index))
+        })
+        .collect();
     // (symbol index, .debug_info offset of a field that holds its address)
     let mut sites: Vec<(usize, usize)> = Vec::new();
     for r in new
@@ -320,6 +325,9 @@ fn locate_statics(
         .relocs(gimli::SectionId::DebugInfo)
         .iter()
     {
+        if !named.get(r.symbol).copied().unwrap_or(false) {
+            continue;
+        }
         let Some(target) = fixed.symbols.get(r.symbol) else {
             continue;
         };

@@ -18,7 +18,7 @@ impl<'a> Side<'_, 'a> {
             Want::TypeIndex
         };
         let mut index = IndexBuilder::new(dwarf.info_len());
-        let mut functions = self.walked.then(Functions::default);
+        let mut functions = self.walked.then(|| Functions::new(dwarf.info_len()));
         for root in dwarf.unit_roots() {
             let mut sub = dwarf.subtree(root)?;
             // The unit DIE, then its children, each skipped past.
@@ -47,7 +47,7 @@ impl<'a> Side<'_, 'a> {
     pub(super) fn functions(&mut self) -> Result<&Functions<'a>, LayoutError> {
         if self.functions.is_none() {
             let dwarf = self.dwarf;
-            let mut functions = Functions::default();
+            let mut functions = Functions::new(dwarf.info_len());
             for root in dwarf.unit_roots() {
                 let mut sub = dwarf.subtree(root)?;
                 if sub.next(Want::Sibling)?.is_none() {

@@ -15,7 +15,7 @@ pub(super) struct Slot<'a> {
 }
 
 /// A struct or union's layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Layout<'a> {
     pub is_union: bool,
     pub byte_size: Option<u64>,

@@ -7,9 +7,9 @@
 //! reads thousands of subtrees once each.
 
 use super::chains::{is_aggregate, TypeTable, MAX_CHAIN};
-use super::dwarf::{Die, Dwarf, Want};
+use super::dwarf::{members_want, Die, Dwarf, Want};
 use super::fast::{narrow, wide, FastMap, NONE};
-use super::index::{Functions, Index};
+use super::index::{Dies, Functions, Index};
 use super::shape::Layout;
 use super::LayoutError;
 
@@ -100,8 +100,8 @@ pub(super) fn skips_children(tag: gimli::DwTag) -> bool {
 }
 
 /// The key under which a DIE named `name` may define a compared type;
-/// `top_level`: the DIE is a top-level one.
-fn keyed<'a>(die: &Die<'a>, name: &'a [u8], top_level: bool) -> Option<Key<'a>> {
+/// `top_level`: whether the DIE is a top-level one.
+fn keyed<'a>(die: &Die<'a>, name: &'a [u8], top_level: impl FnOnce() -> bool) -> Option<Key<'a>> {
     match die.tag {
         gimli::DW_TAG_structure_type | gimli::DW_TAG_union_type if !die.declaration => {
             Some(Key::Tag(name))
@@ -109,7 +109,7 @@ fn keyed<'a>(die: &Die<'a>, name: &'a [u8], top_level: bool) -> Option<Key<'a>> 
         gimli::DW_TAG_typedef => Some(Key::Typedef(name)),
         gimli::DW_TAG_variable => {
             // Only objects with static storage outlive the old code.
-            let is_static = top_level || die.static_location || die.external || die.declaration;
+            let is_static = die.static_location || die.external || die.declaration || top_level();
             is_static.then_some(Key::Variable(name))
         }
         _ => None,
@@ -161,13 +161,20 @@ impl<'d, 'a> Side<'d, 'a> {
         };
         side.scan()?;
         // Room for what the questions about kernel objects read (type DIEs
-        // on the order of half the top-level ones, four members each on the
-        // walked side): these tables would otherwise grow several times,
-        // and room never used costs no memory.
-        let expected = side.index.top_level.len() / 2;
-        side.types = TypeTable::with_capacity(expected);
+        // on the order of half the top-level ones on the side asked, three
+        // quarters on the walked side, where the walk keeps every type DIE
+        // it reads; two members per top-level DIE and an aggregate per
+        // four): these tables would otherwise grow several times, copied
+        // each time, and room never used costs no memory.
+        let top_level = side.index.top_level.len();
+        side.types = TypeTable::with_capacity(if walked {
+            top_level / 4 * 3
+        } else {
+            top_level / 8 * 5
+        });
         if walked {
-            side.members.reserve(expected * 4);
+            side.members.reserve(top_level * 2);
+            side.member_ranges.reserve(top_level / 4);
         }
         Ok(side)
     }
@@ -213,12 +220,11 @@ impl<'d, 'a> Side<'d, 'a> {
         let keep_members = self.walked && !self.member_ranges.contains_key(&narrow(offset));
         let first_member = self.members.len();
         let mut aggregate = false;
-        let top_level = self.index.top_level.binary_search(&offset).is_ok();
         let mut sub = dwarf.subtree(offset)?;
         while let Some(level) = sub.next(Want::All)? {
             let die = sub.current();
             let skip = skips_children(die.tag);
-            if self.note(die, level, top_level, held, keep_members, variables) {
+            if self.note(die, level, held, keep_members, variables) {
                 aggregate = true;
             }
             if skip {
@@ -232,14 +238,13 @@ impl<'d, 'a> Side<'d, 'a> {
     }
 
     /// Records what the walk needs of `die`, at `level` below the root of
-    /// a subtree (`top_level`: the root is a top-level DIE), in `held`;
+    /// a subtree, in `held`;
     /// keeps its type attributes, and when `keep_members` the members of
     /// the root if it is an aggregate. Whether `die` is an aggregate root.
     fn note(
         &mut self,
         die: &Die<'a>,
         level: isize,
-        top_level: bool,
         held: &mut Held<'a>,
         keep_members: bool,
         variables: bool,
@@ -266,7 +271,10 @@ impl<'d, 'a> Side<'d, 'a> {
             held.variables.push((die.name, narrow(die.offset)));
         }
         if let Some(name) = die.name {
-            if let Some(key) = keyed(die, name, level == 0 && top_level) {
+            // Asked only of a variable root: most subtrees are not.
+            let top_level =
+                || level == 0 && self.index.top_level.binary_search(&die.offset).is_ok();
+            if let Some(key) = keyed(die, name, top_level) {
                 held.defs.push((narrow(die.offset), key));
             }
         }
@@ -314,7 +322,7 @@ impl<'d, 'a> Side<'d, 'a> {
             let first = narrow(self.members.len());
             let dwarf = self.dwarf;
             let mut sub = dwarf.subtree(offset)?;
-            while let Some(level) = sub.next(Want::All)? {
+            while let Some(level) = sub.next_by(members_want)? {
                 if level == 1 && sub.current().tag == gimli::DW_TAG_member {
                     self.store_member(Member::of(sub.current()));
                 }
@@ -415,12 +423,16 @@ impl<'d, 'a> Side<'d, 'a> {
     }
 
     /// The aggregate definitions that `key` names in `scope`, each with the
-    /// DIE that names it (the aggregate, typedef or variable).
+    /// DIE that names it (the aggregate, typedef or variable), into `out`
+    /// (cleared first).
     pub(super) fn definitions(
         &mut self,
         scope: Scope<'a>,
         key: Key<'a>,
-    ) -> Result<Vec<(usize, usize)>, LayoutError> {
+        out: &mut Vec<(usize, usize)>,
+    ) -> Result<(), LayoutError> {
+        out.clear();
+        let local;
         let namers = match scope {
             Scope::File => {
                 let index = &self.index;
@@ -429,13 +441,15 @@ impl<'d, 'a> Side<'d, 'a> {
                     Key::Typedef(n) => index.typedefs.get(n),
                     Key::Variable(n) => index.variables.get(n),
                 };
-                found.map(|d| d.as_slice().to_vec()).unwrap_or_default()
+                found.map_or(&[][..], Dies::as_slice)
             }
-            Scope::Function(f) => self.local_defs(f, key)?,
+            Scope::Function(f) => {
+                local = self.local_defs(f, key)?;
+                &local[..]
+            }
         };
-        let mut out = Vec::new();
         let (types, dwarf) = (&mut self.types, self.dwarf);
-        for namer in namers {
+        for &namer in namers {
             let die = types.type_die(dwarf, namer)?;
             let aggregate = match key {
                 Key::Tag(_) => (is_aggregate(die.tag) && !die.declaration).then_some(namer),
@@ -446,6 +460,6 @@ impl<'d, 'a> Side<'d, 'a> {
                 out.push((a, namer));
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
