@@ -9,9 +9,17 @@
 //! skips.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One corpus at a time: each boots a guest and builds its fixes, and two
+/// at once on a 2-core machine only slow each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn vm_real_fix_corpus_builds_applies_and_reverts_as_listed() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = Command::new(env!("CARGO_BIN_EXE_real-fixes"))
         .output()
         .unwrap_or_else(|e| panic!("cannot run real-fixes: {e}"));
@@ -30,6 +38,9 @@ fn vm_real_fix_corpus_builds_applies_and_reverts_as_listed() {
 /// pinned 6.12 kernel, the same way.
 #[test]
 fn vm_real_fix_corpus_6_12_builds_applies_and_reverts_as_listed() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let env = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/default.env");
     let text = std::fs::read_to_string(&env).expect("kernels/default.env");
     let release = text

@@ -232,7 +232,7 @@ fn validate_built(
     let mut plan = Plan {
         target: target.clone(),
         key: public.to_path_buf(),
-        run_name: "real-fixes".to_string(),
+        run_name: format!("real-fixes-{}", target.release),
         bundles,
         load: Load::Default,
         cpus: 2,
