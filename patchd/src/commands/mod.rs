@@ -77,7 +77,7 @@ fn cmd_verify(config: Option<&Path>, args: VerifyArgs) -> anyhow::Result<()> {
             ..Overrides::default()
         },
     )?;
-    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let kernel = kernel_at(kernel_root);
     verify(&kernel, &bundles, &settings.keys_dir)?;
     Ok(())
 }
@@ -240,7 +240,7 @@ fn cmd_metrics(config: Option<&Path>, args: MetricsArgs) -> anyhow::Result<()> {
     let settings = settings(config, state_only(state))?;
     // The flag, or the config file's metrics.textfile_dir.
     let textfile = textfile.or(settings.metrics.textfile_dir);
-    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let kernel = kernel_at(kernel_root);
     let identity = running_identity(&kernel).context("cannot identify the running kernel")?;
     let dir = StateDir::open_read_only(&settings.state_dir, &default_owners())?;
     let state = dir.load()?;
@@ -341,6 +341,12 @@ pub(crate) fn settings(config: Option<&Path>, overrides: Overrides) -> anyhow::R
     Ok(Settings::load(config, &overrides, &default_owners())?)
 }
 
+/// The running kernel, or a fake /proc and /sys under `root` (the hidden
+/// `--kernel-root` of tests).
+pub(crate) fn kernel_at(root: Option<PathBuf>) -> RealKernel {
+    root.map_or_else(RealKernel::new, RealKernel::with_root)
+}
+
 /// Only `--state-dir`.
 pub(crate) fn state_only(state: StateArgs) -> Overrides {
     Overrides {
@@ -420,7 +426,7 @@ fn daemon(
     // Capabilities are per thread: dropped while this is the only one.
     drop_to(&RealCapabilities, DAEMON_CAPABILITIES)
         .context("cannot drop the capabilities the daemon does not need")?;
-    let kernel = kernel_root.map_or_else(RealKernel::new, RealKernel::with_root);
+    let kernel = kernel_at(kernel_root);
     let options = DaemonOptions { repository };
     let mut daemon = Daemon::new(&kernel, &CLOCK, settings, default_owners(), options)?;
     daemon.set_notifier(Notifier::from_env());

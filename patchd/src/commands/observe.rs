@@ -16,7 +16,7 @@ use patchd::transaction::state::StateError;
 use patchd::Status;
 use patchd::{Clock, Overrides, RealKernel, Session, SystemClock};
 
-use super::settings;
+use super::{kernel_at, settings};
 use crate::{CvesArgs, ReportArgs, StatusArgs, UnameArgs, UpdatesArgs};
 
 static CLOCK: SystemClock = SystemClock;
@@ -111,10 +111,6 @@ fn uname_here(kernel: &RealKernel, session: Option<&Session<'_>>) -> anyhow::Res
         None => uname_of(kernel, None),
     }
     .context("cannot read the running kernel")
-}
-
-fn kernel_at(root: Option<PathBuf>) -> RealKernel {
-    root.map_or_else(RealKernel::new, RealKernel::with_root)
 }
 
 /// `patchd uname`.

@@ -276,74 +276,72 @@ impl fmt::Display for Status {
     }
 }
 
+/// A status of `bundles` on a fake 6.1 host, for tests.
+#[cfg(test)]
+pub(crate) fn test_status(bundles: Vec<BundleStatus>) -> Status {
+    let mut status = Status {
+        kernel: KernelIdentity {
+            release: "6.1.0-50-amd64".to_owned(),
+            build_id: "06f8".to_owned(),
+        },
+        companion_loaded: true,
+        bundles,
+        other_patches: Vec::new(),
+        crash_guard: GuardStatus {
+            boot_id: Some("b".to_owned()),
+            after_crash: false,
+            uptime_secs: 600,
+        },
+        pending: None,
+        last_poll: None,
+        verdict: Verdict {
+            level: super::verdict::Level::Ok,
+            summary: String::new(),
+        },
+    };
+    status.verdict = verdict(&status.facts());
+    status
+}
+
+/// A bundle `id` in `phase`, the kernel showing `kernel_state`, for tests.
+#[cfg(test)]
+pub(crate) fn test_bundle(
+    id: &str,
+    phase: &'static str,
+    kernel_state: &'static str,
+) -> BundleStatus {
+    BundleStatus {
+        id: id.to_owned(),
+        phase,
+        kernel_state,
+        functions: vec!["cmdline_proc_show".to_owned()],
+        skipped: Vec::new(),
+        applied_at: None,
+        applied_at_utc: None,
+        cves: Vec::new(),
+        description: String::new(),
+        signer_key_id: "k".to_owned(),
+        sha256: "s".to_owned(),
+        survived: false,
+        held: None,
+        fixes_up_to: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn bundle(skipped: &[&str]) -> BundleStatus {
         BundleStatus {
-            id: "fix".to_owned(),
-            phase: "applied",
-            kernel_state: "enabled",
-            functions: vec!["cmdline_proc_show".to_owned()],
             skipped: skipped.iter().map(|s| (*s).to_owned()).collect(),
-            applied_at: None,
-            applied_at_utc: None,
-            cves: Vec::new(),
-            description: String::new(),
-            signer_key_id: "k".to_owned(),
-            sha256: "s".to_owned(),
-            survived: false,
-            held: None,
-            fixes_up_to: None,
-        }
-    }
-
-    fn status_of(bundles: Vec<BundleStatus>) -> Status {
-        Status {
-            kernel: KernelIdentity {
-                release: "6.1.0-50-amd64".to_owned(),
-                build_id: "06f8".to_owned(),
-            },
-            companion_loaded: true,
-            bundles,
-            other_patches: Vec::new(),
-            crash_guard: GuardStatus {
-                boot_id: Some("b".to_owned()),
-                after_crash: false,
-                uptime_secs: 600,
-            },
-            pending: None,
-            last_poll: None,
-            verdict: Verdict {
-                level: super::super::verdict::Level::Ok,
-                summary: String::new(),
-            },
+            ..test_bundle("fix", "applied", "enabled")
         }
     }
 
     #[test]
     fn functions_left_out_of_a_fix_are_shown_as_not_fixed() {
-        let status = |b| Status {
-            kernel: KernelIdentity {
-                release: "6.1.0-50-amd64".to_owned(),
-                build_id: "06f8".to_owned(),
-            },
-            companion_loaded: true,
-            bundles: vec![b],
-            other_patches: Vec::new(),
-            crash_guard: GuardStatus {
-                boot_id: Some("b".to_owned()),
-                after_crash: false,
-                uptime_secs: 600,
-            },
-            pending: None,
-            last_poll: None,
-            verdict: Verdict {
-                level: super::super::verdict::Level::Ok,
-                summary: String::new(),
-            },
-        };
+        let status = |b| test_status(vec![b]);
         let text = status(bundle(&["proc_cmdline_init"])).to_string();
         assert!(
             text.contains("NOT fixed (left out of the fix by its author): proc_cmdline_init"),
@@ -360,7 +358,7 @@ mod tests {
             b.kernel_state = kernel_state;
             b
         };
-        let mut status = status_of(vec![
+        let mut status = test_status(vec![
             with("applied", "enabled"),
             with("held", "not loaded"),
             with("applied", "not loaded"),

@@ -1,55 +1,23 @@
 //! The effective kernel version from the bundles enabled now.
 
 use super::*;
-use crate::kernel::KernelIdentity;
-use crate::observe::status::{BundleStatus, GuardStatus};
+use crate::observe::status::{test_bundle, test_status, BundleStatus};
 use suture_bundle::FixesUpTo;
 
 const DEBIAN_V: &str = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2025-06-13)";
 
 fn bundle(id: &str, state: &'static str, fixes: Option<(&str, Option<&str>)>) -> BundleStatus {
     BundleStatus {
-        id: id.to_owned(),
-        phase: "applied",
-        kernel_state: state,
-        functions: vec!["f".to_owned()],
-        skipped: Vec::new(),
-        applied_at: None,
-        applied_at_utc: None,
-        cves: Vec::new(),
-        description: String::new(),
-        signer_key_id: "k".to_owned(),
-        sha256: "s".to_owned(),
-        survived: false,
-        held: None,
         fixes_up_to: fixes.map(|(version, release)| FixesUpTo {
             version: version.to_owned(),
             release: release.map(str::to_owned),
         }),
+        ..test_bundle(id, "applied", state)
     }
 }
 
 fn status(bundles: Vec<BundleStatus>) -> Status {
-    Status {
-        kernel: KernelIdentity {
-            release: "6.1.0-50-amd64".to_owned(),
-            build_id: "06f8".to_owned(),
-        },
-        companion_loaded: true,
-        bundles,
-        other_patches: Vec::new(),
-        crash_guard: GuardStatus {
-            boot_id: Some("b".to_owned()),
-            after_crash: false,
-            uptime_secs: 600,
-        },
-        pending: None,
-        last_poll: None,
-        verdict: crate::observe::verdict::Verdict {
-            level: crate::observe::verdict::Level::Ok,
-            summary: String::new(),
-        },
-    }
+    test_status(bundles)
 }
 
 fn running(version: &str) -> KernelVersion {

@@ -12,21 +12,6 @@ pub const LINE: KernelLine = KernelLine {
     objtool_at_link: false,
 };
 
-/// Shorthand for the table below.
-const fn section(
-    name: &'static str,
-    entry_size: u64,
-    measured_as: &'static str,
-    guard: Option<&'static str>,
-) -> SpecialSection {
-    SpecialSection {
-        name,
-        entry_size,
-        measured_as,
-        guard,
-    }
-}
-
 /// The special sections of 6.1 x86-64 objects. Sizes from the structures
 /// of Debian 12's headers: struct bug_entry with relative pointers and
 /// BUGVERBOSE (12), exception_table_entry {insn, fixup, data} (12),
@@ -35,51 +20,51 @@ const fn section(
 /// u8 type; u8 len} (16), __mcount_loc addresses (8), ORC ip (4) and
 /// orc_entry (6).
 const SPECIAL_SECTIONS: &[SpecialSection] = &[
-    section(
+    SpecialSection::new(
         "__bug_table",
         12,
         "sizeof(struct bug_entry)",
         Some("CONFIG_GENERIC_BUG"),
     ),
-    section(
+    SpecialSection::new(
         "__ex_table",
         12,
         "sizeof(struct exception_table_entry)",
         None,
     ),
-    section(
+    SpecialSection::new(
         "__jump_table",
         16,
         "sizeof(struct jump_entry)",
         Some("CONFIG_JUMP_LABEL"),
     ),
-    section(".altinstructions", 12, "sizeof(struct alt_instr)", None),
-    section(
+    SpecialSection::new(".altinstructions", 12, "sizeof(struct alt_instr)", None),
+    SpecialSection::new(
         ".static_call_sites",
         8,
         "sizeof(struct static_call_site)",
         Some("CONFIG_HAVE_STATIC_CALL_INLINE"),
     ),
-    section(".retpoline_sites", 4, "sizeof(s32)", None),
-    section(".return_sites", 4, "sizeof(s32)", None),
-    section(".call_sites", 4, "sizeof(s32)", None),
-    section(".ibt_endbr_seal", 4, "sizeof(s32)", None),
-    section(".smp_locks", 4, "sizeof(s32)", None),
-    section(
+    SpecialSection::new(".retpoline_sites", 4, "sizeof(s32)", None),
+    SpecialSection::new(".return_sites", 4, "sizeof(s32)", None),
+    SpecialSection::new(".call_sites", 4, "sizeof(s32)", None),
+    SpecialSection::new(".ibt_endbr_seal", 4, "sizeof(s32)", None),
+    SpecialSection::new(".smp_locks", 4, "sizeof(s32)", None),
+    SpecialSection::new(
         ".parainstructions",
         16,
         "sizeof(struct paravirt_patch_site)",
         Some("CONFIG_PARAVIRT"),
     ),
-    section("__mcount_loc", 8, "sizeof(unsigned long)", None),
-    section(
+    SpecialSection::new("__mcount_loc", 8, "sizeof(unsigned long)", None),
+    SpecialSection::new(
         "__patchable_function_entries",
         8,
         "sizeof(unsigned long)",
         None,
     ),
-    section(".orc_unwind_ip", 4, "sizeof(s32)", None),
-    section(
+    SpecialSection::new(".orc_unwind_ip", 4, "sizeof(s32)", None),
+    SpecialSection::new(
         ".orc_unwind",
         6,
         "sizeof(struct orc_entry)",
@@ -132,16 +117,10 @@ pub fn dropped_by_kallsyms(name: &str, letter: char) -> bool {
     ];
     const SUFFIXES: [&str; 3] = ["_from_arm", "_from_thumb", "_veneer"];
     const INFIXES: [&str; 2] = [".long_branch.", ".plt_branch."];
-    const KEPT_ABSOLUTE: [&str; 4] = [
-        "__kernel_syscall_via_break",
-        "__kernel_syscall_via_epc",
-        "__kernel_sigtramp",
-        "__gp",
-    ];
     NAMES.contains(&name)
         || PREFIXES.iter().any(|p| name.starts_with(p))
         || SUFFIXES.iter().any(|s| name.ends_with(s))
         || INFIXES.iter().any(|m| name.contains(m))
         || matches!(letter, 'U' | 'u' | 'N' | 'n')
-        || (letter.eq_ignore_ascii_case(&'a') && !KEPT_ABSOLUTE.contains(&name))
+        || (letter.eq_ignore_ascii_case(&'a') && !super::KALLSYMS_KEPT_ABSOLUTE.contains(&name))
 }

@@ -29,6 +29,31 @@ pub struct SpecialSection {
     pub guard: Option<&'static str>,
 }
 
+impl SpecialSection {
+    /// A special section's description (for the lines' tables).
+    pub const fn new(
+        name: &'static str,
+        entry_size: u64,
+        measured_as: &'static str,
+        guard: Option<&'static str>,
+    ) -> Self {
+        Self {
+            name,
+            entry_size,
+            measured_as,
+            guard,
+        }
+    }
+}
+
+/// The absolute symbols `scripts/kallsyms` keeps (every line so far).
+pub const KALLSYMS_KEPT_ABSOLUTE: [&str; 4] = [
+    "__kernel_syscall_via_break",
+    "__kernel_syscall_via_epc",
+    "__kernel_sigtramp",
+    "__gp",
+];
+
 /// A kernel line: a `major.minor` series and what patchgen knows of it.
 #[derive(Debug)]
 pub struct KernelLine {
