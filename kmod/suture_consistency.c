@@ -222,6 +222,9 @@ static int suture_switch_cb(void *data)
 	/* Pairs with the READ_ONCE() in suture_ftrace_handler(). */
 	for (func = ctx->patch->funcs; func->old_name; func++)
 		WRITE_ONCE(func->active, ctx->enable);
+	/* Then the trampolines' slots, from the new flags of every patch. */
+	for (func = ctx->patch->funcs; func->old_name; func++)
+		suture_redirect_update(func);
 
 	ctx->pause_ns = ktime_get_ns() - start;
 	return 0;

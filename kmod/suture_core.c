@@ -336,6 +336,23 @@ int suture_do_unregister_patch(struct suture_patch *patch)
 	return 0;
 }
 
+/*
+ * Appends the direct-call trampolines of @patch's functions to @ranges
+ * (room for one per function after @nr) and returns the new count: a task
+ * preempted inside one has read where to go but is not there yet.
+ */
+static unsigned int suture_add_tramp_ranges(struct suture_patch *patch,
+					    struct suture_range *ranges,
+					    unsigned int nr)
+{
+	struct suture_func *func;
+
+	suture_for_each_func(patch, func)
+		if (suture_redirect_tramp(func, &ranges[nr].start, &ranges[nr].size))
+			nr++;
+	return nr;
+}
+
 /**
  * suture_enable_patch() - redirect every function of a patch
  * @patch: registered
@@ -358,7 +375,7 @@ int suture_enable_patch(struct suture_patch *patch)
 	/* Held while enabled: the patch module cannot be removed. */
 	if (!try_module_get(patch->mod))
 		return -ENODEV;
-	ranges = kcalloc(n, sizeof(*ranges), GFP_KERNEL);
+	ranges = kcalloc(2 * n, sizeof(*ranges), GFP_KERNEL);
 	if (!ranges) {
 		ret = -ENOMEM;
 		goto err_put;
@@ -374,8 +391,9 @@ int suture_enable_patch(struct suture_patch *patch)
 		ranges[i].start = suture_redirect_current_target(func, &ranges[i].size);
 		i++;
 	}
+	i = suture_add_tramp_ranges(patch, ranges, i);
 
-	ret = suture_switch(patch, ranges, n, true);
+	ret = suture_switch(patch, ranges, i, true);
 	if (ret)
 		goto err_detach;
 
@@ -414,7 +432,7 @@ int suture_disable_patch(struct suture_patch *patch)
 	lockdep_assert_held(&suture_mutex);
 	if (!patch->enabled)
 		return 0;
-	ranges = kcalloc(n, sizeof(*ranges), GFP_KERNEL);
+	ranges = kcalloc(2 * n, sizeof(*ranges), GFP_KERNEL);
 	if (!ranges)
 		return -ENOMEM;
 	suture_for_each_func(patch, func) {
@@ -422,7 +440,8 @@ int suture_disable_patch(struct suture_patch *patch)
 		ranges[i].size = func->new_size;
 		i++;
 	}
-	ret = suture_switch(patch, ranges, n, false);
+	i = suture_add_tramp_ranges(patch, ranges, i);
+	ret = suture_switch(patch, ranges, i, false);
 	kfree(ranges);
 	if (ret)
 		return ret;

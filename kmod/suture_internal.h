@@ -24,8 +24,10 @@ extern struct mutex suture_mutex;
  * @func_stack:	every suture_func replacing old_addr, newest first; the
  *		first active one wins
  * @node:	on the list of all fops
- * @calls:	calls the handler sent to a replacement, per CPU (lossless
- *		and cheap on the hot path; summed when read)
+ * @calls:	calls sent to a replacement, per CPU (lossless and cheap on
+ *		the hot path; summed when read)
+ * @tramp:	the direct-call trampoline it owns (suture_direct.c), or -1
+ *		when @ops is the IPMODIFY handler's (suture_redirect.c)
  */
 struct suture_fops {
 	struct ftrace_ops ops;
@@ -33,6 +35,7 @@ struct suture_fops {
 	struct list_head func_stack;
 	struct list_head node;
 	unsigned long __percpu *calls;
+	int tramp;
 };
 
 /* suture_core.c: the work behind the exports of suture_abi.c */
@@ -48,6 +51,18 @@ int suture_redirect_check_site(unsigned long addr);
 unsigned long suture_redirect_current_target(struct suture_func *func,
 					     unsigned long *size);
 unsigned long suture_redirect_calls(const struct suture_func *func);
+void suture_redirect_update(struct suture_func *func);
+bool suture_redirect_tramp(const struct suture_func *func, unsigned long *start,
+			   unsigned long *size);
+const char *suture_redirect_path(const struct suture_func *func);
+
+/* suture_direct.c */
+int suture_direct_register(struct suture_fops *fops);
+void suture_direct_unregister(struct suture_fops *fops);
+void suture_direct_release_quiet(const unsigned long *tramps);
+void suture_direct_update(struct suture_fops *fops);
+unsigned long suture_direct_tramp(const struct suture_fops *fops, unsigned long *size);
+void suture_direct_set_counting(bool on);
 
 /* suture_consistency.c */
 

@@ -2,10 +2,12 @@
 /*
  * suture_redirect.c - redirect calls to replaced functions with ftrace
  *
- * One IPMODIFY ftrace_ops per replaced function, shared by every patch that
- * replaces it. The handler sends the call to the newest active replacement,
- * or lets the original run when none is active. It must stay cheap: it runs
- * on every call of a replaced function.
+ * One ftrace_ops per replaced function, shared by every patch that
+ * replaces it; a call goes to the newest active replacement, or to the
+ * original when none is active. The ops is a direct call to a trampoline
+ * of our own where ftrace allows it (suture_direct.c), else an IPMODIFY
+ * handler (here) that sets the instruction pointer. Both run on every call
+ * of a replaced function and must stay cheap.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -19,6 +21,7 @@
 #include <linux/string.h>
 #include <linux/sysfs.h>
 #include "suture_internal.h"
+#include "suture_tramp.h"
 
 /* All suture_fops, protected by suture_mutex. */
 static LIST_HEAD(suture_fops_list);
@@ -41,6 +44,7 @@ static int suture_count_calls_set(const char *val, const struct kernel_param *kp
 		static_branch_enable(&suture_count_calls);
 	else
 		static_branch_disable(&suture_count_calls);
+	suture_direct_set_counting(on);
 	return 0;
 }
 
@@ -140,11 +144,47 @@ int suture_redirect_check_site(unsigned long addr)
 	return ret;
 }
 
+/*
+ * Registers @fops as an IPMODIFY handler on its function.
+ * Return: 0, -EEXIST when another ftrace user (such as the kernel's own
+ * livepatch) already modifies the instruction pointer of this function,
+ * or another negative errno; on error nothing is registered.
+ */
+static int suture_handler_register(struct suture_fops *fops, const char *name)
+{
+	int ret;
+
+	fops->tramp = -1;
+	fops->ops.func = suture_ftrace_handler;
+	fops->ops.flags = FTRACE_OPS_FL_DYNAMIC | FTRACE_OPS_FL_IPMODIFY |
+			  FTRACE_OPS_FL_PERMANENT;
+#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+	fops->ops.flags |= FTRACE_OPS_FL_SAVE_REGS;
+#endif
+
+	ret = ftrace_set_filter_ip(&fops->ops, fops->old_addr, 0, 0);
+	if (ret) {
+		pr_err("%s: cannot set an ftrace filter on %pS: %d\n",
+		       name, (void *)fops->old_addr, ret);
+		return ret;
+	}
+	ret = register_ftrace_function(&fops->ops);
+	if (ret) {
+		pr_err("%s: cannot register an ftrace handler on %pS: %d%s\n",
+		       name, (void *)fops->old_addr, ret,
+		       ret == -EBUSY ? " (another ftrace user, e.g. livepatch, already redirects it)" : "");
+		ftrace_free_filter(&fops->ops);
+		return ret == -EBUSY ? -EEXIST : ret;
+	}
+	return 0;
+}
+
 /**
  * suture_redirect_attach() - put a func on top of the stack of its function
  * @func: inactive
  *
- * Registers the function's ftrace_ops if this is its first func; moves @func
+ * Registers the function's ftrace_ops if this is its first func (a direct
+ * call where ftrace allows one, else the handler); moves @func
  * to the top if it is attached already (a patch enabled again becomes the
  * newest). The handler ignores inactive funcs, so nothing is redirected
  * until the switch.
@@ -185,28 +225,18 @@ int suture_redirect_attach(struct suture_func *func)
 	}
 	fops->old_addr = func->old_addr;
 	INIT_LIST_HEAD(&fops->func_stack);
-	fops->ops.func = suture_ftrace_handler;
-	fops->ops.flags = FTRACE_OPS_FL_DYNAMIC | FTRACE_OPS_FL_IPMODIFY |
-			  FTRACE_OPS_FL_PERMANENT;
-#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
-	fops->ops.flags |= FTRACE_OPS_FL_SAVE_REGS;
-#endif
 
-	ret = ftrace_set_filter_ip(&fops->ops, func->old_addr, 0, 0);
-	if (ret) {
-		pr_err("%s: cannot set an ftrace filter on %pS: %d\n",
-		       func->old_name, (void *)func->old_addr, ret);
+	ret = suture_direct_register(fops);
+	if (!ret)
+		goto registered;
+	if (ret != -ENOSPC)
+		pr_info("%s: no direct call (%d%s): using the ftrace handler\n",
+			func->old_name, ret,
+			ret == -EBUSY ? ", another ftrace user holds the function" : "");
+	ret = suture_handler_register(fops, func->old_name);
+	if (ret)
 		goto err_free;
-	}
-	ret = register_ftrace_function(&fops->ops);
-	if (ret) {
-		pr_err("%s: cannot register an ftrace handler on %pS: %d%s\n",
-		       func->old_name, (void *)func->old_addr, ret,
-		       ret == -EBUSY ? " (another ftrace user, e.g. livepatch, already redirects it)" : "");
-		if (ret == -EBUSY)
-			ret = -EEXIST;
-		goto err_filter;
-	}
+registered:
 	list_add(&fops->node, &suture_fops_list);
 add:
 	func->fops = fops;
@@ -214,8 +244,6 @@ add:
 	list_add_rcu(&func->stack_node, &fops->func_stack);
 	return 0;
 
-err_filter:
-	ftrace_free_filter(&fops->ops);
 err_free:
 	free_percpu(fops->calls);
 	kfree(fops);
@@ -267,15 +295,28 @@ void suture_redirect_sync(void)
  */
 void suture_redirect_reap(void)
 {
+	static DECLARE_BITMAP(tramps, SUTURE_NR_TRAMPS);
 	struct suture_fops *fops, *tmp;
+	LIST_HEAD(gone);
 
 	lockdep_assert_held(&suture_mutex);
 
+	bitmap_zero(tramps, SUTURE_NR_TRAMPS);
 	list_for_each_entry_safe(fops, tmp, &suture_fops_list, node) {
 		if (!list_empty(&fops->func_stack))
 			continue;
-		unregister_ftrace_function(&fops->ops);
-		ftrace_free_filter(&fops->ops);
+		if (fops->tramp >= 0) {
+			suture_direct_unregister(fops);
+			__set_bit(fops->tramp, tramps);
+		} else {
+			unregister_ftrace_function(&fops->ops);
+			ftrace_free_filter(&fops->ops);
+		}
+		list_move(&fops->node, &gone);
+	}
+	/* A task preempted in a trampoline may still count into fops->calls. */
+	suture_direct_release_quiet(tramps);
+	list_for_each_entry_safe(fops, tmp, &gone, node) {
 		list_del(&fops->node);
 		free_percpu(fops->calls);
 		kfree(fops);
@@ -328,4 +369,50 @@ unsigned long suture_redirect_calls(const struct suture_func *func)
 	for_each_possible_cpu(cpu)
 		sum += *per_cpu_ptr(func->fops->calls, cpu);
 	return sum;
+}
+
+/**
+ * suture_redirect_update() - make the switch of @func take effect
+ * @func: attached; its active flag just changed
+ *
+ * The handler reads the active flags itself; a trampoline reads its slot.
+ * Context: inside stop_machine().
+ */
+void suture_redirect_update(struct suture_func *func)
+{
+	if (func->fops->tramp >= 0)
+		suture_direct_update(func->fops);
+}
+
+/**
+ * suture_redirect_tramp() - the trampoline a call of @func passes through
+ * @func: attached
+ * @start: set to its address
+ * @size: set to its size
+ *
+ * A task preempted inside it has chosen where to go but is not there yet:
+ * the stack check must see it.
+ * Return: true when @func is redirected by direct call.
+ */
+bool suture_redirect_tramp(const struct suture_func *func, unsigned long *start,
+			   unsigned long *size)
+{
+	if (!func->fops || func->fops->tramp < 0)
+		return false;
+	*start = suture_direct_tramp(func->fops, size);
+	return true;
+}
+
+/**
+ * suture_redirect_path() - how calls of @func are redirected
+ * @func: any
+ *
+ * Return: "direct", "ftrace" (the IPMODIFY handler) or "-" (not attached).
+ * Context: suture_mutex held.
+ */
+const char *suture_redirect_path(const struct suture_func *func)
+{
+	if (!func->fops)
+		return "-";
+	return func->fops->tramp >= 0 ? "direct" : "ftrace";
 }

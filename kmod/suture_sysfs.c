@@ -4,7 +4,8 @@
  *
  *   enabled         rw  0 or 1; write 1 to enable, 0 to disable (-EBUSY on refusal)
  *   functions       r   one line per function (root only: it shows addresses):
- *                       old_name old_addr old_size new_name new_addr new_size active
+ *                       old_name old_addr old_size new_name new_addr new_size
+ *                       active calls path (direct, ftrace, or - when not attached)
  *   module          r   the patch module
  *   last_pause_ns   r   time inside stop_machine() of the last switch attempt
  *   last_threads    r   threads checked by the last switch attempt
@@ -70,11 +71,12 @@ static ssize_t functions_show(struct kobject *kobj, struct kobj_attribute *attr,
 		if (suture_symbol_extent((unsigned long)func->new_func, new_name,
 					 sizeof(new_name), &offset, &size))
 			strscpy(new_name, "?", sizeof(new_name));
-		len += sysfs_emit_at(buf, len, "%s 0x%lx %lu %s 0x%lx %lu %d %lu\n",
+		len += sysfs_emit_at(buf, len, "%s 0x%lx %lu %s 0x%lx %lu %d %lu %s\n",
 				     func->old_name, func->old_addr, func->old_size,
 				     new_name, (unsigned long)func->new_func,
 				     func->new_size, READ_ONCE(func->active),
-				     suture_redirect_calls(func));
+				     suture_redirect_calls(func),
+				     suture_redirect_path(func));
 	}
 	mutex_unlock(&suture_mutex);
 	return len;

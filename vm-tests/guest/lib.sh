@@ -50,6 +50,12 @@ active_count() {
 	awk '$7 == 1 { n++ } END { print n + 0 }' "$S/$1/functions"
 }
 
+# path_of PATCH FUNCTION: how calls of FUNCTION are redirected (direct,
+# ftrace, or - when not attached): the functions file's ninth column
+path_of() {
+	awk -v f="$2" '$1 == f { print $9 }' "$S/$1/functions"
+}
+
 # load_kernel_modules: insmod the target's Debian modules the host put in
 # /suture/kmods (GuestSpec.kernel_modules), dependencies first.
 load_kernel_modules() {

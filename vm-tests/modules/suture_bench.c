@@ -3,10 +3,11 @@
  * suture_bench.c - functions whose call cost the benchmark measures
  *
  * write "N K" to /proc/suture_bench: N dependent calls of suture_bench_fnK()
- * (K is 0, 1 or 2), timed; read: "calls N ns T" of the last run. The
- * benchmark redirects fn0 with suture and fn1 with the kernel's livepatch and
- * leaves fn2 alone, so the three are measured in turns in one boot;
- * fn3..19 are patched with the others by the 20-function patch.
+ * (K is 0 to 3), timed; read: "calls N ns T" of the last run. The benchmark
+ * redirects fn0 with suture's direct call, fn3 with suture's ftrace handler
+ * (direct=0) and fn1 with the kernel's livepatch, and leaves fn2 alone, so
+ * the four are measured in turns in one boot; fn4..19 are patched with the
+ * others by the 20-function patch.
  */
 #include <linux/ktime.h>
 #include <linux/module.h>
@@ -43,7 +44,7 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 		return -EINVAL;
 	if (sscanf(buf, "%llu %u", &n, &k) != 2)
 		return -EINVAL;
-	if (k > 2)
+	if (k > 3)
 		return -EINVAL;
 	/* Direct calls: an indirect one would add a retpoline to every figure. */
 	start = ktime_get_ns();
@@ -53,9 +54,12 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 	else if (k == 1)
 		for (i = 0; i < n; i++)
 			x = suture_bench_fn1(x);
-	else
+	else if (k == 2)
 		for (i = 0; i < n; i++)
 			x = suture_bench_fn2(x);
+	else
+		for (i = 0; i < n; i++)
+			x = suture_bench_fn3(x);
 	bench_ns = ktime_get_ns() - start;
 	bench_calls = n;
 	bench_sink = x;

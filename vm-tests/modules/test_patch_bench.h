@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * test_patch_bench.h - a patch of the first BENCH_NR_FUNCS benchmark
- * functions; the including file defines BENCH_NR_FUNCS.
+ * test_patch_bench.h - a patch of BENCH_NR_FUNCS benchmark functions from
+ * BENCH_FIRST (default 0); the including file defines them.
  */
 #include <linux/module.h>
 #include "test_patch.h"
@@ -20,11 +20,14 @@ BENCH_FUNCS(BENCH_DECL)
 },
 
 static struct suture_func all_funcs[] = { BENCH_FUNCS(BENCH_ENTRY) { } };
+#ifndef BENCH_FIRST
+#define BENCH_FIRST 0
+#endif
 static struct suture_func funcs[BENCH_NR_FUNCS + 1];
 
 static int bench_prepare(void)
 {
-	memcpy(funcs, all_funcs, sizeof(funcs[0]) * BENCH_NR_FUNCS);
+	memcpy(funcs, all_funcs + BENCH_FIRST, sizeof(funcs[0]) * BENCH_NR_FUNCS);
 	return 0;
 }
 

@@ -34,6 +34,7 @@ const PATCH_MODULES: &[&str] = &[
     "test_patch_park",
     "test_patch_bad",
     "test_patch_bench1",
+    "test_patch_bench3",
     "test_patch_bench20",
     "klp_bench",
 ];
@@ -306,5 +307,5 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 fn is_source(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h")
+    name == "Kbuild" || [".c", ".h", ".S"].iter().any(|e| name.ends_with(e))
 }

@@ -44,6 +44,18 @@ pub const SOURCES: &[(&str, &[u8])] = &[
         "suture_sysfs.c",
         include_bytes!("../../../kmod/suture_sysfs.c"),
     ),
+    (
+        "suture_direct.c",
+        include_bytes!("../../../kmod/suture_direct.c"),
+    ),
+    (
+        "suture_tramp.S",
+        include_bytes!("../../../kmod/suture_tramp.S"),
+    ),
+    (
+        "suture_tramp.h",
+        include_bytes!("../../../kmod/suture_tramp.h"),
+    ),
 ];
 
 /// Writes the built-in sources into `dir` (created) and returns it.

@@ -192,8 +192,9 @@ fn companion_symvers(
         let name = name.to_string_lossy();
         // Sources only: build products of a build in the checkout (.o,
         // .ko, .cmd, .d ...) are neither needed nor part of the key.
-        let source =
-            name == "Kbuild" || name == "Makefile" || name.ends_with(".c") || name.ends_with(".h");
+        let source = name == "Kbuild"
+            || name == "Makefile"
+            || [".c", ".h", ".S"].iter().any(|e| name.ends_with(e));
         if p.is_file() && source {
             sources.push(p);
         }

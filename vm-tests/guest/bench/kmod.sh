@@ -16,12 +16,19 @@ figure() {
 	echo "@@SUTURE-FIGURE $1 $2"
 }
 
-# Call cost: fn0 redirected by suture, fn1 by the kernel's livepatch, fn2
-# unpatched; measured in turns so that drift hits all three alike.
+# Call cost: fn0 redirected by suture's direct call, fn3 by suture's ftrace
+# handler (loaded with direct=0), fn1 by the kernel's livepatch, fn2
+# unpatched; measured in turns so that drift hits all four alike.
 calls_ns 2 >/dev/null
 figure call_before "$CALLS $(calls_ns 0)"
+echo 0 >/sys/module/suture/parameters/direct
+load test_patch_bench3
+set_enabled test_patch_bench3 1
+echo 1 >/sys/module/suture/parameters/direct
 load test_patch_bench1
 set_enabled test_patch_bench1 1
+expect "$(path_of test_patch_bench1 suture_bench_fn0)" direct "fn0 redirected by direct call"
+expect "$(path_of test_patch_bench3 suture_bench_fn3)" ftrace "fn3 redirected by the ftrace handler"
 t0=$(date +%s)
 load klp_bench
 i=0
@@ -33,17 +40,21 @@ r=0
 while [ $r -lt $ROUNDS ]; do
 	figure call_unpatched "$CALLS $(calls_ns 2)"
 	figure call_suture "$CALLS $(calls_ns 0)"
+	figure call_suture_ftrace "$CALLS $(calls_ns 3)"
 	figure call_livepatch "$CALLS $(calls_ns 1)"
 	r=$((r + 1))
 done
-# Loaded but disabled: our ftrace_ops stays registered, the handler finds no
-# active replacement.
+# Loaded but disabled: the direct call still goes through the trampoline,
+# which returns into the original; the handler finds no active replacement.
 set_enabled test_patch_bench1 0
+set_enabled test_patch_bench3 0
 r=0
 while [ $r -lt $ROUNDS ]; do
 	figure call_suture_disabled "$CALLS $(calls_ns 0)"
+	figure call_suture_ftrace_disabled "$CALLS $(calls_ns 3)"
 	r=$((r + 1))
 done
+rmmod test_patch_bench3 || fail "rmmod test_patch_bench3"
 rmmod test_patch_bench1 || fail "rmmod test_patch_bench1"
 figure call_after_rmmod "$CALLS $(calls_ns 0)"
 echo 0 >/sys/kernel/livepatch/klp_bench/enabled

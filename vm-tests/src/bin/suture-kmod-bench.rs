@@ -1,7 +1,8 @@
 //! Benchmark of the companion module in one guest boot of the target kernel
 //! (QEMU TCG, so compare ratios, not absolute figures):
-//! - ns per call of a trivial function: unpatched, redirected by suture,
-//!   redirected by the kernel's own livepatch, with the ratios;
+//! - ns per call of a trivial function: unpatched, redirected by suture's
+//!   direct call, by suture's ftrace handler (the fallback path) and by the
+//!   kernel's own livepatch, in turns, with the ratios;
 //! - the stop_machine pause of enabling and disabling a 1-function and a
 //!   20-function patch with 200 extra sleeping tasks.
 //!
@@ -73,8 +74,10 @@ fn run() -> anyhow::Result<()> {
 
     let bare = med("call_unpatched")?;
     let ours = med("call_suture")?;
+    let handler = med("call_suture_ftrace")?;
     let klp = med("call_livepatch")?;
     let disabled = med("call_suture_disabled")?;
+    let handler_disabled = med("call_suture_ftrace_disabled")?;
     let before = med("call_before")?;
     let after = med("call_after_rmmod")?;
     println!(
@@ -84,21 +87,24 @@ fn run() -> anyhow::Result<()> {
     println!();
     println!(
         "ns per call of a trivial function (1,000,000 dependent calls; median of 7 rounds, \
-         the three measured in turns):"
+         the four measured in turns):"
     );
-    println!("  unpatched (fn2)                {bare:8.1} ns");
+    println!("  unpatched (fn2)                          {bare:8.1} ns");
+    for (label, ns) in [
+        ("redirected by suture, direct call (fn0)", ours),
+        ("redirected by suture, ftrace handler (fn3)", handler),
+        ("redirected by livepatch (fn1)", klp),
+    ] {
+        println!("  {label:42} {ns:6.1} ns   {:.2}x unpatched", ns / bare);
+    }
     println!(
-        "  redirected by suture (fn0)     {ours:8.1} ns   {:.2}x unpatched",
-        ours / bare
+        "  suture direct / livepatch {:.2}; suture ftrace handler / livepatch {:.2}",
+        ours / klp,
+        handler / klp
     );
     println!(
-        "  redirected by livepatch (fn1)  {klp:8.1} ns   {:.2}x unpatched",
-        klp / bare
-    );
-    println!("  suture / livepatch             {:8.2}", ours / klp);
-    println!(
-        "  fn0 with the suture patch loaded but disabled {disabled:.1} ns; \
-         before loading {before:.1} ns; after rmmod {after:.1} ns"
+        "  patch loaded but disabled: fn0 (direct) {disabled:.1} ns, fn3 (handler) \
+         {handler_disabled:.1} ns; fn0 before loading {before:.1} ns; after rmmod {after:.1} ns"
     );
     println!(
         "  livepatch enable transition    {:8.0} s",
