@@ -29,6 +29,7 @@
 #include <linux/sort.h>
 #include <linux/stacktrace.h>
 #include <linux/stop_machine.h>
+#include <asm/sync_core.h>
 #include "suture_internal.h"
 
 #define SUTURE_MAX_STACK_ENTRIES 128
@@ -330,6 +331,49 @@ static bool suture_refused_before_stop(struct suture_survey *survey,
 	return suture_survey_refuses(survey, ctx);
 }
 
+struct suture_stop_all_ctx {
+	int (*fn)(void *data);
+	void *data;
+	atomic_t cpus;
+	bool done;
+};
+
+static int suture_stop_all_cb(void *data)
+{
+	struct suture_stop_all_ctx *ctx = data;
+	int ret = 0;
+
+	if (atomic_inc_return(&ctx->cpus) == 1) {
+		ret = ctx->fn(ctx->data);
+		smp_store_release(&ctx->done, true);
+	} else {
+		while (!smp_load_acquire(&ctx->done))
+			cpu_relax();
+	}
+	/* Code may have changed under this CPU (the trampolines' jumps). */
+	sync_core();
+	return ret;
+}
+
+/**
+ * suture_stop_all() - run @fn with every other CPU stopped
+ * @fn: runs on one CPU with interrupts off; must not sleep
+ * @data: its argument
+ *
+ * stop_machine() on every online CPU: one runs @fn while the others wait
+ * for it, then each executes a serializing instruction before it goes
+ * back, as cross-modified code requires.
+ * Context: sleeps.
+ * Return: what @fn returned.
+ */
+int suture_stop_all(int (*fn)(void *data), void *data)
+{
+	struct suture_stop_all_ctx ctx = { .fn = fn, .data = data };
+
+	atomic_set(&ctx.cpus, 0);
+	return stop_machine(suture_stop_all_cb, &ctx, cpu_online_mask);
+}
+
 /**
  * suture_switch() - enable or disable every function of a patch at once
  * @patch:	the patch, its funcs attached to their fops
@@ -346,6 +390,7 @@ int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 {
 	struct suture_parking parking = {};
 	struct suture_survey survey;
+	bool mapped = false;
 	struct suture_switch_ctx ctx = {
 		.patch = patch,
 		.survey = &survey,
@@ -360,10 +405,20 @@ int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 	ret = suture_survey_take(&survey, ranges, nr_ranges);
 	if (ret)
 		return ret;
+	if (suture_redirect_any_direct(patch)) {
+		ret = suture_direct_map();
+		if (ret) {
+			kvfree(survey.seen);
+			return ret;
+		}
+		mapped = true;
+	}
 	if (suture_refused_before_stop(&survey, &ctx, &parking))
 		ret = -EBUSY;	/* no stop needed: pause 0 */
 	else
-		ret = stop_machine(suture_switch_cb, &ctx, NULL);
+		ret = suture_stop_all(suture_switch_cb, &ctx);
+	if (mapped)
+		suture_direct_unmap();
 	/* Parked tasks go back to user mode: their syscalls restart. */
 	suture_park_release(&parking);
 	kvfree(survey.seen);

@@ -28,6 +28,8 @@ extern struct mutex suture_mutex;
  *		the hot path; summed when read)
  * @tramp:	the direct-call trampoline it owns (suture_direct.c), or -1
  *		when @ops is the IPMODIFY handler's (suture_redirect.c)
+ * @resume:	with a trampoline: where the original continues after its
+ *		ftrace call site
  */
 struct suture_fops {
 	struct ftrace_ops ops;
@@ -36,6 +38,7 @@ struct suture_fops {
 	struct list_head node;
 	unsigned long __percpu *calls;
 	int tramp;
+	unsigned long resume;
 };
 
 /* suture_core.c: the work behind the exports of suture_abi.c */
@@ -56,10 +59,15 @@ bool suture_redirect_tramp(const struct suture_func *func, unsigned long *start,
 			   unsigned long *size);
 const char *suture_redirect_path(const struct suture_func *func);
 
+bool suture_redirect_any_direct(const struct suture_patch *patch);
+
 /* suture_direct.c */
-int suture_direct_register(struct suture_fops *fops);
+int suture_direct_register(struct suture_fops *fops, unsigned long new_func);
 void suture_direct_unregister(struct suture_fops *fops);
 void suture_direct_release_quiet(const unsigned long *tramps);
+int suture_direct_map(void);
+void suture_direct_unmap(void);
+bool suture_direct_reaches(const struct suture_fops *fops, unsigned long target);
 void suture_direct_update(struct suture_fops *fops);
 unsigned long suture_direct_tramp(const struct suture_fops *fops, unsigned long *size);
 void suture_direct_set_counting(bool on);
@@ -74,6 +82,7 @@ struct suture_range {
 
 int suture_switch(struct suture_patch *patch, const struct suture_range *ranges,
 		  unsigned int nr_ranges, bool enable);
+int suture_stop_all(int (*fn)(void *data), void *data);
 
 /* suture_park.c: sleeping user tasks held at the user-mode boundary */
 struct suture_parking {

@@ -33,6 +33,41 @@ static LIST_HEAD(suture_fops_list);
  */
 static DEFINE_STATIC_KEY_FALSE(suture_count_calls);
 
+static int suture_update_all_direct(void *data)
+{
+	struct suture_fops *fops;
+
+	list_for_each_entry(fops, &suture_fops_list, node)
+		if (fops->tramp >= 0)
+			suture_direct_update(fops);
+	return 0;
+}
+
+/*
+ * Points every active trampoline's first jump at its counting code, or
+ * past it: one stop of every CPU, as a switch.
+ */
+static int suture_redirect_recount(bool on)
+{
+	struct suture_fops *fops;
+	bool any = false;
+	int ret = 0;
+
+	mutex_lock(&suture_mutex);
+	suture_direct_set_counting(on);
+	list_for_each_entry(fops, &suture_fops_list, node)
+		any |= fops->tramp >= 0;
+	if (any) {
+		ret = suture_direct_map();
+		if (!ret) {
+			suture_stop_all(suture_update_all_direct, NULL);
+			suture_direct_unmap();
+		}
+	}
+	mutex_unlock(&suture_mutex);
+	return ret;
+}
+
 static int suture_count_calls_set(const char *val, const struct kernel_param *kp)
 {
 	bool on;
@@ -44,8 +79,7 @@ static int suture_count_calls_set(const char *val, const struct kernel_param *kp
 		static_branch_enable(&suture_count_calls);
 	else
 		static_branch_disable(&suture_count_calls);
-	suture_direct_set_counting(on);
-	return 0;
+	return suture_redirect_recount(on);
 }
 
 static int suture_count_calls_get(char *buf, const struct kernel_param *kp)
@@ -226,7 +260,7 @@ int suture_redirect_attach(struct suture_func *func)
 	fops->old_addr = func->old_addr;
 	INIT_LIST_HEAD(&fops->func_stack);
 
-	ret = suture_direct_register(fops);
+	ret = suture_direct_register(fops, (unsigned long)func->new_func);
 	if (!ret)
 		goto registered;
 	if (ret != -ENOSPC)
@@ -239,6 +273,11 @@ int suture_redirect_attach(struct suture_func *func)
 registered:
 	list_add(&fops->node, &suture_fops_list);
 add:
+	if (fops->tramp >= 0 && !suture_direct_reaches(fops, (unsigned long)func->new_func)) {
+		pr_err("%s: the replacement %px is out of a jump's reach of the trampoline\n",
+		       func->old_name, func->new_func);
+		return -ERANGE;
+	}
 	func->fops = fops;
 	func->active = false;
 	list_add_rcu(&func->stack_node, &fops->func_stack);
@@ -415,4 +454,20 @@ const char *suture_redirect_path(const struct suture_func *func)
 	if (!func->fops)
 		return "-";
 	return func->fops->tramp >= 0 ? "direct" : "ftrace";
+}
+
+/**
+ * suture_redirect_any_direct() - whether a switch of @patch writes trampolines
+ * @patch: its funcs attached
+ *
+ * Context: suture_mutex held.
+ */
+bool suture_redirect_any_direct(const struct suture_patch *patch)
+{
+	const struct suture_func *func;
+
+	for (func = patch->funcs; func->old_name; func++)
+		if (func->fops && func->fops->tramp >= 0)
+			return true;
+	return false;
 }

@@ -5,44 +5,56 @@
  * With ftrace direct calls, the call instruction at a replaced function's
  * entry calls trampoline i instead of ftrace's: the stack then holds the
  * return address into the old function (just past the call site) and,
- * above it, the caller's. Trampoline i reads suture_tramp_slots[i]:
- *   - 0 (no active replacement): it returns, and the old function runs;
- *   - otherwise it overwrites the return address with the replacement's
- *     address and returns into it, so the replacement runs as if the
- *     caller had called it, with the arguments untouched.
- * No register is saved, no handler is called. The slots are written only
- * inside stop_machine() (suture_direct_update()), so a switch stays one
- * atomic flip. r10 and r11 are free at a function's entry: neither carries
- * an argument in the kernel's calling convention (rax does, for variadic
- * functions, so it is left alone).
+ * above it, the caller's. Trampoline i drops the first and jumps on:
  *
- * Entering the replacement with a return rather than an indirect jump
- * needs no ENDBR at its start (IBT kernels), no retpoline and no RSB
- * bookkeeping beyond ftrace's own return-based path; the trampolines are
- * ordinary functions to objtool, which gives them ORC entries, so stacks
- * of tasks preempted inside one unwind through it.
+ *	lea	8(%rsp), %rsp
+ *	jmp	T		(jmp1)
+ *   count:
+ *	incq	%gs:(this function's per-CPU call counter)
+ *	jmp	T		(jmp2)
  *
- * When suture_tramp_counting is set (module parameter count_calls), a
- * redirected call also increments this CPU's counter of the function.
+ * so T runs as if the caller had called it, with every register as the
+ * caller left it. T is the newest active replacement, or the old
+ * function's code after its call site when none is active; jmp1 goes to
+ * count instead while calls are counted (module parameter count_calls).
+ * suture_direct.c writes the two rel32 displacements, inside
+ * stop_machine() with every CPU stopped (suture_stop_all()), so a switch
+ * stays one atomic flip and the hot path is two instructions with no
+ * memory load, no register save, no indirect branch (so no retpoline and
+ * no ENDBR needed at T on IBT kernels) and no return.
+ *
+ * To objtool each trampoline is code whose entry is a function's entry
+ * and which, after the lea, is at a function's entry again: the hints give
+ * it ORC entries, so the stack of a task preempted inside one unwinds
+ * through it (the stack check relies on that). The displacements
+ * assembled here point at the next instruction and at the RET: objtool
+ * follows them; they are rewritten before a trampoline is first called.
+ *
+ * suture_tramp_insns has, per trampoline: its start, and the offsets of
+ * jmp1, count and jmp2 in it (offsets, not addresses: objtool on IBT
+ * kernels wants every code address in data to be an ENDBR).
  */
 #include <linux/linkage.h>
+#include <asm/unwind_hints.h>
 #include "suture_tramp.h"
 
 #define SUTURE_TRAMP(name)						\
-	SYM_FUNC_START(name);						\
-	movq	suture_tramp_slots + 8 * suture_tramp_i(%rip), %r11;	\
-	testq	%r11, %r11;						\
-	jz	2f;							\
-	cmpl	$0, suture_tramp_counting(%rip);			\
-	jne	3f;							\
-1:	movq	%r11, (%rsp);						\
-2:	RET;								\
-3:	movq	suture_tramp_calls + 8 * suture_tramp_i(%rip), %r10;	\
+	SYM_CODE_START(name);						\
+	UNWIND_HINT_FUNC;						\
+	ENDBR;								\
+	leaq	8(%rsp), %rsp;						\
+	UNWIND_HINT_FUNC;						\
+1:	.byte	0xe9;							\
+	.long	2f - 1b - 5;						\
+2:	movq	suture_tramp_calls + 8 * suture_tramp_i(%rip), %r10;	\
 	incq	%gs:(%r10);						\
-	jmp	1b;							\
-	SYM_FUNC_END(name);						\
+3:	.byte	0xe9;							\
+	.long	4f - 3b - 5;						\
+4:	RET;								\
+	SYM_CODE_END(name);						\
 	.pushsection .rodata;						\
-	.quad	name;							\
+	.quad	name;						\
+	.long	1b - name, 2b - name, 3b - name, 0;			\
 	.popsection;							\
 	.set	suture_tramp_i, suture_tramp_i + 1
 
@@ -63,7 +75,7 @@
 
 	.pushsection .rodata
 	.balign	8
-SYM_DATA_START(suture_tramp_addrs)
+SYM_DATA_START(suture_tramp_insns)
 	.popsection
 
 	.text
@@ -74,7 +86,7 @@ SYM_DATA_START(suture_tramp_addrs)
 	SUTURE_TRAMP100(_4)
 
 	.pushsection .rodata
-SYM_DATA_END(suture_tramp_addrs)
+SYM_DATA_END(suture_tramp_insns)
 	.popsection
 
 	.if suture_tramp_i - SUTURE_NR_TRAMPS

@@ -8,8 +8,8 @@
 
 /*
  * How many functions can be redirected by direct calls at once; the ones
- * beyond take the ftrace handler path. Each trampoline is 32 bytes or
- * less of text (48 with 6.12's call padding).
+ * beyond take the ftrace handler path. Each trampoline is 48 bytes of
+ * text (64 with 6.12's call padding).
  */
 #define SUTURE_NR_TRAMPS 500
 
@@ -17,13 +17,18 @@
 #include <linux/types.h>
 #include <linux/percpu.h>
 
-/* In suture_direct.c, read by every trampoline. */
-extern unsigned long suture_tramp_slots[SUTURE_NR_TRAMPS];
+/* In suture_direct.c: the per-CPU call counter each trampoline increments. */
 extern unsigned long __percpu *suture_tramp_calls[SUTURE_NR_TRAMPS];
-extern int suture_tramp_counting;
 
-/* In suture_tramp.S: the address of each trampoline. */
-extern const unsigned long suture_tramp_addrs[SUTURE_NR_TRAMPS];
+/* In suture_tramp.S: where each trampoline's parts are. */
+struct suture_tramp_insns {
+	unsigned long start;	/* the trampoline, called by the call site */
+	u32 jmp1;		/* offset of: jmp rel32 to the target, or to count */
+	u32 count;		/* offset of: increment the counter, then jmp2 */
+	u32 jmp2;		/* offset of: jmp rel32 to the target */
+	u32 pad;
+};
+extern const struct suture_tramp_insns suture_tramp_insns[SUTURE_NR_TRAMPS];
 #endif
 
 #endif /* _SUTURE_TRAMP_H */
