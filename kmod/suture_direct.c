@@ -209,15 +209,20 @@ void suture_direct_set_counting(bool on)
 #endif
 
 #define SUTURE_ENDBR64 0xfa1e0ff3	/* f3 0f 1e fa, read as a u32 */
+#define SUTURE_ENDBR_POISON 0x001f0f66	/* osp nopl (%rax): a sealed ENDBR */
 #define SUTURE_CALL_OPCODE 0xe8
 
-/* The ftrace call site of the function at @addr: after its ENDBR, if any. */
+/*
+ * The ftrace call site of the function at @addr: after its ENDBR if it has
+ * one, or after the 4-byte nop that IBT kernels put in place of an ENDBR
+ * nothing calls indirectly (ftrace_location() knows, but is not exported).
+ */
 static unsigned long suture_ftrace_site(unsigned long addr)
 {
 	u32 insn;
 
 	if (!copy_from_kernel_nofault(&insn, (void *)addr, sizeof(insn)) &&
-	    insn == SUTURE_ENDBR64)
+	    (insn == SUTURE_ENDBR64 || insn == SUTURE_ENDBR_POISON))
 		return addr + sizeof(insn);
 	return addr;
 }
