@@ -215,3 +215,40 @@ fn a_reboot_empties_the_kernel_and_brings_a_new_boot_id() {
     assert_eq!(other.boot_id().expect("boot id"), "00000000000c");
     assert!(FakeKernel::new("").without_boot_id().boot_id().is_err());
 }
+
+#[test]
+fn a_patch_functions_file_follows_its_state() {
+    let kernel = FakeKernel::new("")
+        .with_loaded_modules(["suture"])
+        .with_patch("fix_a", false)
+        .with_patch("bare", true)
+        .with_functions("fix_a", &["cmdline_proc_show", "proc_cmdline_init"])
+        .with_ftrace_handler("fix_a", "proc_cmdline_init");
+    let read = |patch| {
+        kernel
+            .read_patch_attribute(patch, PatchAttribute::Functions)
+            .expect("read")
+    };
+    let paths = |patch| {
+        read(patch)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let columns: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(columns.len(), 9, "{line}");
+                format!("{} {} {}", columns[0], columns[6], columns[8])
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        paths("fix_a"),
+        ["cmdline_proc_show 0 -", "proc_cmdline_init 0 -"]
+    );
+    kernel.write_patch_enabled("fix_a", true).expect("enables");
+    assert_eq!(
+        paths("fix_a"),
+        ["cmdline_proc_show 1 direct", "proc_cmdline_init 1 ftrace"]
+    );
+    assert_eq!(read("bare").as_deref(), Some(""), "no functions set");
+    assert_eq!(read("absent"), None);
+}

@@ -8,7 +8,10 @@
 //! (disabled); a patch module that needs the companion's exports does not
 //! load without it; writing `enabled` switches or is refused (`EBUSY` a set
 //! number of times, or another errno); `delete_module` of an enabled patch,
-//! or of the companion while patches remain, fails with `EBUSY`.
+//! or of the companion while patches remain, fails with `EBUSY`. A patch's
+//! `functions` file lists those set with [`FakeKernel::with_functions`],
+//! redirected by direct calls while enabled unless
+//! [`FakeKernel::with_ftrace_handler`] says otherwise.
 //!
 //! It is public (not `cfg(test)`) so integration tests and other crates'
 //! tests can drive patchd's logic without root.
@@ -21,6 +24,12 @@ use nix::errno::Errno;
 use crate::kernel::notes::notes_with_build_id;
 use crate::kernel::{check_module_name, Kernel, KernelError, PatchAttribute, COMPANION_MODULE};
 use crate::link::{module_name, undefined_symbols};
+
+mod calls;
+mod functions;
+
+pub use calls::KernelCall;
+use functions::{functions_file, FakeFunction};
 
 /// The release a [`FakeKernel`] runs unless told otherwise.
 pub const FAKE_RELEASE: &str = "6.1.0-50-amd64";
@@ -43,65 +52,6 @@ const COMPANION_KALLSYMS: &str = "ffffffffc0100000 T suture_register_patch\t[sut
      ffffffffc0100100 T suture_unregister_patch\t[suture]\n\
      ffffffffc0102000 r __ksymtab_suture_register_patch\t[suture]\n\
      ffffffffc0102010 r __ksymtab_suture_unregister_patch\t[suture]\n";
-
-/// One call made through the [`Kernel`] trait, as [`FakeKernel`] saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KernelCall {
-    /// [`Kernel::kallsyms`].
-    Kallsyms,
-    /// [`Kernel::lockdown`].
-    Lockdown,
-    /// [`Kernel::load_module`], with the exact bytes and parameters passed.
-    LoadModule {
-        /// The module image handed to `init_module`.
-        image: Vec<u8>,
-        /// The parameter string.
-        params: String,
-    },
-    /// [`Kernel::loaded_modules`].
-    LoadedModules,
-    /// [`Kernel::os_release`].
-    OsRelease,
-    /// [`Kernel::os_version`].
-    OsVersion,
-    /// [`Kernel::host_name`].
-    HostName,
-    /// [`Kernel::kernel_notes`].
-    KernelNotes,
-    /// [`Kernel::delete_module`].
-    DeleteModule {
-        /// The module.
-        name: String,
-    },
-    /// [`Kernel::suture_patches`].
-    SuturePatches,
-    /// [`Kernel::read_patch_attribute`].
-    ReadPatchAttribute {
-        /// The patch.
-        patch: String,
-        /// The file.
-        attribute: PatchAttribute,
-    },
-    /// [`Kernel::write_patch_enabled`].
-    WritePatchEnabled {
-        /// The patch.
-        patch: String,
-        /// The value written.
-        enabled: bool,
-    },
-    /// [`Kernel::boot_id`].
-    BootId,
-}
-
-impl KernelCall {
-    /// Whether the call changes the kernel (load, unload, switch).
-    pub fn changes_kernel(&self) -> bool {
-        matches!(
-            self,
-            Self::LoadModule { .. } | Self::DeleteModule { .. } | Self::WritePatchEnabled { .. }
-        )
-    }
-}
 
 /// A registered patch as the companion module shows it in sysfs.
 #[derive(Debug, Clone, Default)]
@@ -129,6 +79,8 @@ struct Simulation {
     delete_errno_of: HashMap<String, Errno>,
     /// Modules that load but do not register a patch.
     unregistered: BTreeSet<String>,
+    /// The functions each patch replaces (its `functions` file), by name.
+    functions: HashMap<String, Vec<FakeFunction>>,
     /// `/proc/sys/kernel/random/boot_id`; `None`: unreadable.
     boot_id: Option<String>,
 }
@@ -199,7 +151,7 @@ impl FakeKernel {
 
     /// Simulates a reboot: every module is gone, the companion's sysfs
     /// with them, and the boot id is the next one (its last 12 digits
-    /// counted up). Refusals set up with the builders stay.
+    /// counted up). Refusals and functions set up with the builders stay.
     pub fn reboot(&self) {
         let mut sim = self.sim();
         sim.modules.clear();
@@ -317,6 +269,35 @@ impl FakeKernel {
     #[must_use]
     pub fn without_registration(mut self, name: &str) -> Self {
         self.sim_mut().unregistered.insert(name.to_owned());
+        self
+    }
+
+    /// Sets the functions `patch` replaces, as its `functions` file lists
+    /// them once registered: redirected by a direct call while enabled,
+    /// not attached (`-`) otherwise. Without it the file is empty.
+    #[must_use]
+    pub fn with_functions(mut self, patch: &str, functions: &[&str]) -> Self {
+        let list = functions.iter().map(|f| FakeFunction::direct(f)).collect();
+        self.sim_mut().functions.insert(patch.to_owned(), list);
+        self
+    }
+
+    /// Puts `function` of `patch` on the ftrace handler path while enabled
+    /// (`ftrace` in the file), as when another ftrace user holds it; adds
+    /// it to the patch's functions if it is not listed.
+    #[must_use]
+    pub fn with_ftrace_handler(mut self, patch: &str, function: &str) -> Self {
+        let list = self
+            .sim_mut()
+            .functions
+            .entry(patch.to_owned())
+            .or_default();
+        if !list.iter().any(|f| f.name == function) {
+            list.push(FakeFunction::direct(function));
+        }
+        for f in list.iter_mut().filter(|f| f.name == function) {
+            f.ftrace_handler = true;
+        }
         self
     }
 
@@ -518,12 +499,16 @@ impl Kernel for FakeKernel {
         });
         check_module_name(patch)?;
         let sim = self.sim();
+        let functions = sim.functions.get(patch).map_or(&[][..], Vec::as_slice);
         Ok(sim.patches.get(patch).map(|p| match attribute {
             // The fake registers each patch under its module's name.
             PatchAttribute::Module => patch.to_owned(),
             PatchAttribute::Enabled => u8::from(p.enabled).to_string(),
             PatchAttribute::LastBusy => p.last_busy.clone(),
             PatchAttribute::BusyRefusals => p.busy_refusals.to_string(),
+            PatchAttribute::Functions => functions_file(functions, p.enabled)
+                .trim_end_matches('\n')
+                .to_owned(),
         }))
     }
 

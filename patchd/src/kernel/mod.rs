@@ -37,6 +37,9 @@ pub enum PatchAttribute {
     BusyRefusals,
     /// `module`: the name of the module that registered the patch.
     Module,
+    /// `functions` (root only): one line per replaced function, its
+    /// addresses, sizes, `active`, `calls` and redirect path.
+    Functions,
 }
 
 impl PatchAttribute {
@@ -47,6 +50,7 @@ impl PatchAttribute {
             Self::LastBusy => "last_busy",
             Self::BusyRefusals => "busy_refusals",
             Self::Module => "module",
+            Self::Functions => "functions",
         }
     }
 }

@@ -325,6 +325,7 @@ mod tests {
         std::fs::write(root.join("sys/kernel/suture/not_a_dir"), "").expect("w");
         std::fs::write(patch.join("enabled"), "0\n").expect("w");
         std::fs::write(patch.join("last_busy"), "pid 1 comm x at f+0x1/0x2\n").expect("w");
+        std::fs::write(patch.join("functions"), "f 0x1 2 g 0x3 4 0 0 -\n").expect("w");
         assert_eq!(
             kernel.suture_patches().expect("patches"),
             Some(vec!["cmdline_demo".to_owned()])
@@ -340,6 +341,10 @@ mod tests {
             Some("pid 1 comm x at f+0x1/0x2")
         );
         assert_eq!(read(PatchAttribute::BusyRefusals), None);
+        assert_eq!(
+            read(PatchAttribute::Functions).as_deref(),
+            Some("f 0x1 2 g 0x3 4 0 0 -")
+        );
         kernel
             .write_patch_enabled("cmdline_demo", true)
             .expect("write");

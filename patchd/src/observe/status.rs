@@ -1,8 +1,9 @@
 //! `patchd status`: the running kernel, the companion module, and every
 //! bundle patchd applied with its state in the kernel (read from sysfs now,
-//! not taken from the state file), its functions, when it was applied, the
-//! CVEs it fixes, its signer and digest, and why the crash-loop guard holds
-//! it back if it does. Patches registered with the companion module that
+//! not taken from the state file), its functions and how the companion
+//! module redirects them (direct call or ftrace handler), when it was
+//! applied, the CVEs it fixes, its signer and digest, and why the
+//! crash-loop guard holds it back if it does. Patches registered with the companion module that
 //! patchd did not apply are listed apart. Status never marks survivors:
 //! it reads.
 
@@ -11,6 +12,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::last_poll::{self, LastPoll};
+use super::redirect::Redirect;
 use super::verdict::{verdict, Facts, Verdict};
 use crate::clock::utc_rfc3339;
 use crate::kernel::{running_identity, KernelError, KernelIdentity};
@@ -65,6 +67,9 @@ pub struct BundleStatus {
     pub kernel_state: &'static str,
     /// The kernel functions it replaces.
     pub functions: Vec<String>,
+    /// How the companion module redirects them now (its `functions` file);
+    /// `None` when the patch is not registered or the file cannot be read.
+    pub redirect: Option<Redirect>,
     /// Functions the fix changes that its author left out: not fixed.
     pub skipped: Vec<String>,
     /// When it was applied (Unix seconds).
@@ -115,6 +120,9 @@ pub fn status(session: &Session<'_>) -> Result<Status, KernelError> {
             phase: record.phase.as_str(),
             kernel_state,
             functions: record.manifest.functions.clone(),
+            redirect: is_patch
+                .then(|| Redirect::read(kernel, &record.id))
+                .flatten(),
             skipped: record.manifest.skipped.clone(),
             applied_at: record.applied_at,
             applied_at_utc: record.applied_at.map(utc_rfc3339),
@@ -229,6 +237,9 @@ impl fmt::Display for Status {
                 writeln!(f, "    {reason}")?;
             }
             writeln!(f, "    functions: {}", list(&bundle.functions))?;
+            if let Some(redirect) = bundle.redirect.as_ref().filter(|r| r.is_known()) {
+                writeln!(f, "    redirect: {redirect}")?;
+            }
             if !bundle.skipped.is_empty() {
                 writeln!(
                     f,
@@ -315,6 +326,7 @@ pub(crate) fn test_bundle(
         phase,
         kernel_state,
         functions: vec!["cmdline_proc_show".to_owned()],
+        redirect: None,
         skipped: Vec::new(),
         applied_at: None,
         applied_at_utc: None,
@@ -329,55 +341,5 @@ pub(crate) fn test_bundle(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bundle(skipped: &[&str]) -> BundleStatus {
-        BundleStatus {
-            skipped: skipped.iter().map(|s| (*s).to_owned()).collect(),
-            ..test_bundle("fix", "applied", "enabled")
-        }
-    }
-
-    #[test]
-    fn functions_left_out_of_a_fix_are_shown_as_not_fixed() {
-        let status = |b| test_status(vec![b]);
-        let text = status(bundle(&["proc_cmdline_init"])).to_string();
-        assert!(
-            text.contains("NOT fixed (left out of the fix by its author): proc_cmdline_init"),
-            "{text}"
-        );
-        assert!(!status(bundle(&[])).to_string().contains("NOT fixed"));
-    }
-
-    #[test]
-    fn the_facts_of_the_verdict_come_from_phases_and_the_kernel() {
-        let with = |phase: &'static str, kernel_state: &'static str| {
-            let mut b = bundle(&[]);
-            b.phase = phase;
-            b.kernel_state = kernel_state;
-            b
-        };
-        let mut status = test_status(vec![
-            with("applied", "enabled"),
-            with("held", "not loaded"),
-            with("applied", "not loaded"),
-            with("lost", "not loaded"),
-            with("enabling", "disabled"),
-        ]);
-        status.set_pending(vec!["x.bundle".to_owned()]);
-        let facts = status.facts();
-        assert_eq!(
-            (
-                facts.in_effect,
-                facts.held,
-                facts.not_in_effect,
-                facts.cut_short,
-                facts.pending
-            ),
-            (1, 1, 2, 1, 1)
-        );
-        assert_eq!(status.verdict.level, super::super::verdict::Level::Critical);
-        assert!(status.to_string().starts_with("CRITICAL: "), "{status}");
-    }
-}
+#[path = "status_tests.rs"]
+mod tests;
