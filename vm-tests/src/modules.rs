@@ -37,6 +37,7 @@ const PATCH_MODULES: &[&str] = &[
     "test_patch_bench3",
     "test_patch_bench20",
     "klp_bench",
+    "klp_cmdline",
 ];
 
 /// The built `.ko` files of one target.

@@ -13,6 +13,7 @@ use vm_tests::{build_modules, run_guest, GuestFile, GuestRun, GuestSpec, Target}
 const CHECKS: &[&str] = &[
     "checks/load",
     "checks/redirect",
+    "checks/direct_coexist",
     "checks/stacking",
     "checks/busy",
     "checks/park",
@@ -36,6 +37,8 @@ fn session() -> &'static GuestRun {
         let target = Target::from_env().map_err(|e| e.to_string())?;
         let modules = build_modules(&target).map_err(|e| format!("building the modules: {e}"))?;
         let mut spec = GuestSpec::new("foundation", CHECKS);
+        // checks/direct_coexist loads the kernel's livepatch, which taints K.
+        spec.allowed_taint = "OEK".to_string();
         spec.files = build_programs().map_err(|e| format!("building the guest programs: {e}"))?;
         spec.files.push(dkms_companion(&target, &modules)?);
         let run =
@@ -104,6 +107,11 @@ fn vm_companion_and_targets_load_through_the_link_step() {
 #[test]
 fn vm_redirects_two_kernel_functions_and_restores_them() {
     assert_check("redirect");
+}
+
+#[test]
+fn vm_direct_call_redirect_beside_tracer_kprobe_bpf_and_livepatch() {
+    assert_check("direct_coexist");
 }
 
 #[test]
