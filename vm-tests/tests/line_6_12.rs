@@ -12,6 +12,7 @@
 
 use std::sync::OnceLock;
 
+use vm_tests::programs::build_programs;
 use vm_tests::target::pinned_release;
 use vm_tests::{build_modules_for, run_guest, FixSelection, GuestRun, GuestSpec, Target};
 
@@ -19,6 +20,7 @@ const CHECKS: &[&str] = &[
     "checks/load",
     "checks/kernel_modules",
     "checks/redirect",
+    "checks/direct_coexist",
     "checks/stacking",
     "checks/busy",
     "checks/park",
@@ -38,6 +40,10 @@ fn session() -> &'static GuestRun {
         let release = pinned_release("SUTURE_KERNEL_6_12").map_err(|e| e.to_string())?;
         let target = Target::open(&release).map_err(|e| e.to_string())?;
         let mut spec = GuestSpec::new("line_6_12", CHECKS);
+        // checks/direct_coexist loads the kernel's livepatch (taint K) and
+        // runs the guest program fentry.
+        spec.allowed_taint = "OEK".to_string();
+        spec.files = build_programs().map_err(|e| format!("building the guest programs: {e}"))?;
         // Debian 13's modules are .ko.xz, and virtio_pci is built in.
         spec.kernel_modules = ["virtio_pci", "virtio_blk", "ext4"]
             .iter()
@@ -88,6 +94,11 @@ fn vm_6_12_debian_modules_compressed_with_xz_load_in_the_guest() {
 #[test]
 fn vm_6_12_redirects_two_kernel_functions_and_restores_them() {
     assert_check("redirect");
+}
+
+#[test]
+fn vm_6_12_direct_call_redirect_beside_tracer_kprobe_bpf_and_livepatch() {
+    assert_check("direct_coexist");
 }
 
 #[test]
