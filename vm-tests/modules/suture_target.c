@@ -45,6 +45,17 @@ suture_target_fn void suture_target_sleep(void)
 	WRITE_ONCE(suture_target_sleeping, false);
 }
 
+/*
+ * The same sleep, for test_patch_busy's replacement of suture_target_sleep():
+ * a thread then sleeps inside the replacement.
+ */
+suture_target_fn void suture_target_hold(void)
+{
+	WRITE_ONCE(suture_target_sleeping, true);
+	wait_event_interruptible(suture_target_wq, READ_ONCE(suture_target_released));
+	WRITE_ONCE(suture_target_sleeping, false);
+}
+
 static DECLARE_WAIT_QUEUE_HEAD(suture_target_wait_wq);
 static bool suture_target_wait_held;
 

@@ -8,6 +8,7 @@
 
 int suture_target_value(void);
 void suture_target_sleep(void);
+void suture_target_hold(void);
 int suture_target_wait(void);
 int suture_target_notrace(void);
 

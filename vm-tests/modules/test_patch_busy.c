@@ -3,6 +3,7 @@
  * test_patch_busy.c - replaces suture_target_sleep (where a kthread may be
  * sleeping) and suture_target_value together: the switch must be refused
  * for both while the thread sleeps, and succeed for both after it woke.
+ * The replacement sleeps the same way, so a thread can be inside it too.
  */
 #include <linux/module.h>
 #include "test_patch.h"
@@ -10,8 +11,11 @@
 #include "targets.h"
 
 
-static void new_suture_target_sleep(void)
+static noinline void new_suture_target_sleep(void)
 {
+	suture_target_hold();
+	/* Not a tail call: this frame stays on the sleeping thread's stack. */
+	barrier();
 }
 
 static int new_suture_target_value(void)
