@@ -56,6 +56,18 @@ path_of() {
 	awk -v f="$2" '$1 == f { print $9 }' "$S/$1/functions"
 }
 
+# unhooked FUNCTION: wait until no ftrace user is attached to FUNCTION (the
+# companion unregisters an ftrace_ops left without a patch a moment later)
+unhooked() {
+	T=/sys/kernel/tracing
+	[ -e $T/enabled_functions ] || mount -t tracefs nodev $T || fail "cannot mount tracefs"
+	i=0
+	while grep -q "^$1 " $T/enabled_functions; do
+		i=$((i + 1)); [ $i -lt 100 ] || fail "$1 still hooked: $(grep "^$1 " $T/enabled_functions)"
+		usleep 100000
+	done
+}
+
 # load_kernel_modules: insmod the target's Debian modules the host put in
 # /suture/kmods (GuestSpec.kernel_modules), dependencies first.
 load_kernel_modules() {

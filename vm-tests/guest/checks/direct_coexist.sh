@@ -12,16 +12,6 @@ patched="suture: patched cmdline"
 T=/sys/kernel/tracing
 [ -e $T/trace ] || mount -t tracefs nodev $T || fail "cannot mount tracefs"
 
-# unhooked FUNCTION: wait until no ftrace user is attached to FUNCTION (the
-# companion unregisters an ftrace_ops left without a patch a moment later).
-unhooked() {
-	i=0
-	while grep -q "^$1 " $T/enabled_functions; do
-		i=$((i + 1)); [ $i -lt 100 ] || fail "$1 still hooked: $(grep "^$1 " $T/enabled_functions)"
-		usleep 100000
-	done
-}
-
 load $P
 set_enabled $P 1
 expect "$(path_of $P cmdline_proc_show)" direct "cmdline_proc_show redirected by direct call"
