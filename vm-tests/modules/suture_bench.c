@@ -3,7 +3,8 @@
  * suture_bench.c - functions whose call cost the benchmark measures
  *
  * write "N K" to /proc/suture_bench: N dependent calls of suture_bench_fnK()
- * (K is 0 to 3), timed; read: "calls N ns T" of the last run. The benchmark
+ * (K is 0 to 3; 4 calls suture_bench_far()), timed; read: "calls N ns T" of
+ * the last run. The benchmark
  * redirects fn0 with suture's direct call, fn3 with suture's ftrace handler
  * (direct=0) and fn1 with the kernel's livepatch, and leaves fn2 alone, so
  * the four are measured in turns in one boot; fn4..19 are patched with the
@@ -19,6 +20,18 @@
 	noinline __attribute__((__noipa__)) u64 suture_bench_fn##n(u64 x) \
 	{ return x + n + 1; }
 BENCH_FUNCS(BENCH_FN)
+
+/*
+ * A control, patched by nothing: the same trivial function, alone in a page
+ * of its own, so its call and return cross pages. Under QEMU TCG a jump to
+ * another page cannot be chained to the code before it and costs a lookup,
+ * which a redirect into another module always pays at least once.
+ */
+noinline __attribute__((__noipa__, __aligned__(4096), __section__(".text.suture_bench_far")))
+static u64 suture_bench_far(u64 x)
+{
+	return x + 5;
+}
 
 static u64 bench_calls, bench_ns, bench_sink;
 
@@ -44,7 +57,7 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 		return -EINVAL;
 	if (sscanf(buf, "%llu %u", &n, &k) != 2)
 		return -EINVAL;
-	if (k > 3)
+	if (k > 4)
 		return -EINVAL;
 	/* Direct calls: an indirect one would add a retpoline to every figure. */
 	start = ktime_get_ns();
@@ -57,9 +70,12 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 	else if (k == 2)
 		for (i = 0; i < n; i++)
 			x = suture_bench_fn2(x);
-	else
+	else if (k == 3)
 		for (i = 0; i < n; i++)
 			x = suture_bench_fn3(x);
+	else
+		for (i = 0; i < n; i++)
+			x = suture_bench_far(x);
 	bench_ns = ktime_get_ns() - start;
 	bench_calls = n;
 	bench_sink = x;

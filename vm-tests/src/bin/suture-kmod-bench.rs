@@ -73,6 +73,7 @@ fn run() -> anyhow::Result<()> {
     };
 
     let bare = med("call_unpatched")?;
+    let far = med("call_far")?;
     let ours = med("call_suture")?;
     let handler = med("call_suture_ftrace")?;
     let klp = med("call_livepatch")?;
@@ -87,10 +88,11 @@ fn run() -> anyhow::Result<()> {
     println!();
     println!(
         "ns per call of a trivial function (1,000,000 dependent calls; median of 7 rounds, \
-         the four measured in turns):"
+         measured in turns):"
     );
     println!("  unpatched (fn2)                          {bare:8.1} ns");
     for (label, ns) in [
+        ("control: the same, alone in another page", far),
         ("redirected by suture, direct call (fn0)", ours),
         ("redirected by suture, ftrace handler (fn3)", handler),
         ("redirected by livepatch (fn1)", klp),
