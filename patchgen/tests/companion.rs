@@ -20,8 +20,7 @@ fn the_built_in_sources_are_kmods() {
                 .into_owned();
             let source = name == "Kbuild"
                 || name == "Makefile"
-                || name.ends_with(".c")
-                || name.ends_with(".h");
+                || [".c", ".h", ".S"].iter().any(|e| name.ends_with(e));
             if path.is_file() && source {
                 let rel = path.strip_prefix(&kmod).expect("inside kmod/");
                 on_disk.push(rel.to_string_lossy().into_owned());

@@ -3,7 +3,7 @@
  * suture_bench.c - functions whose call cost the benchmark measures
  *
  * write "N K" to /proc/suture_bench: N dependent calls of suture_bench_fnK()
- * (K is 0 to 3; 4 calls suture_bench_far()), timed; read: "calls N ns T" of
+ * (K is 0 to 3; 4 calls suture_bench_far(), 5 suture_bench_hop()), timed; read: "calls N ns T" of
  * the last run. The benchmark
  * redirects fn0 with suture's direct call, fn3 with suture's ftrace handler
  * (direct=0) and fn1 with the kernel's livepatch, and leaves fn2 alone, so
@@ -14,6 +14,9 @@
 #include <linux/module.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
+#include <linux/objtool.h>
+#include <asm/linkage.h>
+#include <asm/unwind_hints.h>
 #include "targets.h"
 
 #define BENCH_FN(n) \
@@ -32,6 +35,36 @@ static u64 suture_bench_far(u64 x)
 {
 	return x + 5;
 }
+
+/*
+ * A second control, patched by nothing: the shortest redirect an ftrace
+ * direct call allows. suture_bench_hop()'s first instruction calls, as a
+ * direct call site does, code alone in another page that drops that return
+ * address and is itself the replacement body: one page crossing, no
+ * trampoline in between. What a redirect could cost at best under TCG.
+ */
+u64 suture_bench_hop(u64 x);
+asm(".pushsection .text.suture_bench_hop_body, \"ax\"\n\t"
+    ".balign 4096\n\t"
+    ".type suture_bench_hop_body, @function\n"
+    "suture_bench_hop_body:\n\t"
+    ANNOTATE_NOENDBR
+    "lea 8(%rsp), %rsp\n\t"
+    UNWIND_HINT_FUNC
+    "lea 7(%rdi), %rax\n\t"
+    ASM_RET
+    ".size suture_bench_hop_body, . - suture_bench_hop_body\n\t"
+    ".popsection\n\t"
+    ".pushsection .text\n\t"
+    ".balign 16\n\t"
+    ".type suture_bench_hop, @function\n"
+    "suture_bench_hop:\n\t"
+    ANNOTATE_NOENDBR
+    "call suture_bench_hop_body\n\t"
+    "lea 7(%rdi), %rax\n\t"
+    ASM_RET
+    ".size suture_bench_hop, . - suture_bench_hop\n\t"
+    ".popsection");
 
 static u64 bench_calls, bench_ns, bench_sink;
 
@@ -57,7 +90,7 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 		return -EINVAL;
 	if (sscanf(buf, "%llu %u", &n, &k) != 2)
 		return -EINVAL;
-	if (k > 4)
+	if (k > 5)
 		return -EINVAL;
 	/* Direct calls: an indirect one would add a retpoline to every figure. */
 	start = ktime_get_ns();
@@ -73,9 +106,12 @@ static ssize_t suture_bench_write(struct file *file, const char __user *ubuf,
 	else if (k == 3)
 		for (i = 0; i < n; i++)
 			x = suture_bench_fn3(x);
-	else
+	else if (k == 4)
 		for (i = 0; i < n; i++)
 			x = suture_bench_far(x);
+	else
+		for (i = 0; i < n; i++)
+			x = suture_bench_hop(x);
 	bench_ns = ktime_get_ns() - start;
 	bench_calls = n;
 	bench_sink = x;

@@ -40,6 +40,7 @@ r=0
 while [ $r -lt $ROUNDS ]; do
 	figure call_unpatched "$CALLS $(calls_ns 2)"
 	figure call_far "$CALLS $(calls_ns 4)"
+	figure call_hop "$CALLS $(calls_ns 5)"
 	figure call_suture "$CALLS $(calls_ns 0)"
 	figure call_suture_ftrace "$CALLS $(calls_ns 3)"
 	figure call_livepatch "$CALLS $(calls_ns 1)"

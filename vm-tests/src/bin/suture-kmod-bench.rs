@@ -74,6 +74,7 @@ fn run() -> anyhow::Result<()> {
 
     let bare = med("call_unpatched")?;
     let far = med("call_far")?;
+    let hop = med("call_hop")?;
     let ours = med("call_suture")?;
     let handler = med("call_suture_ftrace")?;
     let klp = med("call_livepatch")?;
@@ -93,6 +94,7 @@ fn run() -> anyhow::Result<()> {
     println!("  unpatched (fn2)                          {bare:8.1} ns");
     for (label, ns) in [
         ("control: the same, alone in another page", far),
+        ("control: the shortest redirect into a page", hop),
         ("redirected by suture, direct call (fn0)", ours),
         ("redirected by suture, ftrace handler (fn3)", handler),
         ("redirected by livepatch (fn1)", klp),
