@@ -152,6 +152,15 @@ fn write_identity(f: &mut fmt::Formatter<'_>, m: &Manifest) -> fmt::Result {
         }
     }
     writeln!(f, "cves: {}", list_or_none(&m.cves))?;
+    if !m.cve_published.is_empty() {
+        // In the order of `cves`; every date is of one of them.
+        let dates: Vec<String> = m
+            .cves
+            .iter()
+            .filter_map(|cve| Some(format!("{cve} {}", m.cve_published.get(cve)?)))
+            .collect();
+        writeln!(f, "cves published: {}", dates.join(", "))?;
+    }
     if let Some(fixes) = &m.fixes_up_to {
         match &fixes.release {
             Some(release) => writeln!(
@@ -274,6 +283,29 @@ mod tests {
         manifest.target_modules = vec!["ext4".to_owned(), "jbd2".to_owned()];
         assert!(
             dump(&manifest).contains("\ntarget package: 6.1.176-1\ntarget modules: ext4 jbd2\n"),
+            "{}",
+            dump(&manifest)
+        );
+    }
+
+    #[test]
+    fn cve_publication_dates_are_printed_in_the_order_of_cves() {
+        let mut manifest = Manifest::example();
+        assert!(!dump(&manifest).contains("published"));
+        // Not the map's (text) order: CVE-2024-10000 sorts first there.
+        manifest.cves = vec!["CVE-2024-9999".to_owned(), "CVE-2024-10000".to_owned()];
+        manifest.cve_published = [
+            ("CVE-2024-9999", "2024-03-01"),
+            ("CVE-2024-10000", "2024-02-29"),
+        ]
+        .map(|(c, d)| (c.to_owned(), d.to_owned()))
+        .into();
+        assert!(
+            dump(&manifest).contains(
+                "\ncves: CVE-2024-9999 CVE-2024-10000\n\
+                 cves published: CVE-2024-9999 2024-03-01, CVE-2024-10000 2024-02-29\n\
+                 target kernel:"
+            ),
             "{}",
             dump(&manifest)
         );

@@ -43,6 +43,7 @@
 
 pub mod debian_version;
 mod dump;
+mod example;
 mod file;
 mod hex;
 mod keys;

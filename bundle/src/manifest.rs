@@ -8,18 +8,18 @@
 //! Unknown fields are rejected: a field this version does not know could
 //! change what the patch means.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::link_record::{LinkRecord, SymbolBinding, SymbolKind};
 use crate::names::{
-    is_build_id, is_cve_id, is_debian_version, is_description, is_kernel_release, is_module_name,
-    is_object_file, is_patch_id, is_symbol_name, is_version,
+    is_build_id, is_cve_date, is_cve_id, is_debian_version, is_description, is_kernel_release,
+    is_module_name, is_object_file, is_patch_id, is_symbol_name, is_version,
 };
 pub use crate::names::{MAX_DESCRIPTION_LEN, MAX_ID_LEN, MAX_OBJECT_FILE_LEN, MAX_SYMBOL_NAME_LEN};
 
-/// Most CVE ids in one manifest.
+/// Most CVE ids in one manifest, and most CVE publication dates.
 pub const MAX_CVES: usize = 256;
 /// Most replaced functions, and most new functions, in one manifest.
 pub const MAX_FUNCTIONS: usize = 4096;
@@ -88,6 +88,13 @@ pub struct Manifest {
     /// JSON when not declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixes_up_to: Option<FixesUpTo>,
+    /// When each CVE was published, as its author declares it
+    /// (`patchgen build --cve-published CVE=YYYY-MM-DD`): a calendar date
+    /// `YYYY-MM-DD` per CVE id of `cves`, for some or all of them
+    /// (`patchd report` measures the exposure from it). Absent from the
+    /// JSON when empty, so bundles made without dates keep their bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cve_published: BTreeMap<String, String>,
 }
 
 /// Whether a version is 0 (left out of the JSON).
@@ -206,6 +213,7 @@ impl Manifest {
     /// Checks every field; see the constants of this module for the caps.
     pub fn validate(&self) -> Result<(), ManifestError> {
         self.validate_identity()?;
+        self.validate_cve_published()?;
         self.target.validate()?;
         self.validate_functions()?;
         self.validate_target_modules()?;
@@ -239,6 +247,29 @@ impl Manifest {
             )?;
         }
         unique("cves", self.cves.iter().map(String::as_str))
+    }
+
+    /// The CVE publication dates: each of a CVE the manifest lists, each a
+    /// real calendar date.
+    fn validate_cve_published(&self) -> Result<(), ManifestError> {
+        cap("cve_published", self.cve_published.len(), MAX_CVES)?;
+        for (cve, date) in &self.cve_published {
+            if !self.cves.contains(cve) {
+                return Err(invalid(
+                    "cve_published",
+                    cve,
+                    "one of the CVE ids in cves (a date is declared only for a CVE the bundle fixes)",
+                ));
+            }
+            // `cve` is one of `cves`, checked above: safe to show as is.
+            check(
+                &format!("cve_published[{cve}]"),
+                date,
+                is_cve_date,
+                "a calendar date YYYY-MM-DD of a year 1999 to 9999",
+            )?;
+        }
+        Ok(())
     }
 
     /// The replaced (at least one), new and skipped functions.
@@ -385,48 +416,6 @@ impl Manifest {
             ));
         }
         Ok(())
-    }
-}
-
-impl Manifest {
-    /// A valid manifest for tests and examples: the `/proc/cmdline` fix for
-    /// the pinned Debian kernel. Its build-id is made up.
-    pub fn example() -> Manifest {
-        Manifest {
-            id: "cmdline_fix".to_owned(),
-            description: "Show a marker in /proc/cmdline.\nA demonstration patch.".to_owned(),
-            cves: vec!["CVE-2024-0001".to_owned()],
-            target: Target {
-                kernel_release: "6.1.0-50-amd64".to_owned(),
-                build_id: "0123456789abcdef0123456789abcdef01234567".to_owned(),
-                package_version: Some("6.1.176-1".to_owned()),
-            },
-            replaced_functions: vec![ReplacedFunction {
-                old_name: "cmdline_proc_show".to_owned(),
-                old_size: 37,
-                new_name: "suture_new_cmdline_proc_show".to_owned(),
-                object_file: "fs/proc/cmdline.o".to_owned(),
-            }],
-            new_functions: vec![],
-            symbols: vec![LinkRecord {
-                symbol: "suture_old_cmdline_proc_show".to_owned(),
-                name: "cmdline_proc_show".to_owned(),
-                kind: Some(SymbolKind::Func),
-                binding: SymbolBinding::Local,
-                object: Some("vmlinux".to_owned()),
-                object_file: Some("fs/proc/cmdline.o".to_owned()),
-                sympos: Some(1),
-                size: Some(37),
-            }],
-            dependencies: vec![],
-            created: 1_700_000_000,
-            patchgen_version: "0.1.0".to_owned(),
-            kmod_interface: 1,
-            skipped_functions: Vec::new(),
-            target_modules: Vec::new(),
-            bundle_version: 0,
-            fixes_up_to: None,
-        }
     }
 }
 

@@ -421,3 +421,143 @@ fn fixes_up_to_round_trips_and_is_checked() {
         assert!(bad.validate().is_err(), "{version} {release:?}");
     }
 }
+
+/// The example with publication dates for `(cve, date)`, each CVE added to
+/// `cves` too.
+fn with_dates(dates: &[(&str, &str)]) -> Manifest {
+    let mut m = Manifest::example();
+    for (cve, date) in dates {
+        if !m.cves.iter().any(|c| c == cve) {
+            m.cves.push((*cve).to_owned());
+        }
+        m.cve_published
+            .insert((*cve).to_owned(), (*date).to_owned());
+    }
+    m
+}
+
+#[test]
+fn cve_publication_dates_that_are_real_days_validate() {
+    for date in [
+        "1999-01-01",
+        "2024-02-29",
+        "2000-02-29",
+        "2023-12-31",
+        "9999-12-31",
+    ] {
+        let m = with_dates(&[("CVE-2024-0001", date)]);
+        if let Err(e) = m.validate() {
+            panic!("{date}: {e}");
+        }
+    }
+    // Some CVEs dated, others not.
+    let mut m = with_dates(&[("CVE-2024-0002", "2024-05-01")]);
+    m.validate().expect("a date for one CVE of two");
+    // As many dates as CVEs, at the cap.
+    m.cves = (0..MAX_CVES).map(|i| format!("CVE-2024-{i:05}")).collect();
+    m.cve_published = m
+        .cves
+        .iter()
+        .map(|c| (c.clone(), "2024-01-02".to_owned()))
+        .collect();
+    m.validate().expect("a date for each of 256 CVEs");
+}
+
+#[test]
+fn cve_publication_dates_are_checked() {
+    let bad_dates = [
+        "2023-02-29",
+        "1900-02-29",
+        "2024-04-31",
+        "2024-13-01",
+        "2024-00-10",
+        "2024-01-00",
+        "2024-01-32",
+        "1998-12-31",
+        "0000-01-01",
+        "2024-1-01",
+        "2024/01/01",
+        "24-01-01",
+        "2024-01-01T00:00:00Z",
+        " 2024-01-01",
+        "2024-01-01\n",
+        "２０２４-01-01",
+        "+024-01-01",
+        "",
+    ];
+    for date in bad_dates {
+        let error = with_dates(&[("CVE-2024-0001", date)])
+            .validate()
+            .expect_err(date)
+            .to_string();
+        assert!(
+            error.contains("field cve_published[CVE-2024-0001]") && error.contains("calendar date"),
+            "{date:?}: {error}"
+        );
+    }
+    // A date of a CVE the bundle does not list.
+    let mut m = Manifest::example();
+    m.cve_published
+        .insert("CVE-2024-0002".to_owned(), "2024-01-01".to_owned());
+    let error = m.validate().expect_err("not in cves").to_string();
+    assert!(
+        error.contains("field cve_published is `CVE-2024-0002`") && error.contains("in cves"),
+        "{error}"
+    );
+    // A key that is not even a CVE id, shown escaped.
+    let mut m = Manifest::example();
+    m.cve_published
+        .insert("\x1b[2J".to_owned(), "2024-01-01".to_owned());
+    let error = m.validate().expect_err("not a CVE").to_string();
+    assert!(!error.contains('\x1b'), "{error:?}");
+    // More dates than the cap (and so than CVEs).
+    let mut m = Manifest::example();
+    m.cve_published = (0..=MAX_CVES)
+        .map(|i| (format!("CVE-2024-{i:05}"), "2024-01-01".to_owned()))
+        .collect();
+    let error = m.validate().expect_err("too many").to_string();
+    assert!(error.contains("cve_published has 257 entries"), "{error}");
+}
+
+#[test]
+fn cve_publication_dates_round_trip_last_and_sorted() {
+    let m = with_dates(&[
+        ("CVE-2024-9999", "2024-03-01"),
+        ("CVE-2024-10000", "2024-02-29"),
+    ]);
+    m.validate().expect("valid");
+    let json = serde_json::to_string(&m).expect("to json");
+    assert!(
+        json.ends_with(
+            r#","cve_published":{"CVE-2024-10000":"2024-02-29","CVE-2024-9999":"2024-03-01"}}"#
+        ),
+        "{json}"
+    );
+    let back: Manifest = serde_json::from_str(&json).expect("from json");
+    assert_eq!(back, m);
+    assert_eq!(serde_json::to_string(&back).expect("to json"), json);
+}
+
+#[test]
+fn a_manifest_without_publication_dates_keeps_its_bytes() {
+    // The golden bundle, signed before the field existed: it still verifies
+    // (its signature covers the manifest's bytes), has no dates, and its
+    // manifest encodes to the very bytes it holds.
+    let golden = include_bytes!("../tests/golden/example.bundle");
+    let key = crate::SigningKey::from_bytes(&[7; 32]);
+    let bundle = crate::parse(golden).expect("the golden bundle parses");
+    bundle
+        .verify(&[key.verifying_key()])
+        .expect("the golden bundle verifies");
+    let manifest = bundle.inspection().manifest;
+    assert!(manifest.cve_published.is_empty());
+    let json = serde_json::to_vec(&manifest).expect("to json");
+    assert!(
+        golden.windows(json.len()).any(|w| w == json.as_slice()),
+        "the manifest's encoding changed"
+    );
+    let text = String::from_utf8_lossy(&json);
+    assert!(!text.contains("cve_published"), "{text}");
+    let back: Manifest = serde_json::from_slice(&json).expect("from json");
+    assert_eq!(serde_json::to_vec(&back).expect("to json"), json);
+}

@@ -71,6 +71,33 @@ pub fn is_cve_id(s: &str) -> bool {
         && number.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Earliest year of a CVE publication date: CVE ids start in 1999.
+pub const MIN_CVE_YEAR: u32 = 1999;
+
+/// A CVE publication date: a calendar date `YYYY-MM-DD` (leap days only in
+/// leap years) of a year [`MIN_CVE_YEAR`] to 9999.
+pub fn is_cve_date(s: &str) -> bool {
+    cve_date_seconds(s).is_some()
+}
+
+/// The start of the day a CVE publication date names, 00:00 UTC, in Unix
+/// seconds; `None` when `s` is not such a date ([`is_cve_date`]).
+pub fn cve_date_seconds(s: &str) -> Option<u64> {
+    let shape = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shape || s.get(..4)?.parse::<u32>().ok()? < MIN_CVE_YEAR {
+        return None;
+    }
+    // humantime checks the month and the day of the month.
+    let time = humantime::parse_rfc3339(&format!("{s}T00:00:00Z")).ok()?;
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
 /// A kernel release (`uname -r`): `[A-Za-z0-9._+~-]`, 1 to 64 bytes.
 pub fn is_kernel_release(s: &str) -> bool {
     bounded(s, 64)

@@ -290,6 +290,43 @@ fn malformed_manifests_are_rejected() {
 }
 
 #[test]
+fn publication_dates_have_one_encoding() {
+    // Sorted by CVE id, each once, and no empty object: anything else is
+    // another encoding of the same manifest (or none), refused.
+    let mut dated = Manifest::example();
+    dated.cves.push("CVE-2024-0002".to_owned());
+    let canonical = String::from_utf8(serde_json::to_vec(&dated).expect("json")).expect("utf8");
+    let cases = [
+        r#","cve_published":{}}"#,
+        r#","cve_published":{"CVE-2024-0002":"2024-01-02","CVE-2024-0001":"2024-01-01"}}"#,
+        r#","cve_published":{"CVE-2024-0001":"2024-01-01","CVE-2024-0001":"2024-01-01"}}"#,
+    ];
+    for tail in cases {
+        let json = format!("{}{tail}", canonical.strip_suffix('}').expect("object"));
+        let mut raw = Raw::example();
+        raw.manifest = json.into_bytes();
+        let err = parse_err(&raw);
+        assert!(
+            matches!(
+                err,
+                ParseError::ManifestSyntax { .. } | ParseError::ManifestNotCanonical
+            ),
+            "{tail}: {err:?}"
+        );
+    }
+    // The canonical one parses.
+    let json = format!(
+        "{},\"cve_published\":{{\"CVE-2024-0001\":\"2024-01-01\",\"CVE-2024-0002\":\"2024-01-02\"}}}}",
+        canonical.strip_suffix('}').expect("object")
+    );
+    let mut raw = Raw::example();
+    raw.manifest = json.into_bytes();
+    let bytes = raw.write(&key());
+    let parsed = parse(&bytes).expect("canonical dates parse");
+    assert_eq!(parsed.inspection().manifest.cve_published.len(), 2);
+}
+
+#[test]
 fn a_trusted_key_signing_a_tampered_bundle_is_still_rejected() {
     // A bundle re-signed after its module was swapped still fails: parse
     // checks digests before any signature is looked at.

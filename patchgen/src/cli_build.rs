@@ -1,6 +1,7 @@
 //! `patchgen build`: the command-line side of the build pipeline (progress,
 //! output files); the pipeline itself is `patchgen::build`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -32,6 +33,11 @@ pub struct BuildArgs {
     /// A CVE the fix closes (repeatable).
     #[arg(long = "cve", value_name = "CVE-YYYY-NNNN")]
     pub cves: Vec<String>,
+    /// When a CVE given with --cve was published, signed in the manifest
+    /// for `patchd report`'s exposure figures (repeatable, at most one date
+    /// per CVE; CVEs without one are allowed).
+    #[arg(long = "cve-published", value_name = "CVE=YYYY-MM-DD", value_parser = parse_cve_published)]
+    pub cve_published: Vec<(String, String)>,
     /// The bundle's version among the bundles of this name, signed in its
     /// manifest: patchd never applies a lower version of a name than the
     /// highest it has applied, so give each new build of a fix a higher
@@ -94,6 +100,72 @@ pub struct BuildArgs {
     /// category, so tools never parse messages.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+/// A `--cve-published` value: a CVE id, `=`, and a calendar date.
+fn parse_cve_published(text: &str) -> Result<(String, String), String> {
+    let Some((cve, date)) = text.split_once('=') else {
+        return Err("expected CVE=YYYY-MM-DD, e.g. CVE-2024-1086=2024-01-31".to_owned());
+    };
+    if !suture_bundle::names::is_cve_id(cve) {
+        return Err(format!(
+            "{cve:?} is not a CVE id (CVE-YYYY-NNNN, 4 to 19 digits after the year)"
+        ));
+    }
+    if !suture_bundle::names::is_cve_date(date) {
+        return Err(format!(
+            "the publication date of {cve}, {date:?}, is not a calendar date YYYY-MM-DD of a year 1999 to 9999"
+        ));
+    }
+    Ok((cve.to_owned(), date.to_owned()))
+}
+
+/// A `--cve-published` that does not fit the other arguments.
+#[derive(Debug, thiserror::Error)]
+pub enum CvePublishedError {
+    /// The CVE is not one the bundle fixes.
+    #[error("--cve-published {cve}={date}: {cve} is not given with --cve; a publication date is declared only for a CVE the bundle fixes (add --cve {cve})")]
+    NotACve {
+        /// The CVE id.
+        cve: String,
+        /// Its date.
+        date: String,
+    },
+    /// Two dates for one CVE.
+    #[error("--cve-published gives {cve} twice ({first} and {second}): give one date per CVE")]
+    Twice {
+        /// The CVE id.
+        cve: String,
+        /// The first date given.
+        first: String,
+        /// The other.
+        second: String,
+    },
+}
+
+impl BuildArgs {
+    /// The publication dates by CVE, each of a CVE given with --cve and
+    /// given once. A usage error otherwise: checked before anything is
+    /// built.
+    pub fn cve_published(&self) -> Result<BTreeMap<String, String>, CvePublishedError> {
+        let mut dates = BTreeMap::new();
+        for (cve, date) in &self.cve_published {
+            if !self.cves.contains(cve) {
+                return Err(CvePublishedError::NotACve {
+                    cve: cve.clone(),
+                    date: date.clone(),
+                });
+            }
+            if let Some(first) = dates.insert(cve.clone(), date.clone()) {
+                return Err(CvePublishedError::Twice {
+                    cve: cve.clone(),
+                    first,
+                    second: date.clone(),
+                });
+            }
+        }
+        Ok(dates)
+    }
 }
 
 /// The JSON of `--report`.
@@ -190,6 +262,7 @@ fn patch_name(args: &BuildArgs) -> anyhow::Result<String> {
 /// Runs the build and writes the signed bundle (and, if asked, the module).
 pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
     let name = patch_name(args)?;
+    let cve_published = args.cve_published()?;
     // A bad key should fail before minutes of work, not after.
     let key = suture_bundle::read_signing_key(&args.key).with_context(|| {
         format!(
@@ -250,6 +323,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<build::BuildOutput> {
         dependencies: args.dependencies.clone(),
         bundle_version: args.bundle_version,
         fixes_up_to,
+        cve_published,
     };
     let bundle = package::package(&out, &target, &info, &key)?;
     suture_bundle::write_file(&args.output, &bundle)

@@ -102,6 +102,12 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Argument errors clap cannot see alone are usage errors too.
+    if let Command::Build(args) = &cli.command {
+        if let Err(e) = args.cve_published() {
+            return usage_error("build", e);
+        }
+    }
     // -v on build: every command run and its output (tracing debug).
     let verbose = matches!(&cli.command, Command::Build(a) if a.verbose);
     tracing_subscriber::fmt()
@@ -124,6 +130,20 @@ fn main() -> ExitCode {
                 .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }
     }
+}
+
+/// Prints a usage error of `subcommand` as clap prints its own (with the
+/// usage line) and gives exit status 2.
+fn usage_error(subcommand: &str, message: impl std::fmt::Display) -> ExitCode {
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let error = match command.find_subcommand_mut(subcommand) {
+        Some(sub) => sub.error(kind, message),
+        None => command.error(kind, message),
+    };
+    let _ = error.print();
+    ExitCode::from(2)
 }
 
 /// Runs the parsed command: one function per subcommand.

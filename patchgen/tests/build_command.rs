@@ -26,6 +26,7 @@ fn same_inputs_give_a_byte_identical_signed_bundle() {
         dependencies: vec![],
         bundle_version: 0,
         fixes_up_to: None,
+        cve_published: [("CVE-2024-0001".to_string(), "2024-01-15".to_string())].into(),
     };
     let bundles: Vec<Vec<u8>> = (0..2)
         .map(|i| {
@@ -41,6 +42,10 @@ fn same_inputs_give_a_byte_identical_signed_bundle() {
     let parsed = suture_bundle::parse(&bundles[0]).expect("parse");
     let verified = parsed.verify(&[key.verifying_key()]).expect("verify");
     assert_eq!(verified.manifest().target.build_id, t.build_id);
+    assert_eq!(
+        verified.manifest().cve_published["CVE-2024-0001"],
+        "2024-01-15"
+    );
     assert_eq!(
         verified.manifest().replaced_functions[0].old_name,
         "cmdline_proc_show"
@@ -74,6 +79,118 @@ fn unusable_key_fails_before_building() {
             "built before checking the key: {stderr}"
         );
     }
+}
+
+/// `--cve-published`: a date for a CVE not given with --cve, a date that is
+/// not a day, a CVE dated twice or a value without `=` are usage errors
+/// (exit 2) naming the CVE, found before the key or the kernel is looked
+/// at.
+#[test]
+fn bad_cve_publication_dates_are_usage_errors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_patchgen"))
+            .args(["build", "--kernel", "no-such-kernel", "x.patch", "-o"])
+            .arg(tmp.path().join("out.bundle"))
+            .arg("--key")
+            .arg(tmp.path().join("missing.key"))
+            .args(["--cve", "CVE-2024-0001"])
+            .args(extra)
+            .output()
+            .expect("run patchgen")
+    };
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["--cve-published", "CVE-2024-0002=2024-01-01"],
+            &[
+                "CVE-2024-0002 is not given with --cve",
+                "--cve CVE-2024-0002",
+            ],
+        ),
+        (
+            &["--cve-published", "CVE-2024-0001=2023-02-29"],
+            &["CVE-2024-0001", "2023-02-29", "not a calendar date"],
+        ),
+        (
+            &["--cve-published", "CVE-2024-0001=1998-12-31"],
+            &["CVE-2024-0001", "1999 to 9999"],
+        ),
+        (
+            &[
+                "--cve-published",
+                "CVE-2024-0001=2024-01-01",
+                "--cve-published",
+                "CVE-2024-0001=2024-01-02",
+            ],
+            &["CVE-2024-0001 twice"],
+        ),
+        (&["--cve-published", "CVE-2024-0001"], &["CVE=YYYY-MM-DD"]),
+    ];
+    for (extra, wanted) in cases {
+        let out = run(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        for want in wanted {
+            assert!(stderr.contains(want), "{extra:?}: no {want:?} in {stderr}");
+        }
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+    // A good date gets past the arguments to the key (exit 1).
+    let out = run(&["--cve-published", "CVE-2024-0001=2024-02-29"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--key"), "{stderr}");
+}
+
+/// The dates given on the command line are signed in the manifest and
+/// shown by `patchgen inspect`.
+#[test]
+fn cve_publication_dates_reach_the_bundle() {
+    let t = target();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_patchgen");
+    let key = keygen(tmp.path());
+    let patch = make_patch(&t, tmp.path(), "fs/proc/cmdline.c", |s| {
+        s.replace("seq_putc(m, '\\n');", "seq_puts(m, \" dated\\n\");")
+    });
+    let bundle = tmp.path().join("dated.bundle");
+    let out = Command::new(bin)
+        .args(["build", "--kernel", &t.release])
+        .arg(&patch)
+        .arg("-o")
+        .arg(&bundle)
+        .arg("--key")
+        .arg(&key)
+        .args(["--cve", "CVE-2024-0002", "--cve", "CVE-2024-0001"])
+        .args(["--cve-published", "CVE-2024-0001=2024-01-15"])
+        .output()
+        .expect("patchgen build");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect = Command::new(bin)
+        .arg("inspect")
+        .arg(&bundle)
+        .output()
+        .expect("inspect");
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        text.contains(
+            "cves: CVE-2024-0002 CVE-2024-0001\ncves published: CVE-2024-0001 2024-01-15\n"
+        ),
+        "{text}"
+    );
+    let bytes = std::fs::read(&bundle).expect("read");
+    let manifest = suture_bundle::parse(&bytes)
+        .expect("parse")
+        .inspection()
+        .manifest;
+    assert_eq!(
+        manifest.cve_published,
+        [("CVE-2024-0001".to_string(), "2024-01-15".to_string())].into()
+    );
 }
 
 /// `patchgen build` as a corpus runner uses it: distinct exit statuses for

@@ -196,6 +196,7 @@ pub fn build_fix(
         dependencies: Vec::new(),
         bundle_version: 0,
         fixes_up_to: None,
+        cve_published: Default::default(),
     };
     let bundle = package::package(&out, kernel, &info, key).map_err(|e| HarnessError::Command {
         command: format!("packaging {}", fix.patch),

@@ -61,6 +61,7 @@ fn write_bundles(
         dependencies: Vec::new(),
         bundle_version: 0,
         fixes_up_to: None,
+        cve_published: Default::default(),
     };
     let bundle = package::package(out, kernel, &info, key)
         .map_err(|e| failed("packaging the bundle", &e))?;
@@ -143,6 +144,7 @@ pub fn build_bundle(
         dependencies: Vec::new(),
         bundle_version: 0,
         fixes_up_to: None,
+        cve_published: Default::default(),
     };
     let bundle = package::package(&out, &kernel, &info, key)
         .map_err(|e| failed(format!("packaging {name}"), &e))?;
@@ -282,6 +284,7 @@ pub(crate) fn busy_bundle(
         target_modules: Vec::new(),
         bundle_version: 0,
         fixes_up_to: None,
+        cve_published: Default::default(),
     };
     let bytes = suture_bundle::build(&manifest, &module, key)
         .map_err(|e| failed("packaging test_patch_busy", &e))?;

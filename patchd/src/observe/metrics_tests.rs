@@ -175,6 +175,7 @@ fn record(id: &str, phase: Phase) -> BundleRecord {
             created: 1_700_000_000,
             bundle_version: 0,
             fixes_up_to: None,
+            cve_published: Default::default(),
         },
         survived: false,
     }
@@ -190,6 +191,7 @@ fn audit_line(seq: u64, at: u64, id: &str, result: AuditResult) -> AuditRecord {
         signer_key_id: None,
         cves: vec![format!("CVE-2024-000{}", id.len())],
         bundle_created: Some(utc_rfc3339(1_700_000_000)),
+        cve_published: Default::default(),
         result,
         error: None,
         detail: None,

@@ -1,9 +1,12 @@
 //! `patchd report`: compliance figures for this host, computed from the
 //! state file and the audit log alone: per CVE the vulnerability gap (from
 //! when patchgen made the bundle that fixes it to the first time that
-//! bundle was applied here), the reboots live patching avoided, the failed
+//! bundle was applied here) and, when a bundle declares the CVE's
+//! publication date, the exposure (from publication to that first apply);
+//! the CVEs still open; the reboots live patching avoided, the failed
 //! attempts with each bundle's last error, what is applied now and what
-//! the crash-loop guard holds back.
+//! the crash-loop guard holds back. The text and CSV forms are in
+//! `report_format`.
 //!
 //! The figures are only as good as the log, so a log whose hash chain does
 //! not verify is refused, never reported from. This module reads; it never
@@ -25,6 +28,21 @@
 //!   bundle that fixes it minus that bundle's creation time. It leaves out
 //!   the time before the fix was built (disclosure, writing the fix); it is
 //!   negative when the build host's clock was ahead of this host's;
+//! - the **exposure** of a CVE is the same first successful apply minus
+//!   the start (00:00 UTC) of the CVE's publication date, as the verified
+//!   bundles that fix it declare it in their signed manifests (the audit
+//!   lines and the state carry it); when they declare different dates, the
+//!   earliest. Unknown when none declares one; negative when the fix was
+//!   applied before the CVE was published;
+//! - a CVE is **fixed now** when a verified bundle that fixes it is
+//!   recorded as `applied` in the state; every other CVE of a verified
+//!   bundle is **open**, with the reason of the bundle for it that is
+//!   nearest now: its phase in the state when it is recorded (`held` by the
+//!   crash-loop guard, `lost`, or an apply or revert in progress), else
+//!   the last thing the log says of it (`reverted`, `failed`,
+//!   `rolled_back`, or `not_in_state` when that was a successful apply),
+//!   else `not_applied`. Another bundle's failure never opens a CVE that an
+//!   applied bundle fixes;
 //! - **failed** and **refused** attempts count `apply` lines with those
 //!   results (refused: stopped before the kernel was touched).
 //!
@@ -32,14 +50,12 @@
 //! or recorded in the state): a refused bundle's CVEs are what an
 //! unverified file claims, so they do not enter the CVE table.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
+use suture_bundle::names::{cve_date_seconds, is_cve_date};
 
-use crate::clock::utc_rfc3339;
 use crate::transaction::audit::{
     AuditAction, AuditError, AuditLog, AuditRecord, AuditResult, Tampered,
 };
@@ -67,6 +83,8 @@ pub struct Report {
     pub held: Vec<String>,
     /// One entry per CVE, by CVE year and number.
     pub cves: Vec<CveGap>,
+    /// The CVEs of `cves` that no bundle applied now fixes, in that order.
+    pub open_cves: Vec<OpenCve>,
     /// One entry per bundle, in the order the log first names them; bundles
     /// only the state knows come last.
     pub bundles: Vec<BundleFigures>,
@@ -89,6 +107,57 @@ pub struct CveGap {
     pub first_applied: Option<u64>,
     /// `first_applied - bundle_created`.
     pub gap_seconds: Option<i64>,
+    /// When the CVE was published (`YYYY-MM-DD`), as the verified bundles
+    /// that fix it declare it: the earliest date when they differ.
+    pub published: Option<String>,
+    /// `first_applied` minus the start of `published` (00:00 UTC).
+    pub exposure_seconds: Option<i64>,
+    /// Whether a bundle that fixes it is recorded as applied now.
+    pub fixed_now: bool,
+}
+
+/// A CVE no bundle applied now fixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenCve {
+    /// The CVE id.
+    pub cve: String,
+    /// Ids of the verified bundles that fix it.
+    pub bundles: Vec<String>,
+    /// Why it is open: the state's phase of a bundle for it that is
+    /// recorded (`held`, `lost`, `loading`, `enabling`, `reverting`,
+    /// `disabled`), else the last outcome in the log of one that is not
+    /// (`reverted`, `failed`, `rolled_back`, `not_in_state`), else
+    /// `not_applied`.
+    pub reason: &'static str,
+}
+
+/// The last thing the log says happened to a bundle (what makes it open
+/// when the state no longer records it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LastOutcome {
+    /// A successful apply (the state should record it).
+    Applied,
+    /// A failed apply.
+    Failed,
+    /// Undone because a later bundle of its apply failed.
+    RolledBack,
+    /// Reverted.
+    Reverted,
+    /// Held back by the crash-loop guard.
+    Held,
+}
+
+impl LastOutcome {
+    /// The reason it gives a CVE of a bundle the state does not record.
+    fn open_reason(self) -> &'static str {
+        match self {
+            Self::Applied => "not_in_state",
+            Self::Failed => "failed",
+            Self::RolledBack => "rolled_back",
+            Self::Reverted => "reverted",
+            Self::Held => "held",
+        }
+    }
 }
 
 /// What the log and the state say about one bundle.
@@ -102,6 +171,10 @@ pub struct BundleFigures {
     pub signer_key_id: Option<String>,
     /// The CVEs it fixes.
     pub cves: Vec<String>,
+    /// The publication dates it declares (`YYYY-MM-DD` by CVE id), from
+    /// the log, or from the state for lines written before the log
+    /// recorded them.
+    pub cve_published: BTreeMap<String, String>,
     /// When patchgen made it (Unix seconds): from the log, or from the
     /// state for lines written before the log recorded it.
     pub created: Option<u64>,
@@ -129,6 +202,10 @@ pub struct BundleFigures {
     /// back.
     #[serde(skip)]
     applies: Vec<u64>,
+    /// The last outcome the log records for it, and where (the line's
+    /// position in the log).
+    #[serde(skip)]
+    last_outcome: Option<(usize, LastOutcome)>,
 }
 
 /// Why there is no report.
@@ -165,7 +242,7 @@ pub(crate) fn unix_seconds(rfc3339: &str) -> Option<u64> {
 }
 
 /// `later - earlier` in seconds, negative when `earlier` is later.
-fn seconds_between(earlier: u64, later: u64) -> Option<i64> {
+pub(crate) fn seconds_between(earlier: u64, later: u64) -> Option<i64> {
     i64::try_from(later)
         .ok()?
         .checked_sub(i64::try_from(earlier).ok()?)
@@ -173,7 +250,7 @@ fn seconds_between(earlier: u64, later: u64) -> Option<i64> {
 
 /// Orders CVE ids by year and number (`CVE-2024-999` before
 /// `CVE-2024-1000`), anything else after them by text.
-fn cve_order(cve: &str) -> (bool, Option<(u64, u64)>, &str) {
+pub(crate) fn cve_order(cve: &str) -> (bool, Option<(u64, u64)>, &str) {
     let numbers = cve.strip_prefix("CVE-").and_then(|rest| {
         let (year, number) = rest.split_once('-')?;
         Some((year.parse().ok()?, number.parse().ok()?))
@@ -191,7 +268,7 @@ impl Report {
             audit_lines: u64::try_from(records.len()).unwrap_or(u64::MAX),
             ..Self::default()
         };
-        for record in records {
+        for (position, record) in records.iter().enumerate() {
             if record.action == AuditAction::Apply {
                 match record.result {
                     AuditResult::Failed => report.failed_attempts += 1,
@@ -212,7 +289,7 @@ impl Report {
                 bundles.len() - 1
             });
             if let Some(bundle) = bundles.get_mut(at) {
-                bundle.add(record);
+                bundle.add(position, record);
             }
         }
         for recorded in &state.bundles {
@@ -236,6 +313,10 @@ impl Report {
             if bundle.cves.is_empty() {
                 bundle.cves.clone_from(&recorded.manifest.cves);
             }
+            if bundle.cve_published.is_empty() {
+                bundle.cve_published =
+                    valid_dates(&recorded.manifest.cve_published, &recorded.manifest.cves);
+            }
             match recorded.phase {
                 Phase::Applied => report.currently_applied.push(recorded.id.clone()),
                 Phase::Held => report.held.push(recorded.id.clone()),
@@ -256,15 +337,15 @@ impl Report {
             let last = bundle.applies.iter().copied().max();
             report.last_success = report.last_success.max(last);
         }
-        report.cves = cve_gaps(&bundles);
+        (report.cves, report.open_cves) = cve_table(&bundles);
         report.bundles = bundles;
         report
     }
 }
 
 impl BundleFigures {
-    /// Takes in one audit line of this bundle.
-    fn add(&mut self, record: &AuditRecord) {
+    /// Takes in one audit line of this bundle, at `position` in the log.
+    fn add(&mut self, position: usize, record: &AuditRecord) {
         if self.id.is_none() {
             self.id.clone_from(&record.bundle_id);
         }
@@ -273,6 +354,9 @@ impl BundleFigures {
         }
         if self.cves.is_empty() {
             self.cves.clone_from(&record.cves);
+        }
+        if self.cve_published.is_empty() {
+            self.cve_published = valid_dates(&record.cve_published, &record.cves);
         }
         if self.created.is_none() {
             self.created = record.bundle_created.as_deref().and_then(unix_seconds);
@@ -283,6 +367,17 @@ impl BundleFigures {
             self.verified = true;
         }
         let time = unix_seconds(&record.time);
+        let outcome = match (record.action, record.result) {
+            (AuditAction::Apply, AuditResult::Ok) => Some(LastOutcome::Applied),
+            (AuditAction::Apply, AuditResult::Failed) => Some(LastOutcome::Failed),
+            (AuditAction::Rollback, AuditResult::Ok) => Some(LastOutcome::RolledBack),
+            (AuditAction::Revert, AuditResult::Ok) => Some(LastOutcome::Reverted),
+            (AuditAction::Hold, AuditResult::Ok) => Some(LastOutcome::Held),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            self.last_outcome = Some((position, outcome));
+        }
         match (record.action, record.result) {
             (AuditAction::Apply, AuditResult::Ok) => {
                 // A line patchd wrote always has a time it can read; one
@@ -308,232 +403,116 @@ impl BundleFigures {
     }
 }
 
-/// The CVE table: for each CVE of a verified bundle, the bundle first
-/// applied among those that fix it.
-fn cve_gaps(bundles: &[BundleFigures]) -> Vec<CveGap> {
-    let mut gaps: BTreeMap<String, CveGap> = BTreeMap::new();
+/// The dates of `dates` that are real days and of one of `cves`; others
+/// (not from a manifest patchd verified) are left out, never shown.
+fn valid_dates(dates: &BTreeMap<String, String>, cves: &[String]) -> BTreeMap<String, String> {
+    dates
+        .iter()
+        .filter(|(cve, date)| cves.contains(cve) && is_cve_date(date))
+        .map(|(cve, date)| (cve.clone(), date.clone()))
+        .collect()
+}
+
+/// The CVE table and the open CVEs: for each CVE of a verified bundle, the
+/// bundle first applied among those that fix it, the earliest publication
+/// date they declare, and whether one of them is applied now.
+fn cve_table(bundles: &[BundleFigures]) -> (Vec<CveGap>, Vec<OpenCve>) {
+    let mut fixing: BTreeMap<&str, Vec<&BundleFigures>> = BTreeMap::new();
     for bundle in bundles.iter().filter(|b| b.verified) {
         for cve in &bundle.cves {
-            let gap = gaps.entry(cve.clone()).or_insert_with(|| CveGap {
-                cve: cve.clone(),
-                bundles: Vec::new(),
-                fixed_by: None,
-                fixed_by_sha256: None,
-                bundle_created: None,
-                first_applied: None,
-                gap_seconds: None,
+            fixing.entry(cve).or_default().push(bundle);
+        }
+    }
+    let mut gaps = Vec::with_capacity(fixing.len());
+    let mut open = Vec::new();
+    for (cve, fixes) in fixing {
+        let gap = cve_gap(cve, &fixes);
+        if !gap.fixed_now {
+            open.push(OpenCve {
+                cve: cve.to_owned(),
+                bundles: gap.bundles.clone(),
+                reason: open_reason(&fixes),
             });
-            if let Some(id) = &bundle.id {
-                if !gap.bundles.contains(id) {
-                    gap.bundles.push(id.clone());
+        }
+        gaps.push(gap);
+    }
+    gaps.sort_by(|a, b| cve_order(&a.cve).cmp(&cve_order(&b.cve)));
+    open.sort_by(|a, b| cve_order(&a.cve).cmp(&cve_order(&b.cve)));
+    (gaps, open)
+}
+
+/// The figures of `cve` from the verified bundles that fix it.
+fn cve_gap(cve: &str, fixes: &[&BundleFigures]) -> CveGap {
+    let mut gap = CveGap {
+        cve: cve.to_owned(),
+        bundles: Vec::new(),
+        fixed_by: None,
+        fixed_by_sha256: None,
+        bundle_created: None,
+        first_applied: None,
+        gap_seconds: None,
+        published: None,
+        exposure_seconds: None,
+        fixed_now: false,
+    };
+    // The earliest date declared, and its start in Unix seconds.
+    let mut published: Option<(u64, &str)> = None;
+    for bundle in fixes {
+        if let Some(id) = &bundle.id {
+            if !gap.bundles.contains(id) {
+                gap.bundles.push(id.clone());
+            }
+        }
+        let earlier = match (bundle.first_applied, gap.first_applied) {
+            (Some(this), Some(so_far)) => this < so_far,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            gap.fixed_by.clone_from(&bundle.id);
+            gap.fixed_by_sha256 = Some(bundle.sha256.clone());
+            gap.bundle_created = bundle.created;
+            gap.first_applied = bundle.first_applied;
+            gap.gap_seconds = bundle.gap_seconds;
+        }
+        if let Some(date) = bundle.cve_published.get(cve) {
+            if let Some(start) = cve_date_seconds(date) {
+                if published.is_none_or(|(so_far, _)| start < so_far) {
+                    published = Some((start, date));
                 }
             }
-            let earlier = match (bundle.first_applied, gap.first_applied) {
-                (Some(this), Some(so_far)) => this < so_far,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if earlier {
-                gap.fixed_by.clone_from(&bundle.id);
-                gap.fixed_by_sha256 = Some(bundle.sha256.clone());
-                gap.bundle_created = bundle.created;
-                gap.first_applied = bundle.first_applied;
-                gap.gap_seconds = bundle.gap_seconds;
-            }
         }
+        gap.fixed_now |= bundle.phase == Some(Phase::Applied.as_str());
     }
-    let mut gaps: Vec<CveGap> = gaps.into_values().collect();
-    gaps.sort_by(|a, b| cve_order(&a.cve).cmp(&cve_order(&b.cve)));
-    gaps
+    gap.published = published.map(|(_, date)| date.to_owned());
+    gap.exposure_seconds = published
+        .zip(gap.first_applied)
+        .and_then(|((start, _), applied)| seconds_between(start, applied));
+    gap
 }
 
-/// The columns of `patchd report --csv`, in order.
-pub const CSV_COLUMNS: [&str; 13] = [
-    "cve",
-    "bundle_id",
-    "bundle_sha256",
-    "signer_key_id",
-    "bundle_created",
-    "first_applied",
-    "gap_seconds",
-    "times_applied",
-    "phase",
-    "failed_attempts",
-    "refused_attempts",
-    "last_error_at",
-    "last_error",
-];
-
-impl Report {
-    /// The report as CSV: a header, then one row per bundle and CVE (one
-    /// row with an empty `cve` for a bundle that names none); times RFC 3339
-    /// UTC, empty when unknown.
-    pub fn to_csv(&self) -> String {
-        let mut out = String::new();
-        push_csv_row(&mut out, CSV_COLUMNS.iter().map(|c| (*c).to_owned()));
-        for bundle in &self.bundles {
-            let time = |t: Option<u64>| t.map(utc_rfc3339).unwrap_or_default();
-            let number = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_default();
-            let cves: Vec<&str> = if bundle.cves.is_empty() {
-                vec![""]
-            } else {
-                bundle.cves.iter().map(String::as_str).collect()
-            };
-            for cve in cves {
-                push_csv_row(
-                    &mut out,
-                    [
-                        cve.to_owned(),
-                        bundle.id.clone().unwrap_or_default(),
-                        bundle.sha256.clone(),
-                        bundle.signer_key_id.clone().unwrap_or_default(),
-                        time(bundle.created),
-                        time(bundle.first_applied),
-                        number(bundle.gap_seconds),
-                        bundle.times_applied.to_string(),
-                        bundle.phase.unwrap_or_default().to_owned(),
-                        bundle.failed_attempts.to_string(),
-                        bundle.refused_attempts.to_string(),
-                        time(bundle.last_error_at),
-                        bundle.last_error.clone().unwrap_or_default(),
-                    ],
-                );
-            }
-        }
-        out
-    }
-}
-
-/// Appends one CSV row and its newline.
-pub(crate) fn push_csv_row(out: &mut String, fields: impl IntoIterator<Item = String>) {
-    for (i, field) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&csv_field(&field));
-    }
-    out.push('\n');
-}
-
-/// One CSV field as RFC 4180 writes it: in double quotes, with quotes
-/// doubled, when it holds a comma, a quote or a line break; as it is
-/// otherwise. (Twelve lines, so no CSV crate in a root daemon for them.)
-pub(crate) fn csv_field(text: &str) -> Cow<'_, str> {
-    if text.contains([',', '"', '\r', '\n']) {
-        Cow::Owned(format!("\"{}\"", text.replace('"', "\"\"")))
-    } else {
-        Cow::Borrowed(text)
-    }
-}
-
-/// A gap as people read it: `2h 5m`, `-30s (made after it was applied:
-/// the clocks disagree)`.
-fn gap_text(seconds: i64) -> String {
-    let span = humantime::format_duration(Duration::from_secs(seconds.unsigned_abs()));
-    if seconds < 0 {
-        format!("-{span} (made after it was applied: the clocks disagree)")
-    } else {
-        span.to_string()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let time = |t: Option<u64>| t.map_or_else(|| "never".to_owned(), utc_rfc3339);
-        let list = |items: &[String]| {
-            if items.is_empty() {
-                "none".to_owned()
-            } else {
-                items.join(", ")
-            }
+/// Why a CVE whose bundles `fixes` are none applied is open: the reason of
+/// the bundle nearest now (one the state records, else the one whose last
+/// outcome comes last in the log; the first of equals).
+fn open_reason(fixes: &[&BundleFigures]) -> &'static str {
+    let mut nearest: Option<(usize, &'static str)> = None;
+    for bundle in fixes {
+        let this = match (bundle.phase, bundle.last_outcome) {
+            (Some(phase), _) => (usize::MAX, phase),
+            (None, Some((position, outcome))) => (position, outcome.open_reason()),
+            (None, None) => (0, "not_applied"),
         };
-        writeln!(
-            f,
-            "audit log: {} line(s), hash chain intact",
-            self.audit_lines
-        )?;
-        writeln!(
-            f,
-            "reboots avoided: {} (distinct bundles applied live)",
-            self.reboots_avoided
-        )?;
-        writeln!(
-            f,
-            "applies: {} successful, {} failed, {} refused; last success {}",
-            self.successful_applies,
-            self.failed_attempts,
-            self.refused_attempts,
-            time(self.last_success)
-        )?;
-        writeln!(f, "currently applied: {}", list(&self.currently_applied))?;
-        if !self.held.is_empty() {
-            writeln!(
-                f,
-                "held back after a crash: {} (`patchd release ID` applies it again)",
-                list(&self.held)
-            )?;
+        if nearest.is_none_or(|(so_far, _)| this.0 > so_far) {
+            nearest = Some(this);
         }
-        if self.cves.is_empty() {
-            writeln!(f, "vulnerability gap: no CVEs")?;
-        } else {
-            writeln!(f, "vulnerability gap (bundle made -> first applied here):")?;
-        }
-        for cve in &self.cves {
-            match (&cve.fixed_by, cve.first_applied) {
-                (Some(id), Some(applied)) => writeln!(
-                    f,
-                    "  {}: {} ({id}, made {}, applied {})",
-                    cve.cve,
-                    cve.gap_seconds
-                        .map_or_else(|| "unknown".to_owned(), gap_text),
-                    time(cve.bundle_created),
-                    utc_rfc3339(applied)
-                )?,
-                _ => writeln!(f, "  {}: not applied ({})", cve.cve, list(&cve.bundles))?,
-            }
-        }
-        if self.bundles.is_empty() {
-            writeln!(f, "bundles: none")?;
-        } else {
-            writeln!(f, "bundles:")?;
-        }
-        for bundle in &self.bundles {
-            writeln!(
-                f,
-                "  {} (sha256 {}): {}",
-                bundle.id.as_deref().unwrap_or("(unreadable)"),
-                bundle.sha256,
-                bundle.phase.map_or("not in the state now", |phase| phase)
-            )?;
-            let gap = bundle
-                .gap_seconds
-                .map(|gap| format!(" (gap {})", gap_text(gap)))
-                .unwrap_or_default();
-            writeln!(
-                f,
-                "    made {}, first applied {}{gap}, applied {} time(s); cves: {}",
-                time(bundle.created),
-                time(bundle.first_applied),
-                bundle.times_applied,
-                list(&bundle.cves)
-            )?;
-            writeln!(
-                f,
-                "    attempts: {} failed, {} refused",
-                bundle.failed_attempts, bundle.refused_attempts
-            )?;
-            if let Some(error) = &bundle.last_error {
-                writeln!(
-                    f,
-                    "    last error ({}): {error}",
-                    time(bundle.last_error_at)
-                )?;
-            }
-        }
-        Ok(())
     }
+    nearest.map_or("not_applied", |(_, reason)| reason)
 }
 
 #[cfg(test)]
 #[path = "report_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "report_cve_tests.rs"]
+mod cve_tests;

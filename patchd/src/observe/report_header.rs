@@ -9,7 +9,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::report::{push_csv_row, unix_seconds, Report, ReportError, CSV_COLUMNS};
+use super::report::{unix_seconds, Report, ReportError};
+use super::report_format::{csv_field, push_csv_row, CSV_COLUMNS};
 use crate::clock::utc_rfc3339;
 use crate::transaction::audit::{AuditLog, HEAD_FILE};
 use crate::transaction::state::StateDir;
@@ -110,7 +111,7 @@ impl AuditorReport {
             &mut out,
             std::iter::once("host".to_owned()).chain(CSV_COLUMNS.iter().map(|c| (*c).to_owned())),
         );
-        let host = super::report::csv_field(&self.header.host).into_owned();
+        let host = csv_field(&self.header.host).into_owned();
         for row in body.lines().skip(1) {
             out.push_str(&host);
             out.push(',');

@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::clock::Clock;
 
 use super::*;
+use crate::clock::utc_rfc3339;
+use crate::observe::report_format::csv_field;
 use crate::ownership::default_owners;
 use crate::testkit::TestHost;
 use crate::transaction::apply::apply;
@@ -14,11 +16,11 @@ use crate::transaction::audit::GENESIS;
 use crate::transaction::state::{BundleRecord, ManifestSummary};
 use crate::{failure_kind, FailureKind};
 
-const T0: u64 = 1_700_000_000;
+pub(super) const T0: u64 = 1_700_000_000;
 
 /// One audit line; only the fields the report reads matter.
 #[derive(Clone)]
-struct Line {
+pub(super) struct Line {
     at: u64,
     action: AuditAction,
     result: AuditResult,
@@ -26,10 +28,11 @@ struct Line {
     sha: Option<String>,
     cves: &'static [&'static str],
     created: Option<u64>,
+    published: &'static [(&'static str, &'static str)],
     error: Option<&'static str>,
 }
 
-fn line(at: u64, action: AuditAction, result: AuditResult, id: &'static str) -> Line {
+pub(super) fn line(at: u64, action: AuditAction, result: AuditResult, id: &'static str) -> Line {
     Line {
         at,
         action,
@@ -38,30 +41,35 @@ fn line(at: u64, action: AuditAction, result: AuditResult, id: &'static str) -> 
         sha: Some(sha(id)),
         cves: &[],
         created: None,
+        published: &[],
         error: None,
     }
 }
 
-fn sha(id: &str) -> String {
+pub(super) fn sha(id: &str) -> String {
     format!("{:0<64}", id.replace('_', ""))
 }
 
 impl Line {
-    fn cves(mut self, cves: &'static [&'static str]) -> Self {
+    pub(super) fn cves(mut self, cves: &'static [&'static str]) -> Self {
         self.cves = cves;
         self
     }
-    fn created(mut self, created: u64) -> Self {
+    pub(super) fn created(mut self, created: u64) -> Self {
         self.created = Some(created);
         self
     }
-    fn error(mut self, error: &'static str) -> Self {
+    pub(super) fn published(mut self, published: &'static [(&'static str, &'static str)]) -> Self {
+        self.published = published;
+        self
+    }
+    pub(super) fn error(mut self, error: &'static str) -> Self {
         self.error = Some(error);
         self
     }
 }
 
-fn records(lines: &[Line]) -> Vec<AuditRecord> {
+pub(super) fn records(lines: &[Line]) -> Vec<AuditRecord> {
     lines
         .iter()
         .zip(1..)
@@ -74,6 +82,7 @@ fn records(lines: &[Line]) -> Vec<AuditRecord> {
             signer_key_id: line.id.map(|_| "fe812c12f3ab4ce6".to_owned()),
             cves: line.cves.iter().map(|c| (*c).to_owned()).collect(),
             bundle_created: line.created.map(utc_rfc3339),
+            cve_published: dates(line.published),
             result: line.result,
             error: line.error.map(str::to_owned),
             detail: None,
@@ -82,7 +91,14 @@ fn records(lines: &[Line]) -> Vec<AuditRecord> {
         .collect()
 }
 
-fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord {
+pub(super) fn dates(published: &[(&str, &str)]) -> BTreeMap<String, String> {
+    published
+        .iter()
+        .map(|(cve, date)| ((*cve).to_owned(), (*date).to_owned()))
+        .collect()
+}
+
+pub(super) fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord {
     BundleRecord {
         id: id.to_owned(),
         sha256: sha(id),
@@ -102,12 +118,13 @@ fn recorded(id: &str, phase: Phase, created: u64, cves: &[&str]) -> BundleRecord
             created,
             bundle_version: 0,
             fixes_up_to: None,
+            cve_published: BTreeMap::new(),
         },
         survived: false,
     }
 }
 
-fn bundle<'r>(report: &'r Report, id: &str) -> &'r BundleFigures {
+pub(super) fn bundle<'r>(report: &'r Report, id: &str) -> &'r BundleFigures {
     report
         .bundles
         .iter()
@@ -115,7 +132,7 @@ fn bundle<'r>(report: &'r Report, id: &str) -> &'r BundleFigures {
         .expect("bundle in report")
 }
 
-fn cve<'r>(report: &'r Report, id: &str) -> &'r CveGap {
+pub(super) fn cve<'r>(report: &'r Report, id: &str) -> &'r CveGap {
     report
         .cves
         .iter()
@@ -127,7 +144,7 @@ use AuditAction::{Apply, Reconcile, Revert, Rollback};
 use AuditResult::{Failed, Ok as Done, Refused};
 
 /// The host's history the figure tests share.
-fn history() -> (State, Vec<AuditRecord>) {
+pub(super) fn history() -> (State, Vec<AuditRecord>) {
     let lines = [
         // fix_a: made at T0, applied an hour later, reverted, applied again.
         line(T0 + 3600, Apply, Done, "fix_a")
@@ -291,10 +308,12 @@ fn text_report_golden() {
     let lines = [
         line(T0 + 5400, Apply, Done, "fix_a")
             .cves(&["CVE-2024-0001"])
-            .created(T0),
-        line(T0 + 5500, Apply, Failed, "fix_b")
-            .cves(&["CVE-2024-0002"])
             .created(T0)
+            .published(&[("CVE-2024-0001", "2023-11-01")]),
+        line(T0 + 5500, Apply, Failed, "fix_b")
+            .cves(&["CVE-2024-0002", "CVE-2024-0003"])
+            .created(T0)
+            .published(&[("CVE-2024-0002", "2023-11-10")])
             .error("cannot enable bundle fix_b"),
     ];
     let state = State {
@@ -313,12 +332,20 @@ fn text_report_golden() {
              vulnerability gap (bundle made -> first applied here):\n\
              \x20 CVE-2024-0001: 1h 30m (fix_a, made 2023-11-14T22:13:20Z, applied 2023-11-14T23:43:20Z)\n\
              \x20 CVE-2024-0002: not applied (fix_b)\n\
+             \x20 CVE-2024-0003: not applied (fix_b)\n\
+             exposure (CVE published -> first applied here):\n\
+             \x20 CVE-2024-0001: 13 day(s) (published 2023-11-01, applied 2023-11-14T23:43:20Z)\n\
+             \x20 CVE-2024-0002: published 2023-11-10, not applied\n\
+             \x20 no publication date declared: CVE-2024-0003\n\
+             open CVEs (no bundle that fixes them is applied now):\n\
+             \x20 CVE-2024-0002: failed (fix_b)\n\
+             \x20 CVE-2024-0003: failed (fix_b)\n\
              bundles:\n\
              \x20 fix_a (sha256 {a}): applied\n\
              \x20   made 2023-11-14T22:13:20Z, first applied 2023-11-14T23:43:20Z (gap 1h 30m), applied 1 time(s); cves: CVE-2024-0001\n\
              \x20   attempts: 0 failed, 0 refused\n\
              \x20 fix_b (sha256 {b}): not in the state now\n\
-             \x20   made 2023-11-14T22:13:20Z, first applied never, applied 0 time(s); cves: CVE-2024-0002\n\
+             \x20   made 2023-11-14T22:13:20Z, first applied never, applied 0 time(s); cves: CVE-2024-0002, CVE-2024-0003\n\
              \x20   attempts: 1 failed, 0 refused\n\
              \x20   last error (2023-11-14T23:45:00Z): cannot enable bundle fix_b\n"
         )
@@ -339,19 +366,35 @@ fn csv_report_golden() {
     let lines = [
         line(T0 + 60, Apply, Done, "fix_c")
             .cves(&["CVE-2024-10000", "CVE-2024-0001"])
-            .created(T0),
+            .created(T0)
+            .published(&[("CVE-2024-0001", "2023-11-13")]),
         line(T0 + 70, Apply, Refused, "fix_q").error("bundle fix_q needs bundle \"a, b\" first"),
+        line(T0 + 80, Apply, Failed, "fix_f")
+            .cves(&["CVE-2024-0002"])
+            .created(T0),
     ];
-    let report = Report::build(&State::default(), &records(&lines));
-    let (c, q) = (sha("fix_c"), sha("fix_q"));
+    let state = State {
+        bundles: vec![recorded(
+            "fix_c",
+            Phase::Applied,
+            T0,
+            &["CVE-2024-10000", "CVE-2024-0001"],
+        )],
+        ..State::default()
+    };
+    let report = Report::build(&state, &records(&lines));
+    let (c, q, f) = (sha("fix_c"), sha("fix_q"), sha("fix_f"));
+    // 2023-11-13T00:00:00Z is T0 - 166400.
     assert_eq!(
         report.to_csv(),
         format!(
             "cve,bundle_id,bundle_sha256,signer_key_id,bundle_created,first_applied,gap_seconds,\
-             times_applied,phase,failed_attempts,refused_attempts,last_error_at,last_error\n\
-             CVE-2024-10000,fix_c,{c},fe812c12f3ab4ce6,2023-11-14T22:13:20Z,2023-11-14T22:14:20Z,60,1,,0,0,,\n\
-             CVE-2024-0001,fix_c,{c},fe812c12f3ab4ce6,2023-11-14T22:13:20Z,2023-11-14T22:14:20Z,60,1,,0,0,,\n\
-             ,fix_q,{q},fe812c12f3ab4ce6,,,,0,,0,1,2023-11-14T22:14:30Z,\"bundle fix_q needs bundle \"\"a, b\"\" first\"\n"
+             times_applied,phase,failed_attempts,refused_attempts,last_error_at,last_error,\
+             cve_published,exposure_seconds,fixed_now\n\
+             CVE-2024-10000,fix_c,{c},fe812c12f3ab4ce6,2023-11-14T22:13:20Z,2023-11-14T22:14:20Z,60,1,applied,0,0,,,,,yes\n\
+             CVE-2024-0001,fix_c,{c},fe812c12f3ab4ce6,2023-11-14T22:13:20Z,2023-11-14T22:14:20Z,60,1,applied,0,0,,,2023-11-13,166460,yes\n\
+             ,fix_q,{q},fe812c12f3ab4ce6,,,,0,,0,1,2023-11-14T22:14:30Z,\"bundle fix_q needs bundle \"\"a, b\"\" first\",,,\n\
+             CVE-2024-0002,fix_f,{f},fe812c12f3ab4ce6,2023-11-14T22:13:20Z,,,0,,1,0,2023-11-14T22:14:40Z,,,,no\n"
         )
     );
 }
@@ -390,6 +433,7 @@ fn json_field_names_are_the_documented_ones() {
         "currently_applied",
         "held",
         "cves",
+        "open_cves",
         "bundles",
     ];
     want.sort_unstable();
@@ -402,14 +446,21 @@ fn json_field_names_are_the_documented_ones() {
         "bundle_created",
         "first_applied",
         "gap_seconds",
+        "published",
+        "exposure_seconds",
+        "fixed_now",
     ];
     want.sort_unstable();
     assert_eq!(keys(&value["cves"][0]), want);
+    let mut want = ["cve", "bundles", "reason"];
+    want.sort_unstable();
+    assert_eq!(keys(&value["open_cves"][0]), want);
     let mut want = [
         "id",
         "sha256",
         "signer_key_id",
         "cves",
+        "cve_published",
         "created",
         "first_applied",
         "gap_seconds",

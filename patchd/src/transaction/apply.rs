@@ -226,6 +226,7 @@ fn verify_all(
             cves: claimed.cves,
             // What an unverified bundle claims is not recorded as a fact.
             bundle_created: None,
+            cve_published: Default::default(),
             error: Some(crate::error_text(&error)),
             detail: Some(format!("from {}", path.display())),
         };

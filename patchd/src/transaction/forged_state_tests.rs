@@ -182,6 +182,10 @@ fn other_fields_patchd_acts_on_are_checked_too() {
     dependency["manifest"]["dependencies"] = json!(["../x"]);
     let mut escape = record("fix_a", "loading");
     escape["manifest"]["description"] = json!("ok\u{1b}[2J");
+    let mut bad_date = record("fix_a", "loading");
+    bad_date["manifest"]["cve_published"] = json!({"CVE-2024-0001": "2024-02-30"});
+    let mut other_cve = record("fix_a", "loading");
+    other_cve["manifest"]["cve_published"] = json!({"CVE-2024-0002": "2024-02-01"});
     let cases = [
         (std::mem::take(&mut twice), None, "bundles[1].id"),
         (vec![elsewhere], None, "bundles[0].bundle_file"),
@@ -191,6 +195,16 @@ fn other_fields_patchd_acts_on_are_checked_too() {
             "bundles[0].manifest.dependencies[0]",
         ),
         (vec![escape], None, "bundles[0].manifest.description"),
+        (
+            vec![bad_date],
+            None,
+            "bundles[0].manifest.cve_published[CVE-2024-0001]",
+        ),
+        (
+            vec![other_cve],
+            None,
+            "bundles[0].manifest.cve_published is `CVE-2024-0002`",
+        ),
         (
             vec![],
             Some(json!({"id": 1, "started": 1, "reapplying": ["A"]})),

@@ -139,6 +139,7 @@ pub(crate) fn entry_of(record: &BundleRecord) -> AuditEntry {
         signer_key_id: Some(record.signer_key_id.clone()),
         cves: record.manifest.cves.clone(),
         bundle_created: Some(record.manifest.created),
+        cve_published: record.manifest.cve_published.clone(),
         error: None,
         detail: None,
     }
@@ -152,6 +153,7 @@ pub(crate) fn entry_of_bundle(bundle: &VerifiedBundle) -> AuditEntry {
         signer_key_id: Some(bundle.signer_key_id().to_string()),
         cves: bundle.manifest().cves.clone(),
         bundle_created: Some(bundle.manifest().created),
+        cve_published: bundle.manifest().cve_published.clone(),
         error: None,
         detail: None,
     }

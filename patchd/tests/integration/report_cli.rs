@@ -25,7 +25,8 @@ fn text(output: &Output) -> String {
 }
 
 /// A private state directory whose log has one apply of `fix_a` (made at
-/// 1_700_000_000, applied 600 s later) and one failed apply of `fix_b`.
+/// 1_700_000_000, applied 600 s later; its CVE published on 2023-11-12)
+/// and one failed apply of `fix_b`.
 /// A made-up sha256 of bundle `id`: its bytes in hex, padded with zeros.
 fn fake_sha256(id: &str) -> String {
     let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
@@ -59,6 +60,11 @@ fn state_dir(dir: &Path) -> PathBuf {
             bundle_sha256: Some(fake_sha256(id)),
             cves: vec![cve.to_owned()],
             bundle_created: Some(1_700_000_000),
+            cve_published: if id == "fix_a" {
+                [(cve.to_owned(), "2023-11-12".to_owned())].into()
+            } else {
+                Default::default()
+            },
             error: error.map(str::to_owned),
             ..AuditEntry::default()
         };
@@ -80,7 +86,9 @@ fn report_prints_text_json_and_csv() {
     assert!(
         stdout.contains("reboots avoided: 1")
             && stdout.contains("CVE-2024-0005: 10m (fix_a")
-            && stdout.contains("CVE-2024-0006: not applied (fix_b)"),
+            && stdout.contains("CVE-2024-0006: not applied (fix_b)")
+            && stdout.contains("CVE-2024-0005: 2 day(s) (published 2023-11-12, applied")
+            && stdout.contains("  CVE-2024-0006: failed (fix_b)"),
         "{stdout}"
     );
 
@@ -89,6 +97,9 @@ fn report_prints_text_json_and_csv() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(json["reboots_avoided"], 1);
     assert_eq!(json["cves"][0]["gap_seconds"], 600);
+    // 2023-11-12T00:00:00Z is 252800 s before 1_700_000_000.
+    assert_eq!(json["cves"][0]["exposure_seconds"], 253_400);
+    assert_eq!(json["open_cves"][1]["reason"], "failed");
     assert_eq!(
         json["bundles"][1]["last_error"],
         "cannot enable bundle fix_b"
@@ -101,6 +112,11 @@ fn report_prints_text_json_and_csv() {
     assert_eq!(rows.len(), 3, "{csv}");
     assert!(rows[0].starts_with("host,cve,bundle_id,"), "{csv}");
     assert!(rows[1].contains(",CVE-2024-0005,fix_a,"), "{csv}");
+    assert!(
+        rows[0].ends_with(",cve_published,exposure_seconds,fixed_now"),
+        "{csv}"
+    );
+    assert!(rows[1].ends_with(",2023-11-12,253400,no"), "{csv}");
 
     let output = patchd(&["report", "--json", "--csv", "--state-dir", state]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));

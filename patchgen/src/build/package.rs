@@ -25,6 +25,8 @@ pub struct PatchInfo {
     pub bundle_version: u64,
     /// The distribution kernel whose fixes the bundle brings (for scanners).
     pub fixes_up_to: Option<FixesUpTo>,
+    /// Publication dates (`YYYY-MM-DD`) of some or all of `cves`.
+    pub cve_published: std::collections::BTreeMap<String, String>,
 }
 
 /// Why packaging failed.
@@ -129,6 +131,7 @@ pub fn manifest(
         target_modules: module.target_modules.clone(),
         bundle_version: info.bundle_version,
         fixes_up_to: info.fixes_up_to.clone(),
+        cve_published: info.cve_published.clone(),
     }
 }
 

@@ -141,6 +141,7 @@ pub fn restart(log: &AuditLog, now: u64, state: &State) -> Result<Restarted, Res
             signer_key_id: Some(record.signer_key_id.clone()),
             cves: record.manifest.cves.clone(),
             bundle_created: Some(record.manifest.created),
+            cve_published: record.manifest.cve_published.clone(),
             error: None,
             detail: Some(format!(
                 "recorded as {} in state.json when the audit log was restarted",

@@ -20,6 +20,7 @@
 //! append (the head never recorded it): it is cut off before the next
 //! line, which says so.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -105,6 +106,12 @@ pub struct AuditRecord {
     /// from lines written before patchd recorded it, hence the default.
     #[serde(default)]
     pub bundle_created: Option<String>,
+    /// The publication dates its manifest declares for its CVEs
+    /// (`YYYY-MM-DD` by CVE id): with `time`, the exposure of `patchd
+    /// report`. Absent when there are none (always for a bundle refused
+    /// before it was verified), so such lines are as before the field.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cve_published: BTreeMap<String, String>,
     /// How it ended.
     pub result: AuditResult,
     /// What went wrong.
@@ -129,6 +136,8 @@ pub struct AuditEntry {
     pub cves: Vec<String>,
     /// When patchgen made the bundle (Unix seconds), if it was verified.
     pub bundle_created: Option<u64>,
+    /// The CVE publication dates of its manifest, if it was verified.
+    pub cve_published: BTreeMap<String, String>,
     /// What went wrong.
     pub error: Option<String>,
     /// What was found or done.
@@ -296,6 +305,7 @@ impl AuditLog {
             signer_key_id: entry.signer_key_id,
             cves: entry.cves,
             bundle_created: entry.bundle_created.map(utc_rfc3339),
+            cve_published: entry.cve_published,
             result,
             error,
             detail,

@@ -10,6 +10,7 @@ fn entry(id: &str) -> AuditEntry {
         signer_key_id: Some("fe812c12f3ab4ce6".to_owned()),
         cves: vec!["CVE-2024-0001".to_owned()],
         bundle_created: Some(1_699_990_000),
+        cve_published: Default::default(),
         error: None,
         detail: None,
     }
@@ -149,6 +150,7 @@ fn an_inserted_line_is_found_even_when_it_chains_to_its_predecessor() {
         signer_key_id: None,
         cves: vec![],
         bundle_created: None,
+        cve_published: Default::default(),
         result: AuditResult::Ok,
         error: None,
         detail: None,
@@ -349,4 +351,38 @@ fn lines_written_before_bundle_created_existed_still_read_and_chain() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].bundle_created, None);
     assert!(records[1].bundle_created.is_some());
+}
+
+#[test]
+fn cve_publication_dates_are_written_only_when_there_are_some() {
+    // Without dates the line is as before the field (checked byte for byte
+    // above); with them they follow `bundle_created`, and read back.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = AuditLog::new(dir.path());
+    let mut dated = entry("fix_1");
+    dated
+        .cve_published
+        .insert("CVE-2024-0001".to_owned(), "2024-01-15".to_owned());
+    log.append(1_700_000_000, AuditAction::Apply, AuditResult::Ok, dated)
+        .expect("append");
+    log.append(
+        1_700_000_100,
+        AuditAction::Apply,
+        AuditResult::Ok,
+        entry("fix_2"),
+    )
+    .expect("append");
+    let lines = lines(&log);
+    assert!(
+        lines[0].contains(
+            "\"bundle_created\":\"2023-11-14T19:26:40Z\",\
+             \"cve_published\":{\"CVE-2024-0001\":\"2024-01-15\"},\"result\":\"ok\""
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[1].contains("cve_published"), "{}", lines[1]);
+    let records = log.read_verified().expect("readable").expect("intact");
+    assert_eq!(records[0].cve_published["CVE-2024-0001"], "2024-01-15");
+    assert!(records[1].cve_published.is_empty());
 }

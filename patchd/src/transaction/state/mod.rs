@@ -105,6 +105,10 @@ pub struct ManifestSummary {
     /// The distribution kernel whose fixes it brings (for scanners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixes_up_to: Option<suture_bundle::FixesUpTo>,
+    /// The publication dates it declares for its CVEs (`YYYY-MM-DD` by CVE
+    /// id). Absent when none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cve_published: std::collections::BTreeMap<String, String>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -274,6 +278,7 @@ impl BundleRecord {
                 created: manifest.created,
                 bundle_version: manifest.bundle_version,
                 fixes_up_to: manifest.fixes_up_to.clone(),
+                cve_published: manifest.cve_published.clone(),
             },
             survived: false,
         }

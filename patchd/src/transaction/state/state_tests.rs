@@ -26,6 +26,7 @@ fn record(id: &str) -> BundleRecord {
             created: manifest.created,
             bundle_version: 0,
             fixes_up_to: None,
+            cve_published: Default::default(),
         },
         survived: false,
     }

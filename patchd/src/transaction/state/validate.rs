@@ -11,7 +11,8 @@
 
 use suture_bundle::manifest::MAX_CREATED;
 use suture_bundle::names::{
-    is_build_id, is_cve_id, is_description, is_kernel_release, is_patch_id, is_symbol_name,
+    is_build_id, is_cve_date, is_cve_id, is_description, is_kernel_release, is_patch_id,
+    is_symbol_name,
 };
 
 use super::{BundleRecord, State, APPLIED_DIR};
@@ -123,6 +124,21 @@ fn validate_summary(prefix: &str, record: &BundleRecord) -> Result<(), InvalidFi
     )?;
     for (i, cve) in summary.cves.iter().enumerate() {
         check(field(&format!("cves[{i}]")), cve, is_cve_id, "a CVE id")?;
+    }
+    for (cve, date) in &summary.cve_published {
+        check(
+            field("cve_published"),
+            cve,
+            |cve| summary.cves.iter().any(|c| c == cve),
+            "one of the bundle's CVE ids (cves)",
+        )?;
+        // `cve` is one of the checked CVE ids: safe to show as is.
+        check(
+            field(&format!("cve_published[{cve}]")),
+            date,
+            is_cve_date,
+            "a calendar date YYYY-MM-DD of a year 1999 to 9999",
+        )?;
     }
     check(
         field("target.kernel_release"),
