@@ -26,9 +26,12 @@ expect "$?" 0 "status --check: OK"
 out=$($PATCHD report) || fail "patchd report failed"
 echo "$out"
 case "$out" in *"CVE-2099-0001"*) ;; *) fail "the report does not list the bundle's CVE" ;; esac
+case "$out" in *"open CVEs: none"*) ;; *) fail "the report shows an open CVE while the bundle is applied" ;; esac
 $PATCHD revert $P || fail "the packaged patchd's revert failed"
 expect "$(cat /proc/cmdline)" "$cmdline" "/proc/cmdline after revert"
 loaded $P && fail "$P is still loaded after revert"
 out=$($PATCHD report) || fail "patchd report after revert failed"
-case "$out" in *"revert"*) ;; *) fail "the report does not show the revert" ;; esac
+echo "$out"
+case "$out" in *"currently applied: none"*) ;; *) fail "the report still shows the bundle applied" ;; esac
+case "$out" in *"CVE-2099-0001: reverted ($P)"*) ;; *) fail "the report does not show CVE-2099-0001 open since the revert" ;; esac
 echo "ok: the packaged patchd applied, reported and reverted the bundle"
