@@ -47,7 +47,8 @@ fn guest_files(root: &Path, dir: &Path, out: &mut Vec<GuestFile>) -> anyhow::Res
             let rel = path.strip_prefix(root).unwrap_or(&path);
             out.push(GuestFile {
                 path: format!("/{}", rel.display()),
-                data: std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                data: std::fs::read(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
                 mode: meta.permissions().mode() & 0o7777,
             });
         }
@@ -72,7 +73,10 @@ fn run(root: &Path) -> anyhow::Result<()> {
     let run = run_guest_in(&target, &modules, &spec, &dir, &patchd).context("running the guest")?;
     println!("{}", run.describe("packaged_install"));
     if !run.check("packaged_install").is_some_and(|c| c.passed()) {
-        bail!("the packaged patchd check failed (above; logs in {})", dir.display());
+        bail!(
+            "the packaged patchd check failed (above; logs in {})",
+            dir.display()
+        );
     }
     if !run.problems.is_empty() {
         bail!("guest kernel problems:\n{}", run.problems.join("\n"));
