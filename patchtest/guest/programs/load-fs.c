@@ -1,0 +1,236 @@
+/* Exercisers of file systems for patchtest's default load (class fs of
+ * patchtest/guest/load.sh):
+ *
+ *   inotify  watches on a directory added, added again (which updates
+ *            the existing watch: inotify_update_watch), extended with
+ *            IN_MASK_ADD, triggered by creating, writing and removing a
+ *            file, read and removed; fanotify is not used
+ *   locks    POSIX record locks, open file description locks and flock on
+ *            a file, a lease, and a child waiting for a lock
+ *   splice   a file spliced into a pipe and back, sendfile and
+ *            copy_file_range between files
+ *   fscrypt=DIR  encryption policies (v1 and v2, AES-256-XTS/CTS) set on
+ *            and read from new empty directories under DIR, a mounted file
+ *            system with encryption enabled; no key is added, so nothing is
+ *            encrypted with them
+ */
+#include "load.h"
+
+#include <fcntl.h>
+#include <linux/fscrypt.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/inotify.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+
+static char workdir[64];
+
+static int make_workdir(void)
+{
+	snprintf(workdir, sizeof(workdir), "/tmp/patchtest-fs.%d", (int)getpid());
+	if (mkdir(workdir, 0700) != 0 && errno != EEXIST)
+		return FAIL("mkdir");
+	return 0;
+}
+
+static void path_in(char *buf, size_t size, const char *name)
+{
+	snprintf(buf, size, "%s/%s", workdir, name);
+}
+
+/* --- inotify --- */
+
+static int ex_inotify(NO_ARG)
+{
+	char file[128], events[4096];
+	int fd, rc = 0;
+
+	if (make_workdir())
+		return 1;
+	path_in(file, sizeof(file), "watched");
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0)
+		return FAIL("inotify_init1");
+	for (int i = 0; i < 8; i++) {
+		int w = inotify_add_watch(fd, workdir, IN_CREATE);
+		int f;
+
+		if (w < 0) {
+			rc = FAIL("inotify_add_watch");
+			break;
+		}
+		/* The same inode again: the watch is updated, not added. */
+		inotify_add_watch(fd, workdir, IN_DELETE | IN_MASK_ADD);
+		inotify_add_watch(fd, workdir, IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE);
+		f = open(file, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+		if (f >= 0) {
+			(void)!write(f, "x", 1);
+			close(f);
+		}
+		inotify_add_watch(fd, file, IN_ATTRIB | IN_DELETE_SELF);
+		chmod(file, 0644);
+		unlink(file);
+		while (read(fd, events, sizeof(events)) > 0)
+			;
+		inotify_rm_watch(fd, w);
+	}
+	close(fd);
+	rmdir(workdir);
+	return rc;
+}
+
+/* --- locks --- */
+
+static int ex_locks(NO_ARG)
+{
+	char file[128];
+	struct flock lk = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 10 };
+	int fd, other, rc = 0;
+	pid_t pid;
+
+	if (make_workdir())
+		return 1;
+	path_in(file, sizeof(file), "locked");
+	fd = open(file, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (fd < 0)
+		return FAIL("open");
+	(void)!write(fd, "0123456789abcdef", 16);
+	if (fcntl(fd, F_SETLK, &lk) != 0)
+		rc = FAIL("F_SETLK");
+	/* A child blocks on the range until we unlock it. */
+	pid = fork();
+	if (pid == 0) {
+		int f = open(file, O_RDWR);
+		struct flock w = lk;
+
+		fcntl(f, F_SETLKW, &w);
+		w.l_type = F_UNLCK;
+		fcntl(f, F_SETLK, &w);
+		_exit(0);
+	}
+	sleep_ms(5);
+	lk.l_type = F_UNLCK;
+	fcntl(fd, F_SETLK, &lk);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+	lk.l_type = F_RDLCK;
+	lk.l_pid = 0;
+	fcntl(fd, F_OFD_SETLK, &lk);
+	fcntl(fd, F_OFD_GETLK, &lk);
+	lk.l_type = F_UNLCK;
+	fcntl(fd, F_OFD_SETLK, &lk);
+	flock(fd, LOCK_EX);
+	other = open(file, O_RDONLY);
+	if (other >= 0) {
+		flock(other, LOCK_SH | LOCK_NB); /* EWOULDBLOCK */
+		close(other);
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
+	fd = open(file, O_RDONLY);
+	if (fd >= 0) {
+		if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
+			fcntl(fd, F_SETLEASE, F_UNLCK);
+		close(fd);
+	}
+	unlink(file);
+	rmdir(workdir);
+	return rc;
+}
+
+/* --- splice --- */
+
+static int ex_splice(NO_ARG)
+{
+	char from[128], to[128], buf[16384];
+	int in, out, p[2], rc = 0;
+	loff_t off = 0;
+
+	if (make_workdir())
+		return 1;
+	path_in(from, sizeof(from), "from");
+	path_in(to, sizeof(to), "to");
+	in = open(from, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	out = open(to, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (in < 0 || out < 0 || pipe(p) != 0)
+		return FAIL("open");
+	memset(buf, 'p', sizeof(buf));
+	(void)!write(in, buf, sizeof(buf));
+	if (splice(in, &off, p[1], NULL, 8192, 0) < 0)
+		rc = FAIL("splice to a pipe");
+	if (splice(p[0], NULL, out, NULL, 8192, 0) < 0)
+		rc = FAIL("splice from a pipe");
+	off = 0;
+	if (sendfile(out, in, &off, sizeof(buf)) < 0)
+		rc = FAIL("sendfile");
+	loff_t a = 0, b = 0;
+	copy_file_range(in, &a, out, &b, sizeof(buf), 0);
+	fsync(out);
+	close(p[0]);
+	close(p[1]);
+	close(in);
+	close(out);
+	unlink(from);
+	unlink(to);
+	rmdir(workdir);
+	return rc;
+}
+
+/* --- fscrypt --- */
+
+static int ex_fscrypt(const char *arg)
+{
+	struct fscrypt_policy_v1 v1 = {
+		.version = FSCRYPT_POLICY_V1,
+		.contents_encryption_mode = FSCRYPT_MODE_AES_256_XTS,
+		.filenames_encryption_mode = FSCRYPT_MODE_AES_256_CTS,
+		.flags = FSCRYPT_POLICY_FLAGS_PAD_32,
+		.master_key_descriptor = "ptload1",
+	};
+	struct fscrypt_policy_v2 v2 = {
+		.version = FSCRYPT_POLICY_V2,
+		.contents_encryption_mode = FSCRYPT_MODE_AES_256_XTS,
+		.filenames_encryption_mode = FSCRYPT_MODE_AES_256_CTS,
+		.flags = FSCRYPT_POLICY_FLAGS_PAD_32,
+		.master_key_identifier = "patchtest-load-2",
+	};
+	struct fscrypt_get_policy_ex_arg got = { .policy_size = sizeof(got.policy) };
+	char dir[256];
+	int rc = 0;
+
+	if (!arg) {
+		WARN("fscrypt: give the mounted directory: fscrypt=DIR\n");
+		return 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		int fd;
+
+		snprintf(dir, sizeof(dir), "%s/fscrypt-v%d", arg, i + 1);
+		if (mkdir(dir, 0700) != 0)
+			return FAIL("fscrypt: mkdir");
+		fd = open(dir, O_RDONLY | O_DIRECTORY);
+		if (fd < 0) {
+			rmdir(dir);
+			return FAIL("fscrypt: open");
+		}
+		if (ioctl(fd, FS_IOC_SET_ENCRYPTION_POLICY, i ? (void *)&v2 : (void *)&v1) != 0)
+			rc = FAIL("FS_IOC_SET_ENCRYPTION_POLICY");
+		ioctl(fd, FS_IOC_GET_ENCRYPTION_POLICY_EX, &got);
+		close(fd);
+		rmdir(dir);
+	}
+	return rc;
+}
+
+static const struct exerciser exercisers[] = {
+	{ "inotify", ex_inotify, 10 },
+	{ "locks", ex_locks, 10 },
+	{ "splice", ex_splice, 10 },
+	{ "fscrypt", ex_fscrypt, 10 },
+};
+
+int main(int argc, char **argv)
+{
+	return RUN(exercisers);
+}
