@@ -114,14 +114,15 @@ load_fs() {
 
 # Disk file systems on a loop device: for each of ext4 (busybox makes ext2,
 # mounted by the ext4 driver with encryption enabled: the encrypt feature
-# is bit 0 of byte 1122, in s_feature_incompat) and vfat whose driver is
-# loaded, an image on tmpfs made, mounted, filled, searched, given
-# encryption policies, frozen and thawed, unmounted.
+# is bit 0 of byte 1122, in s_feature_incompat), vfat and exfat (made by
+# load-fs) whose driver is loaded, an image on tmpfs made, mounted,
+# filled, searched, given encryption policies, frozen and thawed,
+# unmounted.
 load_disk() {
 	[ -e /dev/loop-control ] || return 0
 	img=$dir/disk.img
 	mkdir -p "$dir/disk"
-	for fs in ext4 vfat; do
+	for fs in ext4 vfat exfat; do
 		grep -qw "$fs" /proc/filesystems || continue
 		dd if=/dev/zero of="$img" bs=1M count=8 2>/dev/null
 		case $fs in
@@ -131,6 +132,7 @@ load_disk() {
 			printf "$(printf '\\%03o' $((b | 1)))" | dd of="$img" bs=1 seek=1122 conv=notrunc 2>/dev/null
 			;;
 		vfat) mkdosfs "$img" >/dev/null 2>&1 ;;
+		exfat) "$BIN/load-fs" "mkexfat=$img" >/dev/null 2>&1 ;;
 		esac
 		if mount -t "$fs" -o loop "$img" "$dir/disk" 2>/dev/null; then
 			[ "$fs" = ext4 ] && "$BIN/load-fs" "fscrypt=$dir/disk" >/dev/null 2>&1
@@ -291,6 +293,12 @@ load_net() {
 	ping6 -c 1 -W 1 ::1 >/dev/null 2>&1
 	ip -6 rule del from "2001:db8::$((cpu + 1))" $rule 2>/dev/null
 	ip rule del from "198.51.100.$((cpu + 1))" $rule 2>/dev/null
+}
+
+# TIPC (CPU 0): a bearer enabled and disabled on a dummy Ethernet device
+# (the dummy module), where the tipc module is loaded.
+load_tipc() {
+	only_cpu0 && "$BIN/load-net" tipc >/dev/null 2>&1
 }
 
 # Wireless (CPU 0): mac80211_hwsim's simulated radios registered and

@@ -345,7 +345,7 @@ static int ex_pe_sig(NO_ARG)
 	image[0x206] = 0x0f;		       /* version 2.15 */
 	image[0x207] = 0x02;
 	image[0x211] = 0x01;		       /* loadflags: LOADED_HIGH */
-	image[0x236] = 0x03;		       /* xloadflags: KERNEL_64, above 4G */
+	image[0x236] = 0x23;		       /* xloadflags: KERNEL_64, above 4G, 5-level */
 	snprintf(path, sizeof(path), "/tmp/patchtest-kexec.%d", (int)getpid());
 	fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
 	if (fd < 0)

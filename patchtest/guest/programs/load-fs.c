@@ -13,6 +13,10 @@
  *            and read from new empty directories under DIR, a mounted file
  *            system with encryption enabled; no key is added, so nothing is
  *            encrypted with them
+ *   mkexfat=IMAGE  an empty 8 MiB exFAT file system made in the file IMAGE
+ *            (busybox makes none): boot region and its checksum, FAT, the
+ *            allocation bitmap and a root directory holding its entry; no
+ *            up-case table, so the kernel uses its default one
  */
 #include "load.h"
 
@@ -223,11 +227,114 @@ static int ex_fscrypt(const char *arg)
 	return rc;
 }
 
+/* --- mkexfat --- */
+
+#define EXFAT_SECTOR 512
+#define EXFAT_SECTORS 16384 /* 8 MiB */
+#define EXFAT_CLUSTER_SHIFT 3 /* 4 KiB clusters */
+#define EXFAT_FAT_OFFSET 24
+#define EXFAT_FAT_LENGTH 16
+#define EXFAT_HEAP_OFFSET 64
+#define EXFAT_CLUSTERS ((EXFAT_SECTORS - EXFAT_HEAP_OFFSET) >> EXFAT_CLUSTER_SHIFT)
+#define EXFAT_BITMAP_CLUSTER 2
+#define EXFAT_ROOT_CLUSTER 3
+
+static void put16(unsigned char *p, unsigned v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+}
+
+static void put32(unsigned char *p, unsigned long v)
+{
+	put16(p, v & 0xffff);
+	put16(p + 2, v >> 16);
+}
+
+static void put64(unsigned char *p, unsigned long long v)
+{
+	put32(p, v & 0xffffffff);
+	put32(p + 4, v >> 32);
+}
+
+static off_t cluster_offset(unsigned cluster)
+{
+	return ((off_t)EXFAT_HEAP_OFFSET + ((off_t)(cluster - 2) << EXFAT_CLUSTER_SHIFT)) * EXFAT_SECTOR;
+}
+
+static int ex_mkexfat(const char *image)
+{
+	static unsigned char boot[12][EXFAT_SECTOR];
+	unsigned char fat[EXFAT_SECTOR] = { 0 }, dir[EXFAT_SECTOR] = { 0 }, bitmap[EXFAT_SECTOR] = { 0 };
+	unsigned bitmap_size = (EXFAT_CLUSTERS - 1) / 8 + 1;
+	unsigned long sum = 0;
+	int fd, rc = 0;
+
+	if (!image) {
+		WARN("mkexfat: give the image file: mkexfat=IMAGE\n");
+		return 1;
+	}
+	memset(boot, 0, sizeof(boot));
+	/* The boot sector. */
+	memcpy(boot[0], "\xeb\x76\x90" "EXFAT   ", 11);
+	put64(boot[0] + 0x48, EXFAT_SECTORS);	     /* volume length */
+	put32(boot[0] + 0x50, EXFAT_FAT_OFFSET);     /* FAT offset */
+	put32(boot[0] + 0x54, EXFAT_FAT_LENGTH);     /* FAT length */
+	put32(boot[0] + 0x58, EXFAT_HEAP_OFFSET);    /* cluster heap offset */
+	put32(boot[0] + 0x5c, EXFAT_CLUSTERS);	     /* cluster count */
+	put32(boot[0] + 0x60, EXFAT_ROOT_CLUSTER);   /* root directory */
+	put32(boot[0] + 0x64, 0x50544c44);	     /* serial number */
+	put16(boot[0] + 0x68, 0x0100);		     /* revision 1.0 */
+	boot[0][0x6c] = 9;			     /* bytes per sector: 512 */
+	boot[0][0x6d] = EXFAT_CLUSTER_SHIFT;	     /* sectors per cluster */
+	boot[0][0x6e] = 1;			     /* FATs */
+	boot[0][0x6f] = 0x80;			     /* drive select */
+	put16(boot[0] + 510, 0xaa55);
+	/* Extended boot sectors 1-8 end in their signature. */
+	for (int i = 1; i <= 8; i++)
+		put32(boot[i] + EXFAT_SECTOR - 4, 0xaa550000);
+	/* Sector 11: the checksum of sectors 0-10 (the boot sector's volume
+	 * flags and percent in use left out), repeated. */
+	for (int i = 0; i < 11; i++)
+		for (int b = 0; b < EXFAT_SECTOR; b++) {
+			if (i == 0 && (b == 106 || b == 107 || b == 112))
+				continue;
+			sum = (((sum << 31) | (sum >> 1)) + boot[i][b]) & 0xffffffff;
+		}
+	for (int b = 0; b < EXFAT_SECTOR; b += 4)
+		put32(boot[11] + b, sum);
+	/* FAT: media, reserved, and one cluster each for the bitmap and the
+	 * root directory. */
+	put32(fat, 0xfffffff8);
+	put32(fat + 4, 0xffffffff);
+	put32(fat + 4 * EXFAT_BITMAP_CLUSTER, 0xffffffff);
+	put32(fat + 4 * EXFAT_ROOT_CLUSTER, 0xffffffff);
+	bitmap[0] = 0x03; /* clusters 2 and 3 in use */
+	/* The root directory: the allocation bitmap's entry. */
+	dir[0] = 0x81;
+	put32(dir + 20, EXFAT_BITMAP_CLUSTER);
+	put64(dir + 24, bitmap_size);
+
+	fd = open(image, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	if (fd < 0)
+		return FAIL("mkexfat: open");
+	if (pwrite(fd, boot, sizeof(boot), 0) != sizeof(boot) ||
+	    pwrite(fd, boot, sizeof(boot), sizeof(boot)) != sizeof(boot) || /* backup */
+	    pwrite(fd, fat, sizeof(fat), EXFAT_FAT_OFFSET * EXFAT_SECTOR) != sizeof(fat) ||
+	    pwrite(fd, bitmap, sizeof(bitmap), cluster_offset(EXFAT_BITMAP_CLUSTER)) != sizeof(bitmap) ||
+	    pwrite(fd, dir, sizeof(dir), cluster_offset(EXFAT_ROOT_CLUSTER)) != sizeof(dir) ||
+	    ftruncate(fd, (off_t)EXFAT_SECTORS * EXFAT_SECTOR) != 0)
+		rc = FAIL("mkexfat: write");
+	close(fd);
+	return rc;
+}
+
 static const struct exerciser exercisers[] = {
 	{ "inotify", ex_inotify, 10 },
 	{ "locks", ex_locks, 10 },
 	{ "splice", ex_splice, 10 },
 	{ "fscrypt", ex_fscrypt, 10 },
+	{ "mkexfat", ex_mkexfat, 10 },
 };
 
 int main(int argc, char **argv)

@@ -11,6 +11,9 @@
  *   llc     an LLC datagram socket that sends unbound (autobind), only
  *           where the llc2 module is loaded
  *   packet  packet sockets sending on lo
+ *   tipc    a TIPC bearer enabled on a dummy Ethernet device of our own
+ *           and disabled again (generic netlink), where the tipc and
+ *           dummy modules are loaded; the device is removed after
  */
 #include "load.h"
 
@@ -20,7 +23,11 @@
 
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
+#include <linux/genetlink.h>
 #include <linux/llc.h>
+#include <linux/rtnetlink.h>
+#include <linux/tipc.h>
+#include <linux/tipc_netlink.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -257,6 +264,184 @@ static int ex_packet(NO_ARG)
 	return rc;
 }
 
+/* --- tipc --- */
+
+/* A netlink request being built: header, payload, attributes. */
+struct nlreq {
+	struct nlmsghdr h;
+	char buf[512];
+};
+
+static void *nl_tail(struct nlreq *r)
+{
+	return (char *)r + NLMSG_ALIGN(r->h.nlmsg_len);
+}
+
+static void nl_put(struct nlreq *r, unsigned short type, const void *data, size_t len)
+{
+	struct nlattr *a = nl_tail(r);
+
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + len;
+	memcpy((char *)a + NLA_HDRLEN, data, len);
+	r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + NLA_ALIGN(a->nla_len);
+}
+
+static struct nlattr *nl_nest(struct nlreq *r, unsigned short type)
+{
+	struct nlattr *a = nl_tail(r);
+
+	nl_put(r, type | NLA_F_NESTED, NULL, 0);
+	return a;
+}
+
+static void nl_end(struct nlreq *r, struct nlattr *nest)
+{
+	nest->nla_len = (char *)nl_tail(r) - (char *)nest;
+}
+
+/* Sends `r` on the netlink socket `fd` and waits up to 2 s for the
+ * kernel's answer, copied into `reply`; 0, or -1 with errno. */
+static int nl_talk(int fd, struct nlreq *r, char *reply, size_t size)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	long long end = now_ms() + 2000;
+
+	r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	r->h.nlmsg_seq++;
+	if (sendto(fd, r, r->h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -1;
+	while (now_ms() < end) {
+		static char buf[8192];
+		struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		ssize_t n;
+
+		if (wait_for(fd, POLLIN, 100) != 0)
+			continue;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0)
+			return -1;
+		for (; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				int error = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+
+				errno = -error;
+				return error ? -1 : 0;
+			}
+			/* An answer before the acknowledgement. */
+			if (h->nlmsg_len <= size)
+				memcpy(reply, h, h->nlmsg_len);
+		}
+	}
+	errno = ETIMEDOUT;
+	return -1;
+}
+
+/* Creates (or, `create` 0, removes) the dummy device `name`. */
+static int dummy_link(const char *name, int create)
+{
+	struct nlreq r = { 0 };
+	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+	char reply[1024];
+	int fd, rc;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -1;
+	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
+	r.h.nlmsg_type = create ? RTM_NEWLINK : RTM_DELLINK;
+	r.h.nlmsg_flags = create ? NLM_F_CREATE | NLM_F_EXCL : 0;
+	ifi->ifi_family = AF_UNSPEC;
+	if (create) {
+		ifi->ifi_flags = IFF_UP;
+		ifi->ifi_change = IFF_UP;
+	}
+	nl_put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+	if (create) {
+		struct nlattr *info = nl_nest(&r, IFLA_LINKINFO);
+
+		nl_put(&r, IFLA_INFO_KIND, "dummy", 6);
+		nl_end(&r, info);
+	}
+	rc = nl_talk(fd, &r, reply, sizeof(reply));
+	close(fd);
+	return rc;
+}
+
+/* The id of the generic netlink family `name`, or -1. */
+static int genl_family(int fd, const char *name)
+{
+	struct nlreq r = { 0 };
+	struct genlmsghdr *g = NLMSG_DATA(&r.h);
+	char reply[4096];
+	struct nlmsghdr *h = (struct nlmsghdr *)reply;
+
+	r.h.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+	r.h.nlmsg_type = GENL_ID_CTRL;
+	g->cmd = CTRL_CMD_GETFAMILY;
+	g->version = 1;
+	nl_put(&r, CTRL_ATTR_FAMILY_NAME, name, strlen(name) + 1);
+	h->nlmsg_type = 0;
+	/* The family message comes before the acknowledgement. */
+	nl_talk(fd, &r, reply, sizeof(reply));
+	if (h->nlmsg_type != GENL_ID_CTRL)
+		return -1;
+	for (struct nlattr *a = (struct nlattr *)((char *)NLMSG_DATA(h) + GENL_HDRLEN);
+	     (char *)a + NLA_HDRLEN <= (char *)h + h->nlmsg_len && a->nla_len >= NLA_HDRLEN;
+	     a = (struct nlattr *)((char *)a + NLA_ALIGN(a->nla_len)))
+		if ((a->nla_type & NLA_TYPE_MASK) == CTRL_ATTR_FAMILY_ID)
+			return *(unsigned short *)((char *)a + NLA_HDRLEN);
+	return -1;
+}
+
+/* Enables (cmd TIPC_NL_BEARER_ENABLE) or disables the bearer `bearer`. */
+static int tipc_bearer(int fd, int family, int cmd, const char *bearer)
+{
+	struct nlreq r = { 0 };
+	struct genlmsghdr *g = NLMSG_DATA(&r.h);
+	struct nlattr *nest;
+	char reply[1024];
+
+	r.h.nlmsg_len = NLMSG_LENGTH(GENL_HDRLEN);
+	r.h.nlmsg_type = family;
+	g->cmd = cmd;
+	g->version = TIPC_GENL_V2_VERSION;
+	nest = nl_nest(&r, TIPC_NLA_BEARER);
+	nl_put(&r, TIPC_NLA_BEARER_NAME, bearer, strlen(bearer) + 1);
+	nl_end(&r, nest);
+	return nl_talk(fd, &r, reply, sizeof(reply));
+}
+
+static int ex_tipc(NO_ARG)
+{
+	const char *dev = "ptload0";
+	char bearer[32];
+	int fd, family, probe, rc = 0;
+
+	probe = socket(AF_TIPC, SOCK_RDM, 0);
+	if (probe < 0)
+		return 0; /* no tipc module */
+	close(probe);
+	snprintf(bearer, sizeof(bearer), "eth:%s", dev);
+	dummy_link(dev, 0); /* left by a stopped round */
+	if (dummy_link(dev, 1) != 0)
+		return errno == EOPNOTSUPP ? 0 : FAIL("tipc: dummy device"); /* no dummy module */
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+	family = fd < 0 ? -1 : genl_family(fd, TIPC_GENL_V2_NAME);
+	if (family < 0) {
+		rc = FAIL("tipc: generic netlink family " TIPC_GENL_V2_NAME);
+	} else {
+		if (tipc_bearer(fd, family, TIPC_NL_BEARER_ENABLE, bearer) != 0)
+			rc = FAIL("tipc: enable bearer");
+		if (tipc_bearer(fd, family, TIPC_NL_BEARER_DISABLE, bearer) != 0)
+			rc = FAIL("tipc: disable bearer");
+	}
+	if (fd >= 0)
+		close(fd);
+	dummy_link(dev, 0);
+	return rc;
+}
+
 static const struct exerciser exercisers[] = {
 	{ "tcp", ex_tcp, 10 },
 	{ "unix", ex_unix, 10 },
@@ -264,6 +449,7 @@ static const struct exerciser exercisers[] = {
 	{ "arp", ex_arp, 10 },
 	{ "llc", ex_llc, 10 },
 	{ "packet", ex_packet, 10 },
+	{ "tipc", ex_tipc, 10 },
 };
 
 int main(int argc, char **argv)

@@ -7,7 +7,7 @@
 /// by CPU 0's loader only) last.
 pub const ALL_CLASSES: &[&str] = &[
     "proc", "sysfs", "fs", "kernel", "mm", "net", "tty", "keys", "crypto", "bpf", "disk", "block",
-    "cgroup", "audit", "hotplug", "wireless",
+    "cgroup", "audit", "hotplug", "tipc", "wireless",
 ];
 
 /// The exercisers of code whose directory says nothing more specific
@@ -28,6 +28,7 @@ pub fn load_classes(object_file: &str) -> &'static [&'static str] {
         ("fs/ext4/", &["disk", "fs"]),
         ("fs/jbd2/", &["disk", "fs"]),
         ("fs/fat/", &["disk", "fs"]),
+        ("fs/exfat/", &["disk", "fs"]),
         ("fs/iomap/", &["disk", "fs"]),
         ("fs/crypto/", &["disk", "fs"]),
         ("fs/buffer", &["disk", "block", "fs"]),
@@ -49,6 +50,7 @@ pub fn load_classes(object_file: &str) -> &'static [&'static str] {
         ("crypto/asymmetric_keys/", &["keys"]),
         ("crypto/", &["crypto", "keys"]),
         ("security/", &["fs", "kernel", "keys"]),
+        ("net/tipc/", &["net", "tipc"]),
         ("net/wireless/", &["net", "wireless"]),
         ("net/mac80211/", &["net", "wireless"]),
         ("net/", &["net"]),
@@ -75,6 +77,7 @@ const CLASS_MODULES: &[(&str, &[&str])] = &[
     ("crypto", &["algif_skcipher", "algif_hash"]),
     ("disk", &["loop", "ext4"]),
     ("block", &["null_blk"]),
+    ("tipc", &["dummy"]),
     // Loaded and removed by the wireless exerciser itself.
     ("wireless", &["mac80211_hwsim"]),
 ];

@@ -75,6 +75,9 @@ fn load_classes_pick_the_exercisers_of_each_subsystem() {
         ("drivers/acpi/acpica/dsmethod.o", "sysfs"),
         ("net/ipv4/arp.o", "net"),
         ("net/wireless/core.o", "wireless"),
+        ("net/tipc/bearer.o", "tipc"),
+        ("fs/exfat/nls.o", "disk"),
+        ("fs/crypto/policy.o", "disk"),
     ] {
         assert!(has(object, class), "{object}: {:?}", load_classes(object));
     }
@@ -86,7 +89,7 @@ fn load_classes_pick_the_exercisers_of_each_subsystem() {
         "net/ipv4/tcp_input.o",
         "lib/string.o",
     ] {
-        for global in ["hotplug", "audit", "cgroup", "block", "wireless"] {
+        for global in ["hotplug", "audit", "cgroup", "block", "tipc", "wireless"] {
             assert!(!has(object, global), "{object}: {global}");
         }
     }
