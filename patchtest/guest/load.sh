@@ -114,15 +114,16 @@ load_fs() {
 
 # Disk file systems on a loop device: for each of ext4 (busybox makes ext2,
 # mounted by the ext4 driver with encryption enabled: the encrypt feature
-# is bit 0 of byte 1122, in s_feature_incompat), vfat and exfat (made by
-# load-fs) whose driver is loaded, an image on tmpfs made, mounted,
-# filled, searched, given encryption policies, frozen and thawed,
-# unmounted.
+# is bit 0 of byte 1122, in s_feature_incompat), vfat, exfat (made by
+# load-fs) and hfsplus (a bare volume header by load-fs: the mount is
+# refused after reading it) whose driver is loaded, an image on tmpfs
+# made, mounted, filled, searched, given encryption policies, frozen and
+# thawed, unmounted.
 load_disk() {
 	[ -e /dev/loop-control ] || return 0
 	img=$dir/disk.img
 	mkdir -p "$dir/disk"
-	for fs in ext4 vfat exfat; do
+	for fs in ext4 vfat exfat hfsplus; do
 		grep -qw "$fs" /proc/filesystems || continue
 		dd if=/dev/zero of="$img" bs=1M count=8 2>/dev/null
 		case $fs in
@@ -133,6 +134,7 @@ load_disk() {
 			;;
 		vfat) mkdosfs "$img" >/dev/null 2>&1 ;;
 		exfat) "$BIN/load-fs" "mkexfat=$img" >/dev/null 2>&1 ;;
+		hfsplus) "$BIN/load-fs" "mkhfsplus=$img" >/dev/null 2>&1 ;;
 		esac
 		if mount -t "$fs" -o loop "$img" "$dir/disk" 2>/dev/null; then
 			[ "$fs" = ext4 ] && "$BIN/load-fs" "fscrypt=$dir/disk" >/dev/null 2>&1

@@ -17,6 +17,10 @@
  *            (busybox makes none): boot region and its checksum, FAT, the
  *            allocation bitmap and a root directory holding its entry; no
  *            up-case table, so the kernel uses its default one
+ *   mkhfsplus=IMAGE  an 8 MiB HFS+ volume of a volume header (and its
+ *            backup) and nothing else: a mount reads it and opens the
+ *            extents B-tree's inode (hfsplus_iget), finds the tree empty
+ *            and refuses the volume; the attempt is the exercise
  */
 #include "load.h"
 
@@ -329,12 +333,55 @@ static int ex_mkexfat(const char *image)
 	return rc;
 }
 
+/* --- mkhfsplus --- */
+
+static void put16be(unsigned char *p, unsigned v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put32be(unsigned char *p, unsigned long v)
+{
+	put16be(p, (v >> 16) & 0xffff);
+	put16be(p + 2, v & 0xffff);
+}
+
+static int ex_mkhfsplus(const char *image)
+{
+	const off_t size = 8 << 20;
+	unsigned char header[512] = { 0 };
+	int fd, rc = 0;
+
+	if (!image) {
+		WARN("mkhfsplus: give the image file: mkhfsplus=IMAGE\n");
+		return 1;
+	}
+	put16be(header + 0, 0x482b);		/* signature "H+" */
+	put16be(header + 2, 4);			/* version */
+	put32be(header + 4, 0x100);		/* attributes: unmounted cleanly */
+	put32be(header + 8, 0x31302e30);	/* last mounted by "10.0" */
+	put32be(header + 40, 4096);		/* block size */
+	put32be(header + 44, size / 4096);	/* total blocks */
+	put32be(header + 48, size / 4096 - 1);	/* free blocks */
+	fd = open(image, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	if (fd < 0)
+		return FAIL("mkhfsplus: open");
+	/* At 1 KiB, and the backup 1 KiB before the end. */
+	if (pwrite(fd, header, sizeof(header), 1024) != sizeof(header) ||
+	    pwrite(fd, header, sizeof(header), size - 1024) != sizeof(header) || ftruncate(fd, size) != 0)
+		rc = FAIL("mkhfsplus: write");
+	close(fd);
+	return rc;
+}
+
 static const struct exerciser exercisers[] = {
 	{ "inotify", ex_inotify, 10 },
 	{ "locks", ex_locks, 10 },
 	{ "splice", ex_splice, 10 },
 	{ "fscrypt", ex_fscrypt, 10 },
 	{ "mkexfat", ex_mkexfat, 10 },
+	{ "mkhfsplus", ex_mkhfsplus, 10 },
 };
 
 int main(int argc, char **argv)

@@ -29,6 +29,7 @@ pub fn load_classes(object_file: &str) -> &'static [&'static str] {
         ("fs/jbd2/", &["disk", "fs"]),
         ("fs/fat/", &["disk", "fs"]),
         ("fs/exfat/", &["disk", "fs"]),
+        ("fs/hfsplus/", &["disk", "fs"]),
         ("fs/iomap/", &["disk", "fs"]),
         ("fs/crypto/", &["disk", "fs"]),
         ("fs/buffer", &["disk", "block", "fs"]),
@@ -75,7 +76,12 @@ const CLASS_MODULES: &[(&str, &[&str])] = &[
     // An md array's attributes are sysfs's pre-allocated kind.
     ("sysfs", &["md_mod"]),
     ("crypto", &["algif_skcipher", "algif_hash"]),
-    ("disk", &["loop", "ext4"]),
+    // Character sets: hfsplus and exfat's UTF-8, vfat's code page and
+    // default I/O character set.
+    (
+        "disk",
+        &["loop", "ext4", "nls_utf8", "nls_cp437", "nls_ascii"],
+    ),
     ("block", &["null_blk"]),
     ("tipc", &["dummy"]),
     // Loaded and removed by the wireless exerciser itself.

@@ -127,7 +127,14 @@ fn a_bundles_classes_keep_load_sh_order_and_bring_their_modules() {
     assert_eq!(class_modules(&["net", "proc"]), Vec::<&str>::new());
     assert_eq!(
         class_modules(&["block", "disk"]),
-        ["loop", "ext4", "null_blk"]
+        [
+            "loop",
+            "ext4",
+            "nls_utf8",
+            "nls_cp437",
+            "nls_ascii",
+            "null_blk"
+        ]
     );
 }
 
