@@ -64,21 +64,23 @@ load_proc() {
 	done
 }
 
-# /sys: the readable attributes of the CPUs (the hotplug state table),
-# every device of every bus (ACPI devices evaluate their _STA for status)
-# and class, block devices, the kernel and modules, at most 3000 files; an
-# md array (md_mod) adds attributes of sysfs's pre-allocated kind. Left
-# out: files that wait for events (/sys/power/wakeup_count) and the
-# per-cache slab statistics (thousands of files).
+# /sys: the readable attributes of the CPUs (the hotplug state table) and
+# block devices, then of every device of every bus (ACPI devices evaluate
+# their _STA for status) and class (at most 2000), the kernel and modules
+# (at most 1000); an md array (md_mod) adds attributes of sysfs's
+# pre-allocated kind. Left out: files that wait for events
+# (/sys/power/wakeup_count) and the per-cache slab statistics (thousands).
 load_sysfs() {
 	# A named array ("md_NAME") stays until it is stopped.
 	if [ "$cpu" = 0 ] && [ -w /sys/module/md_mod/parameters/new_array ] && [ ! -e /sys/block/md_patchtest ]; then
 		echo md_patchtest >/sys/module/md_mod/parameters/new_array 2>/dev/null
 	fi
-	find /sys/devices/system /sys/bus/*/devices/*/ /sys/block/*/ /sys/class/*/*/ /sys/kernel \
-		/sys/module -maxdepth 3 -type f 2>/dev/null |
-		grep -v -e '^/sys/kernel/slab/' -e '^/sys/kernel/security/' -e '/wakeup_count$' |
-		head -n 3000 | xargs cat >/dev/null 2>&1
+	{
+		find /sys/devices/system /sys/block/*/ -maxdepth 3 -type f
+		find /sys/bus/*/devices/*/ /sys/class/*/*/ -maxdepth 2 -type f | head -n 2000
+		find /sys/kernel /sys/module -maxdepth 3 -type f |
+			grep -v -e '^/sys/kernel/slab/' -e '^/sys/kernel/security/' | head -n 1000
+	} 2>/dev/null | grep -v '/wakeup_count$' | xargs cat >/dev/null 2>&1
 }
 
 # Files on tmpfs: create, write, read, rename, link, stat, truncate, remove;
