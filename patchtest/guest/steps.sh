@@ -2,7 +2,9 @@
 # sourced by the checks the host generates: NAME.prepare, NAME.before,
 # NAME.apply, NAME.applied, NAME.revert, NAME.reverted, NAME.log. The host
 # puts each bundle under $V/NAME/: bundle, id, functions (old names, one a
-# line), load_classes, and optionally test and test_name. A step's exit
+# line), load_classes, kmods and load_kmods (the modules it patches and
+# those its load needs, dependencies first), and optionally test and
+# test_name. A step's exit
 # status is its result; 125 means it was skipped. Lines that start with
 # "patchtest-" carry figures to the host.
 V=/suture/validate
@@ -50,6 +52,11 @@ load_start() {
 	d=$V/$1
 	: >"$d/loaders"
 	[ -f $V/no_load ] && return 0
+	# The modules the default load's exercisers need (null_blk, loop, ...).
+	while read -r m; do
+		grep -q "^$m " /proc/modules && continue
+		insmod /suture/kmods/*-"$m".ko || echo "load: cannot load the module $m"
+	done <"$d/load_kmods"
 	cpus=$(nproc)
 	cpu=0
 	while [ $cpu -lt "$cpus" ]; do
@@ -63,7 +70,23 @@ load_start() {
 	echo "load: $cpus loader(s) ($(cat "$d/load_classes"))"
 }
 
-# Stops the loaders; fails if one of them died on its own.
+# group_running PGID: whether a process of the group is still running
+# (zombies left for init to reap do not count).
+group_running() {
+	g=$1
+	for s in /proc/[0-9]*/stat; do
+		{ read -r line <"$s"; } 2>/dev/null || continue
+		# After "PID (COMM) ": state, parent, process group.
+		set -- ${line##*) }
+		[ "${3:-}" = "$g" ] && [ "$1" != Z ] && return 0
+	done
+	return 1
+}
+
+# Stops the loaders; fails if one of them died on its own. The default
+# load's loaders are then waited for (up to 70 s: an exerciser that must
+# finish, the CPU hotplug's, bounds itself to a minute) and what they left
+# is undone (load.sh CPU --stop: mounts, loop devices, an offline CPU).
 load_stop() {
 	d=$V/$1
 	stopped_ok=0
@@ -78,6 +101,17 @@ load_stop() {
 		rounds=$((rounds + ${r:-0}))
 	done <"$d/loaders"
 	[ -s "$d/loaders" ] && echo "patchtest-load-rounds $rounds"
+	if [ -s "$d/load_classes" ]; then
+		while read -r cpu pid; do
+			waited=0
+			while group_running "$pid" && [ $waited -lt 700 ]; do
+				usleep 100000
+				waited=$((waited + 1))
+			done
+			group_running "$pid" && echo "load: the loader of cpu $cpu is still running"
+			sh $V/load.sh "$cpu" --stop
+		done <"$d/loaders"
+	fi
 	return $stopped_ok
 }
 

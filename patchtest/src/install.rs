@@ -1,8 +1,8 @@
 //! Where an installed `patchtest` finds what it needs outside itself: the
 //! `patchd` executable it puts into the guest and the work directory it
 //! builds and boots in. Nothing here depends on the checkout patchtest was
-//! built in; its guest scripts, the rig's `/init` and the companion
-//! module's sources are built into the binary.
+//! built in; its guest scripts, its load programs' sources, the rig's
+//! `/init` and the companion module's sources are built into the binary.
 
 use std::path::{Path, PathBuf};
 

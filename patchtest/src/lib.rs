@@ -10,8 +10,10 @@
 //!   coverage table.
 //!
 //! The guest is booted by the QEMU rig, the `vm-tests` crate. `patchtest`
-//! needs no checkout: its guest scripts, the rig's `/init` and library and
-//! the companion module's sources are built in, and `patchd` is found by
+//! needs no checkout: its guest scripts and load programs' sources, the
+//! rig's `/init` and library and the companion module's sources are built
+//! in (the programs are compiled on the host at run time,
+//! [`validate::programs`]), and `patchd` is found by
 //! [`install::find_patchd`]. The corpus and `real-fixes` are developer
 //! tools: they read the corpus, fixtures and fixes from the checkout they
 //! were built in ([`vm_tests::workspace_root`]) and build `patchd` there.

@@ -146,18 +146,32 @@ fn visit(
             let Some(pre) = soft.trim().strip_prefix("pre:") else {
                 continue;
             };
-            for dep in pre.split_whitespace().map(normalize) {
-                let generic = format!("{dep}_generic");
-                if tree.files.contains_key(&dep) {
-                    visit(tree, &dep, depth + 1, order)?;
-                } else if tree.files.contains_key(&generic) {
-                    visit(tree, &generic, depth + 1, order)?;
+            for dep in pre.split_whitespace() {
+                if let Some(module) = softdep_module(&tree.files, dep) {
+                    visit(tree, &module, depth + 1, order)?;
                 }
             }
         }
     }
     order.push((name, path.clone()));
     Ok(())
+}
+
+/// The module file of a soft dependency `dep`: the module of that name, or
+/// for an algorithm of the crypto API (`crc32c`, or its module alias
+/// `crypto-crc32c` as ext4 and jbd2 name it) its portable implementation
+/// `NAME_generic`; `None` when the tree has neither (built in, or a
+/// driver-specific one).
+fn softdep_module(files: &BTreeMap<String, PathBuf>, dep: &str) -> Option<String> {
+    let dep = normalize(dep);
+    let algorithm = dep.strip_prefix("crypto_").unwrap_or(&dep);
+    [
+        dep.clone(),
+        algorithm.to_string(),
+        format!("{algorithm}_generic"),
+    ]
+    .into_iter()
+    .find(|m| files.contains_key(m))
 }
 
 /// The `key=value` entries of a module's `.modinfo` section.
@@ -187,6 +201,20 @@ fn modinfo(path: &Path) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_dependencies_name_modules_or_crypto_algorithms() {
+        let files: BTreeMap<String, PathBuf> = ["crc32c_generic", "crc32c_intel", "libcrc32c"]
+            .into_iter()
+            .map(|m| (m.to_string(), PathBuf::from(format!("{m}.ko"))))
+            .collect();
+        let found = |dep: &str| softdep_module(&files, dep);
+        assert_eq!(found("crypto-crc32c").as_deref(), Some("crc32c_generic"));
+        assert_eq!(found("crc32c").as_deref(), Some("crc32c_generic"));
+        assert_eq!(found("crc32c-intel").as_deref(), Some("crc32c_intel"));
+        assert_eq!(found("libcrc32c").as_deref(), Some("libcrc32c"));
+        assert_eq!(found("crypto-sha256"), None);
+    }
 
     #[test]
     fn module_names_come_from_plain_and_compressed_files() {

@@ -157,28 +157,6 @@ pub enum Load {
     None,
 }
 
-/// Exercisers of the default load; see patchtest/guest/load.sh.
-const ALL_CLASSES: &[&str] = &["proc", "fs", "kernel", "mm", "net"];
-
-/// The exercisers likely to reach code in `object_file` (a path in the
-/// kernel tree such as `fs/proc/cmdline.o`), by subsystem directory; all
-/// of them where the directory says nothing (drivers, lib, arch, ...).
-pub fn load_classes(object_file: &str) -> &'static [&'static str] {
-    let table: &[(&str, &[&str])] = &[
-        ("fs/proc/", &["proc"]),
-        ("fs/", &["fs", "proc"]),
-        ("mm/", &["mm", "fs"]),
-        ("net/", &["net"]),
-        ("kernel/", &["kernel", "proc", "fs"]),
-        ("ipc/", &["kernel"]),
-        ("security/", &["fs", "kernel"]),
-    ];
-    table
-        .iter()
-        .find(|(prefix, _)| object_file.starts_with(prefix))
-        .map_or(ALL_CLASSES, |(_, classes)| classes)
-}
-
 /// One bundle to validate.
 #[derive(Debug, Clone)]
 pub struct BundleUnderTest {
@@ -257,7 +235,7 @@ impl BundleUnderTest {
             set.extend(load_classes(&f.object_file).iter().copied());
         }
         if set.is_empty() {
-            set.extend(ALL_CLASSES.iter().copied());
+            set.extend(BROAD_CLASSES.iter().copied());
         }
         // Keep load.sh's order, cheap exercisers first.
         ALL_CLASSES
@@ -265,6 +243,12 @@ impl BundleUnderTest {
             .copied()
             .filter(|c| set.contains(c))
             .collect()
+    }
+
+    /// The kernel modules the default load's exercisers need for this
+    /// bundle ([`class_modules`]).
+    pub fn load_modules(&self) -> Vec<&'static str> {
+        class_modules(&self.classes())
     }
 
     /// How many steps the guest runs for this bundle.
@@ -360,14 +344,35 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The target's modules the bundles patch, loaded at `prepare`.
+    /// The target's modules the bundles patch, loaded at `prepare`, and
+    /// those the default load's exercisers need, loaded when the load
+    /// starts: all go into the guest.
     pub fn kernel_modules(&self) -> Vec<String> {
-        let set: BTreeSet<String> = self
+        let mut set: BTreeSet<String> = self
             .bundles
             .iter()
             .flat_map(BundleUnderTest::kernel_modules)
             .collect();
+        for b in &self.bundles {
+            set.extend(self.load_modules(b));
+        }
         set.into_iter().collect()
+    }
+
+    /// The modules the default load needs for `b` that the target has as
+    /// modules (built-in or missing ones are left out: an exerciser
+    /// without its module does nothing).
+    fn load_modules(&self, b: &BundleUnderTest) -> Vec<String> {
+        if self.load != Load::Default {
+            return Vec::new();
+        }
+        b.load_modules()
+            .into_iter()
+            .map(str::to_string)
+            .filter(|m| {
+                vm_tests::kernel_module_closure(&self.target, std::slice::from_ref(m)).is_ok()
+            })
+            .collect()
     }
 
     /// Gives bundles that share an id distinct names in the run.
@@ -459,7 +464,8 @@ impl Plan {
     }
 
     /// One bundle's directory in the guest: the bundle, its id, functions,
-    /// load classes, the kernel modules it patches, and its test.
+    /// load classes, the kernel modules it patches and those its load
+    /// needs, and its test.
     fn bundle_files(&self, b: &BundleUnderTest) -> Result<Vec<GuestFile>> {
         let dir = format!("/suture/validate/{}", b.name);
         let file = |name: &str, data: Vec<u8>| GuestFile {
@@ -484,12 +490,20 @@ impl Plan {
             .into_iter()
             .map(|(name, _)| name + "\n")
             .collect();
+        // The modules the load needs, dependencies first: the loaders'
+        // start loads them.
+        let load_kmods: String =
+            vm_tests::kernel_module_closure(&self.target, &self.load_modules(b))?
+                .into_iter()
+                .map(|(name, _)| name + "\n")
+                .collect();
         let mut files = vec![
             file("bundle", bundle),
             file("id", b.manifest.id.clone().into_bytes()),
             file("functions", functions.into_bytes()),
             file("load_classes", classes.into_bytes()),
             file("kmods", kmods.into_bytes()),
+            file("load_kmods", load_kmods.into_bytes()),
         ];
         if let Some(test) = &b.test {
             files.push(GuestFile {
@@ -532,8 +546,8 @@ fn step_checks(b: &BundleUnderTest) -> Vec<(String, String)> {
 }
 
 impl Plan {
-    /// Builds the companion module for the target in `places.build` and
-    /// boots it once with every bundle's steps and `places.patchd`, in
+    /// Builds the companion module for the target in `places.build` (and
+    /// the default load's programs, [`programs::build`]) and boots it once with every bundle's steps and `places.patchd`, in
     /// `places.run`. `overall` bounds the whole boot: a guest that
     /// outlives it hung (`HarnessError::Timeout`, serial log kept).
     pub fn boot(&self, overall: Duration, places: &Places) -> Result<GuestRun> {
@@ -547,7 +561,10 @@ impl Plan {
             "suture".to_string(),
             vm_tests::modules::build_companion_in(&self.target, &places.build)?,
         );
-        let setup = self.guest()?;
+        let mut setup = self.guest()?;
+        if self.load == Load::Default {
+            setup.files.extend(programs::build(&places.build)?);
+        }
         let mut spec = vm_tests::GuestSpec::generated(&self.run_name);
         spec.cpus = self.cpus;
         spec.check_timeout = self.step_timeout;
@@ -569,8 +586,12 @@ pub struct GuestSetup {
 }
 
 mod judge;
+mod load;
+pub mod programs;
 
 pub use judge::{judge, render, write_json, BundleReport, StepReport, ValidationReport};
+use load::BROAD_CLASSES;
+pub use load::{class_modules, load_classes, ALL_CLASSES};
 
 #[cfg(test)]
 mod tests;

@@ -36,10 +36,106 @@ fn kernel_modules_come_from_the_manifest() {
 #[test]
 fn load_classes_follow_the_subsystem() {
     assert_eq!(load_classes("fs/proc/cmdline.o"), &["proc"]);
-    assert_eq!(load_classes("fs/ext4/inode.o"), &["fs", "proc"]);
+    assert_eq!(load_classes("fs/ext4/inode.o"), &["disk", "fs"]);
+    assert_eq!(load_classes("fs/namei.o"), &["fs", "proc"]);
     assert_eq!(load_classes("net/ipv4/tcp.o"), &["net"]);
-    assert_eq!(load_classes("drivers/net/tun.o"), ALL_CLASSES);
-    assert_eq!(load_classes("lib/string.o"), ALL_CLASSES);
+    assert_eq!(load_classes("drivers/net/tun.o"), &["net"]);
+    assert_eq!(load_classes("lib/string.o"), BROAD_CLASSES);
+    assert_eq!(load_classes("drivers/char/tpm/tpm-dev.o"), BROAD_CLASSES);
+}
+
+/// The classes of the corpus's subsystems: the exerciser that reaches
+/// each kind of code is chosen by its directory alone.
+#[test]
+fn load_classes_pick_the_exercisers_of_each_subsystem() {
+    let has = |object: &str, class: &str| load_classes(object).contains(&class);
+    for (object, class) in [
+        ("fs/notify/inotify/inotify_user.o", "fs"),
+        ("fs/super.o", "fs"),
+        ("fs/hugetlbfs/inode.o", "fs"),
+        ("fs/sysfs/file.o", "sysfs"),
+        ("fs/userfaultfd.o", "mm"),
+        ("fs/ext4/namei.o", "disk"),
+        ("mm/process_vm_access.o", "mm"),
+        ("mm/swapfile.o", "mm"),
+        ("kernel/time/posix-cpu-timers.o", "kernel"),
+        ("kernel/time/clockevents.o", "hotplug"),
+        ("kernel/cpu.o", "hotplug"),
+        ("kernel/cpu.o", "sysfs"),
+        ("kernel/futex/core.o", "kernel"),
+        ("kernel/entry/common.o", "kernel"),
+        ("kernel/cgroup/cpuset.o", "cgroup"),
+        ("kernel/bpf/ringbuf.o", "bpf"),
+        ("kernel/auditsc.o", "audit"),
+        ("security/keys/gc.o", "keys"),
+        ("crypto/rsa-pkcs1pad.o", "keys"),
+        ("crypto/af_alg.o", "crypto"),
+        ("block/blk-iocost.o", "block"),
+        ("drivers/tty/vt/vt_ioctl.o", "tty"),
+        ("drivers/acpi/acpica/dsmethod.o", "sysfs"),
+        ("net/ipv4/arp.o", "net"),
+        ("net/wireless/core.o", "wireless"),
+        ("net/tipc/bearer.o", "tipc"),
+        ("fs/exfat/nls.o", "disk"),
+        ("fs/crypto/policy.o", "disk"),
+    ] {
+        assert!(has(object, class), "{object}: {:?}", load_classes(object));
+    }
+    // Exercisers that change what the whole guest shares only where the
+    // directory asks for them.
+    for object in [
+        "fs/super.o",
+        "mm/vmalloc.o",
+        "net/ipv4/tcp_input.o",
+        "lib/string.o",
+    ] {
+        for global in ["hotplug", "audit", "cgroup", "block", "tipc", "wireless"] {
+            assert!(!has(object, global), "{object}: {global}");
+        }
+    }
+    // Every class is one of load.sh's, and load.sh has a function for each.
+    let load_sh = String::from_utf8_lossy(LOAD_SH);
+    for class in ALL_CLASSES {
+        assert!(
+            load_sh.contains(&format!("\nload_{class}() {{")),
+            "load.sh has no load_{class}"
+        );
+    }
+}
+
+#[test]
+fn a_bundles_classes_keep_load_sh_order_and_bring_their_modules() {
+    let mut plan = plan_with_test();
+    let b = &mut plan.bundles[0];
+    let mut second = b.manifest.replaced_functions[0].clone();
+    second.object_file = "kernel/cpu.o".to_string();
+    b.manifest.replaced_functions[0].object_file = "crypto/af_alg.o".to_string();
+    b.manifest.replaced_functions.push(second);
+    let classes = b.classes();
+    let order: Vec<usize> = classes
+        .iter()
+        .map(|c| {
+            ALL_CLASSES
+                .iter()
+                .position(|a| a == c)
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{classes:?}");
+    assert!(classes.contains(&"crypto") && classes.contains(&"hotplug"));
+    assert_eq!(b.load_modules(), ["md_mod", "algif_skcipher", "algif_hash"]);
+    assert_eq!(class_modules(&["net", "proc"]), Vec::<&str>::new());
+    assert_eq!(
+        class_modules(&["block", "disk"]),
+        [
+            "loop",
+            "ext4",
+            "nls_utf8",
+            "nls_cp437",
+            "nls_ascii",
+            "null_blk"
+        ]
+    );
 }
 
 fn check(name: &str, status: Option<i32>, output: &str) -> CheckResult {
