@@ -414,8 +414,9 @@ unsigned long suture_redirect_calls(const struct suture_func *func)
  * suture_redirect_update() - make the switch of @func take effect
  * @func: attached; its active flag just changed
  *
- * The handler reads the active flags itself; a trampoline reads its slot.
- * Context: inside stop_machine().
+ * The handler reads the active flags itself; a trampoline's jumps are
+ * rewritten to the new target.
+ * Context: inside suture_stop_all(), with the trampolines mapped writable.
  */
 void suture_redirect_update(struct suture_func *func)
 {
