@@ -246,8 +246,16 @@ int suture_redirect_attach(struct suture_func *func)
 	}
 
 	fops = suture_fops_find(func->old_addr);
-	if (fops)
+	if (fops) {
+		/* A new fops's trampoline was checked when it was registered. */
+		if (fops->tramp >= 0 &&
+		    !suture_direct_reaches(fops, (unsigned long)func->new_func)) {
+			pr_err("%s: the replacement %px is out of a jump's reach of the trampoline\n",
+			       func->old_name, func->new_func);
+			return -ERANGE;
+		}
 		goto add;
+	}
 
 	fops = kzalloc(sizeof(*fops), GFP_KERNEL);
 	if (!fops)
@@ -273,11 +281,6 @@ int suture_redirect_attach(struct suture_func *func)
 registered:
 	list_add(&fops->node, &suture_fops_list);
 add:
-	if (fops->tramp >= 0 && !suture_direct_reaches(fops, (unsigned long)func->new_func)) {
-		pr_err("%s: the replacement %px is out of a jump's reach of the trampoline\n",
-		       func->old_name, func->new_func);
-		return -ERANGE;
-	}
 	func->fops = fops;
 	func->active = false;
 	list_add_rcu(&func->stack_node, &fops->func_stack);

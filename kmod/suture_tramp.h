@@ -8,8 +8,8 @@
 
 /*
  * How many functions can be redirected by direct calls at once; the ones
- * beyond take the ftrace handler path. Each trampoline is 48 bytes of
- * text (64 with 6.12's call padding).
+ * beyond take the ftrace handler path. Each trampoline is 32 bytes of
+ * text (48 on 6.12, with ENDBR and alignment).
  */
 #define SUTURE_NR_TRAMPS 500
 

@@ -238,6 +238,23 @@ impl GuestRun {
         self.checks.iter().find(|c| c.name == name)
     }
 
+    /// Prints each check's verdict and where the logs are, for the test
+    /// output of a session shared by several tests.
+    pub fn print_summary(&self, guest: &str) {
+        for c in &self.checks {
+            eprintln!(
+                "guest check {}: {}",
+                c.name,
+                if c.passed() { "passed" } else { "FAILED" }
+            );
+        }
+        eprintln!(
+            "{guest} ran in {:.1} s; logs in {}",
+            self.elapsed.as_secs_f64(),
+            self.dir.display()
+        );
+    }
+
     /// A report of one check for a test failure message.
     pub fn describe(&self, name: &str) -> String {
         let logs = format!("serial log: {}", self.dir.join("serial.log").display());

@@ -43,18 +43,7 @@ fn session() -> &'static GuestRun {
         spec.files.push(dkms_companion(&target, &modules)?);
         let run =
             run_guest(&target, &modules, &spec).map_err(|e| format!("running the guest: {e}"))?;
-        for c in &run.checks {
-            eprintln!(
-                "guest check {}: {}",
-                c.name,
-                if c.passed() { "passed" } else { "FAILED" }
-            );
-        }
-        eprintln!(
-            "guest ran in {:.1} s; logs in {}",
-            run.elapsed.as_secs_f64(),
-            run.dir.display()
-        );
+        run.print_summary("guest");
         Ok(run)
     });
     match run {

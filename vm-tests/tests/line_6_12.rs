@@ -54,18 +54,7 @@ fn session() -> &'static GuestRun {
             .map_err(|e| format!("building the modules for {release}: {e}"))?;
         let run =
             run_guest(&target, &modules, &spec).map_err(|e| format!("running the guest: {e}"))?;
-        for c in &run.checks {
-            eprintln!(
-                "guest check {}: {}",
-                c.name,
-                if c.passed() { "passed" } else { "FAILED" }
-            );
-        }
-        eprintln!(
-            "guest ({release}) ran in {:.1} s; logs in {}",
-            run.elapsed.as_secs_f64(),
-            run.dir.display()
-        );
+        run.print_summary(&format!("guest ({release})"));
         Ok(run)
     });
     match run {
